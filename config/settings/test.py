@@ -1,0 +1,14 @@
+"""The test suite: same services as `make run` (embedded by default), faster hashing."""
+
+from .base import *  # noqa: F401,F403
+from .base import TRAILMARK
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+TRAILMARK["INGEST_BATCH_SIZE"] = 50
+TRAILMARK["INGEST_MAX_DOC_BYTES"] = 64 * 1024

@@ -1,0 +1,253 @@
+"""Streaming readers for ingest: JSONL, CSV, a folder of .txt/.md files, Parquet.
+
+Each reader yields one `Row` per record, good or bad, and never holds a whole file in memory: lines
+are read with a bounded length, CSV is parsed from a line stream, Parquet in record batches. A bad
+record becomes a Row with `error` set (file, line and reason); only a file that cannot be read at
+all raises `IngestFileError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+FORMATS = ("jsonl", "csv", "folder", "parquet")
+FOLDER_SUFFIXES = {".txt", ".md", ".markdown"}
+META_FIELDS = ("id", "url")
+
+
+class IngestFileError(ValueError):
+    """The input as a whole cannot be read (missing, unknown format, no text column...)."""
+
+
+@dataclass(frozen=True)
+class Row:
+    file: str
+    line: int | None  # 1-based line (JSONL, CSV), row (Parquet); None for a whole file
+    text: str | None = None
+    error: str | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+def detect_format(path: Path) -> str:
+    if path.is_dir():
+        return "folder"
+    suffix = path.suffix.lower()
+    by_suffix = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
+                 ".parquet": "parquet", ".pq": "parquet", ".txt": "folder", ".md": "folder"}
+    if suffix not in by_suffix:
+        raise IngestFileError(f"{path.name}: cannot tell the format from '{suffix or 'no suffix'}'; "
+                              f"give one of {', '.join(FORMATS)}")
+    return by_suffix[suffix]
+
+
+class Reader:
+    """Iterate rows; `position` / `total` measure progress in `unit`s."""
+
+    unit = "bytes"
+
+    def __init__(self, path: Path, *, text_field: str = "text", max_bytes: int = 1 << 20) -> None:
+        if not path.exists():
+            raise IngestFileError(f"{path}: no such file or folder")
+        self.path = path
+        self.text_field = text_field
+        self.max_bytes = max_bytes
+        self.position = 0
+        self.total = self._total()
+
+    def _total(self) -> int:
+        return self.path.stat().st_size
+
+    def __iter__(self) -> Iterator[Row]:
+        raise NotImplementedError
+
+    def _checked(self, file: str, line: int | None, text: object, meta: dict[str, str]) -> Row:
+        if text is None:
+            return Row(file, line, error=f"missing text field '{self.text_field}'")
+        if not isinstance(text, str):
+            return Row(file, line, error=f"field '{self.text_field}' is not a string")
+        size = len(text.encode("utf-8"))
+        if size > self.max_bytes:
+            return Row(file, line, error=f"text is {size} bytes, over the {self.max_bytes}-byte limit")
+        if not text.strip():
+            return Row(file, line, error="text is empty")
+        return Row(file, line, text=text, meta=meta)
+
+
+def _bounded_lines(handle: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | None, int]]:
+    """(line number, bytes or None when over `limit`, bytes consumed so far)."""
+    number = 0
+    consumed = 0
+    while True:
+        chunk = handle.readline(limit + 1)
+        if not chunk:
+            return
+        number += 1
+        consumed += len(chunk)
+        if len(chunk) > limit and not chunk.endswith(b"\n"):
+            while chunk and not chunk.endswith(b"\n"):  # skip the rest of an oversized line
+                chunk = handle.readline(1 << 20)
+                consumed += len(chunk)
+            yield number, None, consumed
+            continue
+        yield number, chunk, consumed
+
+
+def _meta(record: dict[str, object]) -> dict[str, str]:
+    return {k: str(record[k]) for k in META_FIELDS if record.get(k) not in (None, "")}
+
+
+class JsonlReader(Reader):
+    def __iter__(self) -> Iterator[Row]:
+        name = self.path.name
+        # A JSON-escaped line can be up to ~6x its text; leave room before calling it oversized.
+        limit = self.max_bytes * 6 + 4096
+        with self.path.open("rb") as handle:
+            for number, raw, self.position in _bounded_lines(handle, limit):
+                if raw is None:
+                    yield Row(name, number, error=f"line is over the {limit}-byte limit")
+                    continue
+                if not raw.strip():
+                    continue
+                try:
+                    decoded = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield Row(name, number, error=f"not valid UTF-8 at byte {exc.start}")
+                    continue
+                try:
+                    record = json.loads(decoded)
+                except json.JSONDecodeError as exc:
+                    yield Row(name, number, error=f"invalid JSON: {exc.msg} at column {exc.colno}")
+                    continue
+                if not isinstance(record, dict):
+                    yield Row(name, number, error="a line must be a JSON object")
+                    continue
+                yield self._checked(name, number, record.get(self.text_field), _meta(record))
+
+
+class CsvReader(Reader):
+    def __iter__(self) -> Iterator[Row]:
+        name = self.path.name
+        pending: list[Row] = []
+        line_no = 0
+
+        def lines(handle: IO[bytes]) -> Iterator[str]:
+            nonlocal line_no
+            for line_no, raw, self.position in _bounded_lines(handle, self.max_bytes + 4096):
+                if raw is None:
+                    pending.append(Row(name, line_no, error="line is over the size limit"))
+                    continue
+                try:
+                    yield raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    pending.append(Row(name, line_no, error=f"not valid UTF-8 at byte {exc.start}"))
+
+        csv.field_size_limit(max(self.max_bytes * 2, 1 << 17))
+        with self.path.open("rb") as handle:
+            reader = csv.reader(lines(handle))
+            header = next(reader, None)
+            yield from pending
+            pending.clear()
+            if header is None:
+                raise IngestFileError(f"{name}: empty CSV file, expected a header row")
+            columns = [h.strip() for h in header]
+            if self.text_field not in columns:
+                raise IngestFileError(f"{name}: no column '{self.text_field}' in the header "
+                                      f"(columns: {', '.join(columns)})")
+            start = line_no + 1
+            for values in reader:
+                yield from pending
+                pending.clear()
+                if not any(v.strip() for v in values):
+                    start = line_no + 1
+                    continue
+                if len(values) != len(columns):
+                    yield Row(name, start, error=f"{len(values)} fields, the header has "
+                                                  f"{len(columns)}")
+                else:
+                    record = dict(zip(columns, values, strict=True))
+                    yield self._checked(name, start, record.get(self.text_field), _meta(record))
+                start = line_no + 1
+            yield from pending
+
+
+class FolderReader(Reader):
+    unit = "files"
+
+    def _files(self) -> list[Path]:
+        if self.path.is_file():
+            return [self.path]
+        found = []
+        for root, dirs, files in os.walk(self.path):
+            dirs.sort()
+            found += [Path(root) / f for f in sorted(files)
+                      if Path(f).suffix.lower() in FOLDER_SUFFIXES and not f.startswith(".")]
+        return found
+
+    def _total(self) -> int:
+        self._list = self._files()
+        return len(self._list)
+
+    def __iter__(self) -> Iterator[Row]:
+        base = self.path.parent if self.path.is_file() else self.path
+        for self.position, file in enumerate(self._list, start=1):
+            name = str(file.relative_to(base))
+            size = file.stat().st_size
+            if size > self.max_bytes:
+                yield Row(name, None, error=f"file is {size} bytes, over the "
+                                            f"{self.max_bytes}-byte limit")
+                continue
+            try:
+                text = file.read_bytes().decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                yield Row(name, None, error=f"not valid UTF-8 at byte {exc.start}")
+                continue
+            yield self._checked(name, None, text, {"id": name})
+
+
+class ParquetReader(Reader):
+    unit = "rows"
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(self.path)
+        except Exception as exc:  # pyarrow raises several types for a corrupt file
+            raise IngestFileError(f"{self.path.name}: not a readable Parquet file ({exc})") from exc
+
+    def _total(self) -> int:
+        self._file = self._open()
+        names = self._file.schema_arrow.names
+        if self.text_field not in names:
+            raise IngestFileError(f"{self.path.name}: no column '{self.text_field}' "
+                                  f"(columns: {', '.join(names)})")
+        return self._file.metadata.num_rows
+
+    def __iter__(self) -> Iterator[Row]:
+        name = self.path.name
+        names = self._file.schema_arrow.names
+        columns = [self.text_field] + [c for c in META_FIELDS if c in names and
+                                       c != self.text_field]
+        for batch in self._file.iter_batches(batch_size=1024, columns=columns):
+            for record in batch.to_pylist():
+                self.position += 1
+                yield self._checked(name, self.position, record.get(self.text_field),
+                                    _meta(record))
+
+
+READERS: dict[str, type[Reader]] = {
+    "jsonl": JsonlReader, "csv": CsvReader, "folder": FolderReader, "parquet": ParquetReader,
+}
+
+
+def open_reader(path: Path, fmt: str | None = None, **options: object) -> Reader:
+    fmt = fmt or detect_format(path)
+    if fmt not in READERS:
+        raise IngestFileError(f"unknown format '{fmt}'; expected one of {', '.join(FORMATS)}")
+    return READERS[fmt](path, **options)  # type: ignore[arg-type]

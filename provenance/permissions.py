@@ -1,0 +1,1 @@
+from rest_framework.permissions import IsAuthenticated as RolePermission  # replaced below

@@ -1,0 +1,258 @@
+"""Ingest: stream a file into documents and occurrences, in batches, with live progress.
+
+Each batch is one transaction that also advances the job's counters, so after a crash the job row
+says exactly which rows are in; a rerun skips them and goes on (no duplicates, no lost rows).
+Content is deduplicated by the sha256 of its normalised text: the same text in two sources is one
+`Document` with two `Occurrence`s, and ingesting a file twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from provenance.engine.readers import IngestFileError, Row, detect_format, open_reader
+from provenance.engine.text import minhash_signatures, prepare
+from provenance.models import DataSource, IngestJob, User
+from provenance.services.errors import InvalidTransition
+from provenance.services.jobs import job_lock
+from provenance.services.ledger import ledger_append
+
+log = logging.getLogger(__name__)
+ProgressCallback = Callable[[IngestJob], None]
+
+_STAGE_DDL = """
+CREATE TEMP TABLE IF NOT EXISTS trailmark_ingest_stage (
+    sha256 char(64), text text, byte_count integer, token_estimate integer, minhash bytea,
+    external_id varchar(500), url varchar(2000), file varchar(500), line bigint
+) ON COMMIT DELETE ROWS
+"""
+_STAGE_COLUMNS = "sha256, text, byte_count, token_estimate, minhash, external_id, url, file, line"
+
+_INSERT_DOCUMENTS = """
+INSERT INTO provenance_document (sha256, text, byte_count, token_estimate, minhash,
+                                 removal_reason, text_purged, created_at)
+SELECT sha256, text, byte_count, token_estimate, minhash, '', false, now()
+FROM trailmark_ingest_stage
+ON CONFLICT (sha256) DO NOTHING
+"""
+_INSERT_OCCURRENCES = """
+WITH linked AS (
+    INSERT INTO provenance_occurrence (document_id, source_id, external_id, url, ingest_job_id,
+                                       file, line, created_at)
+    SELECT d.id, %(source)s, s.external_id, s.url, %(job)s, s.file, s.line, now()
+    FROM trailmark_ingest_stage s JOIN provenance_document d ON d.sha256 = s.sha256
+    WHERE d.removed_at IS NULL
+    ON CONFLICT (source_id, document_id) DO NOTHING
+    RETURNING document_id
+)
+SELECT count(*), coalesce(sum(d.byte_count), 0)
+FROM linked JOIN provenance_document d ON d.id = linked.document_id
+"""
+_COUNT_BLOCKED = """
+SELECT count(*) FROM trailmark_ingest_stage s JOIN provenance_document d ON d.sha256 = s.sha256
+WHERE d.removed_at IS NOT NULL
+"""
+
+
+def _options() -> dict[str, int]:
+    conf = settings.TRAILMARK
+    return {"batch_size": conf["INGEST_BATCH_SIZE"], "max_bytes": conf["INGEST_MAX_DOC_BYTES"]}
+
+
+def _check_readable(path: Path, fmt: str | None, text_field: str) -> str:
+    try:
+        fmt = fmt or detect_format(path)
+        open_reader(path, fmt, text_field=text_field, max_bytes=_options()["max_bytes"])
+    except IngestFileError as exc:
+        raise ValidationError({"file": str(exc)}) from exc
+    return fmt
+
+
+@transaction.atomic
+def ingest_job_create(*, source: DataSource, path: Path, actor: User | None, fmt: str | None = None,
+                      text_field: str = "text", original_name: str = "") -> IngestJob:
+    """Queue an ingest of a file or folder already on this server's disk."""
+    if source.status != DataSource.Status.ACTIVE:
+        raise ValidationError({"source": f"source {source.name!r} is {source.status}"})
+    fmt = _check_readable(path, fmt, text_field)
+    job = IngestJob.objects.create(source=source, path=str(path), format=fmt,
+                                   text_field=text_field, created_by=actor,
+                                   original_name=original_name or path.name)
+    from provenance.tasks import ingest_run_task
+
+    ingest_run_task.delay_on_commit(job.pk)
+    return job
+
+
+def upload_store(chunks: Iterable[bytes], name: str) -> Path:
+    """Write an uploaded file into the artifact store, chunk by chunk."""
+    folder = Path(settings.ARTIFACT_DIR) / "uploads" / uuid.uuid4().hex
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / Path(name).name
+    with target.open("wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+    return target
+
+
+@transaction.atomic
+def ingest_job_retry(*, job: IngestJob, actor: User) -> IngestJob:
+    job = IngestJob.objects.select_for_update().get(pk=job.pk)
+    if job.state != IngestJob.State.FAILED:
+        raise InvalidTransition(f"ingest job {job.pk}", job.state, "retry")
+    job.state = IngestJob.State.QUEUED
+    job.error = ""
+    job.save(update_fields=["state", "error", "updated_at"])
+    from provenance.tasks import ingest_run_task
+
+    ingest_run_task.delay_on_commit(job.pk)
+    return job
+
+
+@dataclass
+class _Batch:
+    rows: list[Row]
+    position: int
+
+
+def _claim(job_id: int) -> IngestJob | None:
+    """Mark the job running unless it is finished. A job found 'running' was interrupted (its
+    worker died and the broker redelivered the task), so it resumes after its last batch."""
+    with transaction.atomic():
+        job = IngestJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.state in (IngestJob.State.SUCCEEDED, IngestJob.State.FAILED):
+            return None
+        job.state = IngestJob.State.RUNNING
+        job.started_at = job.started_at or timezone.now()
+        job.stage = "reading"
+        job.save(update_fields=["state", "started_at", "stage", "updated_at"])
+        return job
+
+
+def ingest_run(*, job_id: int, on_progress: ProgressCallback | None = None) -> IngestJob | None:
+    """Run (or resume) an ingest job. Safe to call twice; returns None if there was nothing to do."""
+    with job_lock("ingest", job_id) as mine:
+        job = _claim(job_id) if mine else None
+        if job is None:
+            return None
+        try:
+            _run(job, on_progress)
+        except Exception as exc:
+            log.exception("ingest job %s failed", job_id)
+            IngestJob.objects.filter(pk=job_id).update(
+                state=IngestJob.State.FAILED, error=str(exc)[:2000], finished_at=timezone.now(),
+                updated_at=timezone.now())
+            job.refresh_from_db()
+            if on_progress:
+                on_progress(job)
+        return job
+
+
+def _run(job: IngestJob, on_progress: ProgressCallback | None) -> None:
+    opts = _options()
+    reader = open_reader(Path(job.path), job.format, text_field=job.text_field,
+                         max_bytes=opts["max_bytes"])
+    job.total, job.unit = reader.total, reader.unit
+    job.save(update_fields=["total", "unit", "updated_at"])
+    skip = job.rows_read  # rows committed by an earlier, interrupted attempt
+    batch: list[Row] = []
+    for index, row in enumerate(reader):
+        if index < skip:
+            continue
+        batch.append(row)
+        if len(batch) >= opts["batch_size"]:
+            _commit_batch(job, _Batch(batch, reader.position))
+            batch = []
+            if on_progress:
+                on_progress(job)
+    _commit_batch(job, _Batch(batch, reader.position))
+    with transaction.atomic():
+        job.state = IngestJob.State.SUCCEEDED
+        job.stage = "done"
+        job.position = job.total
+        job.finished_at = timezone.now()
+        job.save(update_fields=["state", "stage", "position", "finished_at", "updated_at"])
+        ledger_append(actor=job.created_by, event="ingest.finished", subject=job.source,
+                      payload={"job": job.pk, "file": job.original_name, **_counts(job)})
+    if on_progress:
+        on_progress(job)
+
+
+def _counts(job: IngestJob) -> dict[str, int]:
+    return {"read": job.rows_read, "added": job.rows_added, "linked": job.rows_linked,
+            "duplicate": job.rows_duplicate, "blocked": job.rows_blocked, "bad": job.rows_bad}
+
+
+def _commit_batch(job: IngestJob, batch: _Batch) -> None:
+    good: dict[str, tuple] = {}
+    prepared_rows = []
+    bad: list[dict[str, object]] = []
+    for row in batch.rows:
+        if row.error is not None:
+            bad.append({"file": row.file, "line": row.line, "reason": row.error})
+            continue
+        doc = prepare(row.text or "")
+        if not doc.text:
+            bad.append({"file": row.file, "line": row.line, "reason": "text is empty"})
+            continue
+        if doc.sha256 in good:
+            continue  # the same text twice in one batch: counted as a duplicate below
+        good[doc.sha256] = (doc, row)
+        prepared_rows.append(doc)
+    signatures = minhash_signatures([d.text for d in prepared_rows])
+    in_batch_dups = len(batch.rows) - len(bad) - len(good)
+
+    with transaction.atomic():
+        added = linked_new = blocked = linked_bytes = 0
+        if good:
+            with connection.cursor() as cursor:
+                cursor.execute(_STAGE_DDL)
+                with cursor.copy(f"COPY trailmark_ingest_stage ({_STAGE_COLUMNS}) FROM STDIN") as cp:
+                    for doc, sig in zip(prepared_rows, signatures, strict=True):
+                        row = good[doc.sha256][1]
+                        cp.write_row((doc.sha256, doc.text, doc.byte_count, doc.token_estimate,
+                                      sig, row.meta.get("id", "")[:500],
+                                      row.meta.get("url", "")[:2000], row.file[:500], row.line))
+                cursor.execute(_INSERT_DOCUMENTS)
+                added = cursor.rowcount
+                cursor.execute(_INSERT_OCCURRENCES, {"source": job.source_id, "job": job.pk})
+                linked_new, linked_bytes = cursor.fetchone()
+                cursor.execute(_COUNT_BLOCKED)
+                blocked = cursor.fetchone()[0]
+        room = max(0, IngestJob.MAX_REPORTED_ERRORS - len(job.errors))
+        job.errors = job.errors + bad[:room]
+        job.rows_read += len(batch.rows)
+        job.rows_added += added
+        job.rows_linked += linked_new - added
+        job.rows_blocked += blocked
+        job.rows_bad += len(bad)
+        job.rows_duplicate += len(good) - linked_new - blocked + in_batch_dups
+        job.position = batch.position
+        job.save(update_fields=["errors", "rows_read", "rows_added", "rows_linked", "rows_blocked",
+                                "rows_bad", "rows_duplicate", "position", "updated_at"])
+        if linked_new:
+            DataSource.objects.filter(pk=job.source_id).update(
+                document_count=F("document_count") + linked_new,
+                byte_count=F("byte_count") + linked_bytes)
+
+
+def ingest_path(*, source: DataSource, path: Path, actor: User | None, fmt: str | None = None,
+                text_field: str = "text", on_progress: ProgressCallback | None = None) -> IngestJob:
+    """Ingest in this process (the CLI): create the job row without queueing it, then run it."""
+    fmt = _check_readable(path, fmt, text_field)
+    job = IngestJob.objects.create(source=source, path=str(path), format=fmt,
+                                   text_field=text_field, created_by=actor,
+                                   original_name=path.name)
+    ingest_run(job_id=job.pk, on_progress=on_progress)
+    job.refresh_from_db()
+    return job

@@ -1,0 +1,76 @@
+"""The governance ledger: every service that changes governance state appends one entry here,
+inside its own transaction, so the entry exists exactly when the change does."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+from provenance.engine.canonical import canonical_hash, canonical_json
+from provenance.models import LedgerEntry, User
+
+GENESIS = "0" * 64
+# Arbitrary constant naming the ledger's advisory lock: appends are serialised so the chain has no
+# forks; the lock is released at COMMIT/ROLLBACK of the surrounding transaction.
+_LEDGER_LOCK = 0x7472_6C65_6467  # "trledg"
+
+
+def entry_hash(prev_hash: str, header: dict[str, Any]) -> str:
+    """sha256(prev_hash bytes || canonical JSON of the entry header)."""
+    return hashlib.sha256(bytes.fromhex(prev_hash) + canonical_json(header)).hexdigest()
+
+
+def entry_header(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq,
+        "created_at": entry.created_at.isoformat(),
+        "actor": entry.actor_label,
+        "event": entry.event,
+        "subject_type": entry.subject_type,
+        "subject_id": entry.subject_id,
+        "payload_hash": entry.payload_hash,
+    }
+
+
+def _actor_label(actor: User | None) -> str:
+    if actor is None:
+        return "system"
+    return f"user:{actor.pk}:{actor.username}"
+
+
+@transaction.atomic
+def ledger_append(*, actor: User | None, event: str, subject: models.Model | None = None,
+                  payload: dict[str, Any] | None = None) -> LedgerEntry:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LEDGER_LOCK])
+    last = LedgerEntry.objects.order_by("-seq").values("seq", "entry_hash").first()
+    payload = payload or {}
+    entry = LedgerEntry(
+        seq=(last["seq"] + 1) if last else 1,
+        created_at=timezone.now(),
+        actor=actor,
+        actor_label=_actor_label(actor),
+        event=event,
+        subject_type=subject._meta.label_lower if subject is not None else "",
+        subject_id=str(subject.pk) if subject is not None else "",
+        payload=payload,
+        payload_hash=canonical_hash(payload),
+        prev_hash=last["entry_hash"] if last else GENESIS,
+    )
+    entry.entry_hash = entry_hash(entry.prev_hash, entry_header(entry))
+    entry.save()
+    return entry
+
+
+def ledger_verify_chain() -> tuple[bool, int | None]:
+    """Recompute every hash in order. (True, None) if intact, else (False, first bad seq)."""
+    prev = GENESIS
+    for entry in LedgerEntry.objects.order_by("seq").iterator(chunk_size=2000):
+        if (entry.prev_hash != prev or entry.payload_hash != canonical_hash(entry.payload)
+                or entry.entry_hash != entry_hash(prev, entry_header(entry))):
+            return False, entry.seq
+        prev = entry.entry_hash
+    return True, None

@@ -1,0 +1,159 @@
+"""Rights-holders, sources, their licence signals and opt-out signals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from provenance.engine import licenses
+from provenance.models import DataSource, LicenseSignal, OptOutSignal, RightsHolder, User
+from provenance.services.ledger import ledger_append
+
+HOLDER_FIELDS = {"name", "kind", "contact_name", "contact_email", "url"}
+SOURCE_FIELDS = {"name", "uri", "description", "terms_url", "status"}
+
+
+def _normalised_or_error(expression: str, field: str = "license_expression") -> str:
+    try:
+        return licenses.normalise_expression(expression)
+    except licenses.LicenseError as exc:
+        raise ValidationError({field: str(exc)}) from exc
+
+
+@transaction.atomic
+def rights_holder_create(*, actor: User | None, **fields: Any) -> RightsHolder:
+    holder = RightsHolder(**{k: v for k, v in fields.items() if k in HOLDER_FIELDS})
+    holder.full_clean()
+    holder.save()
+    ledger_append(actor=actor, event="rights_holder.created", subject=holder,
+                  payload={"name": holder.name, "kind": holder.kind})
+    return holder
+
+
+@transaction.atomic
+def rights_holder_update(*, holder: RightsHolder, actor: User, **fields: Any) -> RightsHolder:
+    changed = {k: v for k, v in fields.items() if k in HOLDER_FIELDS | {"verified"}}
+    for key, value in changed.items():
+        setattr(holder, key, value)
+    if "verified" in changed:
+        holder.verified_at = timezone.now() if changed["verified"] else None
+    holder.full_clean()
+    holder.save()
+    ledger_append(actor=actor, event="rights_holder.updated", subject=holder,
+                  payload={"fields": sorted(changed)})
+    return holder
+
+
+def _refresh_terms(source: DataSource) -> None:
+    """Derive use class and flags from every active licence signal: the most restrictive wins."""
+    expressions = [source.license_expression, *source.license_signals.filter(active=True)
+                   .exclude(origin=LicenseSignal.Origin.DECLARED)
+                   .values_list("expression", flat=True)]
+    _apply_terms(source, expressions)
+
+
+def _apply_terms(source: DataSource, expressions: list[str]) -> None:
+    terms = licenses.resolve(expressions)
+    source.use_class = terms.use_class.label
+    source.requires_attribution = terms.attribution
+    source.share_alike = terms.share_alike
+
+
+@transaction.atomic
+def source_create(*, actor: User | None, owner: RightsHolder, name: str, license_expression: str,
+                  **fields: Any) -> DataSource:
+    expression = _normalised_or_error(license_expression)
+    if DataSource.objects.filter(owner=owner, name=name).exists():
+        raise ValidationError({"name": f"{owner.name} already has a source named {name!r}"})
+    source = DataSource(owner=owner, name=name, license_expression=expression,
+                        **{k: v for k, v in fields.items() if k in SOURCE_FIELDS})
+    _apply_terms(source, [expression])
+    source.full_clean()
+    source.save()
+    LicenseSignal.objects.create(source=source, origin=LicenseSignal.Origin.DECLARED,
+                                 expression=expression, observed_at=timezone.now())
+    ledger_append(actor=actor, event="source.created", subject=source,
+                  payload={"owner": owner.pk, "name": name, "license": expression,
+                           "use_class": source.use_class})
+    return source
+
+
+@transaction.atomic
+def source_update(*, source: DataSource, actor: User, **fields: Any) -> DataSource:
+    source = DataSource.objects.select_for_update().get(pk=source.pk)
+    changed = {k: v for k, v in fields.items() if k in SOURCE_FIELDS}
+    if "name" in changed and DataSource.objects.filter(
+            owner=source.owner, name=changed["name"]).exclude(pk=source.pk).exists():
+        raise ValidationError({"name": f"{source.owner.name} already has a source named "
+                                       f"{changed['name']!r}"})
+    for key, value in changed.items():
+        setattr(source, key, value)
+    if "license_expression" in fields:
+        expression = _normalised_or_error(fields["license_expression"])
+        if expression != source.license_expression:
+            # The old declaration stays in the history, inactive.
+            source.license_signals.filter(origin=LicenseSignal.Origin.DECLARED,
+                                          active=True).update(active=False)
+            LicenseSignal.objects.create(source=source, origin=LicenseSignal.Origin.DECLARED,
+                                         expression=expression, observed_at=timezone.now())
+            source.license_expression = expression
+            changed["license_expression"] = expression
+    _refresh_terms(source)
+    source.full_clean()
+    source.save()
+    ledger_append(actor=actor, event="source.updated", subject=source,
+                  payload={"fields": sorted(changed), "license": source.license_expression,
+                           "use_class": source.use_class})
+    return source
+
+
+@transaction.atomic
+def license_signal_add(*, source: DataSource, actor: User, origin: str, expression: str,
+                       observed_at: datetime | None = None, url: str = "") -> LicenseSignal:
+    if origin == LicenseSignal.Origin.DECLARED:
+        raise ValidationError({"origin": "change the source's license_expression to change "
+                                         "its declared licence"})
+    if origin not in LicenseSignal.Origin.values:
+        raise ValidationError({"origin": f"unknown origin {origin!r}"})
+    signal = LicenseSignal.objects.create(
+        source=source, origin=origin, expression=_normalised_or_error(expression, "expression"),
+        url=url, observed_at=observed_at or timezone.now())
+    source = DataSource.objects.select_for_update().get(pk=source.pk)
+    _refresh_terms(source)
+    source.save(update_fields=["use_class", "requires_attribution", "share_alike", "updated_at"])
+    ledger_append(actor=actor, event="source.license_signal_added", subject=source,
+                  payload={"origin": origin, "expression": signal.expression,
+                           "use_class": source.use_class})
+    return signal
+
+
+@transaction.atomic
+def opt_out_signal_record(*, source: DataSource, actor: User | None, kind: str, value: str,
+                          opted_out: bool, observed_at: datetime | None = None) -> OptOutSignal:
+    if kind not in OptOutSignal.Kind.values:
+        raise ValidationError({"kind": f"unknown kind {kind!r}; expected one of "
+                                       f"{', '.join(OptOutSignal.Kind.values)}"})
+    observed_at = observed_at or timezone.now()
+    if observed_at > timezone.now():
+        raise ValidationError({"observed_at": "cannot be in the future"})
+    signal = OptOutSignal.objects.create(source=source, kind=kind, value=value,
+                                         opted_out=opted_out, observed_at=observed_at,
+                                         recorded_by=actor)
+    ledger_append(actor=actor, event="source.opt_out_signal_recorded", subject=source,
+                  payload={"kind": kind, "opted_out": opted_out,
+                           "observed_at": observed_at.isoformat()})
+    return signal
+
+
+def source_opted_out(source: DataSource, cutoff: datetime) -> OptOutSignal | None:
+    """The signal that opts the source out as of `cutoff`, if any: for each kind, the latest
+    signal observed at or before the cut-off decides; any kind saying 'out' is enough."""
+    latest: dict[str, OptOutSignal] = {}
+    for signal in source.opt_out_signals.filter(observed_at__lte=cutoff).order_by("observed_at",
+                                                                                   "id"):
+        latest[signal.kind] = signal
+    return next((s for s in latest.values() if s.opted_out), None)

@@ -1,0 +1,21 @@
+"""Celery entry points: thin, take ids, safe to run twice. The work is in services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="provenance.ingest_run", acks_late=True, ignore_result=True,
+             soft_time_limit=6 * 60 * 60, time_limit=6 * 60 * 60 + 300)
+def ingest_run_task(job_id: int) -> None:
+    from provenance.services.ingest import ingest_run
+
+    ingest_run(job_id=job_id)
+
+
+@shared_task(name="provenance.curate_run", acks_late=True, ignore_result=True,
+             soft_time_limit=2 * 60 * 60, time_limit=2 * 60 * 60 + 300)
+def curate_run_task(job_id: int) -> None:
+    from provenance.services.datasets import curation_run
+
+    curation_run(job_id=job_id)
