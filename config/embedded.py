@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--host", default=os.environ.get("TRAILMARK_HOST", "127.0.0.1"))
     run.add_argument("--port", type=int, default=int(os.environ.get("TRAILMARK_PORT", "8000")))
     ex = sub.add_parser("exec", help="run a command with the services up")
-    ex.add_argument("--throwaway", action="store_true", help="use a fresh state folder, then delete it")
+    ex.add_argument("--throwaway", action="store_true",
+                    help="use a fresh state folder, then delete it")
     ex.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
 

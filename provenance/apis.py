@@ -1,1 +1,347 @@
-from rest_framework.views import exception_handler  # replaced below
+"""The /api/v1/ endpoints: thin views that validate input, call a service, and render a selector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import django_filters
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InternalError
+from django.db.models import ProtectedError
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import ValidationError as DRFValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from provenance import selectors
+from provenance import serializers as s
+from provenance.models import DatasetVersion, DataSource, Document, IngestJob, VersionExclusion
+from provenance.permissions import STAFF, Role, role_of
+from provenance.services import datasets, documents, ingest, sources
+from provenance.services.errors import InvalidTransition
+from provenance.services.ledger import ledger_verify_chain
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Service errors become 4xx answers that name the field; nothing here becomes a 5xx."""
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        exc = DRFValidationError(detail=detail)
+    elif isinstance(exc, InvalidTransition):
+        return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    elif isinstance(exc, ProtectedError):
+        return Response({"detail": "other records depend on this one"},
+                        status=status.HTTP_409_CONFLICT)
+    elif isinstance(exc, InternalError) and "trailmark:" in str(exc):
+        # A database guard (immutable version, append-only table) refused the write.
+        message = str(exc).split("trailmark:", 1)[1].splitlines()[0].strip()
+        return Response({"detail": message}, status=status.HTTP_409_CONFLICT)
+    return drf_exception_handler(exc, context)
+
+
+class ServiceViewSet(viewsets.GenericViewSet):
+    """Base: input serializers are validated here; the write goes through a service."""
+
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def valid(self, serializer_class: type[serializers.Serializer], **kwargs: Any) -> dict:
+        serializer = serializer_class(data=self.request.data, **kwargs)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def out(self, instance: Any, code: int = status.HTTP_200_OK, cls: Any = None) -> Response:
+        return Response((cls or self.get_serializer_class())(instance).data, status=code)
+
+
+# --- rights-holders and sources ---------------------------------------------------------------
+
+
+class RightsHolderFilter(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = s.RightsHolder
+        fields = ["name", "kind", "verified"]
+
+
+class RightsHolderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    serializer_class = s.RightsHolderOut
+    filterset_class = RightsHolderFilter
+    write_roles = STAFF
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.rights_holder_list(self.request.user)
+
+    @extend_schema(request=s.RightsHolderIn, responses={201: s.RightsHolderOut})
+    def create(self, request: Request) -> Response:
+        data = self.valid(s.RightsHolderIn)
+        holder = sources.rights_holder_create(actor=request.user, **data)
+        return self.out(holder, status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.RightsHolderIn, responses=s.RightsHolderOut)
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        holder = self.get_object()
+        data = self.valid(s.RightsHolderIn, partial=True)
+        return self.out(sources.rights_holder_update(holder=holder, actor=request.user, **data))
+
+
+class SourceFilter(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = DataSource
+        fields = ["owner", "use_class", "status", "name"]
+
+
+class SourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    serializer_class = s.SourceOut
+    filterset_class = SourceFilter
+    write_roles = STAFF | {Role.RIGHTS_HOLDER}
+    action_write_roles = {"license_signals": STAFF}
+    ordering_fields = ["name", "created_at", "document_count"]
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.source_list(self.request.user)
+
+    @extend_schema(request=s.SourceIn, responses={201: s.SourceOut})
+    def create(self, request: Request) -> Response:
+        data = self.valid(s.SourceIn)
+        owner = data.pop("owner", None)
+        if role_of(request.user) == Role.RIGHTS_HOLDER:
+            if owner is not None and owner.pk != request.user.rights_holder_id:
+                raise PermissionDenied("you can register sources for your own rights-holder only")
+            owner = request.user.rights_holder
+        if owner is None:
+            raise DRFValidationError({"owner": "this field is required"})
+        source = sources.source_create(actor=request.user, owner=owner, **data)
+        return self.out(source, status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.SourceIn, responses=s.SourceOut)
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        source = self.get_object()
+        data = self.valid(s.SourceIn, partial=True)
+        if "owner" in data:
+            raise DRFValidationError({"owner": "a source's owner cannot be changed"})
+        return self.out(sources.source_update(source=source, actor=request.user, **data))
+
+    @extend_schema(request=s.OptOutSignalIn, responses={200: s.OptOutSignalOut(many=True),
+                                                        201: s.OptOutSignalOut})
+    @action(detail=True, methods=["get", "post"], url_path="opt-out-signals")
+    def opt_out_signals(self, request: Request, pk: str | None = None) -> Response:
+        source = self.get_object()
+        if request.method == "GET":
+            return Response(s.OptOutSignalOut(source.opt_out_signals.all(), many=True).data)
+        data = self.valid(s.OptOutSignalIn)
+        signal = sources.opt_out_signal_record(source=source, actor=request.user, **data)
+        return self.out(signal, status.HTTP_201_CREATED, s.OptOutSignalOut)
+
+    @extend_schema(request=s.LicenseSignalIn, responses={200: s.LicenseSignalOut(many=True),
+                                                         201: s.LicenseSignalOut})
+    @action(detail=True, methods=["get", "post"], url_path="license-signals")
+    def license_signals(self, request: Request, pk: str | None = None) -> Response:
+        source = self.get_object()
+        if request.method == "GET":
+            return Response(s.LicenseSignalOut(source.license_signals.all(), many=True).data)
+        data = self.valid(s.LicenseSignalIn)
+        signal = sources.license_signal_add(source=source, actor=request.user, **data)
+        return self.out(signal, status.HTTP_201_CREATED, s.LicenseSignalOut)
+
+
+# --- documents --------------------------------------------------------------------------------
+
+
+class DocumentFilter(django_filters.FilterSet):
+    source = django_filters.NumberFilter(field_name="occurrences__source")
+    removed = django_filters.BooleanFilter(field_name="removed_at", lookup_expr="isnull",
+                                           exclude=True)
+
+    class Meta:
+        model = Document
+        fields = ["sha256", "source", "removed"]
+
+
+class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    filterset_class = DocumentFilter
+    write_roles = STAFF
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        qs = selectors.document_list(self.request.user).prefetch_related("sources")
+        return qs.defer("text", "minhash", "embedding") if self.action == "list" else qs
+
+    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+        return s.DocumentDetailOut if self.action == "retrieve" else s.DocumentOut
+
+    @extend_schema(request=s.TombstoneIn, responses=s.DocumentOut)
+    @action(detail=True, methods=["post"])
+    def tombstone(self, request: Request, pk: str | None = None) -> Response:
+        data = self.valid(s.TombstoneIn)
+        doc = documents.document_tombstone(document=self.get_object(), actor=request.user, **data)
+        return self.out(doc, cls=s.DocumentOut)
+
+
+# --- datasets and versions --------------------------------------------------------------------
+
+CURATES = STAFF | {Role.RESEARCHER}
+
+
+class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    serializer_class = s.DatasetOut
+    filterset_fields = ["slug"]
+    anonymous_read = True
+    write_roles = CURATES
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.dataset_list(self.request.user)
+
+    @extend_schema(request=s.DatasetIn, responses={201: s.DatasetOut})
+    def create(self, request: Request) -> Response:
+        dataset = datasets.dataset_create(actor=request.user, **self.valid(s.DatasetIn))
+        return self.out(dataset, status.HTTP_201_CREATED)
+
+
+class VersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    serializer_class = s.VersionOut
+    filterset_fields = ["dataset", "state", "number"]
+    anonymous_read = True
+    write_roles = CURATES
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.version_list(self.request.user)
+
+    @extend_schema(request=None, responses=s.VersionOut)
+    @action(detail=True, methods=["post"])
+    def publish(self, request: Request, pk: str | None = None) -> Response:
+        version = datasets.dataset_version_publish(version=self.get_object(), actor=request.user)
+        return self.out(version)
+
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        datasets.dataset_version_discard(version=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={(200, "text/plain"): str})
+    @action(detail=True, methods=["get"])
+    def manifest(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
+        """The sorted member content hashes, one per line; the root is in X-Manifest-Root.
+        Recompute it offline with `python -m provenance.engine.merkle FILE`."""
+        version: DatasetVersion = self.get_object()
+        hashes = (f"{h}\n" for h in version.members.order_by("document__sha256")
+                  .values_list("document__sha256", flat=True).iterator(chunk_size=5000))
+        response = StreamingHttpResponse(hashes, content_type="text/plain")
+        response["X-Manifest-Root"] = version.manifest_root
+        response["Content-Disposition"] = f'attachment; filename="{version}.manifest.txt"'
+        return response
+
+    @extend_schema(parameters=[OpenApiParameter("against", int, required=True)],
+                   responses={200: dict})
+    @action(detail=True, methods=["get"])
+    def diff(self, request: Request, pk: str | None = None) -> Response:
+        version = self.get_object()
+        raw = request.query_params.get("against", "")
+        if not raw.isdigit():
+            raise DRFValidationError({"against": "give the id of the version to compare with"})
+        other = self.get_queryset().filter(pk=int(raw)).first()
+        if other is None:
+            raise DRFValidationError({"against": f"no version {raw} that you can see"})
+        return Response(datasets.version_diff(version, other))
+
+    @extend_schema(parameters=[OpenApiParameter("reason", str,
+                                                enum=VersionExclusion.Reason.values)],
+                   responses=s.ExclusionOut(many=True))
+    @action(detail=True, methods=["get"])
+    def exclusions(self, request: Request, pk: str | None = None) -> Response:
+        if role_of(request.user) not in selectors.SEES_ALL:
+            raise PermissionDenied("exclusions are visible to staff, auditors and researchers")
+        qs = self.get_object().exclusions.select_related("document").order_by("id")
+        reason = request.query_params.get("reason")
+        if reason:
+            if reason not in VersionExclusion.Reason.values:
+                raise DRFValidationError({"reason": f"one of {VersionExclusion.Reason.values}"})
+            qs = qs.filter(reason=reason)
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(s.ExclusionOut(page, many=True).data)
+
+
+# --- jobs -------------------------------------------------------------------------------------
+
+
+class IngestJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    serializer_class = s.IngestJobOut
+    filterset_fields = ["source", "state"]
+    read_roles = STAFF | {Role.AUDITOR, Role.RIGHTS_HOLDER}
+    write_roles = STAFF | {Role.RIGHTS_HOLDER}
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.ingest_job_list(self.request.user)
+
+    @extend_schema(request={"multipart/form-data": s.IngestJobIn}, responses={202: s.IngestJobOut})
+    def create(self, request: Request) -> Response:
+        data = self.valid(s.IngestJobIn)
+        source: DataSource = data["source"]
+        role = role_of(request.user)
+        if role == Role.RIGHTS_HOLDER and source.owner_id != request.user.rights_holder_id:
+            raise PermissionDenied("you can ingest into your own sources only")
+        if data.get("file"):
+            upload = data["file"]
+            limit = settings.TRAILMARK["UPLOAD_MAX_BYTES"]
+            if upload.size > limit:
+                raise DRFValidationError({"file": f"over the {limit}-byte upload limit"})
+            path = ingest.upload_store(upload.chunks(), upload.name)
+            name = upload.name
+        else:
+            if role not in STAFF:
+                raise PermissionDenied("only staff may ingest from a server path")
+            path = Path(data["path"]).resolve()
+            roots = settings.TRAILMARK["IMPORT_DIRS"]
+            if not any(path.is_relative_to(root) for root in roots):
+                raise DRFValidationError({"path": "not under TRAILMARK_IMPORT_DIRS"})
+            name = path.name
+        job = ingest.ingest_job_create(source=source, path=path, actor=request.user,
+                                       fmt=data.get("format"), text_field=data["text_field"],
+                                       original_name=name)
+        return self.out(job, status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: s.IngestJobOut})
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str | None = None) -> Response:
+        job: IngestJob = self.get_object()
+        return self.out(ingest.ingest_job_retry(job=job, actor=request.user),
+                        status.HTTP_202_ACCEPTED)
+
+
+class CurationJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    serializer_class = s.CurationJobOut
+    filterset_fields = ["dataset", "state"]
+    write_roles = CURATES
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.curation_job_list(self.request.user)
+
+    @extend_schema(request=s.CurationJobIn, responses={202: s.CurationJobOut})
+    def create(self, request: Request) -> Response:
+        data = self.valid(s.CurationJobIn)
+        job = datasets.curation_job_create(dataset=data["dataset"], recipe=data["recipe"],
+                                           actor=request.user)
+        return self.out(job, status.HTTP_202_ACCEPTED)
+
+
+class LedgerViewSet(mixins.ListModelMixin, ServiceViewSet):
+    serializer_class = s.LedgerEntryOut
+    filterset_fields = ["event", "subject_type", "subject_id"]
+    read_roles = STAFF | {Role.AUDITOR}
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.ledger_list(self.request.user)
+
+    @extend_schema(responses={200: dict})
+    @action(detail=False, methods=["get"])
+    def verify(self, request: Request) -> Response:
+        intact, first_bad = ledger_verify_chain()
+        return Response({"intact": intact, "first_bad_seq": first_bad,
+                         "entries": self.get_queryset().count()})

@@ -119,7 +119,7 @@ class LicenseSignal(models.Model):
 
 
 class OptOutSignal(models.Model):
-    """An opt-out (or opt-in) signal observed for a source. Append-only, enforced in the database."""
+    """An opt-out (or opt-in) signal observed for a source. Append-only (a database trigger)."""
 
     class Kind(models.TextChoices):
         ROBOTS_TXT = "robots_txt"
@@ -143,7 +143,7 @@ class OptOutSignal(models.Model):
 
 
 class Document(models.Model):
-    """One distinct normalised text. The same text in two sources is one row with two occurrences."""
+    """One distinct normalised text; the same text in two sources is one row, two occurrences."""
 
     sha256 = models.CharField(max_length=64, unique=True)
     text = models.TextField()  # emptied when purged after a takedown; the hash stays
@@ -186,7 +186,8 @@ class Occurrence(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["source", "document"], name="occurrence_once_per_source")
+            models.UniqueConstraint(fields=["source", "document"],
+                                    name="occurrence_once_per_source")
         ]
         indexes = [models.Index(fields=["document"])]
 

@@ -1,1 +1,57 @@
-from rest_framework.permissions import IsAuthenticated as RolePermission  # replaced below
+"""Who may do what. Reads are scoped by selectors (a rights-holder's queryset holds only its own
+holder's rows); writes are decided here by role, then per object for rights-holders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from provenance.models import User
+
+Role = User.Role
+STAFF = frozenset({Role.ADMIN, Role.CURATOR})
+
+
+def role_of(user: Any) -> str | None:
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return Role.ADMIN if user.is_superuser else user.role
+
+
+def holder_of(obj: Any) -> int | None:
+    """The rights-holder an object belongs to, for the objects that have one."""
+    for path in ("owner_id", "source.owner_id", "rights_holder_id"):
+        target = obj
+        for part in path.split("."):
+            target = getattr(target, part, None)
+        if target is not None:
+            return target
+    return None
+
+
+class RolePermission(BasePermission):
+    """A view declares `anonymous_read` (bool), `read_roles` (default: every signed-in role) and
+    `write_roles` (default: admin), optionally per action with `action_write_roles`."""
+
+    message = "your role does not allow this"
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        role = role_of(request.user)
+        if request.method in SAFE_METHODS:
+            if role is None:
+                return bool(getattr(view, "anonymous_read", False))
+            return role in getattr(view, "read_roles", Role.values)
+        if role is None:
+            return False
+        action = getattr(view, "action", None)
+        allowed = getattr(view, "action_write_roles", {}).get(
+            action, getattr(view, "write_roles", {Role.ADMIN}))
+        return role in allowed
+
+    def has_object_permission(self, request: Any, view: Any, obj: Any) -> bool:
+        if request.method in SAFE_METHODS:
+            return True
+        if role_of(request.user) == Role.RIGHTS_HOLDER:
+            return holder_of(obj) == request.user.rights_holder_id
+        return True

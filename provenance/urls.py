@@ -1,1 +1,28 @@
-urlpatterns = []
+from django.urls import include, path
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.permissions import AllowAny
+from rest_framework.routers import DefaultRouter
+
+from provenance import apis
+
+
+class TokenView(ObtainAuthToken):
+    """POST username + password, get the token for `Authorization: Token ...`."""
+
+    permission_classes = [AllowAny]
+
+
+router = DefaultRouter()
+router.register("rights-holders", apis.RightsHolderViewSet, basename="rights-holder")
+router.register("sources", apis.SourceViewSet, basename="source")
+router.register("documents", apis.DocumentViewSet, basename="document")
+router.register("datasets", apis.DatasetViewSet, basename="dataset")
+router.register("versions", apis.VersionViewSet, basename="version")
+router.register("ingest-jobs", apis.IngestJobViewSet, basename="ingest-job")
+router.register("curation-jobs", apis.CurationJobViewSet, basename="curation-job")
+router.register("ledger", apis.LedgerViewSet, basename="ledger")
+
+urlpatterns = [
+    path("auth/token/", TokenView.as_view(), name="auth-token"),
+    path("", include(router.urls)),
+]

@@ -138,6 +138,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "JobStateEnum": "provenance.models.Job.State",
+        "VersionStateEnum": "provenance.models.DatasetVersion.State",
+        "RightsHolderKindEnum": "provenance.models.RightsHolder.Kind",
+        "OptOutKindEnum": "provenance.models.OptOutSignal.Kind",
+    },
 }
 
 # Celery: routing by task name; status lives on *Job / *Run rows, so no result backend.

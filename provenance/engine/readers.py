@@ -41,8 +41,8 @@ def detect_format(path: Path) -> str:
     by_suffix = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
                  ".parquet": "parquet", ".pq": "parquet", ".txt": "folder", ".md": "folder"}
     if suffix not in by_suffix:
-        raise IngestFileError(f"{path.name}: cannot tell the format from '{suffix or 'no suffix'}'; "
-                              f"give one of {', '.join(FORMATS)}")
+        raise IngestFileError(f"{path.name}: cannot tell the format from "
+                              f"'{suffix or 'no suffix'}'; give one of {', '.join(FORMATS)}")
     return by_suffix[suffix]
 
 
@@ -73,7 +73,8 @@ class Reader:
             return Row(file, line, error=f"field '{self.text_field}' is not a string")
         size = len(text.encode("utf-8"))
         if size > self.max_bytes:
-            return Row(file, line, error=f"text is {size} bytes, over the {self.max_bytes}-byte limit")
+            return Row(file, line,
+                       error=f"text is {size} bytes, over the {self.max_bytes}-byte limit")
         if not text.strip():
             return Row(file, line, error="text is empty")
         return Row(file, line, text=text, meta=meta)
@@ -108,7 +109,8 @@ class JsonlReader(Reader):
         # A JSON-escaped line can be up to ~6x its text; leave room before calling it oversized.
         limit = self.max_bytes * 6 + 4096
         with self.path.open("rb") as handle:
-            for number, raw, self.position in _bounded_lines(handle, limit):
+            for number, raw, consumed in _bounded_lines(handle, limit):
+                self.position = consumed
                 if raw is None:
                     yield Row(name, number, error=f"line is over the {limit}-byte limit")
                     continue
@@ -138,7 +140,8 @@ class CsvReader(Reader):
 
         def lines(handle: IO[bytes]) -> Iterator[str]:
             nonlocal line_no
-            for line_no, raw, self.position in _bounded_lines(handle, self.max_bytes + 4096):
+            for line_no, raw, consumed in _bounded_lines(handle, self.max_bytes + 4096):
+                self.position = consumed
                 if raw is None:
                     pending.append(Row(name, line_no, error="line is over the size limit"))
                     continue
@@ -195,7 +198,8 @@ class FolderReader(Reader):
 
     def __iter__(self) -> Iterator[Row]:
         base = self.path.parent if self.path.is_file() else self.path
-        for self.position, file in enumerate(self._list, start=1):
+        for index, file in enumerate(self._list, start=1):
+            self.position = index
             name = str(file.relative_to(base))
             size = file.stat().st_size
             if size > self.max_bytes:

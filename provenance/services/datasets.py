@@ -25,12 +25,11 @@ from provenance.engine.merkle import manifest_root
 from provenance.engine.text import NUM_PERM, minhash_from_bytes
 from provenance.models import (
     CurationJob,
-    DataSource,
     Dataset,
     DatasetVersion,
+    DataSource,
     User,
     VersionExclusion,
-    VersionMember,
 )
 from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_lock
@@ -100,12 +99,15 @@ def recipe_validate(recipe: Any) -> dict[str, Any]:
 
 
 @transaction.atomic
-def curation_job_create(*, dataset: Dataset, recipe: Any, actor: User | None) -> CurationJob:
+def curation_job_create(*, dataset: Dataset, recipe: Any, actor: User | None,
+                        enqueue: bool = True) -> CurationJob:
+    """Queue a curation (enqueue=False: the caller runs `curation_run` itself, as the CLI does)."""
     job = CurationJob.objects.create(dataset=dataset, recipe=recipe_validate(recipe),
                                      created_by=actor, unit="documents")
-    from provenance.tasks import curate_run_task
+    if enqueue:
+        from provenance.tasks import curate_run_task
 
-    curate_run_task.delay_on_commit(job.pk)
+        curate_run_task.delay_on_commit(job.pk)
     return job
 
 
@@ -322,7 +324,8 @@ def version_manifest_recompute(version: DatasetVersion) -> str:
 _DIFF = """
 SELECT m.source_id, count(*) FROM provenance_versionmember m
 WHERE m.version_id = %s AND NOT EXISTS (
-    SELECT 1 FROM provenance_versionmember o WHERE o.version_id = %s AND o.document_id = m.document_id)
+    SELECT 1 FROM provenance_versionmember o
+    WHERE o.version_id = %s AND o.document_id = m.document_id)
 GROUP BY m.source_id
 """
 

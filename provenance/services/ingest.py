@@ -140,7 +140,7 @@ def _claim(job_id: int) -> IngestJob | None:
 
 
 def ingest_run(*, job_id: int, on_progress: ProgressCallback | None = None) -> IngestJob | None:
-    """Run (or resume) an ingest job. Safe to call twice; returns None if there was nothing to do."""
+    """Run (or resume) an ingest job. Safe to call twice; None when there was nothing to do."""
     with job_lock("ingest", job_id) as mine:
         job = _claim(job_id) if mine else None
         if job is None:
@@ -217,7 +217,8 @@ def _commit_batch(job: IngestJob, batch: _Batch) -> None:
         if good:
             with connection.cursor() as cursor:
                 cursor.execute(_STAGE_DDL)
-                with cursor.copy(f"COPY trailmark_ingest_stage ({_STAGE_COLUMNS}) FROM STDIN") as cp:
+                copy_sql = f"COPY trailmark_ingest_stage ({_STAGE_COLUMNS}) FROM STDIN"
+                with cursor.copy(copy_sql) as cp:
                     for doc, sig in zip(prepared_rows, signatures, strict=True):
                         row = good[doc.sha256][1]
                         cp.write_row((doc.sha256, doc.text, doc.byte_count, doc.token_estimate,

@@ -25,12 +25,14 @@ def _normalised_or_error(expression: str, field: str = "license_expression") -> 
 
 
 @transaction.atomic
-def rights_holder_create(*, actor: User | None, **fields: Any) -> RightsHolder:
-    holder = RightsHolder(**{k: v for k, v in fields.items() if k in HOLDER_FIELDS})
+def rights_holder_create(*, actor: User | None, verified: bool = False,
+                         **fields: Any) -> RightsHolder:
+    holder = RightsHolder(**{k: v for k, v in fields.items() if k in HOLDER_FIELDS},
+                          verified=verified, verified_at=timezone.now() if verified else None)
     holder.full_clean()
     holder.save()
     ledger_append(actor=actor, event="rights_holder.created", subject=holder,
-                  payload={"name": holder.name, "kind": holder.kind})
+                  payload={"name": holder.name, "kind": holder.kind, "verified": verified})
     return holder
 
 

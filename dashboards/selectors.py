@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection
+from django.db.models import Count, Q
+
+from provenance import selectors as prov
+from provenance.models import DatasetVersion, DataSource
+
+
+def home_context(user: Any) -> dict[str, Any]:
+    versions = (prov.version_list(user).filter(state=DatasetVersion.State.PUBLISHED)
+                .order_by("dataset__slug", "-number")[:50])
+    sources = prov.source_list(user).order_by("name")[:50]
+    return {
+        "versions": list(versions),
+        "sources": list(sources),
+        "source_totals": DataSource.objects.aggregate(
+            n=Count("id"), active=Count("id", filter=Q(status=DataSource.Status.ACTIVE))),
+    }
+
+
+def health() -> dict[str, Any]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        row = cursor.fetchone()
+    return {"database": "ok", "pgvector": row[0] if row else None}

@@ -1,0 +1,97 @@
+"""manage.py demo_load [--if-empty]: the demo workspace (users, sources, documents, versions)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from provenance import demo
+from provenance.models import Document, RightsHolder, User
+from provenance.services import datasets, documents, ingest, sources
+
+Role = User.Role
+CREDENTIALS = "demo_credentials.json"
+HOLDER_LOGINS = {"Harbor Press": "harbor", "Northwind Media": "northwind"}
+
+
+def credentials_path() -> Path:
+    return Path(settings.STATE_DIR) / CREDENTIALS
+
+
+def _users(password: str, holders: dict[str, RightsHolder]) -> list[dict[str, str]]:
+    made = []
+    staff = [("admin", Role.ADMIN), ("curator", Role.CURATOR), ("auditor", Role.AUDITOR),
+             ("researcher", Role.RESEARCHER)]
+    for username, role in staff:
+        user = User.objects.create_user(username, f"{username}@demo.invalid", password, role=role,
+                                        is_staff=role == Role.ADMIN,
+                                        is_superuser=role == Role.ADMIN)
+        made.append({"username": user.username, "role": role})
+    for holder_name, username in HOLDER_LOGINS.items():
+        User.objects.create_user(username, f"{username}@demo.invalid", password,
+                                 role=Role.RIGHTS_HOLDER, rights_holder=holders[holder_name])
+        made.append({"username": username, "role": f"rights_holder ({holder_name})"})
+    return made
+
+
+class Command(BaseCommand):
+    help = "Load the demo workspace."
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("--if-empty", action="store_true",
+                            help="do nothing if any rights-holder exists (first start only)")
+
+    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+        if opts["if_empty"] and RightsHolder.objects.exists():
+            self.stdout.write("demo workspace: data present, not loading")
+            return
+        corpus = demo.build_corpus()
+        password = secrets.token_urlsafe(9)
+        with transaction.atomic():
+            holders = {}
+            for owner in dict.fromkeys(s.owner for s in corpus):
+                holders[owner] = sources.rights_holder_create(
+                    actor=None, name=owner, contact_email=f"rights@{owner.split()[0].lower()}"
+                                                          ".example", verified=True)
+            users = _users(password, holders)
+            admin = User.objects.get(username="admin")
+            made = {}
+            for src in corpus:
+                made[src.key] = sources.source_create(
+                    actor=admin, owner=holders[src.owner], name=src.name,
+                    license_expression=src.license_expression, uri=src.uri)
+                if src.opt_out:
+                    sources.opt_out_signal_record(
+                        source=made[src.key], actor=admin, opted_out=True,
+                        observed_at=timezone.now() - timedelta(days=30), **src.opt_out)
+        folder = Path(settings.ARTIFACT_DIR) / "demo"
+        for src in corpus:
+            job = ingest.ingest_path(source=made[src.key], path=demo.write_files(src, folder),
+                                     actor=admin)
+            self.stdout.write(f"  {src.name:28} {job.rows_added:3} new, {job.rows_linked} shared")
+        # One article withdrawn by its owner: tombstoned, so no curated version carries it.
+        withdrawn = Document.objects.filter(occurrences__source=made["encyclopedia"]).order_by(
+            "sha256").first()
+        documents.document_tombstone(document=withdrawn, actor=admin,
+                                     reason="demo: withdrawn at the owner's request")
+        for slug, title, use in [("demo-commercial", "Demo corpus for commercial training",
+                                  "commercial"),
+                                 ("demo-research", "Demo corpus for academic research",
+                                  "academic")]:
+            dataset = datasets.dataset_create(actor=admin, slug=slug, title=title)
+            job = datasets.curation_job_create(dataset=dataset, actor=admin, enqueue=False,
+                                               recipe={"intended_use": use, "publish": True})
+            version = datasets.curation_run(job_id=job.pk).version
+            self.stdout.write(f"  {version}: {version.document_count} documents, excluded "
+                              f"{version.exclusions_by_reason}")
+        path = credentials_path()
+        path.write_text(json.dumps({"password": password, "users": users}, indent=2))
+        path.chmod(0o600)
+        self.stdout.write(self.style.SUCCESS("demo workspace loaded"))

@@ -1,0 +1,88 @@
+"""Reads, scoped to what the asking user may see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Exists, OuterRef, QuerySet
+
+from provenance.models import (
+    CurationJob,
+    Dataset,
+    DatasetVersion,
+    DataSource,
+    Document,
+    IngestJob,
+    LedgerEntry,
+    Occurrence,
+    RightsHolder,
+)
+from provenance.permissions import Role, role_of
+
+SEES_ALL = {Role.ADMIN, Role.CURATOR, Role.AUDITOR, Role.RESEARCHER}
+
+
+def rights_holder_list(user: Any) -> QuerySet[RightsHolder]:
+    role = role_of(user)
+    if role in SEES_ALL:
+        return RightsHolder.objects.all()
+    if role == Role.RIGHTS_HOLDER:
+        return RightsHolder.objects.filter(pk=user.rights_holder_id)
+    return RightsHolder.objects.none()
+
+
+def source_list(user: Any) -> QuerySet[DataSource]:
+    role = role_of(user)
+    qs = DataSource.objects.select_related("owner")
+    if role in SEES_ALL:
+        return qs
+    if role == Role.RIGHTS_HOLDER:
+        return qs.filter(owner_id=user.rights_holder_id)
+    return qs.none()
+
+
+def document_list(user: Any) -> QuerySet[Document]:
+    role = role_of(user)
+    if role in SEES_ALL:
+        return Document.objects.all()
+    if role == Role.RIGHTS_HOLDER:
+        mine = Occurrence.objects.filter(document=OuterRef("pk"),
+                                         source__owner_id=user.rights_holder_id)
+        return Document.objects.filter(Exists(mine))
+    return Document.objects.none()
+
+
+def dataset_list(user: Any) -> QuerySet[Dataset]:
+    if role_of(user) in SEES_ALL:
+        return Dataset.objects.all()
+    published = DatasetVersion.objects.filter(dataset=OuterRef("pk"),
+                                              state=DatasetVersion.State.PUBLISHED)
+    return Dataset.objects.filter(Exists(published))
+
+
+def version_list(user: Any) -> QuerySet[DatasetVersion]:
+    qs = DatasetVersion.objects.select_related("dataset")
+    if role_of(user) in SEES_ALL:
+        return qs
+    return qs.filter(state=DatasetVersion.State.PUBLISHED)
+
+
+def ingest_job_list(user: Any) -> QuerySet[IngestJob]:
+    role = role_of(user)
+    qs = IngestJob.objects.select_related("source")
+    if role in {Role.ADMIN, Role.CURATOR, Role.AUDITOR}:
+        return qs
+    if role == Role.RIGHTS_HOLDER:
+        return qs.filter(source__owner_id=user.rights_holder_id)
+    return qs.none()
+
+
+def curation_job_list(user: Any) -> QuerySet[CurationJob]:
+    return CurationJob.objects.select_related("dataset") if role_of(user) in SEES_ALL else \
+        CurationJob.objects.none()
+
+
+def ledger_list(user: Any) -> QuerySet[LedgerEntry]:
+    if role_of(user) in {Role.ADMIN, Role.CURATOR, Role.AUDITOR}:
+        return LedgerEntry.objects.all()
+    return LedgerEntry.objects.none()

@@ -1,0 +1,179 @@
+"""Output serializers (what the API shows) and input serializers (what it accepts)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from provenance.models import (
+    CurationJob,
+    Dataset,
+    DatasetVersion,
+    DataSource,
+    Document,
+    IngestJob,
+    LedgerEntry,
+    LicenseSignal,
+    OptOutSignal,
+    RightsHolder,
+    VersionExclusion,
+)
+
+
+class RightsHolderOut(serializers.ModelSerializer):
+    class Meta:
+        model = RightsHolder
+        fields = ["id", "name", "kind", "contact_name", "contact_email", "url", "verified",
+                  "verified_at", "created_at", "updated_at"]
+
+
+class RightsHolderIn(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    kind = serializers.ChoiceField(choices=RightsHolder.Kind.choices, required=False)
+    contact_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    contact_email = serializers.EmailField(required=False, allow_blank=True)
+    url = serializers.URLField(required=False, allow_blank=True)
+    verified = serializers.BooleanField(required=False)
+
+
+class LicenseSignalOut(serializers.ModelSerializer):
+    class Meta:
+        model = LicenseSignal
+        fields = ["id", "origin", "expression", "url", "observed_at", "active", "created_at"]
+
+
+class LicenseSignalIn(serializers.Serializer):
+    origin = serializers.ChoiceField(choices=[c for c in LicenseSignal.Origin.choices
+                                              if c[0] != LicenseSignal.Origin.DECLARED])
+    expression = serializers.CharField(max_length=500)
+    url = serializers.URLField(required=False, allow_blank=True)
+    observed_at = serializers.DateTimeField(required=False)
+
+
+class OptOutSignalOut(serializers.ModelSerializer):
+    class Meta:
+        model = OptOutSignal
+        fields = ["id", "kind", "value", "opted_out", "observed_at", "created_at"]
+
+
+class OptOutSignalIn(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=OptOutSignal.Kind.choices)
+    value = serializers.CharField(max_length=10000)
+    opted_out = serializers.BooleanField()
+    observed_at = serializers.DateTimeField(required=False)
+
+
+class SourceOut(serializers.ModelSerializer):
+    owner_name = serializers.CharField(source="owner.name", read_only=True)
+
+    class Meta:
+        model = DataSource
+        fields = ["id", "owner", "owner_name", "name", "uri", "description", "license_expression",
+                  "use_class", "requires_attribution", "share_alike", "terms_url", "status",
+                  "document_count", "byte_count", "created_at", "updated_at"]
+
+
+class SourceIn(serializers.Serializer):
+    owner = serializers.PrimaryKeyRelatedField(queryset=RightsHolder.objects.all(),
+                                               required=False)
+    name = serializers.CharField(max_length=200)
+    license_expression = serializers.CharField(max_length=500)
+    uri = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True)
+    terms_url = serializers.URLField(max_length=2000, required=False, allow_blank=True)
+    status = serializers.ChoiceField(choices=DataSource.Status.choices, required=False)
+
+
+class DocumentOut(serializers.ModelSerializer):
+    sources = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = Document
+        fields = ["id", "sha256", "byte_count", "token_estimate", "sources", "removed_at",
+                  "removal_reason", "text_purged", "created_at"]
+
+
+class DocumentDetailOut(DocumentOut):
+    class Meta(DocumentOut.Meta):
+        fields = [*DocumentOut.Meta.fields, "text"]
+
+
+class TombstoneIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+    purge_text = serializers.BooleanField(default=False)
+
+
+class DatasetOut(serializers.ModelSerializer):
+    class Meta:
+        model = Dataset
+        fields = ["id", "slug", "title", "description", "created_at", "updated_at"]
+
+
+class DatasetIn(serializers.Serializer):
+    slug = serializers.SlugField(max_length=100)
+    title = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+class VersionOut(serializers.ModelSerializer):
+    dataset_slug = serializers.CharField(source="dataset.slug", read_only=True)
+
+    class Meta:
+        model = DatasetVersion
+        fields = ["id", "dataset", "dataset_slug", "number", "parent", "state", "recipe",
+                  "manifest_root", "document_count", "token_estimate", "byte_count",
+                  "counts_by_source", "counts_by_license_class", "exclusions_by_reason", "notes",
+                  "created_at", "published_at"]
+
+
+class ExclusionOut(serializers.ModelSerializer):
+    sha256 = serializers.CharField(source="document.sha256", read_only=True)
+
+    class Meta:
+        model = VersionExclusion
+        fields = ["document", "sha256", "source", "reason", "detail"]
+
+
+class JobFields(serializers.ModelSerializer):
+    percent = serializers.FloatField(read_only=True)
+
+
+class IngestJobOut(JobFields):
+    class Meta:
+        model = IngestJob
+        fields = ["id", "source", "original_name", "format", "text_field", "state", "stage",
+                  "position", "total", "unit", "percent", "rows_read", "rows_added",
+                  "rows_linked", "rows_duplicate", "rows_blocked", "rows_bad", "errors", "error",
+                  "created_at", "started_at", "finished_at"]
+
+
+class IngestJobIn(serializers.Serializer):
+    source = serializers.PrimaryKeyRelatedField(queryset=DataSource.objects.all())
+    file = serializers.FileField(required=False, help_text="upload (multipart)")
+    path = serializers.CharField(required=False, help_text="a path under TRAILMARK_IMPORT_DIRS")
+    format = serializers.ChoiceField(choices=["jsonl", "csv", "folder", "parquet"],
+                                     required=False)
+    text_field = serializers.CharField(max_length=100, default="text")
+
+    def validate(self, attrs: dict) -> dict:
+        if bool(attrs.get("file")) == bool(attrs.get("path")):
+            raise serializers.ValidationError({"file": "give exactly one of file or path"})
+        return attrs
+
+
+class CurationJobOut(JobFields):
+    class Meta:
+        model = CurationJob
+        fields = ["id", "dataset", "recipe", "state", "stage", "position", "total", "unit",
+                  "percent", "version", "error", "created_at", "started_at", "finished_at"]
+
+
+class CurationJobIn(serializers.Serializer):
+    dataset = serializers.PrimaryKeyRelatedField(queryset=Dataset.objects.all())
+    recipe = serializers.JSONField()
+
+
+class LedgerEntryOut(serializers.ModelSerializer):
+    class Meta:
+        model = LedgerEntry
+        fields = ["seq", "created_at", "actor_label", "event", "subject_type", "subject_id",
+                  "payload", "payload_hash", "prev_hash", "entry_hash"]

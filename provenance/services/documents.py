@@ -1,0 +1,32 @@
+"""Tombstones: a removed document keeps its row and hash (so the same text cannot come back in
+through ingest) and leaves every future curated version; its text can be purged."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from provenance.models import Document, User
+from provenance.services.errors import InvalidTransition
+from provenance.services.ledger import ledger_append
+
+
+@transaction.atomic
+def document_tombstone(*, document: Document, actor: User | None, reason: str,
+                       purge_text: bool = False) -> Document:
+    if not reason.strip():
+        raise ValidationError({"reason": "say why the document is removed"})
+    document = Document.objects.select_for_update().get(pk=document.pk)
+    if document.removed_at is not None:
+        raise InvalidTransition(f"document {document.pk}", "removed", "remove")
+    document.removed_at = timezone.now()
+    document.removal_reason = reason
+    fields = ["removed_at", "removal_reason"]
+    if purge_text:
+        document.text, document.text_purged = "", True
+        fields += ["text", "text_purged"]
+    document.save(update_fields=fields)
+    ledger_append(actor=actor, event="document.removed", subject=document,
+                  payload={"sha256": document.sha256, "reason": reason, "purged": purge_text})
+    return document
