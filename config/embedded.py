@@ -92,6 +92,13 @@ def services(state: Path) -> Iterator[dict[str, str]]:
         yield env
 
 
+def _with_settings(env: dict[str, str], default: str) -> dict[str, str]:
+    from config import CALLER_SETTINGS_MODULE
+
+    env["DJANGO_SETTINGS_MODULE"] = CALLER_SETTINGS_MODULE or default
+    return env
+
+
 def _manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, check=True)
 
@@ -111,7 +118,7 @@ def _stop(children: list[subprocess.Popen[bytes]], timeout: float = 20.0) -> Non
 
 def cmd_run(state: Path, host: str, port: int) -> int:
     with services(state) as env:
-        env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+        _with_settings(env, "config.settings.local")
         _manage(env, "migrate", "--no-input", "-v", "0")
         _manage(env, "collectstatic", "--no-input", "-v", "0")
         _manage(env, "demo_load", "--if-empty")
@@ -148,7 +155,7 @@ def cmd_run(state: Path, host: str, port: int) -> int:
 
 def cmd_exec(state: Path, command: list[str]) -> int:
     with services(state) as env:
-        env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+        _with_settings(env, "config.settings.test")
         return subprocess.call(command, env=env, cwd=ROOT)
 
 

@@ -39,3 +39,27 @@ def manifest_root(sha256_hex: Sequence[str]) -> str:
     """Root over the sorted, distinct member content hashes (each leaf = the 32 raw bytes)."""
     leaves = [leaf_hash(bytes.fromhex(h)) for h in sorted(set(sha256_hex))]
     return root_from_leaf_hashes(leaves).hex()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """python -m provenance.engine.merkle MANIFEST [EXPECTED_ROOT]: recompute a version's root
+    from its exported manifest (one sha256 per line), with nothing but the standard library."""
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        print("usage: python -m provenance.engine.merkle MANIFEST [EXPECTED_ROOT]",
+              file=sys.stderr)
+        return 2
+    with open(args[0], encoding="ascii") as handle:
+        hashes = [line.strip() for line in handle if line.strip()]
+    root = manifest_root(hashes)
+    print(root)
+    if len(args) > 1 and args[1] != root:
+        print(f"MISMATCH: expected {args[1]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -133,41 +133,51 @@ class JsonlReader(Reader):
 
 
 class CsvReader(Reader):
+    def _total(self) -> int:
+        # Check the header now, so a file without the text column is refused before any job.
+        with self.path.open("rb") as handle:
+            first = handle.readline(1 << 20).decode("utf-8-sig", errors="replace")
+        header = next(csv.reader([first]), None)
+        if header is None:
+            raise IngestFileError(f"{self.path.name}: empty CSV file, expected a header row")
+        columns = [h.strip() for h in header]
+        if self.text_field not in columns:
+            raise IngestFileError(f"{self.path.name}: no column '{self.text_field}' in the "
+                                  f"header (columns: {', '.join(columns)})")
+        return super()._total()
+
     def __iter__(self) -> Iterator[Row]:
         name = self.path.name
         pending: list[Row] = []
-        line_no = 0
+        record_start: list[int] = []  # physical line where the record being parsed began
 
         def lines(handle: IO[bytes]) -> Iterator[str]:
-            nonlocal line_no
             for line_no, raw, consumed in _bounded_lines(handle, self.max_bytes + 4096):
                 self.position = consumed
                 if raw is None:
                     pending.append(Row(name, line_no, error="line is over the size limit"))
                     continue
                 try:
-                    yield raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+                    text = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
                 except UnicodeDecodeError as exc:
                     pending.append(Row(name, line_no, error=f"not valid UTF-8 at byte {exc.start}"))
+                    continue
+                if not record_start:
+                    record_start.append(line_no)
+                yield text
 
         csv.field_size_limit(max(self.max_bytes * 2, 1 << 17))
         with self.path.open("rb") as handle:
             reader = csv.reader(lines(handle))
-            header = next(reader, None)
+            columns = [h.strip() for h in next(reader)]  # checked in _total
+            record_start.clear()
             yield from pending
             pending.clear()
-            if header is None:
-                raise IngestFileError(f"{name}: empty CSV file, expected a header row")
-            columns = [h.strip() for h in header]
-            if self.text_field not in columns:
-                raise IngestFileError(f"{name}: no column '{self.text_field}' in the header "
-                                      f"(columns: {', '.join(columns)})")
-            start = line_no + 1
             for values in reader:
+                start = record_start.pop() if record_start else None
                 yield from pending
                 pending.clear()
                 if not any(v.strip() for v in values):
-                    start = line_no + 1
                     continue
                 if len(values) != len(columns):
                     yield Row(name, start, error=f"{len(values)} fields, the header has "
@@ -175,7 +185,6 @@ class CsvReader(Reader):
                 else:
                     record = dict(zip(columns, values, strict=True))
                     yield self._checked(name, start, record.get(self.text_field), _meta(record))
-                start = line_no + 1
             yield from pending
 
 

@@ -217,6 +217,8 @@ def _commit_batch(job: IngestJob, batch: _Batch) -> None:
         if good:
             with connection.cursor() as cursor:
                 cursor.execute(_STAGE_DDL)
+                # ON COMMIT DELETE ROWS does not fire when the caller's transaction spans batches.
+                cursor.execute("TRUNCATE trailmark_ingest_stage")
                 copy_sql = f"COPY trailmark_ingest_stage ({_STAGE_COLUMNS}) FROM STDIN"
                 with cursor.copy(copy_sql) as cp:
                     for doc, sig in zip(prepared_rows, signatures, strict=True):

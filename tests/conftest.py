@@ -1,0 +1,97 @@
+"""Shared fixtures. Tests run against the real services `make test` starts (embedded PostgreSQL +
+pgvector and Redis unless DATABASE_URL / CELERY_BROKER_URL point elsewhere)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from provenance.models import DataSource, RightsHolder, User
+from provenance.services import sources
+from provenance.services.ingest import ingest_path
+from tests.factories import RightsHolderFactory, UserFactory
+
+Role = User.Role
+
+
+@pytest.fixture(autouse=True)
+def _artifacts_in_tmp(settings, tmp_path: Path) -> None:
+    settings.ARTIFACT_DIR = tmp_path / "artifacts"
+
+
+@pytest.fixture
+def holder_a(db) -> RightsHolder:
+    return RightsHolderFactory(name="Holder A")
+
+
+@pytest.fixture
+def holder_b(db) -> RightsHolder:
+    return RightsHolderFactory(name="Holder B")
+
+
+@pytest.fixture
+def users(db, holder_a: RightsHolder, holder_b: RightsHolder) -> dict[str, User]:
+    return {
+        "admin": UserFactory(username="admin", role=Role.ADMIN),
+        "curator": UserFactory(username="curator", role=Role.CURATOR),
+        "holder_a": UserFactory(username="holder_a", role=Role.RIGHTS_HOLDER,
+                                rights_holder=holder_a),
+        "holder_b": UserFactory(username="holder_b", role=Role.RIGHTS_HOLDER,
+                                rights_holder=holder_b),
+        "auditor": UserFactory(username="auditor", role=Role.AUDITOR),
+        "researcher": UserFactory(username="researcher", role=Role.RESEARCHER),
+    }
+
+
+@pytest.fixture
+def client_as(users: dict[str, User]) -> Callable[[str], APIClient]:
+    def make(name: str) -> APIClient:
+        client = APIClient()
+        if name != "anonymous":
+            client.force_authenticate(users[name])
+        return client
+
+    return make
+
+
+@pytest.fixture
+def make_source(db) -> Callable[..., DataSource]:
+    counter = iter(range(10_000))
+
+    def make(owner: RightsHolder | None = None, license_expression: str = "CC-BY-4.0",
+             name: str | None = None, **fields: Any) -> DataSource:
+        owner = owner or RightsHolderFactory()
+        return sources.source_create(actor=None, owner=owner, license_expression=license_expression,
+                                     name=name or f"source-{next(counter)}", **fields)
+
+    return make
+
+
+@pytest.fixture
+def write_jsonl(tmp_path: Path) -> Callable[..., Path]:
+    def write(rows: list[Any], name: str = "data.jsonl") -> Path:
+        path = tmp_path / name
+        with path.open("w", encoding="utf-8") as out:
+            for row in rows:
+                out.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def ingest_texts(write_jsonl: Callable[..., Path]) -> Callable[..., Any]:
+    """Ingest a list of texts into a source, in this process; returns the finished job."""
+    counter = iter(range(10_000))
+
+    def run(source: DataSource, texts: list[str]):  # type: ignore[no-untyped-def]
+        path = write_jsonl([{"text": t} for t in texts], name=f"texts-{next(counter)}.jsonl")
+        return ingest_path(source=source, path=path, actor=None)
+
+    return run
+

@@ -1,0 +1,126 @@
+import csv
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from provenance.engine.readers import IngestFileError, detect_format, open_reader
+
+
+def rows_of(path, **opts):
+    return list(open_reader(path, **opts))
+
+
+def test_jsonl_reports_each_bad_line_with_its_number_and_reason(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(
+        b'{"text": "good one", "id": "a", "url": "http://x"}\n'
+        b"{not json}\n"
+        b'{"title": "no text"}\n'
+        b'{"text": 42}\n'
+        b'["a list"]\n'
+        b"\n"
+        b'{"text": "bad \xff bytes"}\n'
+        b'{"text": "' + b"x" * 200 + b'"}\n'
+        b'{"text": "   "}\n'
+    )
+    rows = rows_of(path, max_bytes=100)
+    good = [r for r in rows if r.error is None]
+    assert [(r.text, r.meta) for r in good] == [("good one", {"id": "a", "url": "http://x"})]
+    errors = {r.line: r.error for r in rows if r.error}
+    assert errors[2].startswith("invalid JSON")
+    assert errors[3] == "missing text field 'text'"
+    assert errors[4] == "field 'text' is not a string"
+    assert errors[5] == "a line must be a JSON object"
+    assert 6 not in errors  # blank lines are skipped, not errors
+    assert errors[7].startswith("not valid UTF-8")
+    assert "over the 100-byte limit" in errors[8]
+    assert errors[9] == "text is empty"
+    assert all(r.file == "d.jsonl" for r in rows)
+
+
+def test_jsonl_skips_an_enormous_line_without_reading_it_whole(tmp_path):
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b'{"text": "' + b"y" * 500_000 + b'"}\n{"text": "after"}\n')
+    rows = rows_of(path, max_bytes=1000)
+    assert rows[0].error and "limit" in rows[0].error and rows[0].line == 1
+    assert rows[1].text == "after" and rows[1].line == 2
+
+
+def test_csv_finds_the_text_column_and_numbers_multiline_records(tmp_path):
+    path = tmp_path / "d.csv"
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(["id", "text"])
+        writer.writerow(["1", "line one\nline two"])
+        writer.writerow(["2"])
+        writer.writerow(["3", "third"])
+    rows = rows_of(path)
+    assert [(r.line, r.text, r.error) for r in rows] == [
+        (2, "line one\nline two", None),
+        (4, None, "1 fields, the header has 2"),
+        (5, "third", None),
+    ]
+
+
+def test_csv_without_the_text_column_is_a_file_error_naming_the_columns(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("id,body\n1,hello\n")
+    with pytest.raises(IngestFileError, match="no column 'text'.*id, body"):
+        rows_of(path)
+
+
+def test_csv_undecodable_line_is_reported_and_the_rest_continues(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"text\nfine\n\xff\xfe broken\nalso fine\n")
+    rows = rows_of(path)
+    assert [(r.line, r.text, r.error is not None) for r in rows] == [
+        (2, "fine", False), (3, None, True), (4, "also fine", False)]
+
+
+def test_folder_reads_txt_and_md_in_a_stable_order(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "2.md").write_text("second")
+    (tmp_path / "a.txt").write_text("first")
+    (tmp_path / "skip.bin").write_bytes(b"\x00")
+    (tmp_path / "bad.txt").write_bytes(b"\xff\xff")
+    rows = rows_of(tmp_path)
+    assert [(r.file, r.text) for r in rows if not r.error] == [("a.txt", "first"),
+                                                               ("b/2.md", "second")]
+    assert [(r.file, r.line) for r in rows if r.error] == [("bad.txt", None)]
+
+
+def test_parquet_streams_rows_and_reports_nulls(tmp_path):
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"text": ["a", None, "c"], "id": ["1", "2", "3"]}), path)
+    rows = rows_of(path)
+    assert [(r.line, r.text, r.meta.get("id")) for r in rows if not r.error] == [
+        (1, "a", "1"), (3, "c", "3")]
+    assert [(r.line, r.error) for r in rows if r.error] == [(2, "missing text field 'text'")]
+
+
+def test_parquet_without_the_text_column_is_a_file_error(tmp_path):
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"body": ["a"]}), path)
+    with pytest.raises(IngestFileError, match="no column 'text'"):
+        open_reader(path)
+
+
+def test_unknown_suffix_and_missing_path_are_file_errors(tmp_path):
+    with pytest.raises(IngestFileError, match="cannot tell the format"):
+        detect_format(tmp_path / "x.xlsx")
+    with pytest.raises(IngestFileError, match="no such file"):
+        open_reader(tmp_path / "missing.jsonl")
+    corrupt = tmp_path / "c.parquet"
+    corrupt.write_bytes(b"not parquet")
+    with pytest.raises(IngestFileError, match="not a readable Parquet"):
+        open_reader(corrupt)
+
+
+def test_progress_position_reaches_the_total(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(json.dumps({"text": f"t{i}"}) for i in range(50)) + "\n")
+    reader = open_reader(path)
+    list(reader)
+    assert reader.position == reader.total == path.stat().st_size

@@ -1,0 +1,63 @@
+import hashlib
+
+import pytest
+
+from provenance.engine.merkle import leaf_hash, manifest_root, node_hash, root_from_leaf_hashes
+from provenance.engine.text import (
+    content_hash,
+    minhash_from_bytes,
+    minhash_signatures,
+    normalise,
+    prepare,
+)
+from tests.helpers import words
+
+
+def test_normalising_composes_unicode_and_folds_whitespace():
+    decomposed = "Cafe\u0301  au\tlait\n\n"
+    assert normalise(decomposed) == "Caf\u00e9 au lait"
+    assert content_hash(normalise(decomposed)) == content_hash(normalise("Café au lait"))
+
+
+def test_prepare_counts_bytes_of_the_normalised_text():
+    doc = prepare("  héllo   world ")
+    assert doc.text == "héllo world"
+    assert doc.byte_count == len("héllo world".encode())
+    assert doc.sha256 == hashlib.sha256("héllo world".encode()).hexdigest()
+
+
+def test_minhash_estimates_jaccard_of_word_shingles():
+    base = words(1, 200)
+    edited = base.split()
+    edited[150] = "changed"
+    near = " ".join(edited)
+    other = words(2, 200)
+    a, b, c = (minhash_from_bytes(s) for s in minhash_signatures([base, near, other]))
+    assert len(minhash_signatures([base])[0]) == 512  # 128 x uint32
+    assert a.jaccard(b) > 0.9
+    assert a.jaccard(c) < 0.1
+    assert minhash_signatures([base]) == minhash_signatures([base])  # stable across calls
+
+
+def _reference_mth(leaves: list[bytes]) -> bytes:
+    """RFC 9162 section 2.1.1, written recursively as in the RFC."""
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return leaf_hash(leaves[0])
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return node_hash(_reference_mth(leaves[:k]), _reference_mth(leaves[k:]))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 5, 7, 8, 9, 13, 31, 64, 100])
+def test_merkle_root_matches_the_rfc_9162_definition(n):
+    leaves = [hashlib.sha256(str(i).encode()).digest() for i in range(n)]
+    assert root_from_leaf_hashes([leaf_hash(x) for x in leaves]) == _reference_mth(leaves)
+
+
+def test_manifest_root_ignores_order_and_repeats():
+    hashes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(10)]
+    assert manifest_root(hashes) == manifest_root(list(reversed(hashes)) + hashes[:3])
+    assert manifest_root(hashes) != manifest_root(hashes[:-1])

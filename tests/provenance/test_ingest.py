@@ -1,0 +1,129 @@
+import csv
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from django.core.exceptions import ValidationError
+
+from provenance.models import DataSource, Document, IngestJob, Occurrence
+from provenance.services.documents import document_tombstone
+from provenance.services.ingest import ingest_path, ingest_run
+from tests.helpers import words
+
+pytestmark = pytest.mark.django_db
+
+
+def test_bad_rows_are_reported_with_file_line_and_reason_and_good_rows_commit(
+        make_source, write_jsonl, settings):
+    settings.TRAILMARK = {**settings.TRAILMARK, "INGEST_MAX_DOC_BYTES": 200}
+    source = make_source()
+    path = write_jsonl([{"text": "first good document"}, "{broken", {"body": "x"},
+                        {"text": "y" * 300}, {"text": "second good document"}])
+    job = ingest_path(source=source, path=path, actor=None)
+    assert job.state == IngestJob.State.SUCCEEDED
+    assert (job.rows_read, job.rows_added, job.rows_bad) == (5, 2, 3)
+    assert [(e["file"], e["line"]) for e in job.errors] == [
+        ("data.jsonl", 2), ("data.jsonl", 3), ("data.jsonl", 4)]
+    assert "invalid JSON" in job.errors[0]["reason"]
+    assert "missing text field" in job.errors[1]["reason"]
+    assert "over the 200-byte limit" in job.errors[2]["reason"]
+    assert Document.objects.count() == 2
+
+
+def test_ingesting_the_same_file_again_adds_nothing(make_source, write_jsonl):
+    source = make_source()
+    path = write_jsonl([{"text": words(i)} for i in range(120)])  # several batches of 50
+    first = ingest_path(source=source, path=path, actor=None)
+    second = ingest_path(source=source, path=path, actor=None)
+    assert (first.rows_added, first.rows_duplicate) == (120, 0)
+    assert (second.rows_added, second.rows_linked, second.rows_duplicate) == (0, 0, 120)
+    assert Document.objects.count() == Occurrence.objects.count() == 120
+    source.refresh_from_db()
+    assert source.document_count == 120
+
+
+def test_the_same_text_in_two_sources_is_one_document_linked_to_both(make_source, ingest_texts):
+    a, b = make_source(), make_source()
+    ingest_texts(a, ["shared   text\nhere", "only in a"])
+    job = ingest_texts(b, ["shared text here", "only in b"])  # same after normalising
+    assert (job.rows_added, job.rows_linked) == (1, 1)
+    shared = Document.objects.get(text="shared text here")
+    assert set(shared.sources.values_list("pk", flat=True)) == {a.pk, b.pk}
+    assert Document.objects.count() == 3
+
+
+def test_repeats_inside_one_batch_are_duplicates(make_source, ingest_texts):
+    job = ingest_texts(make_source(), ["same", "same", "other"])
+    assert (job.rows_added, job.rows_duplicate) == (2, 1)
+
+
+def test_removed_content_is_not_ingested_again(make_source, ingest_texts):
+    source = make_source()
+    ingest_texts(source, ["to be removed"])
+    document_tombstone(document=Document.objects.get(), actor=None, reason="takedown 1",
+                       purge_text=True)
+    job = ingest_texts(make_source(), ["to be removed"])
+    assert (job.rows_added, job.rows_linked, job.rows_blocked) == (0, 0, 1)
+    assert Occurrence.objects.count() == 1
+
+
+def test_csv_folder_and_parquet_ingest_the_same_way(make_source, tmp_path):
+    source = make_source()
+    with (tmp_path / "a.csv").open("w", newline="") as out:
+        csv.writer(out).writerows([["text", "id"], ["from csv", "c1"]])
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "one.txt").write_text("from folder")
+    pq.write_table(pa.table({"text": ["from parquet"]}), tmp_path / "p.parquet")
+    for name in ["a.csv", "folder", "p.parquet"]:
+        job = ingest_path(source=source, path=tmp_path / name, actor=None)
+        assert (job.state, job.rows_added) == (IngestJob.State.SUCCEEDED, 1), job.error
+    assert set(Document.objects.values_list("text", flat=True)) == {
+        "from csv", "from folder", "from parquet"}
+    assert Occurrence.objects.get(document__text="from csv").external_id == "c1"
+
+
+def test_an_unreadable_file_is_refused_before_a_job_starts(make_source, tmp_path):
+    (tmp_path / "x.csv").write_text("id,body\n1,hi\n")
+    with pytest.raises(ValidationError, match="no column 'text'"):
+        ingest_path(source=make_source(), path=tmp_path / "x.csv", actor=None)
+    assert not IngestJob.objects.exists()
+
+
+def test_an_interrupted_job_resumes_after_its_last_committed_batch(make_source, write_jsonl):
+    """A worker killed mid-ingest leaves the job 'running' with the counters of its committed
+    batches; the redelivered task goes on from there, with no duplicate rows or counts."""
+    source = make_source()
+    path = write_jsonl([{"text": words(i)} for i in range(130)])
+    job = IngestJob.objects.create(source=source, path=str(path), format="jsonl")
+
+    class Killed(BaseException):  # like SIGKILL: nothing in the job gets to handle it
+        pass
+
+    def kill_after_first_batch(j):
+        raise Killed
+
+    with pytest.raises(Killed):
+        ingest_run(job_id=job.pk, on_progress=kill_after_first_batch)
+    job.refresh_from_db()
+    assert (job.state, job.rows_read, Document.objects.count()) == ("running", 50, 50)
+
+    ingest_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.state == IngestJob.State.SUCCEEDED
+    assert (job.rows_read, job.rows_added, job.rows_duplicate) == (130, 130, 0)
+    assert Document.objects.count() == Occurrence.objects.count() == 130
+    assert DataSource.objects.get(pk=source.pk).document_count == 130
+
+
+def test_a_finished_job_is_not_run_twice(make_source, write_jsonl):
+    job = ingest_path(source=make_source(), path=write_jsonl([{"text": "a"}]), actor=None)
+    assert ingest_run(job_id=job.pk) is None
+
+
+def test_a_job_whose_file_vanished_fails_cleanly(make_source, write_jsonl):
+    path = write_jsonl([{"text": "a"}])
+    job = IngestJob.objects.create(source=make_source(), path=str(path), format="jsonl")
+    path.unlink()
+    ingest_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.state == IngestJob.State.FAILED and "no such file" in job.error
