@@ -8,7 +8,7 @@ from typing import Any
 import django_filters
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import InternalError
+from django.db import IntegrityError
 from django.db.models import ProtectedError
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -39,7 +39,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, ProtectedError):
         return Response({"detail": "other records depend on this one"},
                         status=status.HTTP_409_CONFLICT)
-    elif isinstance(exc, InternalError) and "trailmark:" in str(exc):
+    elif isinstance(exc, IntegrityError) and "trailmark:" in str(exc):
         # A database guard (immutable version, append-only table) refused the write.
         message = str(exc).split("trailmark:", 1)[1].splitlines()[0].strip()
         return Response({"detail": message}, status=status.HTTP_409_CONFLICT)

@@ -14,7 +14,7 @@ FORWARD = r"""
 CREATE FUNCTION trailmark_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'trailmark: % on % is refused: the table is append-only', TG_OP, TG_TABLE_NAME
-        USING ERRCODE = 'raise_exception';
+        USING ERRCODE = 'restrict_violation';
 END $$;
 
 CREATE TRIGGER ledger_append_only BEFORE UPDATE OR DELETE ON provenance_ledgerentry
@@ -26,7 +26,7 @@ CREATE FUNCTION trailmark_version_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF OLD.state = 'published' THEN
         RAISE EXCEPTION 'trailmark: dataset version % is published and immutable (% refused)',
-            OLD.id, TG_OP USING ERRCODE = 'raise_exception';
+            OLD.id, TG_OP USING ERRCODE = 'restrict_violation';
     END IF;
     IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
     RETURN NEW;
@@ -48,7 +48,7 @@ BEGIN
     END IF;
     IF hit IS NOT NULL THEN
         RAISE EXCEPTION 'trailmark: dataset version % is published and immutable (% on % refused)',
-            hit, TG_OP, TG_TABLE_NAME USING ERRCODE = 'raise_exception';
+            hit, TG_OP, TG_TABLE_NAME USING ERRCODE = 'restrict_violation';
     END IF;
     RETURN NULL;
 END $$;
