@@ -20,7 +20,11 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     role = User.Role.RESEARCHER
-    password = factory.PostGenerationMethodCall("set_password", "pw")
+    @factory.post_generation
+    def password(obj, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
+        obj.set_password(extracted or "pw")
+        if create:
+            obj.save(update_fields=["password"])
 
 
 class DatasetFactory(factory.django.DjangoModelFactory):

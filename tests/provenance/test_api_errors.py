@@ -1,0 +1,252 @@
+"""Bad input gets a 4xx that names the field; it is never a 5xx. And the happy paths work."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from provenance.models import Document, IngestJob
+from provenance.tasks import curate_run_task, ingest_run_task
+from tests.factories import DatasetFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin(client_as):
+    return client_as("admin")
+
+
+@pytest.fixture
+def source(make_source, holder_a):
+    return make_source(owner=holder_a, license_expression="CC0-1.0", name="src")
+
+
+def test_an_unknown_licence_key_is_a_400_naming_the_field_and_the_key(admin, holder_a):
+    response = admin.post("/api/v1/sources/", {"owner": holder_a.pk, "name": "s",
+                                               "license_expression": "MIT OR Not-A-Licence"},
+                          format="json")
+    assert response.status_code == 400
+    assert "Not-A-Licence" in response.json()["license_expression"][0]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"license_expression": "MIT"}, "name"),
+    ({"name": "s"}, "license_expression"),
+    ({"name": "s", "license_expression": "MIT", "owner": 999999}, "owner"),
+    ({"name": "s", "license_expression": "MIT", "terms_url": "not a url"}, "terms_url"),
+    ({"name": "s", "license_expression": "MIT", "status": "gone"}, "status"),
+    ({"name": "s", "license_expression": "MIT AND"}, "license_expression"),
+])
+def test_source_creation_names_the_bad_field(admin, holder_a, body, field):
+    body = {"owner": holder_a.pk, **body}
+    response = admin.post("/api/v1/sources/", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_a_duplicate_source_name_is_a_400(admin, source):
+    response = admin.post("/api/v1/sources/", {"owner": source.owner_id, "name": "src",
+                                               "license_expression": "MIT"}, format="json")
+    assert response.status_code == 400 and "name" in response.json()
+
+
+def test_changing_a_licence_recomputes_the_use_class_and_keeps_history(admin, source):
+    response = admin.patch(f"/api/v1/sources/{source.pk}/",
+                           {"license_expression": "cc-by-nc-4.0"}, format="json")
+    assert response.status_code == 200
+    assert (response.json()["license_expression"], response.json()["use_class"]) == (
+        "CC-BY-NC-4.0", "non-commercial")
+    history = admin.get(f"/api/v1/sources/{source.pk}/license-signals/").json()
+    assert [(h["expression"], h["active"]) for h in history] == [("CC0-1.0", False),
+                                                                ("CC-BY-NC-4.0", True)]
+    assert admin.patch(f"/api/v1/sources/{source.pk}/", {"owner": 1},
+                       format="json").status_code == 400
+
+
+def test_a_stricter_licence_signal_makes_the_source_stricter(admin, source):
+    response = admin.post(f"/api/v1/sources/{source.pk}/license-signals/",
+                          {"origin": "terms", "expression": "LicenseRef-Trailmark-Academic-Only"},
+                          format="json")
+    assert response.status_code == 201
+    assert admin.get(f"/api/v1/sources/{source.pk}/").json()["use_class"] == "academic-only"
+    bad = admin.post(f"/api/v1/sources/{source.pk}/license-signals/",
+                     {"origin": "declared", "expression": "MIT"}, format="json")
+    assert bad.status_code == 400 and "origin" in bad.json()
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"kind": "carrier_pigeon", "value": "x", "opted_out": True}, "kind"),
+    ({"kind": "ai_txt", "opted_out": True}, "value"),
+    ({"kind": "ai_txt", "value": "x"}, "opted_out"),
+    ({"kind": "ai_txt", "value": "x", "opted_out": True, "observed_at": "soon"}, "observed_at"),
+])
+def test_opt_out_signals_name_the_bad_field(admin, source, body, field):
+    response = admin.post(f"/api/v1/sources/{source.pk}/opt-out-signals/", body, format="json")
+    assert response.status_code == 400 and field in response.json()
+
+
+def test_an_opt_out_observed_in_the_future_is_refused(admin, source):
+    future = (timezone.now() + timedelta(days=1)).isoformat()
+    response = admin.post(f"/api/v1/sources/{source.pk}/opt-out-signals/",
+                          {"kind": "ai_txt", "value": "x", "opted_out": True,
+                           "observed_at": future}, format="json")
+    assert response.status_code == 400 and "observed_at" in response.json()
+
+
+def test_malformed_json_is_a_400(admin):
+    response = admin.generic("POST", "/api/v1/sources/", "{not json",
+                             content_type="application/json")
+    assert response.status_code == 400
+
+
+def test_bad_filters_and_ids_are_4xx(admin, source):
+    assert admin.get("/api/v1/documents/?source=abc").status_code == 400
+    assert admin.get("/api/v1/sources/?use_class=purple").status_code == 400
+    assert admin.get("/api/v1/versions/abc/").status_code == 404
+    assert admin.get("/api/v1/sources/999999/").status_code == 404
+    assert admin.get("/api/v1/documents/?limit=-1").status_code == 200
+
+
+def test_tombstoning_twice_is_a_409_and_needs_a_reason(admin, source, ingest_texts):
+    ingest_texts(source, ["to remove"])
+    doc = Document.objects.get()
+    assert admin.post(f"/api/v1/documents/{doc.pk}/tombstone/", {}, format="json"
+                      ).status_code == 400
+    first = admin.post(f"/api/v1/documents/{doc.pk}/tombstone/",
+                       {"reason": "takedown", "purge_text": True}, format="json")
+    assert first.status_code == 200 and first.json()["text_purged"]
+    second = admin.post(f"/api/v1/documents/{doc.pk}/tombstone/", {"reason": "again"},
+                        format="json")
+    assert second.status_code == 409 and "removed" in second.json()["detail"]
+    assert admin.get(f"/api/v1/documents/{doc.pk}/").json()["text"] == ""
+
+
+def test_ingest_by_upload_runs_as_a_task_and_reports_bad_rows(admin, source,
+                                                             django_capture_on_commit_callbacks):
+    data = b'{"text": "one"}\n{"text": "two"}\nnot json\n'
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = admin.post("/api/v1/ingest-jobs/", {
+            "source": source.pk, "file": SimpleUploadedFile("batch.jsonl", data)},
+            format="multipart")
+    assert response.status_code == 202, response.json()
+    assert response.json()["state"] == "queued" and len(queued) == 1
+    ingest_run_task(response.json()["id"])  # what the worker runs
+    job = admin.get(f"/api/v1/ingest-jobs/{response.json()['id']}/").json()
+    assert (job["state"], job["rows_added"], job["rows_bad"], job["percent"]) == (
+        "succeeded", 2, 1, 100.0)
+    assert job["errors"] == [{"file": "batch.jsonl", "line": 3,
+                              "reason": "invalid JSON: Expecting value at column 1"}]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({}, "file"),
+    ({"format": "xlsx"}, "format"),
+    ({"path": "/etc/passwd"}, "path"),
+])
+def test_ingest_requests_name_the_bad_field(admin, source, body, field, settings, tmp_path):
+    settings.TRAILMARK = {**settings.TRAILMARK, "IMPORT_DIRS": [tmp_path]}
+    response = admin.post("/api/v1/ingest-jobs/", {"source": source.pk, **body},
+                          format="multipart")
+    assert response.status_code == 400 and field in response.json(), response.json()
+
+
+def test_an_upload_without_the_text_column_is_refused_before_a_job(admin, source):
+    response = admin.post("/api/v1/ingest-jobs/", {
+        "source": source.pk, "file": SimpleUploadedFile("x.csv", b"id,body\n1,hi\n")},
+        format="multipart")
+    assert response.status_code == 400 and "no column 'text'" in response.json()["file"][0]
+    assert not IngestJob.objects.exists()
+
+
+def test_staff_can_ingest_from_an_import_folder(admin, source, settings, tmp_path,
+                                                django_capture_on_commit_callbacks):
+    settings.TRAILMARK = {**settings.TRAILMARK, "IMPORT_DIRS": [tmp_path]}
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# A heading\n\nSome words.")
+    with django_capture_on_commit_callbacks(execute=False):
+        response = admin.post("/api/v1/ingest-jobs/", {"source": source.pk,
+                                                       "path": str(tmp_path / "docs")},
+                              format="multipart")
+    assert response.status_code == 202
+    ingest_run_task(response.json()["id"])
+    job = IngestJob.objects.get()
+    assert (job.state, job.rows_added, job.format) == ("succeeded", 1, "folder")
+
+
+def test_curation_through_the_api(admin, source, ingest_texts, django_capture_on_commit_callbacks):
+    ingest_texts(source, ["alpha text", "beta text"])
+    dataset = DatasetFactory()
+    bad = admin.post("/api/v1/curation-jobs/", {"dataset": dataset.pk,
+                                                "recipe": {"intended_use": "everything"}},
+                     format="json")
+    assert bad.status_code == 400 and "recipe.intended_use" in bad.json()
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = admin.post("/api/v1/curation-jobs/", {
+            "dataset": dataset.pk, "recipe": {"intended_use": "commercial"}}, format="json")
+    assert response.status_code == 202 and len(queued) == 1
+    curate_run_task(response.json()["id"])
+    job = admin.get(f"/api/v1/curation-jobs/{response.json()['id']}/").json()
+    assert job["state"] == "succeeded"
+    version = admin.get(f"/api/v1/versions/{job['version']}/").json()
+    assert (version["state"], version["document_count"]) == ("draft", 2)
+    published = admin.post(f"/api/v1/versions/{job['version']}/publish/")
+    assert published.status_code == 200 and published.json()["state"] == "published"
+    again = admin.post(f"/api/v1/versions/{job['version']}/publish/")
+    assert again.status_code == 409
+    delete = admin.delete(f"/api/v1/versions/{job['version']}/")
+    assert delete.status_code == 409
+    manifest = admin.get(f"/api/v1/versions/{job['version']}/manifest/")
+    lines = b"".join(manifest.streaming_content).decode().split()
+    assert len(lines) == 2 and manifest["X-Manifest-Root"] == version["manifest_root"]
+
+
+@pytest.mark.parametrize("query", ["", "?against=abc", "?against=999999"])
+def test_a_diff_needs_a_version_to_compare_with(admin, query):
+    dataset = DatasetFactory()
+    from provenance.services import datasets
+
+    recipe = datasets.recipe_validate({"intended_use": "commercial"})
+    v = datasets.version_create_from_plan(dataset=dataset, recipe=recipe,
+                                          plan=datasets.curation_plan(recipe), actor=None)
+    response = admin.get(f"/api/v1/versions/{v.pk}/diff/{query}")
+    assert response.status_code == 400 and "against" in response.json()
+
+
+def test_exclusion_filter_rejects_unknown_reasons(admin):
+    from provenance.services import datasets
+
+    recipe = datasets.recipe_validate({"intended_use": "commercial"})
+    v = datasets.version_create_from_plan(dataset=DatasetFactory(), recipe=recipe,
+                                          plan=datasets.curation_plan(recipe), actor=None)
+    assert admin.get(f"/api/v1/versions/{v.pk}/exclusions/?reason=bored").status_code == 400
+    assert admin.get(f"/api/v1/versions/{v.pk}/exclusions/?reason=license").status_code == 200
+
+
+def test_datasets_need_a_unique_slug(admin):
+    assert admin.post("/api/v1/datasets/", {"slug": "Not a slug", "title": "x"},
+                      format="json").status_code == 400
+    assert admin.post("/api/v1/datasets/", {"slug": "ok", "title": "x"},
+                      format="json").status_code == 201
+    dup = admin.post("/api/v1/datasets/", {"slug": "ok", "title": "x"}, format="json")
+    assert dup.status_code == 400 and "slug" in dup.json()
+
+
+def test_token_authentication(users, client_as):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    bad = client.post("/api/v1/auth/token/", {"username": "admin", "password": "nope"})
+    assert bad.status_code == 400
+    token = client.post("/api/v1/auth/token/", {"username": "admin", "password": "pw"})
+    assert token.status_code == 200
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.json()['token']}")
+    assert client.get("/api/v1/sources/").status_code == 200
+
+
+def test_the_schema_and_docs_are_served(client_as):
+    anon = client_as("anonymous")
+    schema = anon.get("/api/schema/")
+    assert schema.status_code == 200 and b"/api/v1/versions/" in schema.content
+    assert anon.get("/api/docs/").status_code == 200

@@ -1,0 +1,96 @@
+"""Tasks through the real broker on a real Celery worker process (not eager mode, not a thread)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psutil
+import pytest
+from django.db import connection, transaction
+
+from provenance.models import Document, IngestJob
+from provenance.services.ingest import ingest_job_create
+from tests.helpers import words
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def worker(tmp_path: Path) -> Iterator[subprocess.Popen]:
+    env = dict(os.environ)
+    url = urlsplit(env["DATABASE_URL"])
+    env["DATABASE_URL"] = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
+    log = (tmp_path / "worker.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,gpu",
+         "--concurrency", "1", "-l", "INFO", "-n", f"test-{uuid.uuid4().hex[:8]}@%h",
+         "--without-gossip", "--without-mingle"],
+        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    yield proc
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def wait_for(job: IngestJob, states: set[str], timeout: float = 90.0) -> IngestJob:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.state in states:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job.pk} still {job.state} after {timeout}s")
+
+
+def test_an_ingest_queued_through_the_api_service_runs_on_a_worker(worker, make_source,
+                                                                   write_jsonl):
+    source = make_source()
+    path = write_jsonl([{"text": words(i)} for i in range(75)] + ["{bad"])
+    with transaction.atomic():
+        job = ingest_job_create(source=source, path=path, actor=None)
+    job = wait_for(job, {"succeeded", "failed"})
+    assert job.state == "succeeded", job.error
+    assert (job.rows_added, job.rows_bad) == (75, 1)
+    assert Document.objects.count() == 75
+
+
+def test_a_worker_process_killed_mid_ingest_is_replaced_and_the_job_finishes_once(
+        worker, make_source, write_jsonl, settings):
+    """SIGKILL the pool process while it ingests: Celery requeues the unacknowledged task
+    (acks_late + reject_on_worker_lost), a new pool process resumes after the last committed
+    batch, and every row lands exactly once."""
+    source = make_source()
+    path = write_jsonl([{"text": words(i, 400)} for i in range(4000)])
+    with transaction.atomic():
+        job = ingest_job_create(source=source, path=path, actor=None)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.state == "running" and job.rows_read > 0:
+            break
+        time.sleep(0.02)
+    assert job.state == "running", "the job never started"
+    assert 0 < job.rows_read < 4000, "the kill must land mid-ingest"
+    children = psutil.Process(worker.pid).children()
+    assert children, "no pool process to kill"
+    for child in children:
+        child.kill()
+    job = wait_for(job, {"succeeded", "failed"}, timeout=180)
+    assert job.state == "succeeded", job.error
+    assert (job.rows_read, job.rows_added, job.rows_duplicate) == (4000, 4000, 0)
+    assert Document.objects.count() == 4000
+    source.refresh_from_db()
+    assert source.document_count == 4000
