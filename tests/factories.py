@@ -10,7 +10,8 @@ class RightsHolderFactory(factory.django.DjangoModelFactory):
         model = RightsHolder
 
     name = factory.Sequence(lambda n: f"Holder {n}")
-    contact_email = factory.LazyAttribute(lambda o: f"rights@{o.name.replace(' ', '').lower()}.test")
+    contact_email = factory.LazyAttribute(
+        lambda o: f"rights@{o.name.replace(' ', '').lower()}.test")
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -33,8 +33,9 @@ def corpus(make_source, ingest_texts):
     paused = make_source(name="paused")
     sources.opt_out_signal_record(source=opted, actor=None, kind="ai_txt", value="Disallow: /",
                                   opted_out=True, observed_at=now - timedelta(days=3))
-    sources.opt_out_signal_record(source=late, actor=None, kind="tdmrep", value="tdm-reservation: 1",
-                                  opted_out=True, observed_at=now - timedelta(hours=1))
+    sources.opt_out_signal_record(source=late, actor=None, kind="tdmrep",
+                                  value="tdm-reservation: 1", opted_out=True,
+                                  observed_at=now - timedelta(hours=1))
     sources.opt_out_signal_record(source=flipped, actor=None, kind="robots_txt",
                                   value="Disallow: /", opted_out=True,
                                   observed_at=now - timedelta(days=5))
@@ -134,7 +135,8 @@ def test_a_curation_job_records_counts_and_publishes_when_asked(corpus):
     ({"intended_use": "commercial", "opt_out_cutoff": "yesterday"}, "recipe.opt_out_cutoff"),
     ({"intended_use": "commercial", "opt_out_cutoff": "2026-01-01T00:00:00"},
      "recipe.opt_out_cutoff"),
-    ({"intended_use": "commercial", "near_duplicate_threshold": 2}, "recipe.near_duplicate_threshold"),
+    ({"intended_use": "commercial", "near_duplicate_threshold": 2},
+     "recipe.near_duplicate_threshold"),
     ({"intended_use": "commercial", "publish": "yes"}, "recipe.publish"),
     ({"intended_use": "commercial", "colour": "blue"}, "recipe"),
 ])
