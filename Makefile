@@ -17,7 +17,8 @@ lint: $(STAMP).test
 	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m config.embedded exec --throwaway -- $(PY) bench/ingest.py
+	DJANGO_SETTINGS_MODULE=config.settings.local HF_HUB_OFFLINE=1 \
+		$(PY) -m config.embedded exec --throwaway -- $(PY) bench/ingest.py
 
 install: $(STAMP)
 

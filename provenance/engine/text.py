@@ -36,6 +36,20 @@ def token_estimate(byte_count: int) -> int:
     return (byte_count + 3) // 4
 
 
+_WORD_HASHES: dict[str, int] = {}
+_WORD_CACHE_LIMIT = 1 << 20
+
+
+def _word_hash(word: str) -> int:
+    # Natural text repeats its words (Zipf), so most lookups hit; the cache is bounded.
+    value = _WORD_HASHES.get(word)
+    if value is None:
+        if len(_WORD_HASHES) >= _WORD_CACHE_LIMIT:
+            _WORD_HASHES.clear()
+        value = _WORD_HASHES[word] = zlib.crc32(word.encode())
+    return value
+
+
 def shingle_hashes(normalised: str) -> np.ndarray:
     """Distinct 32-bit hashes of the word 5-grams (lower-cased) of a text.
 
@@ -43,7 +57,7 @@ def shingle_hashes(normalised: str) -> np.ndarray:
     which is ~5x faster than hashing every shingle string separately.
     """
     words = normalised.lower().split() or [""]
-    wh = np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(words))
+    wh = np.fromiter(map(_word_hash, words), dtype=np.uint64, count=len(words))
     n = SHINGLE_WORDS
     if len(words) >= n:
         windows = np.lib.stride_tricks.sliding_window_view(wh, n)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +20,9 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from provenance.engine.readers import IngestFileError, Row, detect_format, open_reader
-from provenance.engine.text import minhash_signatures, prepare
+from provenance.engine.prefetch import Prefetch
+from provenance.engine.readers import IngestFileError, Reader, Row, detect_format, open_reader
+from provenance.engine.text import Prepared, minhash_signatures, prepare
 from provenance.models import DataSource, IngestJob, User
 from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_lock
@@ -121,8 +122,44 @@ def ingest_job_retry(*, job: IngestJob, actor: User) -> IngestJob:
 
 @dataclass
 class _Batch:
-    rows: list[Row]
+    """One batch, parsed and hashed (CPU only), ready to write."""
+
+    rows: int
     position: int
+    bad: list[dict[str, object]]
+    docs: list[tuple[Prepared, Row, bytes]]  # distinct texts: prepared, source row, MinHash
+    in_batch_duplicates: int
+
+
+def _prepare_batch(rows: list[Row], position: int) -> _Batch:
+    good: dict[str, tuple[Prepared, Row]] = {}
+    bad: list[dict[str, object]] = []
+    for row in rows:
+        if row.error is not None:
+            bad.append({"file": row.file, "line": row.line, "reason": row.error})
+            continue
+        doc = prepare(row.text or "")
+        if not doc.text:
+            bad.append({"file": row.file, "line": row.line, "reason": "text is empty"})
+        elif doc.sha256 not in good:  # a repeat inside the batch counts as a duplicate
+            good[doc.sha256] = (doc, row)
+    signatures = minhash_signatures([doc.text for doc, _ in good.values()])
+    docs = [(doc, row, sig) for (doc, row), sig in zip(good.values(), signatures, strict=True)]
+    return _Batch(rows=len(rows), position=position, bad=bad, docs=docs,
+                  in_batch_duplicates=len(rows) - len(bad) - len(good))
+
+
+def _prepared_batches(reader: Reader, skip: int, size: int) -> Iterator[_Batch]:
+    batch: list[Row] = []
+    for index, row in enumerate(reader):
+        if index < skip:  # rows committed by an earlier, interrupted attempt
+            continue
+        batch.append(row)
+        if len(batch) >= size:
+            yield _prepare_batch(batch, reader.position)
+            batch = []
+    if batch:
+        yield _prepare_batch(batch, reader.position)
 
 
 def _claim(job_id: int) -> IngestJob | None:
@@ -164,18 +201,12 @@ def _run(job: IngestJob, on_progress: ProgressCallback | None) -> None:
                          max_bytes=opts["max_bytes"])
     job.total, job.unit = reader.total, reader.unit
     job.save(update_fields=["total", "unit", "updated_at"])
-    skip = job.rows_read  # rows committed by an earlier, interrupted attempt
-    batch: list[Row] = []
-    for index, row in enumerate(reader):
-        if index < skip:
-            continue
-        batch.append(row)
-        if len(batch) >= opts["batch_size"]:
-            _commit_batch(job, _Batch(batch, reader.position))
-            batch = []
+    # Parse and hash the next batches in a thread while this one waits on PostgreSQL.
+    with Prefetch(_prepared_batches(reader, job.rows_read, opts["batch_size"])) as batches:
+        for batch in batches:
+            _write_batch(job, batch)
             if on_progress:
                 on_progress(job)
-    _commit_batch(job, _Batch(batch, reader.position))
     with transaction.atomic():
         job.state = IngestJob.State.SUCCEEDED
         job.stage = "done"
@@ -193,36 +224,18 @@ def _counts(job: IngestJob) -> dict[str, int]:
             "duplicate": job.rows_duplicate, "blocked": job.rows_blocked, "bad": job.rows_bad}
 
 
-def _commit_batch(job: IngestJob, batch: _Batch) -> None:
-    good: dict[str, tuple] = {}
-    prepared_rows = []
-    bad: list[dict[str, object]] = []
-    for row in batch.rows:
-        if row.error is not None:
-            bad.append({"file": row.file, "line": row.line, "reason": row.error})
-            continue
-        doc = prepare(row.text or "")
-        if not doc.text:
-            bad.append({"file": row.file, "line": row.line, "reason": "text is empty"})
-            continue
-        if doc.sha256 in good:
-            continue  # the same text twice in one batch: counted as a duplicate below
-        good[doc.sha256] = (doc, row)
-        prepared_rows.append(doc)
-    signatures = minhash_signatures([d.text for d in prepared_rows])
-    in_batch_dups = len(batch.rows) - len(bad) - len(good)
-
+def _write_batch(job: IngestJob, batch: _Batch) -> None:
+    """One transaction: the batch's documents and occurrences, and the job's counters."""
     with transaction.atomic():
         added = linked_new = blocked = linked_bytes = 0
-        if good:
+        if batch.docs:
             with connection.cursor() as cursor:
                 cursor.execute(_STAGE_DDL)
                 # ON COMMIT DELETE ROWS does not fire when the caller's transaction spans batches.
                 cursor.execute("TRUNCATE trailmark_ingest_stage")
                 copy_sql = f"COPY trailmark_ingest_stage ({_STAGE_COLUMNS}) FROM STDIN"
                 with cursor.copy(copy_sql) as cp:
-                    for doc, sig in zip(prepared_rows, signatures, strict=True):
-                        row = good[doc.sha256][1]
+                    for doc, row, sig in batch.docs:
                         cp.write_row((doc.sha256, doc.text, doc.byte_count, doc.token_estimate,
                                       sig, row.meta.get("id", "")[:500],
                                       row.meta.get("url", "")[:2000], row.file[:500], row.line))
@@ -233,13 +246,13 @@ def _commit_batch(job: IngestJob, batch: _Batch) -> None:
                 cursor.execute(_COUNT_BLOCKED)
                 blocked = cursor.fetchone()[0]
         room = max(0, IngestJob.MAX_REPORTED_ERRORS - len(job.errors))
-        job.errors = job.errors + bad[:room]
-        job.rows_read += len(batch.rows)
+        job.errors = job.errors + batch.bad[:room]
+        job.rows_read += batch.rows
         job.rows_added += added
         job.rows_linked += linked_new - added
         job.rows_blocked += blocked
-        job.rows_bad += len(bad)
-        job.rows_duplicate += len(good) - linked_new - blocked + in_batch_dups
+        job.rows_bad += len(batch.bad)
+        job.rows_duplicate += len(batch.docs) - linked_new - blocked + batch.in_batch_duplicates
         job.position = batch.position
         job.save(update_fields=["errors", "rows_read", "rows_added", "rows_linked", "rows_blocked",
                                 "rows_bad", "rows_duplicate", "position", "updated_at"])
