@@ -71,7 +71,11 @@ class Reader:
             return Row(file, line, error=f"missing text field '{self.text_field}'")
         if not isinstance(text, str):
             return Row(file, line, error=f"field '{self.text_field}' is not a string")
-        size = len(text.encode("utf-8"))
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError as exc:  # e.g. "\ud800" in JSON: a lone surrogate
+            return Row(file, line, error=f"text is not valid Unicode (unpaired surrogate at "
+                                         f"character {exc.start})")
         if size > self.max_bytes:
             return Row(file, line,
                        error=f"text is {size} bytes, over the {self.max_bytes}-byte limit")
@@ -100,7 +104,8 @@ def _bounded_lines(handle: IO[bytes], limit: int) -> Iterator[tuple[int, bytes |
 
 
 def _meta(record: dict[str, object]) -> dict[str, str]:
-    return {k: str(record[k]) for k in META_FIELDS if record.get(k) not in (None, "")}
+    return {k: str(record[k]).replace("\x00", "").encode("utf-8", "replace").decode()
+            for k in META_FIELDS if record.get(k) not in (None, "")}
 
 
 class JsonlReader(Reader):
@@ -173,7 +178,17 @@ class CsvReader(Reader):
             record_start.clear()
             yield from pending
             pending.clear()
-            for values in reader:
+            while True:
+                try:
+                    values = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:  # e.g. a field over the size limit
+                    start = record_start.pop() if record_start else None
+                    yield from pending
+                    pending.clear()
+                    yield Row(name, start, error=f"malformed CSV record: {exc}")
+                    continue
                 start = record_start.pop() if record_start else None
                 yield from pending
                 pending.clear()

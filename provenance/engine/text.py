@@ -23,8 +23,9 @@ _WEIGHTS = np.array(
 
 
 def normalise(text: str) -> str:
-    """Unicode NFC with every run of whitespace folded to one space, trimmed."""
-    return _WS.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    """Unicode NFC with every run of whitespace folded to one space, trimmed. NUL characters are
+    dropped: they carry no text and PostgreSQL cannot store them."""
+    return _WS.sub(" ", unicodedata.normalize("NFC", text.replace("\x00", ""))).strip()
 
 
 def content_hash(normalised: str) -> str:

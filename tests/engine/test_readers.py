@@ -124,3 +124,18 @@ def test_progress_position_reaches_the_total(tmp_path):
     reader = open_reader(path)
     list(reader)
     assert reader.position == reader.total == path.stat().st_size
+
+
+def test_a_lone_surrogate_is_a_bad_row_not_a_failed_file(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "lone \\ud800 surrogate"}\n{"text": "fine"}\n')
+    rows = rows_of(path)
+    assert "unpaired surrogate" in rows[0].error and rows[1].text == "fine"
+
+
+def test_a_csv_field_over_the_limit_is_a_bad_row_and_reading_goes_on(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text('text\n"' + "z" * 300_000 + '"\nafter\n')
+    rows = rows_of(path, max_bytes=1000)
+    assert rows[0].error is not None
+    assert rows[-1].text == "after"

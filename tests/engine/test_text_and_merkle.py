@@ -61,3 +61,7 @@ def test_manifest_root_ignores_order_and_repeats():
     hashes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(10)]
     assert manifest_root(hashes) == manifest_root(list(reversed(hashes)) + hashes[:3])
     assert manifest_root(hashes) != manifest_root(hashes[:-1])
+
+
+def test_nul_characters_are_dropped_when_normalising():
+    assert normalise("a\x00b \x00 c") == "ab c"

@@ -127,3 +127,13 @@ def test_a_job_whose_file_vanished_fails_cleanly(make_source, write_jsonl):
     ingest_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.state == IngestJob.State.FAILED and "no such file" in job.error
+
+
+def test_text_postgres_cannot_store_is_handled_row_by_row(make_source, write_jsonl):
+    path = write_jsonl(['{"text": "nul \\u0000 inside", "id": "x\\u0000y"}',
+                        '{"text": "lone \\ud800 surrogate"}', '{"text": "fine"}'])
+    job = ingest_path(source=make_source(), path=path, actor=None)
+    assert (job.state, job.rows_added, job.rows_bad) == (IngestJob.State.SUCCEEDED, 2, 1)
+    assert job.errors[0]["line"] == 2 and "surrogate" in job.errors[0]["reason"]
+    assert Document.objects.filter(text="nul inside").exists()
+    assert Occurrence.objects.filter(external_id="xy").exists()
