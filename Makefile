@@ -15,6 +15,7 @@ test: $(STAMP).test
 
 lint: $(STAMP).test
 	$(VENV)/bin/ruff check .
+	TRAILMARK_STATE_DIR=$$(mktemp -d) $(VENV)/bin/mypy
 
 bench: $(STAMP)
 	DJANGO_SETTINGS_MODULE=config.settings.local HF_HUB_OFFLINE=1 \

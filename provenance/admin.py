@@ -9,7 +9,8 @@ from provenance import models as m
 
 @admin.register(m.User)
 class TrailmarkUserAdmin(UserAdmin):
-    fieldsets = [*UserAdmin.fieldsets, ("Trailmark", {"fields": ["role", "rights_holder"]})]
+    fieldsets = [*(UserAdmin.fieldsets or ()),
+                 ("Trailmark", {"fields": ["role", "rights_holder"]})]
     list_display = ["username", "email", "role", "rights_holder", "is_active"]
     list_filter = ["role", "is_active"]
 

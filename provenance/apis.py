@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import django_filters
-from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import ProtectedError
@@ -22,7 +21,15 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from provenance import selectors
 from provenance import serializers as s
-from provenance.models import DatasetVersion, DataSource, Document, IngestJob, VersionExclusion
+from provenance.conf import setting
+from provenance.models import (
+    DatasetVersion,
+    DataSource,
+    Document,
+    IngestJob,
+    User,
+    VersionExclusion,
+)
 from provenance.permissions import STAFF, Role, role_of
 from provenance.services import datasets, documents, ingest, sources
 from provenance.services.errors import InvalidTransition
@@ -50,6 +57,13 @@ class ServiceViewSet(viewsets.GenericViewSet):
     """Base: input serializers are validated here; the write goes through a service."""
 
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    @property
+    def actor(self) -> User:
+        user = self.request.user
+        # Writes reach here only for signed-in users (RolePermission refuses anonymous writes).
+        assert isinstance(user, User)
+        return user
 
     def valid(self, serializer_class: type[serializers.Serializer], **kwargs: Any) -> dict:
         serializer = serializer_class(data=self.request.data, **kwargs)
@@ -82,14 +96,14 @@ class RightsHolderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Serv
     @extend_schema(request=s.RightsHolderIn, responses={201: s.RightsHolderOut})
     def create(self, request: Request) -> Response:
         data = self.valid(s.RightsHolderIn)
-        holder = sources.rights_holder_create(actor=request.user, **data)
+        holder = sources.rights_holder_create(actor=self.actor, **data)
         return self.out(holder, status.HTTP_201_CREATED)
 
     @extend_schema(request=s.RightsHolderIn, responses=s.RightsHolderOut)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         holder = self.get_object()
         data = self.valid(s.RightsHolderIn, partial=True)
-        return self.out(sources.rights_holder_update(holder=holder, actor=request.user, **data))
+        return self.out(sources.rights_holder_update(holder=holder, actor=self.actor, **data))
 
 
 class SourceFilter(django_filters.FilterSet):
@@ -115,12 +129,12 @@ class SourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVie
         data = self.valid(s.SourceIn)
         owner = data.pop("owner", None)
         if role_of(request.user) == Role.RIGHTS_HOLDER:
-            if owner is not None and owner.pk != request.user.rights_holder_id:
+            if owner is not None and owner.pk != self.actor.rights_holder_id:
                 raise PermissionDenied("you can register sources for your own rights-holder only")
-            owner = request.user.rights_holder
+            owner = self.actor.rights_holder
         if owner is None:
             raise DRFValidationError({"owner": "this field is required"})
-        source = sources.source_create(actor=request.user, owner=owner, **data)
+        source = sources.source_create(actor=self.actor, owner=owner, **data)
         return self.out(source, status.HTTP_201_CREATED)
 
     @extend_schema(request=s.SourceIn, responses=s.SourceOut)
@@ -129,29 +143,30 @@ class SourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVie
         data = self.valid(s.SourceIn, partial=True)
         if "owner" in data:
             raise DRFValidationError({"owner": "a source's owner cannot be changed"})
-        return self.out(sources.source_update(source=source, actor=request.user, **data))
+        return self.out(sources.source_update(source=source, actor=self.actor, **data))
+
+    def _signals(self, request: Request, related: str, out_cls: Any, in_cls: Any,
+                 record: Any) -> Response:
+        """List a source's signal history (GET) or record a new signal through `record` (POST)."""
+        source = self.get_object()
+        if request.method == "GET":
+            return Response(out_cls(getattr(source, related).all(), many=True).data)
+        signal = record(source=source, actor=self.actor, **self.valid(in_cls))
+        return self.out(signal, status.HTTP_201_CREATED, out_cls)
 
     @extend_schema(request=s.OptOutSignalIn, responses={200: s.OptOutSignalOut(many=True),
                                                         201: s.OptOutSignalOut})
     @action(detail=True, methods=["get", "post"], url_path="opt-out-signals")
     def opt_out_signals(self, request: Request, pk: str | None = None) -> Response:
-        source = self.get_object()
-        if request.method == "GET":
-            return Response(s.OptOutSignalOut(source.opt_out_signals.all(), many=True).data)
-        data = self.valid(s.OptOutSignalIn)
-        signal = sources.opt_out_signal_record(source=source, actor=request.user, **data)
-        return self.out(signal, status.HTTP_201_CREATED, s.OptOutSignalOut)
+        return self._signals(request, "opt_out_signals", s.OptOutSignalOut, s.OptOutSignalIn,
+                             sources.opt_out_signal_record)
 
     @extend_schema(request=s.LicenseSignalIn, responses={200: s.LicenseSignalOut(many=True),
                                                          201: s.LicenseSignalOut})
     @action(detail=True, methods=["get", "post"], url_path="license-signals")
     def license_signals(self, request: Request, pk: str | None = None) -> Response:
-        source = self.get_object()
-        if request.method == "GET":
-            return Response(s.LicenseSignalOut(source.license_signals.all(), many=True).data)
-        data = self.valid(s.LicenseSignalIn)
-        signal = sources.license_signal_add(source=source, actor=request.user, **data)
-        return self.out(signal, status.HTTP_201_CREATED, s.LicenseSignalOut)
+        return self._signals(request, "license_signals", s.LicenseSignalOut, s.LicenseSignalIn,
+                             sources.license_signal_add)
 
 
 # --- documents --------------------------------------------------------------------------------
@@ -182,7 +197,7 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
     @action(detail=True, methods=["post"])
     def tombstone(self, request: Request, pk: str | None = None) -> Response:
         data = self.valid(s.TombstoneIn)
-        doc = documents.document_tombstone(document=self.get_object(), actor=request.user, **data)
+        doc = documents.document_tombstone(document=self.get_object(), actor=self.actor, **data)
         return self.out(doc, cls=s.DocumentOut)
 
 
@@ -202,7 +217,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVi
 
     @extend_schema(request=s.DatasetIn, responses={201: s.DatasetOut})
     def create(self, request: Request) -> Response:
-        dataset = datasets.dataset_create(actor=request.user, **self.valid(s.DatasetIn))
+        dataset = datasets.dataset_create(actor=self.actor, **self.valid(s.DatasetIn))
         return self.out(dataset, status.HTTP_201_CREATED)
 
 
@@ -218,11 +233,11 @@ class VersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVi
     @extend_schema(request=None, responses=s.VersionOut)
     @action(detail=True, methods=["post"])
     def publish(self, request: Request, pk: str | None = None) -> Response:
-        version = datasets.dataset_version_publish(version=self.get_object(), actor=request.user)
+        version = datasets.dataset_version_publish(version=self.get_object(), actor=self.actor)
         return self.out(version)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
-        datasets.dataset_version_discard(version=self.get_object(), actor=request.user)
+        datasets.dataset_version_discard(version=self.get_object(), actor=self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={(200, "text/plain"): str})
@@ -285,11 +300,11 @@ class IngestJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Service
         data = self.valid(s.IngestJobIn)
         source: DataSource = data["source"]
         role = role_of(request.user)
-        if role == Role.RIGHTS_HOLDER and source.owner_id != request.user.rights_holder_id:
+        if role == Role.RIGHTS_HOLDER and source.owner_id != self.actor.rights_holder_id:
             raise PermissionDenied("you can ingest into your own sources only")
         if data.get("file"):
             upload = data["file"]
-            limit = settings.TRAILMARK["UPLOAD_MAX_BYTES"]
+            limit = setting("UPLOAD_MAX_BYTES")
             if upload.size > limit:
                 raise DRFValidationError({"file": f"over the {limit}-byte upload limit"})
             path = ingest.upload_store(upload.chunks(), upload.name)
@@ -298,11 +313,11 @@ class IngestJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Service
             if role not in STAFF:
                 raise PermissionDenied("only staff may ingest from a server path")
             path = Path(data["path"]).resolve()
-            roots = settings.TRAILMARK["IMPORT_DIRS"]
+            roots: list[Path] = setting("IMPORT_DIRS")
             if not any(path.is_relative_to(root) for root in roots):
                 raise DRFValidationError({"path": "not under TRAILMARK_IMPORT_DIRS"})
             name = path.name
-        job = ingest.ingest_job_create(source=source, path=path, actor=request.user,
+        job = ingest.ingest_job_create(source=source, path=path, actor=self.actor,
                                        fmt=data.get("format"), text_field=data["text_field"],
                                        original_name=name)
         return self.out(job, status.HTTP_202_ACCEPTED)
@@ -311,7 +326,7 @@ class IngestJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Service
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str | None = None) -> Response:
         job: IngestJob = self.get_object()
-        return self.out(ingest.ingest_job_retry(job=job, actor=request.user),
+        return self.out(ingest.ingest_job_retry(job=job, actor=self.actor),
                         status.HTTP_202_ACCEPTED)
 
 
@@ -327,7 +342,7 @@ class CurationJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Servi
     def create(self, request: Request) -> Response:
         data = self.valid(s.CurationJobIn)
         job = datasets.curation_job_create(dataset=data["dataset"], recipe=data["recipe"],
-                                           actor=request.user)
+                                           actor=self.actor)
         return self.out(job, status.HTTP_202_ACCEPTED)
 
 

@@ -84,7 +84,8 @@ class SourceIn(serializers.Serializer):
 
 
 class DocumentOut(serializers.ModelSerializer):
-    sources = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    sources = serializers.PrimaryKeyRelatedField(  # type: ignore[var-annotated]
+        many=True, read_only=True)
 
     class Meta:
         model = Document
@@ -147,7 +148,9 @@ class IngestJobOut(JobFields):
 
 
 class IngestJobIn(serializers.Serializer):
-    source = serializers.PrimaryKeyRelatedField(queryset=DataSource.objects.all())
+    # A field named "source" shadows Field.source for the type checker only.
+    source = serializers.PrimaryKeyRelatedField(  # type: ignore[assignment]
+        queryset=DataSource.objects.all())
     file = serializers.FileField(required=False, help_text="upload (multipart)")
     path = serializers.CharField(required=False, help_text="a path under TRAILMARK_IMPORT_DIRS")
     format = serializers.ChoiceField(choices=["jsonl", "csv", "folder", "parquet"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 
@@ -166,7 +167,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
 # Trailmark
-TRAILMARK = {
+TRAILMARK: dict[str, Any] = {
     "INGEST_BATCH_SIZE": int(os.environ.get("TRAILMARK_INGEST_BATCH_SIZE", "1000")),
     "INGEST_MAX_DOC_BYTES": int(os.environ.get("TRAILMARK_INGEST_MAX_DOC_BYTES", str(1 << 20))),
     "UPLOAD_MAX_BYTES": int(os.environ.get("TRAILMARK_UPLOAD_MAX_BYTES", str(2 << 30))),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -103,7 +103,7 @@ def _bounded_lines(handle: IO[bytes], limit: int) -> Iterator[tuple[int, bytes |
         yield number, chunk, consumed
 
 
-def _meta(record: dict[str, object]) -> dict[str, str]:
+def _meta(record: Mapping[str, object]) -> dict[str, str]:
     return {k: str(record[k]).replace("\x00", "").encode("utf-8", "replace").decode()
             for k in META_FIELDS if record.get(k) not in (None, "")}
 

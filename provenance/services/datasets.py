@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from datasketch import MinHashLSH
+from datasketch import LeanMinHash, MinHashLSH
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Max
@@ -166,7 +166,7 @@ def curation_plan(recipe: dict[str, Any], progress: Any = None) -> Plan:
     active = {pk for pk, s in sources.items() if s.status == DataSource.Status.ACTIVE}
     threshold = recipe["near_duplicate_threshold"]
     lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM) if threshold else None
-    kept_sketches = {}
+    kept_sketches: dict[int, LeanMinHash] = {}
     plan = Plan()
     with connection.cursor() as cursor:
         cursor.execute(_CANDIDATES, [recipe["sources"]])

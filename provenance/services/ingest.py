@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from provenance.conf import setting
 from provenance.engine.prefetch import Prefetch
 from provenance.engine.readers import IngestFileError, Reader, Row, detect_format, open_reader
 from provenance.engine.text import Prepared, minhash_signatures, prepare
@@ -66,8 +67,8 @@ WHERE d.removed_at IS NOT NULL
 
 
 def _options() -> dict[str, int]:
-    conf = settings.TRAILMARK
-    return {"batch_size": conf["INGEST_BATCH_SIZE"], "max_bytes": conf["INGEST_MAX_DOC_BYTES"]}
+    return {"batch_size": int(setting("INGEST_BATCH_SIZE")),
+            "max_bytes": int(setting("INGEST_MAX_DOC_BYTES"))}
 
 
 def _check_readable(path: Path, fmt: str | None, text_field: str) -> str:
