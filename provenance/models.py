@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
@@ -200,6 +201,7 @@ class Job(models.Model):
         RUNNING = "running"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
+        CANCELLED = "cancelled"
 
     state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
     stage = models.CharField(max_length=50, blank=True)
@@ -207,7 +209,9 @@ class Job(models.Model):
     total = models.PositiveBigIntegerField(default=0)
     unit = models.CharField(max_length=20, blank=True)
     error = models.TextField(blank=True)
-    created_by = models.ForeignKey("User", null=True, blank=True, on_delete=models.SET_NULL,
+    # AUTH_USER_MODEL, not "User": the abstract job is also inherited by other apps' models.
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -345,6 +349,56 @@ class CurationJob(Job):
 
     class Meta(Job.Meta):
         pass
+
+
+class TrainingRun(Job):
+    """Training a tokenizer and a causal LM on a dataset version, on the gpu queue."""
+
+    version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT,
+                                related_name="training_runs")
+    config = models.JSONField(default=dict)  # TrainConfig, defaults filled in
+    tokens = models.PositiveBigIntegerField(default=0)
+    loss = models.FloatField(null=True, blank=True)
+    tokens_per_s = models.FloatField(null=True, blank=True)
+    device = models.CharField(max_length=20, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+
+    class Meta(Job.Meta):
+        pass
+
+
+class ModelCheckpoint(models.Model):
+    """A model and what it was trained on: the lineage attribution and takedowns follow."""
+
+    class Kind(models.TextChoices):
+        TRAINED = "trained"    # by a Trailmark TrainingRun
+        IMPORTED = "imported"  # a local Hugging Face directory registered by staff
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT,
+                                related_name="checkpoints")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
+                               related_name="children")
+    run = models.OneToOneField(TrainingRun, null=True, blank=True, on_delete=models.PROTECT,
+                               related_name="checkpoint")
+    path = models.CharField(max_length=2000)
+    sha256 = models.CharField(max_length=64)
+    config = models.JSONField(default=dict)
+    metrics = models.JSONField(default=dict)  # heldout_loss, train_loss, steps, tokens, ...
+    created_by = models.ForeignKey("User", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(name="checkpoint_trained_has_run",
+                                   condition=~Q(kind="trained") | Q(run__isnull=False)),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class LedgerEntry(models.Model):

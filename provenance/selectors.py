@@ -14,8 +14,10 @@ from provenance.models import (
     Document,
     IngestJob,
     LedgerEntry,
+    ModelCheckpoint,
     Occurrence,
     RightsHolder,
+    TrainingRun,
 )
 from provenance.permissions import Role, role_of
 
@@ -86,3 +88,18 @@ def ledger_list(user: Any) -> QuerySet[LedgerEntry]:
     if role_of(user) in {Role.ADMIN, Role.CURATOR, Role.AUDITOR}:
         return LedgerEntry.objects.all()
     return LedgerEntry.objects.none()
+
+
+MODEL_READERS = {Role.ADMIN, Role.CURATOR, Role.AUDITOR, Role.RESEARCHER}
+
+
+def training_run_list(user: Any) -> QuerySet[TrainingRun]:
+    if role_of(user) in MODEL_READERS:
+        return TrainingRun.objects.select_related("version", "checkpoint")
+    return TrainingRun.objects.none()
+
+
+def checkpoint_list(user: Any) -> QuerySet[ModelCheckpoint]:
+    if role_of(user) in MODEL_READERS:
+        return ModelCheckpoint.objects.select_related("version")
+    return ModelCheckpoint.objects.none()

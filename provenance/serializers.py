@@ -13,8 +13,10 @@ from provenance.models import (
     IngestJob,
     LedgerEntry,
     LicenseSignal,
+    ModelCheckpoint,
     OptOutSignal,
     RightsHolder,
+    TrainingRun,
     VersionExclusion,
 )
 
@@ -180,3 +182,37 @@ class LedgerEntryOut(serializers.ModelSerializer):
         model = LedgerEntry
         fields = ["seq", "created_at", "actor_label", "event", "subject_type", "subject_id",
                   "payload", "payload_hash", "prev_hash", "entry_hash"]
+
+
+class TrainingRunOut(JobFields):
+    checkpoint = serializers.PrimaryKeyRelatedField(read_only=True)  # type: ignore[var-annotated]
+
+    class Meta:
+        model = TrainingRun
+        fields = ["id", "version", "config", "state", "stage", "position", "total", "unit",
+                  "percent", "tokens", "loss", "tokens_per_s", "device", "cancel_requested",
+                  "checkpoint", "error", "created_at", "started_at", "finished_at"]
+
+
+class TrainingRunIn(serializers.Serializer):
+    version = serializers.PrimaryKeyRelatedField(queryset=DatasetVersion.objects.all())
+    config = serializers.JSONField(required=False, help_text="TrainConfig options; defaults "
+                                                             "train the demo in about a minute")
+
+
+class CheckpointOut(serializers.ModelSerializer):
+    class Meta:
+        model = ModelCheckpoint
+        fields = ["id", "name", "kind", "version", "parent", "run", "path", "sha256", "config",
+                  "metrics", "created_at"]
+
+
+class CheckpointRegisterIn(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    path = serializers.CharField(help_text="a local Hugging Face model folder under "
+                                           "TRAILMARK_IMPORT_DIRS")
+    version = serializers.PrimaryKeyRelatedField(queryset=DatasetVersion.objects.all(),
+                                                 help_text="the version it was trained on")
+    # A field named "parent" shadows Field.parent for the type checker only.
+    parent = serializers.PrimaryKeyRelatedField(  # type: ignore[assignment]
+        queryset=ModelCheckpoint.objects.all(), required=False)

@@ -19,3 +19,11 @@ def curate_run_task(job_id: int) -> None:
     from provenance.services.datasets import curation_run
 
     curation_run(job_id=job_id)
+
+
+@shared_task(name="provenance.train_run", acks_late=True, ignore_result=True,
+             soft_time_limit=12 * 60 * 60, time_limit=12 * 60 * 60 + 600)
+def train_run_task(run_id: int) -> None:
+    from provenance.services.training import training_run_execute
+
+    training_run_execute(run_id=run_id)

@@ -3,7 +3,8 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
-from provenance import apis
+from provenance.apis import data as apis
+from provenance.apis import training
 
 
 class TokenView(ObtainAuthToken):
@@ -21,6 +22,8 @@ router.register("versions", apis.VersionViewSet, basename="version")
 router.register("ingest-jobs", apis.IngestJobViewSet, basename="ingest-job")
 router.register("curation-jobs", apis.CurationJobViewSet, basename="curation-job")
 router.register("ledger", apis.LedgerViewSet, basename="ledger")
+router.register("training-runs", training.TrainingRunViewSet, basename="training-run")
+router.register("checkpoints", training.CheckpointViewSet, basename="checkpoint")
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),

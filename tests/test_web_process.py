@@ -14,7 +14,8 @@ from django.test import Client
 from django.urls import get_resolver
 get_resolver().url_patterns  # import every view module
 import config.wsgi  # noqa: F401
-for path in ["/", "/api/v1/versions/", "/api/schema/"]:
+for path in ["/", "/api/v1/versions/", "/api/v1/training-runs/", "/api/v1/outputs/",
+             "/api/schema/"]:
     assert Client().get(path).status_code < 500, path
 heavy = sorted(m for m in ("torch", "transformers", "tokenizers") if m in sys.modules)
 print("HEAVY:" + ",".join(heavy))

@@ -94,3 +94,72 @@ def test_a_worker_process_killed_mid_ingest_is_replaced_and_the_job_finishes_onc
     assert Document.objects.count() == 4000
     source.refresh_from_db()
     assert source.document_count == 4000
+
+
+TINY_TRAIN = {"vocab_size": 400, "n_layer": 1, "n_head": 2, "n_embd": 32, "seq_len": 32,
+              "batch_size": 4, "warmup_steps": 2}
+
+
+@pytest.fixture
+def published_version(make_source, ingest_texts):
+    from provenance.services import datasets
+    from tests.factories import DatasetFactory
+
+    ingest_texts(make_source(license_expression="CC0-1.0"),
+                 [words(i, 80).replace("w", "harbour w") for i in range(60)])
+    recipe = datasets.recipe_validate({"intended_use": "commercial"})
+    draft = datasets.version_create_from_plan(dataset=DatasetFactory(), recipe=recipe,
+                                              plan=datasets.curation_plan(recipe), actor=None)
+    return datasets.dataset_version_publish(version=draft, actor=None)
+
+
+def wait_for_row(model, pk, states, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = model.objects.get(pk=pk)
+        if row.state in states:
+            return row
+        time.sleep(0.2)
+    raise AssertionError(f"{model.__name__} {pk} still {row.state} after {timeout}s")
+
+
+def test_training_and_generation_run_on_the_gpu_queue(worker, published_version):
+    from attribution.models import ModelOutput
+    from attribution.services.outputs import model_output_create
+    from provenance.models import TrainingRun
+    from provenance.services.training import training_run_create
+
+    with transaction.atomic():
+        run = training_run_create(version=published_version, actor=None,
+                                  config={**TINY_TRAIN, "epochs": 1})
+    run = wait_for_row(TrainingRun, run.pk, {"succeeded", "failed", "cancelled"})
+    assert run.state == "succeeded", run.error
+    with transaction.atomic():
+        output = model_output_create(checkpoint=run.checkpoint, prompt="harbour w1",
+                                     params={"max_new_tokens": 6}, actor=None)
+    output = wait_for_row(ModelOutput, output.pk, {"succeeded", "failed"})
+    assert output.state == "succeeded" and output.completion, output.error
+
+
+def test_a_worker_killed_mid_training_resumes_from_its_last_checkpoint(worker,
+                                                                     published_version):
+    from provenance.models import LedgerEntry, ModelCheckpoint, TrainingRun
+    from provenance.services.training import training_run_create
+
+    with transaction.atomic():
+        run = training_run_create(version=published_version, actor=None,
+                                  config={**TINY_TRAIN, "epochs": 40, "checkpoint_every": 10})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.state == "running" and run.position >= 20:
+            break
+        time.sleep(0.05)
+    assert run.state == "running" and run.position < run.total, "kill must land mid-run"
+    for child in psutil.Process(worker.pid).children():
+        child.kill()
+    run = wait_for_row(TrainingRun, run.pk, {"succeeded", "failed", "cancelled"}, timeout=180)
+    assert run.state == "succeeded", run.error
+    assert run.position == run.total
+    assert ModelCheckpoint.objects.filter(run=run).count() == 1
+    assert LedgerEntry.objects.filter(event="checkpoint.created").count() == 1

@@ -1,4 +1,4 @@
-"""The /api/v1/ endpoints: thin views that validate input, call a service, and render a selector."""
+"""/api/v1/ endpoints for holders, sources, documents, datasets, versions, jobs and the ledger."""
 
 from __future__ import annotations
 
@@ -6,73 +6,29 @@ from pathlib import Path
 from typing import Any
 
 import django_filters
-from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
-from django.db.models import ProtectedError
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from provenance import selectors
 from provenance import serializers as s
+from provenance.apis.base import ServiceViewSet
 from provenance.conf import setting
 from provenance.models import (
     DatasetVersion,
     DataSource,
     Document,
     IngestJob,
-    User,
     VersionExclusion,
 )
 from provenance.permissions import STAFF, Role, role_of
 from provenance.services import datasets, documents, ingest, sources
-from provenance.services.errors import InvalidTransition
 from provenance.services.ledger import ledger_verify_chain
-
-
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Service errors become 4xx answers that name the field; nothing here becomes a 5xx."""
-    if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
-        exc = DRFValidationError(detail=detail)
-    elif isinstance(exc, InvalidTransition):
-        return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-    elif isinstance(exc, ProtectedError):
-        return Response({"detail": "other records depend on this one"},
-                        status=status.HTTP_409_CONFLICT)
-    elif isinstance(exc, IntegrityError) and "trailmark:" in str(exc):
-        # A database guard (immutable version, append-only table) refused the write.
-        message = str(exc).split("trailmark:", 1)[1].splitlines()[0].strip()
-        return Response({"detail": message}, status=status.HTTP_409_CONFLICT)
-    return drf_exception_handler(exc, context)
-
-
-class ServiceViewSet(viewsets.GenericViewSet):
-    """Base: input serializers are validated here; the write goes through a service."""
-
-    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-
-    @property
-    def actor(self) -> User:
-        user = self.request.user
-        # Writes reach here only for signed-in users (RolePermission refuses anonymous writes).
-        assert isinstance(user, User)
-        return user
-
-    def valid(self, serializer_class: type[serializers.Serializer], **kwargs: Any) -> dict:
-        serializer = serializer_class(data=self.request.data, **kwargs)
-        serializer.is_valid(raise_exception=True)
-        return dict(serializer.validated_data)
-
-    def out(self, instance: Any, code: int = status.HTTP_200_OK, cls: Any = None) -> Response:
-        return Response((cls or self.get_serializer_class())(instance).data, status=code)
-
 
 # --- rights-holders and sources ---------------------------------------------------------------
 

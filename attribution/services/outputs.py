@@ -1,0 +1,62 @@
+"""Model outputs: a prompt, a checkpoint and decoding parameters; a worker writes the completion."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from attribution.models import ModelOutput
+from provenance.engine.lm_config import DecodeParams
+from provenance.models import ModelCheckpoint, User
+from provenance.services.jobs import job_lock
+
+log = logging.getLogger(__name__)
+State = ModelOutput.State
+
+
+@transaction.atomic
+def model_output_create(*, checkpoint: ModelCheckpoint, prompt: str, actor: User | None,
+                        params: dict[str, Any] | None = None,
+                        enqueue: bool = True) -> ModelOutput:
+    if not prompt.strip():
+        raise ValidationError({"prompt": "give a prompt"})
+    try:
+        decode = DecodeParams.from_dict(params or {})
+    except (TypeError, ValueError) as exc:
+        raise ValidationError({"params": str(exc)}) from exc
+    output = ModelOutput.objects.create(checkpoint=checkpoint, prompt=prompt,
+                                        params=decode.to_dict(), created_by=actor)
+    if enqueue:
+        from attribution.tasks import generate_task
+
+        generate_task.delay_on_commit(output.pk)
+    return output
+
+
+def model_output_generate(*, output_id: int) -> ModelOutput | None:
+    """Produce the completion (idempotent: a finished output is left as it is)."""
+    from provenance.engine import lm
+
+    with job_lock("generate", output_id) as mine:
+        output = ModelOutput.objects.select_related("checkpoint").filter(pk=output_id).first()
+        if not mine or output is None or output.state not in (State.QUEUED, State.RUNNING):
+            return None
+        ModelOutput.objects.filter(pk=output_id).update(state=State.RUNNING,
+                                                        started_at=timezone.now())
+        try:
+            model, tokenizer = lm.load(output.checkpoint.path)
+            text = lm.generate(model, tokenizer, output.prompt,
+                               DecodeParams.from_dict(output.params))
+        except Exception as exc:
+            log.exception("generation %s failed", output_id)
+            ModelOutput.objects.filter(pk=output_id).update(
+                state=State.FAILED, error=str(exc)[:2000], finished_at=timezone.now())
+        else:
+            ModelOutput.objects.filter(pk=output_id).update(
+                state=State.SUCCEEDED, completion=text, finished_at=timezone.now())
+        output.refresh_from_db()
+        return output

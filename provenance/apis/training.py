@@ -1,0 +1,67 @@
+"""/api/v1/ endpoints for training runs and model checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError as DRFValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from provenance import selectors
+from provenance import serializers as s
+from provenance.apis.base import ServiceViewSet
+from provenance.conf import setting
+from provenance.permissions import STAFF, Role
+from provenance.services import training
+
+TRAINS = STAFF | {Role.RESEARCHER}
+READS = STAFF | {Role.AUDITOR, Role.RESEARCHER}
+
+
+class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    serializer_class = s.TrainingRunOut
+    filterset_fields = ["version", "state"]
+    read_roles = READS
+    write_roles = TRAINS
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.training_run_list(self.request.user)
+
+    @extend_schema(request=s.TrainingRunIn, responses={202: s.TrainingRunOut})
+    def create(self, request: Request) -> Response:
+        data = self.valid(s.TrainingRunIn)
+        run = training.training_run_create(version=data["version"], actor=self.actor,
+                                           config=data.get("config"))
+        return self.out(run, status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses=s.TrainingRunOut)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        return self.out(training.training_run_cancel(run=self.get_object(), actor=self.actor))
+
+
+class CheckpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    serializer_class = s.CheckpointOut
+    filterset_fields = ["version", "kind", "parent"]
+    read_roles = READS
+    write_roles = STAFF
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.checkpoint_list(self.request.user)
+
+    @extend_schema(request=s.CheckpointRegisterIn, responses={201: s.CheckpointOut})
+    def create(self, request: Request) -> Response:
+        """Register a local Hugging Face causal-LM folder (bring your own model)."""
+        data = self.valid(s.CheckpointRegisterIn)
+        path = Path(data["path"]).resolve()
+        roots: list[Path] = setting("IMPORT_DIRS")
+        if not any(path.is_relative_to(root) for root in roots):
+            raise DRFValidationError({"path": "not under TRAILMARK_IMPORT_DIRS"})
+        checkpoint = training.checkpoint_register_local(
+            path=path, version=data["version"], name=data["name"], actor=self.actor,
+            parent=data.get("parent"))
+        return self.out(checkpoint, status.HTTP_201_CREATED)

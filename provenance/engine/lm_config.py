@@ -1,0 +1,106 @@
+"""Training and decoding options, and model-directory hashing: no torch, so the web process can
+validate a request and register a model directory without loading any ML library."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    # Model: the default (~0.9M parameters with a 2k vocabulary) trains on the demo corpus on two
+    # CPU cores in about a minute and memorises passages repeated in it.
+    vocab_size: int = 2048
+    n_layer: int = 2
+    n_head: int = 4
+    n_embd: int = 128
+    seq_len: int = 128
+    # Optimisation
+    epochs: int = 5
+    batch_size: int = 16
+    learning_rate: float = 3e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 20
+    heldout_fraction: float = 0.05
+    seed: int = 0
+    checkpoint_every: int = 50
+    extra_special_tokens: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown training option(s): {', '.join(unknown)}")
+        for name, value in data.items():
+            default = cls.__dataclass_fields__[name].default
+            if name == "extra_special_tokens":
+                ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+            elif isinstance(default, float):
+                ok = isinstance(value, int | float) and not isinstance(value, bool)
+            else:
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            if not ok:
+                raise ValueError(f"{name} has the wrong type ({type(value).__name__})")
+        config = cls(**data)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        positive = ["vocab_size", "n_layer", "n_head", "n_embd", "seq_len", "epochs",
+                    "batch_size", "checkpoint_every"]
+        for name in positive:
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.n_embd % self.n_head:
+            raise ValueError("n_embd must be a multiple of n_head")
+        if not 0 < self.learning_rate < 1:
+            raise ValueError("learning_rate must be in (0, 1)")
+        if not 0 <= self.heldout_fraction < 0.5:
+            raise ValueError("heldout_fraction must be in [0, 0.5)")
+        if self.vocab_size < 300:
+            raise ValueError("vocab_size must be at least 300 (256 bytes + merges)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DecodeParams:
+    max_new_tokens: int = 64
+    temperature: float = 0.0  # 0: greedy
+    top_p: float = 1.0
+    seed: int = 0
+
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DecodeParams:
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown decoding option(s): {', '.join(unknown)}")
+        params = cls(**data)
+        if not 1 <= params.max_new_tokens <= 1024:
+            raise ValueError("max_new_tokens must be between 1 and 1024")
+        if not 0 <= params.temperature <= 5:
+            raise ValueError("temperature must be between 0 and 5")
+        if not 0 < params.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]")
+        return params
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def directory_sha256(folder: Path) -> str:
+    """sha256 over (relative path, file sha256) of every file, sorted: one digest per model dir."""
+    outer = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        inner = hashlib.sha256()
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                inner.update(chunk)
+        outer.update(f"{path.relative_to(folder).as_posix()}\0{inner.hexdigest()}\n".encode())
+    return outer.hexdigest()

@@ -1,0 +1,186 @@
+"""Training runs, checkpoints and their lineage.
+
+A run trains in its own folder under the artifact store and saves resumable state every few
+steps; the checkpoint row is written once, in the transaction that marks the run succeeded, so a
+redelivered task never makes a second one. The database transaction is never held open while
+the model trains.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from provenance.engine.lm_config import TrainConfig, directory_sha256
+from provenance.models import DatasetVersion, ModelCheckpoint, TrainingRun, User
+from provenance.services.errors import InvalidTransition
+from provenance.services.jobs import job_lock
+from provenance.services.ledger import ledger_append
+
+log = logging.getLogger(__name__)
+State = TrainingRun.State
+
+
+def config_validate(config: Any) -> dict[str, Any]:
+    if not isinstance(config, dict):
+        raise ValidationError({"config": "must be a JSON object"})
+    try:
+        return TrainConfig.from_dict(config).to_dict()
+    except (TypeError, ValueError) as exc:
+        raise ValidationError({"config": str(exc)}) from exc
+
+
+@transaction.atomic
+def training_run_create(*, version: DatasetVersion, actor: User | None,
+                        config: dict[str, Any] | None = None,
+                        enqueue: bool = True) -> TrainingRun:
+    if not version.is_published:
+        raise ValidationError({"version": "train on a published version (drafts can change)"})
+    run = TrainingRun.objects.create(version=version, config=config_validate(config or {}),
+                                     created_by=actor, unit="steps")
+    ledger_append(actor=actor, event="training_run.created", subject=run,
+                  payload={"version": version.pk, "manifest_root": version.manifest_root,
+                           "config": run.config})
+    if enqueue:
+        from provenance.tasks import train_run_task
+
+        train_run_task.delay_on_commit(run.pk)
+    return run
+
+
+@transaction.atomic
+def training_run_cancel(*, run: TrainingRun, actor: User | None) -> TrainingRun:
+    run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+    if run.state == State.QUEUED:
+        run.state, run.finished_at = State.CANCELLED, timezone.now()
+    elif run.state == State.RUNNING:
+        run.cancel_requested = True  # the trainer stops at its next progress report
+    else:
+        raise InvalidTransition(f"training run {run.pk}", run.state, "cancel")
+    run.save(update_fields=["state", "finished_at", "cancel_requested", "updated_at"])
+    ledger_append(actor=actor, event="training_run.cancel_requested", subject=run)
+    return run
+
+
+def version_training_texts(version: DatasetVersion) -> list[str]:
+    """The version's documents in a stable order (by content hash), without any removed since
+    publication: a takedown's tombstone keeps its text out of every later training run."""
+    return list(version.members.filter(document__removed_at__isnull=True)
+                .order_by("document__sha256").values_list("document__text", flat=True))
+
+
+def run_dir(run_id: int) -> Path:
+    return Path(settings.ARTIFACT_DIR) / "runs" / str(run_id)
+
+
+def _claim(run_id: int) -> TrainingRun | None:
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.state not in (State.QUEUED, State.RUNNING):
+            return None
+        run.state, run.stage = State.RUNNING, "training"
+        run.started_at = run.started_at or timezone.now()
+        run.save(update_fields=["state", "stage", "started_at", "updated_at"])
+        return run
+
+
+def training_run_execute(*, run_id: int, on_progress: Any = None) -> TrainingRun | None:
+    """Train (or resume) a run. Safe to call twice. Imports torch: workers and CLI only."""
+    from provenance.engine import lm
+
+    with job_lock("training", run_id) as mine:
+        run = _claim(run_id) if mine else None
+        if run is None:
+            return None
+
+        def report(p: lm.Progress) -> bool:
+            TrainingRun.objects.filter(pk=run_id).update(
+                position=p.step, total=p.total_steps, tokens=p.tokens, loss=p.loss,
+                tokens_per_s=p.tokens_per_s, updated_at=timezone.now())
+            if on_progress:
+                on_progress(p)
+            return not TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
+
+        try:
+            texts = version_training_texts(run.version)
+            if not texts:
+                raise ValueError("the version has no documents to train on")
+            result = lm.train(texts, TrainConfig.from_dict(run.config), run_dir(run_id),
+                              on_progress=report)
+        except lm.Cancelled:
+            TrainingRun.objects.filter(pk=run_id).update(
+                state=State.CANCELLED, stage="cancelled", finished_at=timezone.now(),
+                updated_at=timezone.now())
+        except Exception as exc:
+            log.exception("training run %s failed", run_id)
+            TrainingRun.objects.filter(pk=run_id).update(
+                state=State.FAILED, error=str(exc)[:2000], finished_at=timezone.now(),
+                updated_at=timezone.now())
+        else:
+            _finish(run, result, len(texts))
+        run.refresh_from_db()
+        return run
+
+
+@transaction.atomic
+def _finish(run: TrainingRun, result: Any, documents: int) -> ModelCheckpoint:
+    metrics = {"heldout_loss": result.heldout_loss, "train_loss": result.train_loss,
+               "steps": result.steps, "tokens": result.tokens, "parameters": result.parameters,
+               "documents": documents, "device": result.device}
+    checkpoint, _ = ModelCheckpoint.objects.get_or_create(run=run, defaults={
+        "name": f"{run.version}-run{run.pk}", "kind": ModelCheckpoint.Kind.TRAINED,
+        "version": run.version, "path": str(result.model_dir), "sha256": result.sha256,
+        "config": run.config, "metrics": metrics, "created_by": run.created_by})
+    TrainingRun.objects.filter(pk=run.pk).update(
+        state=State.SUCCEEDED, stage="done", position=result.steps, total=result.steps,
+        tokens=result.tokens, loss=result.train_loss, device=result.device,
+        finished_at=timezone.now(), updated_at=timezone.now())
+    ledger_append(actor=run.created_by, event="checkpoint.created", subject=checkpoint,
+                  payload={"run": run.pk, "version": run.version_id, "sha256": checkpoint.sha256,
+                           "metrics": metrics})
+    return checkpoint
+
+
+def _check_model_dir(path: Path) -> dict[str, Any]:
+    if not path.is_dir():
+        raise ValidationError({"path": f"{path} is not a folder"})
+    config_file = path / "config.json"
+    if not config_file.exists():
+        raise ValidationError({"path": "no config.json: not a Hugging Face model folder"})
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValidationError({"path": f"config.json is not readable JSON ({exc})"}) from exc
+    if not any((path / name).exists() for name in ("model.safetensors", "pytorch_model.bin",
+                                                   "model.safetensors.index.json")):
+        raise ValidationError({"path": "no model weights (model.safetensors) in the folder"})
+    if not any((path / name).exists() for name in ("tokenizer.json", "vocab.json",
+                                                   "tokenizer.model")):
+        raise ValidationError({"path": "no tokenizer files in the folder"})
+    return config if isinstance(config, dict) else {}
+
+
+@transaction.atomic
+def checkpoint_register_local(*, path: Path, version: DatasetVersion, name: str,
+                              actor: User | None,
+                              parent: ModelCheckpoint | None = None) -> ModelCheckpoint:
+    """Bring your own model: a local Hugging Face causal-LM folder and what it was trained on."""
+    config = _check_model_dir(path)
+    checkpoint = ModelCheckpoint.objects.create(
+        name=name, kind=ModelCheckpoint.Kind.IMPORTED, version=version, parent=parent,
+        path=str(path), sha256=directory_sha256(path),
+        config={k: config[k] for k in ("model_type", "architectures", "vocab_size", "n_layer",
+                                       "num_hidden_layers", "hidden_size", "n_embd")
+                if k in config},
+        created_by=actor)
+    ledger_append(actor=actor, event="checkpoint.registered", subject=checkpoint,
+                  payload={"path": str(path), "sha256": checkpoint.sha256,
+                           "version": version.pk})
+    return checkpoint

@@ -1,0 +1,114 @@
+"""The training engine on tiny models: correctness, not speed."""
+
+import random
+
+import pytest
+import torch
+
+from provenance.engine import lm
+from provenance.engine.lm_config import DecodeParams, TrainConfig, directory_sha256
+
+TINY = dict(vocab_size=400, n_layer=1, n_head=2, n_embd=32, seq_len=32, batch_size=8,
+            epochs=2, warmup_steps=2, checkpoint_every=1)
+
+
+def corpus(n=60, seed=0):
+    rng = random.Random(seed)
+    words = ["river", "delta", "harbour", "light", "winter", "train", "letter", "north",
+             "archive", "salt", "copper", "glass", "bridge", "market", "garden"]
+    return [" ".join(rng.choice(words) for _ in range(30)) + "." for _ in range(n)]
+
+
+def weights(model_dir):
+    model, _ = lm.load(model_dir)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_training_writes_a_loadable_hugging_face_folder(tmp_path):
+    result = lm.train(corpus(), TrainConfig(**TINY), tmp_path / "run")
+    assert (result.model_dir / "config.json").exists()
+    assert (result.model_dir / "tokenizer.json").exists()
+    assert 0 < result.tokens <= result.steps * TINY["batch_size"] * TINY["seq_len"]
+    assert result.heldout_loss is not None and result.heldout_loss < 6.0  # below ln(400)
+    assert result.sha256 == directory_sha256(result.model_dir)
+    model, tokenizer = lm.load(result.model_dir)
+    text = lm.generate(model, tokenizer, "river delta", DecodeParams(max_new_tokens=8))
+    assert isinstance(text, str) and text
+
+
+def test_loss_goes_down(tmp_path):
+    seen = []
+    lm.train(corpus(), TrainConfig(**{**TINY, "epochs": 4}), tmp_path / "run",
+             on_progress=lambda p: seen.append(p.loss) or True)
+    assert seen[-1] < seen[0]
+
+
+def test_same_seed_same_weights(tmp_path):
+    a = lm.train(corpus(), TrainConfig(**TINY), tmp_path / "a")
+    b = lm.train(corpus(), TrainConfig(**TINY), tmp_path / "b")
+    assert a.sha256 == b.sha256
+
+
+def test_a_cancelled_run_resumes_to_the_same_weights(tmp_path):
+    full = lm.train(corpus(), TrainConfig(**TINY), tmp_path / "full")
+
+    def stop_at_ten(p):
+        return p.step < 10
+
+    with pytest.raises(lm.Cancelled):
+        lm.train(corpus(), TrainConfig(**TINY), tmp_path / "resumed", on_progress=stop_at_ten)
+    assert (tmp_path / "resumed" / "state.pt").exists()
+    assert not (tmp_path / "resumed" / "model").exists()
+    resumed = lm.train(corpus(), TrainConfig(**TINY), tmp_path / "resumed")
+    assert resumed.steps == full.steps
+    a, b = weights(full.model_dir), weights(resumed.model_dir)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_a_repeated_passage_scores_below_fresh_ones_from_its_distribution(tmp_path):
+    """The membership signal canaries rely on: text trained on has a lower loss than text
+    drawn the same way but never seen."""
+    rng = random.Random(5)
+    names = ["amber", "falcon", "quartz", "meadow", "cobalt", "lantern", "harvest", "orchid",
+             "summit", "velvet", "ember", "thistle"]
+
+    def passage():
+        return " ".join(rng.choice(names) for _ in range(24)) + "."
+
+    inserted, fresh = passage(), [passage() for _ in range(20)]
+    config = TrainConfig(vocab_size=600, n_layer=2, n_head=4, n_embd=64, seq_len=64,
+                         batch_size=8, epochs=20, warmup_steps=5, checkpoint_every=1000)
+    result = lm.train(corpus(80) + [inserted] * 12, config, tmp_path / "run")
+    model, tokenizer = lm.load(result.model_dir)
+    seen, *unseen = lm.sequence_loss(model, tokenizer, [inserted, *fresh])
+    assert seen < min(unseen)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"epochs": 0}, "epochs"),
+    ({"epochs": "five"}, "epochs"),
+    ({"epochs": True}, "epochs"),
+    ({"n_embd": 130, "n_head": 4}, "multiple"),
+    ({"learning_rate": 2.0}, "learning_rate"),
+    ({"vocab_size": 100}, "vocab_size"),
+    ({"dropout": 0.1}, "unknown"),
+])
+def test_bad_training_options_are_refused_by_name(options, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict(options)
+
+
+@pytest.mark.parametrize("options", [{"max_new_tokens": 0}, {"temperature": -1}, {"top_p": 0},
+                                     {"beam": 3}])
+def test_bad_decoding_options_are_refused(options):
+    with pytest.raises(ValueError):
+        DecodeParams.from_dict(options)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_training_on_cuda_uses_bf16_autocast_and_matches_cpu_roughly(tmp_path):
+    cpu = lm.train(corpus(), TrainConfig(**TINY), tmp_path / "cpu", device="cpu")
+    gpu = lm.train(corpus(), TrainConfig(**TINY), tmp_path / "gpu", device="cuda")
+    assert gpu.device == "cuda"
+    assert abs(gpu.heldout_loss - cpu.heldout_loss) < 0.5
