@@ -26,3 +26,25 @@ def health() -> dict[str, Any]:
         cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
         row = cursor.fetchone()
     return {"database": "ok", "pgvector": row[0] if row else None}
+
+
+def models_context(user: Any) -> dict[str, Any]:
+    return {"checkpoints": list(prov.checkpoint_list(user).select_related(
+                "version__dataset")[:100]),
+            "runs": list(prov.training_run_list(user).select_related("version__dataset")[:100])}
+
+
+def training_run(user: Any, run_id: int) -> Any:
+    return prov.training_run_list(user).select_related("version__dataset").filter(
+        pk=run_id).first()
+
+
+def checkpoint_context(user: Any, checkpoint_id: int) -> dict[str, Any] | None:
+    from attribution.selectors import model_output_list
+
+    checkpoint = prov.checkpoint_list(user).select_related("version__dataset", "parent").filter(
+        pk=checkpoint_id).first()
+    if checkpoint is None:
+        return None
+    outputs = model_output_list(user).filter(checkpoint=checkpoint).order_by("id")[:50]
+    return {"checkpoint": checkpoint, "outputs": list(outputs)}

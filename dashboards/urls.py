@@ -5,4 +5,7 @@ from dashboards import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("health/", views.health, name="health"),
+    path("runs/", views.runs, name="runs"),
+    path("runs/<int:run_id>/", views.run_detail, name="run"),
+    path("checkpoints/<int:checkpoint_id>/", views.checkpoint_detail, name="checkpoint"),
 ]

@@ -12,13 +12,17 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+from attribution.services.outputs import model_output_create
 from provenance import demo
-from provenance.models import Document, RightsHolder, User
+from provenance.models import DatasetVersion, Document, RightsHolder, User
 from provenance.services import datasets, documents, ingest, sources
+from provenance.services.training import training_run_create, training_run_execute
 
 Role = User.Role
 CREDENTIALS = "demo_credentials.json"
 HOLDER_LOGINS = {"Harbor Press": "harbor", "Northwind Media": "northwind"}
+DEMO_PROMPTS = ["The lighthouse was rebuilt after", "Dear Margaret, the harvest came in",
+                "Lecture 4 covers", "Memory teaches us"]
 
 
 def credentials_path() -> Path:
@@ -47,6 +51,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("--if-empty", action="store_true",
                             help="do nothing if any rights-holder exists (first start only)")
+
+    def _train(self, admin: User, version: DatasetVersion) -> None:
+        """A checkpoint on the research version, trained here so it exists when the app opens;
+        its demo generations are queued for the worker (the gpu queue)."""
+        self.stdout.write(f"  training a demo model on {version} ...")
+        created = training_run_create(version=version, actor=admin, enqueue=False)
+        run = training_run_execute(run_id=created.pk)
+        if run is None or run.state != run.State.SUCCEEDED:
+            self.stderr.write(f"  demo training failed: {run.error if run else '?'}")
+            return
+        checkpoint = run.checkpoint
+        self.stdout.write(f"  {checkpoint}: {checkpoint.metrics['parameters']:,} parameters, "
+                          f"held-out loss {checkpoint.metrics['heldout_loss']:.3f}, "
+                          f"{run.tokens_per_s or 0:,.0f} tokens/s")
+        for prompt in DEMO_PROMPTS:
+            model_output_create(checkpoint=checkpoint, prompt=prompt, actor=admin,
+                                params={"max_new_tokens": 48})
 
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
         if opts["if_empty"] and RightsHolder.objects.exists():
@@ -88,9 +109,12 @@ class Command(BaseCommand):
             dataset = datasets.dataset_create(actor=admin, slug=slug, title=title)
             job = datasets.curation_job_create(dataset=dataset, actor=admin, enqueue=False,
                                                recipe={"intended_use": use, "publish": True})
-            version = datasets.curation_run(job_id=job.pk).version
+            finished = datasets.curation_run(job_id=job.pk)
+            assert finished is not None and finished.version is not None
+            version = finished.version
             self.stdout.write(f"  {version}: {version.document_count} documents, excluded "
                               f"{version.exclusions_by_reason}")
+        self._train(admin, version)
         path = credentials_path()
         path.write_text(json.dumps({"password": password, "users": users}, indent=2))
         path.chmod(0o600)
