@@ -1,0 +1,78 @@
+"""Training throughput of the LM engine on the demo corpus, CPU against CUDA (when present), in
+the same run. Pure engine: no Django, no database.
+
+    python bench/train_throughput.py                 # default model, every device present
+    python bench/train_throughput.py --sizes default wide --epochs 3
+
+Prints tokens/s, wall time and held-out loss per (size, device); writes
+bench/results/train_throughput.json. Issue 3's target: the default size trains on the demo
+version on 2 CPU cores in at most 5 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SIZES = {
+    "default": {},  # TrainConfig defaults (~0.6M parameters)
+    "wide": {"n_layer": 4, "n_head": 8, "n_embd": 256, "seq_len": 256, "batch_size": 32,
+             "vocab_size": 4096},
+}
+
+
+def main() -> int:
+    import torch
+
+    from provenance import demo
+    from provenance.engine import lm
+    from provenance.engine.lm_config import TrainConfig
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", nargs="+", default=["default"], choices=sorted(SIZES))
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--devices", nargs="+", default=None)
+    parser.add_argument("--out", type=Path,
+                        default=ROOT / "bench" / "results" / "train_throughput.json")
+    args = parser.parse_args()
+    devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    texts = [t for s in demo.build_corpus() for t in s.texts]
+    rows = []
+    for size in args.sizes:
+        for device in devices:
+            config = TrainConfig(**{**SIZES[size], "epochs": args.epochs})
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                result = lm.train(texts, config, Path(tmp) / "run", device=device)
+                wall = time.perf_counter() - start
+            rows.append({"size": size, "device": device, "parameters": result.parameters,
+                         "steps": result.steps, "tokens": result.tokens, "wall_s": wall,
+                         "tokens_per_s": result.tokens / wall,
+                         "heldout_loss": result.heldout_loss})
+    print(f"{'size':<8} {'device':<6} {'params':>10} {'tokens':>9} {'wall s':>7} "
+          f"{'tokens/s':>10} {'held-out':>9}")
+    for r in rows:
+        print(f"{r['size']:<8} {r['device']:<6} {r['parameters']:>10,} {r['tokens']:>9,} "
+              f"{r['wall_s']:>7.1f} {r['tokens_per_s']:>10,.0f} {r['heldout_loss']:>9.3f}")
+    machine = {"cpus": os.cpu_count(), "torch": torch.__version__,
+               "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+               "python": platform.python_version()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"benchmark": "train_throughput", "machine": machine,
+                                    "corpus_documents": len(texts), "results": rows},
+                                   indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
