@@ -351,12 +351,25 @@ class CurationJob(Job):
         pass
 
 
+class SourceCanary(models.Model):
+    """A source's opt-in canary: its distribution and the secret that draws its sequence."""
+
+    source = models.OneToOneField(DataSource, on_delete=models.PROTECT, related_name="canary")
+    spec = models.JSONField()  # CanarySpec: kind, length, copies
+    secret = models.CharField(max_length=64)  # never shown through the API
+    created_by = models.ForeignKey("User", null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
 class TrainingRun(Job):
     """Training a tokenizer and a causal LM on a dataset version, on the gpu queue."""
 
     version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT,
                                 related_name="training_runs")
     config = models.JSONField(default=dict)  # TrainConfig, defaults filled in
+    # What the export wove into the training text: {"canaries": {source id: [document ids]}}
+    marks = models.JSONField(default=dict)
     tokens = models.PositiveBigIntegerField(default=0)
     loss = models.FloatField(null=True, blank=True)
     tokens_per_s = models.FloatField(null=True, blank=True)
@@ -399,6 +412,42 @@ class ModelCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class CanaryTestRun(Job):
+    """Membership tests of one checkpoint against the canaries of several sources at once."""
+
+    checkpoint = models.ForeignKey(ModelCheckpoint, on_delete=models.PROTECT,
+                                   related_name="canary_test_runs")
+    sources = models.JSONField(default=list)     # source ids tested together (Bonferroni m)
+    null_size = models.PositiveIntegerField(default=1000)
+    alpha = models.FloatField(default=0.01)
+    power = models.FloatField(null=True, blank=True)        # trained-on sources detected
+    calibration = models.FloatField(null=True, blank=True)  # never-inserted probes at p < alpha
+
+    class Meta(Job.Meta):
+        pass
+
+
+class CanaryTest(models.Model):
+    """One source's result in a test run, with its evidence."""
+
+    run = models.ForeignKey(CanaryTestRun, on_delete=models.CASCADE, related_name="results")
+    checkpoint = models.ForeignKey(ModelCheckpoint, on_delete=models.PROTECT,
+                                   related_name="canary_tests")
+    source = models.ForeignKey(DataSource, on_delete=models.PROTECT, related_name="canary_tests")
+    inserted = models.BooleanField(null=True)  # was it in this checkpoint's training export?
+    observed_loss = models.FloatField()
+    p_value = models.FloatField()
+    p_adjusted = models.FloatField()  # Bonferroni over the run's sources
+    z = models.FloatField()
+    detected = models.BooleanField()  # p_adjusted < alpha
+    evidence = models.JSONField(default=dict)  # null size, mean, sd, quantiles, copies
+
+    class Meta:
+        ordering = ["run", "source"]
+        constraints = [models.UniqueConstraint(fields=["run", "source"],
+                                               name="canary_test_once_per_source")]
 
 
 class LedgerEntry(models.Model):

@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import Exists, OuterRef, QuerySet
 
 from provenance.models import (
+    CanaryTestRun,
     CurationJob,
     Dataset,
     DatasetVersion,
@@ -103,3 +104,9 @@ def checkpoint_list(user: Any) -> QuerySet[ModelCheckpoint]:
     if role_of(user) in MODEL_READERS:
         return ModelCheckpoint.objects.select_related("version")
     return ModelCheckpoint.objects.none()
+
+
+def canary_test_run_list(user: Any) -> QuerySet[CanaryTestRun]:
+    if role_of(user) in MODEL_READERS:
+        return CanaryTestRun.objects.prefetch_related("results")
+    return CanaryTestRun.objects.none()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from provenance.models import (
+    CanaryTest,
+    CanaryTestRun,
     CurationJob,
     Dataset,
     DatasetVersion,
@@ -16,6 +18,7 @@ from provenance.models import (
     ModelCheckpoint,
     OptOutSignal,
     RightsHolder,
+    SourceCanary,
     TrainingRun,
     VersionExclusion,
 )
@@ -216,3 +219,40 @@ class CheckpointRegisterIn(serializers.Serializer):
     # A field named "parent" shadows Field.parent for the type checker only.
     parent = serializers.PrimaryKeyRelatedField(  # type: ignore[assignment]
         queryset=ModelCheckpoint.objects.all(), required=False)
+
+
+class CanaryOut(serializers.ModelSerializer):
+    """The registration, never the secret or the sequence."""
+
+    class Meta:
+        model = SourceCanary
+        fields = ["source", "spec", "created_at"]
+
+
+class CanaryIn(serializers.Serializer):
+    spec = serializers.JSONField(required=False, help_text="kind (words|chars), length, copies")
+
+
+class CanaryTestOut(serializers.ModelSerializer):
+    class Meta:
+        model = CanaryTest
+        fields = ["source", "inserted", "observed_loss", "p_value", "p_adjusted", "z",
+                  "detected", "evidence"]
+
+
+class CanaryTestRunOut(JobFields):
+    results = CanaryTestOut(many=True, read_only=True)
+
+    class Meta:
+        model = CanaryTestRun
+        fields = ["id", "checkpoint", "sources", "null_size", "alpha", "state", "position",
+                  "total", "percent", "power", "calibration", "results", "error", "created_at",
+                  "finished_at"]
+
+
+class CanaryTestRunIn(serializers.Serializer):
+    checkpoint = serializers.PrimaryKeyRelatedField(queryset=ModelCheckpoint.objects.all())
+    sources = serializers.ListField(child=serializers.IntegerField(), required=False,
+                                    help_text="default: every source with a canary")
+    null_size = serializers.IntegerField(default=1000)
+    alpha = serializers.FloatField(default=0.01)

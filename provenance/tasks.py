@@ -27,3 +27,11 @@ def train_run_task(run_id: int) -> None:
     from provenance.services.training import training_run_execute
 
     training_run_execute(run_id=run_id)
+
+
+@shared_task(name="provenance.canary_test", acks_late=True, ignore_result=True,
+             soft_time_limit=60 * 60, time_limit=60 * 60 + 300)
+def canary_test_task(run_id: int) -> None:
+    from provenance.services.canaries import canary_test_run_execute
+
+    canary_test_run_execute(run_id=run_id)

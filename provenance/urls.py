@@ -24,6 +24,7 @@ router.register("curation-jobs", apis.CurationJobViewSet, basename="curation-job
 router.register("ledger", apis.LedgerViewSet, basename="ledger")
 router.register("training-runs", training.TrainingRunViewSet, basename="training-run")
 router.register("checkpoints", training.CheckpointViewSet, basename="checkpoint")
+router.register("canary-tests", training.CanaryTestRunViewSet, basename="canary-test")
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),

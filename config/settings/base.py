@@ -155,6 +155,7 @@ CELERY_TASK_ROUTES = {
     "attribution.*": {"queue": "gpu"},
     "takedowns.unlearn_*": {"queue": "gpu"},
     "provenance.train_*": {"queue": "gpu"},
+    "provenance.canary_*": {"queue": "gpu"},
 }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

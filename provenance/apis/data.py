@@ -10,7 +10,7 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,10 +24,12 @@ from provenance.models import (
     DataSource,
     Document,
     IngestJob,
+    SourceCanary,
     VersionExclusion,
 )
 from provenance.permissions import STAFF, Role, role_of
 from provenance.services import datasets, documents, ingest, sources
+from provenance.services.canaries import canary_register
 from provenance.services.ledger import ledger_verify_chain
 
 # --- rights-holders and sources ---------------------------------------------------------------
@@ -116,6 +118,20 @@ class SourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVie
     def opt_out_signals(self, request: Request, pk: str | None = None) -> Response:
         return self._signals(request, "opt_out_signals", s.OptOutSignalOut, s.OptOutSignalIn,
                              sources.opt_out_signal_record)
+
+    @extend_schema(request=s.CanaryIn, responses={200: s.CanaryOut, 201: s.CanaryOut})
+    @action(detail=True, methods=["get", "post"])
+    def canary(self, request: Request, pk: str | None = None) -> Response:
+        """A source's canary (opt-in): its distribution; the sequence itself stays secret."""
+        source = self.get_object()
+        if request.method == "GET":
+            registered = SourceCanary.objects.filter(source=source).first()
+            if registered is None:
+                raise NotFound("this source has no canary")
+            return Response(s.CanaryOut(registered).data)
+        registered = canary_register(source=source, actor=self.actor,
+                                     spec=self.valid(s.CanaryIn).get("spec"))
+        return self.out(registered, status.HTTP_201_CREATED, s.CanaryOut)
 
     @extend_schema(request=s.LicenseSignalIn, responses={200: s.LicenseSignalOut(many=True),
                                                          201: s.LicenseSignalOut})

@@ -16,7 +16,7 @@ from provenance import serializers as s
 from provenance.apis.base import ServiceViewSet
 from provenance.conf import setting
 from provenance.permissions import STAFF, Role
-from provenance.services import training
+from provenance.services import canaries, training
 
 TRAINS = STAFF | {Role.RESEARCHER}
 READS = STAFF | {Role.AUDITOR, Role.RESEARCHER}
@@ -65,3 +65,21 @@ class CheckpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Servic
             path=path, version=data["version"], name=data["name"], actor=self.actor,
             parent=data.get("parent"))
         return self.out(checkpoint, status.HTTP_201_CREATED)
+
+
+class CanaryTestRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    serializer_class = s.CanaryTestRunOut
+    filterset_fields = ["checkpoint", "state"]
+    read_roles = READS
+    write_roles = TRAINS
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.canary_test_run_list(self.request.user)
+
+    @extend_schema(request=s.CanaryTestRunIn, responses={202: s.CanaryTestRunOut})
+    def create(self, request: Request) -> Response:
+        data = self.valid(s.CanaryTestRunIn)
+        run = canaries.canary_test_run_create(
+            checkpoint=data["checkpoint"], actor=self.actor, sources=data.get("sources"),
+            null_size=data["null_size"], alpha=data["alpha"])
+        return self.out(run, status.HTTP_202_ACCEPTED)

@@ -253,14 +253,30 @@ def generate(model: Any, tokenizer: Any, prompt: str, params: DecodeParams) -> s
 
 
 @torch.no_grad()
-def sequence_loss(model: Any, tokenizer: Any, texts: Sequence[str]) -> list[float]:
-    """Mean next-token negative log-likelihood of each text (nats per token)."""
+def sequence_loss(model: Any, tokenizer: Any, texts: Sequence[str],
+                  batch_size: int = 64) -> list[float]:
+    """Mean next-token negative log-likelihood of each text (nats per token), each text read
+    from a fresh start (EOS), in padded batches."""
     device = next(model.parameters()).device
     limit = context_length(model)
-    losses = []
-    for text in texts:
-        ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
-        ids = torch.cat([torch.tensor([[tokenizer.eos_token_id]]), ids], dim=1)[:, :limit]
-        out = model(input_ids=ids.to(device), labels=ids.to(device))
-        losses.append(float(out.loss))
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    encoded = [[eos, *ids][:limit] for ids in
+               tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    losses: list[float] = []
+    for start in range(0, len(encoded), batch_size):
+        chunk = encoded[start:start + batch_size]
+        width = max(len(ids) for ids in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, seq in enumerate(chunk):
+            ids[row, :len(seq)] = torch.tensor(seq)
+            mask[row, :len(seq)] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        nll = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
+            reduction="none").view(len(chunk), -1)
+        weight = mask[:, 1:].float()
+        losses.extend((nll * weight).sum(1).div(weight.sum(1).clamp(min=1)).tolist())
     return losses

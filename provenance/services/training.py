@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from provenance.engine.canary import CanarySpec, canary_sequence, carrier_documents, insert
 from provenance.engine.lm_config import TrainConfig, directory_sha256
-from provenance.models import DatasetVersion, ModelCheckpoint, TrainingRun, User
+from provenance.models import DatasetVersion, ModelCheckpoint, SourceCanary, TrainingRun, User
 from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_lock
 from provenance.services.ledger import ledger_append
@@ -69,11 +71,43 @@ def training_run_cancel(*, run: TrainingRun, actor: User | None) -> TrainingRun:
     return run
 
 
+@dataclass
+class Export:
+    texts: list[str]
+    marks: dict[str, Any]
+
+
+def training_export(version: DatasetVersion, marks: dict[str, Any] | None = None) -> Export:
+    """The version's documents in a stable order (by content hash) with the sources' marks woven
+    in: each canaried source's sequence goes into `copies` of its documents, chosen by a keyed
+    rule. Documents removed since publication are left out: a takedown's tombstone keeps its
+    text out of every later run. Given the marks of an earlier attempt, the same carriers are
+    used again (a resumed run must see the same text)."""
+    members = list(version.members.filter(document__removed_at__isnull=True)
+                   .order_by("document__sha256")
+                   .values_list("document_id", "document__sha256", "document__text",
+                                "source_id"))
+    canaries = {c.source_id: c for c in SourceCanary.objects.filter(
+        source_id__in={m[3] for m in members})}
+    if marks is None:
+        chosen = {}
+        for source_id, canary in canaries.items():
+            spec = CanarySpec.from_dict(canary.spec)
+            shas = {sha: doc for doc, sha, _, src in members if src == source_id}
+            picked = carrier_documents(canary.secret, list(shas), spec.copies)
+            chosen[str(source_id)] = sorted(shas[sha] for sha in picked)
+        marks = {"canaries": chosen}
+    carriers = {doc: int(src) for src, docs in marks.get("canaries", {}).items() for doc in docs}
+    sequences = {int(src): canary_sequence(CanarySpec.from_dict(canaries[int(src)].spec),
+                                           canaries[int(src)].secret)
+                 for src in marks.get("canaries", {})}
+    texts = [insert(text, sequences[carriers[doc]]) if doc in carriers else text
+             for doc, _, text, _ in members]
+    return Export(texts=texts, marks=marks)
+
+
 def version_training_texts(version: DatasetVersion) -> list[str]:
-    """The version's documents in a stable order (by content hash), without any removed since
-    publication: a takedown's tombstone keeps its text out of every later training run."""
-    return list(version.members.filter(document__removed_at__isnull=True)
-                .order_by("document__sha256").values_list("document__text", flat=True))
+    return training_export(version).texts
 
 
 def run_dir(run_id: int) -> Path:
@@ -109,7 +143,11 @@ def training_run_execute(*, run_id: int, on_progress: Any = None) -> TrainingRun
             return not TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
 
         try:
-            texts = version_training_texts(run.version)
+            export = training_export(run.version, run.marks or None)
+            if not run.marks:
+                TrainingRun.objects.filter(pk=run_id).update(marks=export.marks)
+                run.marks = export.marks
+            texts = export.texts
             if not texts:
                 raise ValueError("the version has no documents to train on")
             result = lm.train(texts, TrainConfig.from_dict(run.config), run_dir(run_id),
@@ -131,7 +169,8 @@ def training_run_execute(*, run_id: int, on_progress: Any = None) -> TrainingRun
 
 @transaction.atomic
 def _finish(run: TrainingRun, result: Any, documents: int) -> ModelCheckpoint:
-    metrics = {"heldout_loss": result.heldout_loss, "train_loss": result.train_loss,
+    metrics = {"canaried_sources": sorted(int(s) for s in run.marks.get("canaries", {})),
+               "heldout_loss": result.heldout_loss, "train_loss": result.train_loss,
                "steps": result.steps, "tokens": result.tokens, "parameters": result.parameters,
                "documents": documents, "device": result.device}
     checkpoint, _ = ModelCheckpoint.objects.get_or_create(run=run, defaults={

@@ -1,0 +1,146 @@
+"""Canaries: registration, and membership tests of checkpoints against them."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from provenance.engine.canary import (
+    CanarySpec,
+    bonferroni,
+    calibration,
+    canary_sequence,
+    membership_test,
+    null_sequences,
+)
+from provenance.models import (
+    CanaryTest,
+    CanaryTestRun,
+    DataSource,
+    ModelCheckpoint,
+    SourceCanary,
+    User,
+)
+from provenance.services.errors import InvalidTransition
+from provenance.services.jobs import job_lock
+from provenance.services.ledger import ledger_append
+
+log = logging.getLogger(__name__)
+PROBES = 100  # never-inserted sequences per source for the calibration check
+
+
+@transaction.atomic
+def canary_register(*, source: DataSource, actor: User | None,
+                    spec: dict[str, Any] | None = None) -> SourceCanary:
+    """Opt a source in. Once: a changed canary would make earlier checkpoints untestable."""
+    if SourceCanary.objects.filter(source=source).exists():
+        raise InvalidTransition(f"source {source.pk}", "canaried", "register a second canary for")
+    try:
+        parsed = CanarySpec.from_dict(spec or {})
+    except (TypeError, ValueError) as exc:
+        raise ValidationError({"spec": str(exc)}) from exc
+    canary = SourceCanary.objects.create(source=source, spec=parsed.to_dict(),
+                                         secret=secrets.token_hex(16), created_by=actor)
+    # A commitment to the sequence: proves later which canary was registered, reveals nothing.
+    digest = hashlib.sha256(canary_sequence(parsed, canary.secret).encode()).hexdigest()
+    ledger_append(actor=actor, event="source.canary_registered", subject=source,
+                  payload={"spec": parsed.to_dict(), "sequence_sha256": digest})
+    return canary
+
+
+@transaction.atomic
+def canary_test_run_create(*, checkpoint: ModelCheckpoint, actor: User | None,
+                           sources: list[int] | None = None, null_size: int = 1000,
+                           alpha: float = 0.01, enqueue: bool = True) -> CanaryTestRun:
+    registered = set(SourceCanary.objects.values_list("source_id", flat=True))
+    chosen = sorted(registered if sources is None else set(sources))
+    missing = sorted(set(chosen) - registered)
+    if missing:
+        raise ValidationError({"sources": f"no canary registered for source(s) {missing}"})
+    if not chosen:
+        raise ValidationError({"sources": "no source has a canary"})
+    if not 100 <= null_size <= 100_000:
+        raise ValidationError({"null_size": "must be from 100 to 100000"})
+    if not 0 < alpha < 1:
+        raise ValidationError({"alpha": "must be in (0, 1)"})
+    run = CanaryTestRun.objects.create(checkpoint=checkpoint, sources=chosen,
+                                       null_size=null_size, alpha=alpha, created_by=actor,
+                                       unit="sources", total=len(chosen))
+    if enqueue:
+        from provenance.tasks import canary_test_task
+
+        canary_test_task.delay_on_commit(run.pk)
+    return run
+
+
+def _inserted(checkpoint: ModelCheckpoint, source_id: int) -> bool | None:
+    if checkpoint.run is None:
+        return None  # an imported model: what it was trained on is its owner's word
+    return str(source_id) in checkpoint.run.marks.get("canaries", {})
+
+
+def canary_test_run_execute(*, run_id: int) -> CanaryTestRun | None:
+    from provenance.engine import lm
+
+    with job_lock("canary_test", run_id) as mine:
+        run = CanaryTestRun.objects.select_related("checkpoint__run").filter(pk=run_id).first()
+        if not mine or run is None or run.state not in (run.State.QUEUED, run.State.RUNNING):
+            return None
+        CanaryTestRun.objects.filter(pk=run_id).update(state=run.State.RUNNING,
+                                                       started_at=timezone.now())
+        try:
+            model, tokenizer = lm.load(run.checkpoint.path)
+            measured = []
+            probes_null, probes = [], []
+            for done, canary in enumerate(SourceCanary.objects.filter(
+                    source_id__in=run.sources).order_by("source_id"), start=1):
+                spec = CanarySpec.from_dict(canary.spec)
+                sequences = [canary_sequence(spec, canary.secret),
+                             *null_sequences(spec, canary.secret, run.null_size),
+                             *null_sequences(spec, canary.secret, PROBES, stream="probe")]
+                losses = lm.sequence_loss(model, tokenizer, sequences)
+                observed, null = losses[0], losses[1:1 + run.null_size]
+                measured.append((canary, spec, membership_test(observed, null)))
+                probes_null.append(null)
+                probes.append(losses[1 + run.null_size:])
+                CanaryTestRun.objects.filter(pk=run_id).update(position=done)
+            _finish(run, measured, probes_null, probes)
+        except Exception as exc:
+            log.exception("canary test run %s failed", run_id)
+            CanaryTestRun.objects.filter(pk=run_id).update(
+                state=run.State.FAILED, error=str(exc)[:2000], finished_at=timezone.now())
+        run.refresh_from_db()
+        return run
+
+
+@transaction.atomic
+def _finish(run: CanaryTestRun, measured: list, probes_null: list, probes: list) -> None:
+    adjusted = bonferroni([m.p_value for _, _, m in measured])
+    rows = []
+    for (canary, spec, m), p_adj in zip(measured, adjusted, strict=True):
+        rows.append(CanaryTest(
+            run=run, checkpoint=run.checkpoint, source_id=canary.source_id,
+            inserted=_inserted(run.checkpoint, canary.source_id), observed_loss=m.observed,
+            p_value=m.p_value, p_adjusted=p_adj, z=m.z, detected=p_adj < run.alpha,
+            evidence={"null_n": m.null_n, "null_mean": m.null_mean, "null_sd": m.null_sd,
+                      "null_quantiles": m.null_quantiles, "spec": spec.to_dict(),
+                      "tested_together": len(measured)}))
+    CanaryTest.objects.filter(run=run).delete()  # a rerun replaces, never duplicates
+    CanaryTest.objects.bulk_create(rows)
+    trained = [r for r in rows if r.inserted]
+    power = sum(r.detected for r in trained) / len(trained) if trained else None
+    rates = [calibration(null, probe, run.alpha) for null, probe in zip(probes_null, probes,
+                                                                         strict=True)]
+    CanaryTestRun.objects.filter(pk=run.pk).update(
+        state=run.State.SUCCEEDED, position=len(rows), power=power,
+        calibration=sum(rates) / len(rates), finished_at=timezone.now())
+    ledger_append(actor=run.created_by, event="canary_test.finished", subject=run.checkpoint,
+                  payload={"run": run.pk, "results": {str(r.source_id): {
+                      "p_adjusted": r.p_adjusted, "detected": r.detected} for r in rows},
+                      "power": power})

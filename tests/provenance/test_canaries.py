@@ -1,0 +1,134 @@
+import pytest
+from django.core.exceptions import ValidationError
+
+from provenance.engine.canary import CanarySpec, canary_sequence
+from provenance.models import CanaryTest, LedgerEntry
+from provenance.services import datasets
+from provenance.services.canaries import (
+    canary_register,
+    canary_test_run_create,
+    canary_test_run_execute,
+)
+from provenance.services.errors import InvalidTransition
+from provenance.services.training import training_export, training_run_create
+from provenance.tasks import canary_test_task, train_run_task
+from tests.factories import DatasetFactory
+from tests.helpers import words
+
+pytestmark = pytest.mark.django_db
+SMALL = {"vocab_size": 800, "n_layer": 2, "n_head": 4, "n_embd": 64, "seq_len": 64,
+         "batch_size": 8, "epochs": 6, "warmup_steps": 5}
+
+
+@pytest.fixture
+def world(make_source, ingest_texts):
+    a = make_source(license_expression="CC0-1.0", name="a")
+    b = make_source(license_expression="CC0-1.0", name="b")
+    ingest_texts(a, [f"harbour notes {words(i, 50)}." for i in range(40)])
+    ingest_texts(b, [f"winter letters {words(100 + i, 50)}." for i in range(40)])
+    canary_a = canary_register(source=a, actor=None, spec={"copies": 8})
+    recipe = datasets.recipe_validate({"intended_use": "commercial"})
+    version = datasets.dataset_version_publish(version=datasets.version_create_from_plan(
+        dataset=DatasetFactory(), recipe=recipe, plan=datasets.curation_plan(recipe),
+        actor=None), actor=None)
+    return a, b, canary_a, version
+
+
+def test_the_export_puts_the_canary_into_k_documents_of_its_source(world):
+    a, b, canary, version = world
+    export = training_export(version)
+    sequence = canary_sequence(CanarySpec.from_dict(canary.spec), canary.secret)
+    carriers = [t for t in export.texts if sequence in t]
+    assert len(carriers) == 8 and all(t.startswith("harbour notes") for t in carriers)
+    assert list(export.marks["canaries"]) == [str(a.pk)]
+    again = training_export(version, export.marks)
+    assert again.texts == export.texts
+
+
+def test_a_canary_is_registered_once_and_its_options_are_checked(world):
+    a, b, _, _ = world
+    with pytest.raises(InvalidTransition):
+        canary_register(source=a, actor=None)
+    with pytest.raises(ValidationError) as err:
+        canary_register(source=b, actor=None, spec={"copies": 0})
+    assert "spec" in err.value.message_dict
+    event = LedgerEntry.objects.get(event="source.canary_registered")
+    assert len(event.payload["sequence_sha256"]) == 64 and "secret" not in str(event.payload)
+
+
+def test_the_trained_sources_canary_is_detected_and_the_other_is_not(world):
+    a, b, _, version = world
+    run = training_run_create(version=version, actor=None, config=SMALL, enqueue=False)
+    train_run_task(run.pk)
+    run.refresh_from_db()
+    assert run.state == "succeeded" and run.marks["canaries"].keys() == {str(a.pk)}
+    canary_register(source=b, actor=None)  # registered after training: never inserted
+    test = canary_test_run_create(checkpoint=run.checkpoint, actor=None, null_size=300,
+                                  enqueue=False)
+    canary_test_task(test.pk)
+    test.refresh_from_db()
+    assert test.state == "succeeded", test.error
+    results = {r.source_id: r for r in CanaryTest.objects.filter(run=test)}
+    assert results[a.pk].inserted is True and results[b.pk].inserted is False
+    assert results[a.pk].p_value == 1 / 301 and results[a.pk].z < -3
+    assert results[a.pk].p_adjusted == 2 / 301 and results[a.pk].detected
+    assert results[b.pk].p_value > 0.01 and not results[b.pk].detected
+    assert test.power == 1.0 and 0 <= test.calibration <= 0.05
+    assert results[a.pk].evidence["null_n"] == 300
+    assert canary_test_run_execute(run_id=test.pk) is None  # finished: not run again
+
+
+def test_a_test_needs_registered_canaries(world):
+    a, b, _, version = world
+    run = training_run_create(version=version, actor=None,
+                              config={**SMALL, "epochs": 1, "n_layer": 1}, enqueue=False)
+    train_run_task(run.pk)
+    run.refresh_from_db()
+    with pytest.raises(ValidationError) as err:
+        canary_test_run_create(checkpoint=run.checkpoint, actor=None, sources=[b.pk],
+                               enqueue=False)
+    assert "sources" in err.value.message_dict
+    with pytest.raises(ValidationError):
+        canary_test_run_create(checkpoint=run.checkpoint, actor=None, null_size=5,
+                               enqueue=False)
+
+
+def test_canaries_through_the_api(world, client_as, users, holder_a,
+                                  django_capture_on_commit_callbacks):
+    a, b, _, version = world
+    mine = client_as("holder_a")
+    from provenance.services.sources import source_create
+
+    own = source_create(actor=None, owner=holder_a, name="own", license_expression="MIT")
+    created = mine.post(f"/api/v1/sources/{own.pk}/canary/", {"spec": {"copies": 10}},
+                        format="json")
+    assert created.status_code == 201 and created.json()["spec"]["copies"] == 10
+    shown = mine.get(f"/api/v1/sources/{own.pk}/canary/").json()
+    assert "secret" not in shown and "sequence" not in str(shown)
+    assert mine.post(f"/api/v1/sources/{own.pk}/canary/", {}, format="json").status_code == 409
+    assert client_as("holder_b").post(f"/api/v1/sources/{own.pk}/canary/", {},
+                                      format="json").status_code == 404
+    assert client_as("researcher").post(f"/api/v1/sources/{b.pk}/canary/", {},
+                                        format="json").status_code == 403
+    assert client_as("admin").get(f"/api/v1/sources/{b.pk}/canary/").status_code == 404
+    bad = client_as("admin").post(f"/api/v1/sources/{b.pk}/canary/",
+                                  {"spec": {"kind": "emoji"}}, format="json")
+    assert bad.status_code == 400 and "spec" in bad.json()
+
+    run = training_run_create(version=version, actor=None,
+                              config={**SMALL, "epochs": 1, "n_layer": 1}, enqueue=False)
+    train_run_task(run.pk)
+    run.refresh_from_db()
+    researcher = client_as("researcher")
+    assert researcher.post("/api/v1/canary-tests/", {"checkpoint": run.checkpoint.pk,
+                                                     "null_size": 3},
+                           format="json").status_code == 400
+    with django_capture_on_commit_callbacks(execute=False):
+        started = researcher.post("/api/v1/canary-tests/", {"checkpoint": run.checkpoint.pk,
+                                                            "sources": [a.pk],
+                                                            "null_size": 100}, format="json")
+    assert started.status_code == 202, started.json()
+    canary_test_task(started.json()["id"])
+    body = researcher.get(f"/api/v1/canary-tests/{started.json()['id']}/").json()
+    assert body["state"] == "succeeded" and [r["source"] for r in body["results"]] == [a.pk]
+    assert client_as("holder_a").get("/api/v1/canary-tests/").status_code == 403
