@@ -47,4 +47,9 @@ def checkpoint_context(user: Any, checkpoint_id: int) -> dict[str, Any] | None:
     if checkpoint is None:
         return None
     outputs = model_output_list(user).filter(checkpoint=checkpoint).order_by("id")[:50]
-    return {"checkpoint": checkpoint, "outputs": list(outputs)}
+    latest = prov.canary_test_run_list(user).filter(checkpoint=checkpoint,
+                                                    state="succeeded").order_by("-id").first()
+    results = list(latest.results.select_related("source").order_by("source__name")) \
+        if latest else []
+    return {"checkpoint": checkpoint, "outputs": list(outputs), "canary_run": latest,
+            "canary_results": results}

@@ -16,6 +16,11 @@ from attribution.services.outputs import model_output_create
 from provenance import demo
 from provenance.models import DatasetVersion, Document, RightsHolder, User
 from provenance.services import datasets, documents, ingest, sources
+from provenance.services.canaries import (
+    canary_register,
+    canary_test_run_create,
+    canary_test_run_execute,
+)
 from provenance.services.training import training_run_create, training_run_execute
 
 Role = User.Role
@@ -68,6 +73,12 @@ class Command(BaseCommand):
         for prompt in DEMO_PROMPTS:
             model_output_create(checkpoint=checkpoint, prompt=prompt, actor=admin,
                                 params={"max_new_tokens": 48})
+        queued = canary_test_run_create(checkpoint=checkpoint, actor=admin, enqueue=False)
+        test = canary_test_run_execute(run_id=queued.pk)
+        if test is not None:
+            found = sorted(r.source.name for r in test.results.filter(detected=True))
+            self.stdout.write(f"  canary test: power {test.power}, calibration "
+                              f"{test.calibration:.3f}; detected in {', '.join(found)}")
 
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
         if opts["if_empty"] and RightsHolder.objects.exists():
@@ -88,6 +99,8 @@ class Command(BaseCommand):
                 made[src.key] = sources.source_create(
                     actor=admin, owner=holders[src.owner], name=src.name,
                     license_expression=src.license_expression, uri=src.uri)
+                # Every demo source opts in to a canary, so each checkpoint can be tested.
+                canary_register(source=made[src.key], actor=admin, spec={"copies": 8})
                 if src.opt_out:
                     sources.opt_out_signal_record(
                         source=made[src.key], actor=admin, opted_out=True,
