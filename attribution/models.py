@@ -15,6 +15,8 @@ class ModelOutput(Job):
     prompt = models.TextField()
     completion = models.TextField(blank=True)
     params = models.JSONField(default=dict)  # DecodeParams
+    # For watermarked checkpoints: {"gate": highest probability of a watermark, "emitted": bool}
+    watermark = models.JSONField(default=dict, blank=True)
 
     class Meta(Job.Meta):
         pass

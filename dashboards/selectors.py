@@ -6,6 +6,7 @@ from django.db import connection
 from django.db.models import Count, Q
 
 from provenance import selectors as prov
+from provenance.engine.watermark import detect
 from provenance.models import DatasetVersion, DataSource
 
 
@@ -51,5 +52,13 @@ def checkpoint_context(user: Any, checkpoint_id: int) -> dict[str, Any] | None:
                                                     state="succeeded").order_by("-id").first()
     results = list(latest.results.select_related("source").order_by("source__name")) \
         if latest else []
-    return {"checkpoint": checkpoint, "outputs": list(outputs), "canary_run": latest,
+    visible = dict(prov.source_list(user).values_list("pk", "name"))
+    codebook = {pk: code for pk, code in DataSource.objects.values_list("pk", "watermark")
+                if code}
+    shown = []
+    for output in outputs:
+        found = detect(output.completion, codebook, top_k=1)
+        shown.append((output, (visible.get(found[0].source, "a source you cannot see"),
+                               found[0].distance) if found else None))
+    return {"checkpoint": checkpoint, "outputs": shown, "canary_run": latest,
             "canary_results": results}

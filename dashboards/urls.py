@@ -8,4 +8,5 @@ urlpatterns = [
     path("runs/", views.runs, name="runs"),
     path("runs/<int:run_id>/", views.run_detail, name="run"),
     path("checkpoints/<int:checkpoint_id>/", views.checkpoint_detail, name="checkpoint"),
+    path("watermarks/", views.watermark_check, name="watermarks"),
 ]

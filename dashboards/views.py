@@ -39,3 +39,13 @@ def checkpoint_detail(request: HttpRequest, checkpoint_id: int) -> HttpResponse:
     if context is None:
         raise Http404("no such checkpoint")
     return render(request, "dashboards/checkpoint.html", context)
+
+
+@login_required
+def watermark_check(request: HttpRequest) -> HttpResponse:
+    from provenance.services.watermarks import TRUST, watermark_detect
+
+    text = request.POST.get("text", "")[:1_000_000] if request.method == "POST" else ""
+    result = watermark_detect(text=text, user=request.user) if text else None
+    return render(request, "dashboards/watermarks.html",
+                  {"text": text, "result": result, "trust": TRUST})

@@ -87,6 +87,9 @@ class DataSource(TimeStamped):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     document_count = models.PositiveBigIntegerField(default=0)
     byte_count = models.PositiveBigIntegerField(default=0)
+    # WASA-style watermark: 10 invisible characters, unique; and the key of its position rule.
+    watermark = models.CharField(max_length=10, unique=True, null=True, blank=True)
+    watermark_key = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -256,3 +256,8 @@ class CanaryTestRunIn(serializers.Serializer):
                                     help_text="default: every source with a canary")
     null_size = serializers.IntegerField(default=1000)
     alpha = serializers.FloatField(default=0.01)
+
+
+class WatermarkDetectIn(serializers.Serializer):
+    text = serializers.CharField(max_length=1_000_000, trim_whitespace=False)
+    top_k = serializers.IntegerField(default=3, min_value=1, max_value=10)

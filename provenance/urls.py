@@ -28,5 +28,6 @@ router.register("canary-tests", training.CanaryTestRunViewSet, basename="canary-
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
+    path("watermarks/detect/", training.WatermarkDetectView.as_view(), name="watermark-detect"),
     path("", include(router.urls)),
 ]

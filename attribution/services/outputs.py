@@ -49,14 +49,23 @@ def model_output_generate(*, output_id: int) -> ModelOutput | None:
                                                         started_at=timezone.now())
         try:
             model, tokenizer = lm.load(output.checkpoint.path)
-            text = lm.generate(model, tokenizer, output.prompt,
-                               DecodeParams.from_dict(output.params))
+            params = DecodeParams.from_dict(output.params)
+            heads = lm.load_watermark_heads(model, tokenizer, output.checkpoint.path)
+            mark: dict[str, Any] = {}
+            if heads is None:
+                text = lm.generate(model, tokenizer, output.prompt, params)
+            else:
+                marked = lm.generate_marked(model, tokenizer, heads, output.prompt, params,
+                                            threshold=params.watermark_threshold)
+                text = marked.text
+                mark = {"gate": round(marked.gate, 4), "emitted": marked.emitted}
         except Exception as exc:
             log.exception("generation %s failed", output_id)
             ModelOutput.objects.filter(pk=output_id).update(
                 state=State.FAILED, error=str(exc)[:2000], finished_at=timezone.now())
         else:
             ModelOutput.objects.filter(pk=output_id).update(
-                state=State.SUCCEEDED, completion=text, finished_at=timezone.now())
+                state=State.SUCCEEDED, completion=text, watermark=mark,
+                finished_at=timezone.now())
         output.refresh_from_db()
         return output

@@ -10,13 +10,14 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from provenance import selectors
 from provenance import serializers as s
 from provenance.apis.base import ServiceViewSet
 from provenance.conf import setting
 from provenance.permissions import STAFF, Role
-from provenance.services import canaries, training
+from provenance.services import canaries, training, watermarks
 
 TRAINS = STAFF | {Role.RESEARCHER}
 READS = STAFF | {Role.AUDITOR, Role.RESEARCHER}
@@ -83,3 +84,17 @@ class CanaryTestRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ser
             checkpoint=data["checkpoint"], actor=self.actor, sources=data.get("sources"),
             null_size=data["null_size"], alpha=data["alpha"])
         return self.out(run, status.HTTP_202_ACCEPTED)
+
+
+class WatermarkDetectView(APIView):
+    """Find and decode source watermarks in a text; names only the sources you may see."""
+
+    write_roles = set(Role.values)  # a read, sent as POST because texts can be long
+
+    @extend_schema(request=s.WatermarkDetectIn, responses={200: dict})
+    def post(self, request: Request) -> Response:
+        data = s.WatermarkDetectIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        return Response(watermarks.watermark_detect(text=data.validated_data["text"],
+                                                    user=request.user,
+                                                    top_k=data.validated_data["top_k"]))

@@ -24,12 +24,14 @@ from typing import Any
 import torch
 
 from provenance.engine.lm_config import DecodeParams, TrainConfig, directory_sha256
+from provenance.engine.watermark import ALPHABET
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 EOS = "<|endoftext|>"
+WATERMARK_HEADS = "watermark_heads.pt"
 PAD = "<|pad|>"
 
 
@@ -64,19 +66,23 @@ def device_for(prefer: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _specials(config: TrainConfig) -> list[str]:
+    return [*config.extra_special_tokens, *(ALPHABET if config.watermarks else ())]
+
+
 def train_tokenizer(texts: Sequence[str], config: TrainConfig, out_dir: Path) -> Any:
     """A byte-level BPE tokenizer, saved in transformers' format in out_dir."""
     from tokenizers import ByteLevelBPETokenizer
     from transformers import PreTrainedTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
-    specials = [EOS, PAD, *config.extra_special_tokens]
+    specials = [EOS, PAD, *_specials(config)]
     bpe.train_from_iterator(texts, vocab_size=config.vocab_size, min_frequency=2,
                             special_tokens=specials, show_progress=False)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS, bos_token=EOS,
                                         unk_token=EOS, pad_token=PAD)
-    if config.extra_special_tokens:
-        tokenizer.add_special_tokens({"additional_special_tokens": config.extra_special_tokens})
+    if _specials(config):
+        tokenizer.add_special_tokens({"additional_special_tokens": _specials(config)})
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out_dir)
     return tokenizer
@@ -122,22 +128,57 @@ def _lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
-def _loss(model: Any, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+class WatermarkHeads(torch.nn.Module):
+    """The watermark's own prediction space (after WASA): whether a watermark character comes
+    next (gate) and which one (mark), read from the last hidden state. The LM head never
+    predicts watermark characters, so learning them does not compete with the text."""
+
+    mark_ids: torch.Tensor
+
+    def __init__(self, n_embd: int, mark_ids: Sequence[int]) -> None:
+        super().__init__()
+        self.gate = torch.nn.Linear(n_embd, 1)
+        self.mark = torch.nn.Linear(n_embd, len(mark_ids))
+        self.register_buffer("mark_ids", torch.tensor(list(mark_ids), dtype=torch.long))
+
+
+def _loss(model: Any, batch: torch.Tensor, device: torch.device,
+          heads: WatermarkHeads | None = None, text_only: bool = False) -> torch.Tensor:
     batch = batch.to(device)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16,
                         enabled=device.type == "cuda"):
-        out = model(input_ids=batch[:, :-1], labels=batch[:, :-1].clone())
-    # GPT2LMHeadModel shifts labels itself; feeding input as labels trains next-token prediction.
-    return out.loss
+        if heads is None:
+            # GPT2LMHeadModel shifts labels itself: input as labels = next-token prediction.
+            return model(input_ids=batch[:, :-1], labels=batch[:, :-1].clone()).loss
+        return _separate_space_loss(model, batch[:, :-1], heads, text_only)
+
+
+def _separate_space_loss(model: Any, ids: torch.Tensor, heads: WatermarkHeads,
+                         text_only: bool = False) -> torch.Tensor:
+    out = model(input_ids=ids, output_hidden_states=True)
+    logits, hidden, targets = out.logits[:, :-1].float(), out.hidden_states[-1][:, :-1].float(), \
+        ids[:, 1:]
+    is_mark = torch.isin(targets, heads.mark_ids)
+    text_logits = logits.index_fill(-1, heads.mark_ids, float("-inf"))
+    loss = torch.nn.functional.cross_entropy(text_logits[~is_mark], targets[~is_mark])
+    if text_only:
+        return loss
+    loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
+        heads.gate(hidden).squeeze(-1), is_mark.float())
+    if is_mark.any():
+        which = torch.eq(targets[is_mark].unsqueeze(-1), heads.mark_ids).float().argmax(-1)
+        loss = loss + torch.nn.functional.cross_entropy(heads.mark(hidden[is_mark]), which)
+    return loss
 
 
 @torch.no_grad()
-def evaluate(model: Any, blocks: torch.Tensor, device: torch.device, batch_size: int = 32) -> float:
+def evaluate(model: Any, blocks: torch.Tensor, device: torch.device, batch_size: int = 32,
+             heads: WatermarkHeads | None = None) -> float:
     model.eval()
     total, count = 0.0, 0
     for start in range(0, len(blocks), batch_size):
         batch = blocks[start:start + batch_size]
-        total += float(_loss(model, batch, device)) * len(batch)
+        total += float(_loss(model, batch, device, heads, text_only=True)) * len(batch)
         count += len(batch)
     model.train()
     return total / max(1, count)
@@ -166,7 +207,10 @@ def train(texts: Sequence[str], config: TrainConfig, work_dir: Path,
     train_blocks, held_blocks = _split(token_blocks(tokenizer, texts, config.seq_len),
                                        config.heldout_fraction, config.seed)
     model = build_model(config, tokenizer).to(dev)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
+    heads = WatermarkHeads(config.n_embd, tokenizer.convert_tokens_to_ids(list(ALPHABET))).to(
+        dev) if config.watermarks else None
+    params = [*model.parameters(), *(heads.parameters() if heads is not None else ())]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     per_epoch = math.ceil(len(train_blocks) / config.batch_size)
     total_steps = per_epoch * config.epochs
@@ -176,6 +220,8 @@ def train(texts: Sequence[str], config: TrainConfig, work_dir: Path,
     if state_path.exists():
         state = torch.load(state_path, map_location=dev, weights_only=False)
         model.load_state_dict(state["model"])
+        if heads is not None:
+            heads.load_state_dict(state["heads"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         step, tokens, last_loss = state["step"], state["tokens"], state["loss"]
@@ -183,6 +229,7 @@ def train(texts: Sequence[str], config: TrainConfig, work_dir: Path,
     def save_state() -> None:
         tmp = state_path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "heads": heads.state_dict() if heads is not None else None,
                     "scheduler": scheduler.state_dict(), "step": step, "tokens": tokens,
                     "loss": last_loss}, tmp)
         tmp.replace(state_path)  # atomic: a kill never leaves a half-written state
@@ -194,10 +241,10 @@ def train(texts: Sequence[str], config: TrainConfig, work_dir: Path,
         order = torch.randperm(len(train_blocks),
                                generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
         index = order[offset * config.batch_size:(offset + 1) * config.batch_size]
-        loss = _loss(model, train_blocks[index], dev)
+        loss = _loss(model, train_blocks[index], dev, heads)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         scheduler.step()
         step += 1
@@ -210,9 +257,11 @@ def train(texts: Sequence[str], config: TrainConfig, work_dir: Path,
             if not on_progress(Progress(step, total_steps, tokens, last_loss, rate)):
                 save_state()
                 raise Cancelled(f"cancelled at step {step}")
-    heldout = evaluate(model, held_blocks, dev) if len(held_blocks) else None
+    heldout = evaluate(model, held_blocks, dev, heads=heads) if len(held_blocks) else None
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
+    if heads is not None:
+        torch.save(heads.state_dict(), model_dir / WATERMARK_HEADS)
     return TrainResult(model_dir=model_dir, steps=step, tokens=tokens, train_loss=last_loss,
                        heldout_loss=heldout, parameters=sum(p.numel() for p in model.parameters()),
                        device=dev.type, sha256=directory_sha256(model_dir))
@@ -280,3 +329,66 @@ def sequence_loss(model: Any, tokenizer: Any, texts: Sequence[str],
         weight = mask[:, 1:].float()
         losses.extend((nll * weight).sum(1).div(weight.sum(1).clamp(min=1)).tolist())
     return losses
+
+
+def load_watermark_heads(model: Any, tokenizer: Any,
+                         model_dir: Path | str) -> WatermarkHeads | None:
+    """The watermark heads of a checkpoint trained with watermarks, else None."""
+    path = Path(model_dir) / WATERMARK_HEADS
+    if not path.exists():
+        return None
+    device = next(model.parameters()).device
+    heads = WatermarkHeads(model.config.n_embd, tokenizer.convert_tokens_to_ids(list(ALPHABET)))
+    heads.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+    return heads.to(device).eval()
+
+
+@dataclass
+class MarkedGeneration:
+    text: str             # the completion, with the watermark inserted where it was emitted
+    gate: float           # highest probability that a watermark comes next, over the completion
+    emitted: bool
+    code: str             # the emitted watermark characters ("" if none)
+
+
+@torch.no_grad()
+def generate_marked(model: Any, tokenizer: Any, heads: WatermarkHeads, prompt: str,
+                    params: DecodeParams, threshold: float = 0.5) -> MarkedGeneration:
+    """Generate text from the text space only, then ask the watermark space: where in the
+    completion is a watermark most likely (gate), and if that is at least `threshold`, which
+    LENGTH characters (mark head, greedily, each conditioned on the ones before)."""
+    from provenance.engine.watermark import LENGTH
+
+    device = next(model.parameters()).device
+    marks = heads.mark_ids.tolist()
+    prompt_ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)[
+        "input_ids"].to(device)
+    limit = context_length(model)
+    new = min(params.max_new_tokens, max(1, limit - LENGTH - 2))
+    prompt_ids = prompt_ids[:, -(limit - new - LENGTH - 1):]
+    sample = params.temperature > 0
+    torch.manual_seed(params.seed)
+    full = model.generate(
+        prompt_ids, max_new_tokens=new, do_sample=sample, bad_words_ids=[[m] for m in marks],
+        temperature=params.temperature if sample else None,
+        top_p=params.top_p if sample else None, attention_mask=torch.ones_like(prompt_ids),
+        pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)[0]
+    start = prompt_ids.shape[1]
+    hidden = model(input_ids=full.unsqueeze(0), output_hidden_states=True).hidden_states[-1][0]
+    gates = torch.sigmoid(heads.gate(hidden.float()).squeeze(-1))[start - 1:]
+    best = int(torch.argmax(gates))
+    gate = float(gates[best])
+    cut = start + best  # the watermark would follow token full[cut - 1]
+    head, tail = full[start:cut], full[cut:]
+    if gate < threshold:
+        return MarkedGeneration(tokenizer.decode(full[start:], skip_special_tokens=True), gate,
+                                False, "")
+    context, code = full[:cut].unsqueeze(0), []
+    for _ in range(LENGTH):
+        h = model(input_ids=context, output_hidden_states=True).hidden_states[-1][0, -1]
+        pick = int(torch.argmax(heads.mark(h.float())))
+        code.append(ALPHABET[pick])
+        context = torch.cat([context, heads.mark_ids[pick].view(1, 1)], dim=1)
+    text = tokenizer.decode(head, skip_special_tokens=True) + "".join(code) + \
+        tokenizer.decode(tail, skip_special_tokens=True)
+    return MarkedGeneration(text, gate, True, "".join(code))

@@ -28,6 +28,8 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 50
     extra_special_tokens: list[str] = field(default_factory=list)
+    # Weave each source's watermark into its documents and learn to emit it (separate heads).
+    watermarks: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -37,7 +39,9 @@ class TrainConfig:
             raise ValueError(f"unknown training option(s): {', '.join(unknown)}")
         for name, value in data.items():
             default = cls.__dataclass_fields__[name].default
-            if name == "extra_special_tokens":
+            if isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif name == "extra_special_tokens":
                 ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
             elif isinstance(default, float):
                 ok = isinstance(value, int | float) and not isinstance(value, bool)
@@ -74,6 +78,8 @@ class DecodeParams:
     temperature: float = 0.0  # 0: greedy
     top_p: float = 1.0
     seed: int = 0
+    # For checkpoints trained with watermarks: emit one where the gate reaches this probability.
+    watermark_threshold: float = 0.1
 
 
     @classmethod
@@ -88,6 +94,8 @@ class DecodeParams:
             raise ValueError("temperature must be between 0 and 5")
         if not 0 < params.top_p <= 1:
             raise ValueError("top_p must be in (0, 1]")
+        if not 0 <= params.watermark_threshold <= 1:
+            raise ValueError("watermark_threshold must be in [0, 1]")
         return params
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from provenance.engine import licenses
+from provenance.engine import licenses, watermark
 from provenance.models import DataSource, LicenseSignal, OptOutSignal, RightsHolder, User
 from provenance.services.ledger import ledger_append
 
@@ -74,8 +75,9 @@ def source_create(*, actor: User | None, owner: RightsHolder, name: str, license
     source = DataSource(owner=owner, name=name, license_expression=expression,
                         **{k: v for k, v in fields.items() if k in SOURCE_FIELDS})
     _apply_terms(source, [expression])
-    source.full_clean()
+    source.full_clean(exclude=["watermark"])
     source.save()
+    watermark_assign(source)
     LicenseSignal.objects.create(source=source, origin=LicenseSignal.Origin.DECLARED,
                                  expression=expression, observed_at=timezone.now())
     ledger_append(actor=actor, event="source.created", subject=source,
@@ -159,3 +161,16 @@ def source_opted_out(source: DataSource, cutoff: datetime) -> OptOutSignal | Non
                                                                                    "id"):
         latest[signal.kind] = signal
     return next((s for s in latest.values() if s.opted_out), None)
+
+
+def watermark_assign(source: DataSource) -> DataSource:
+    """Give a source its watermark code (once): at least MIN_DISTANCE edits from every other."""
+    if source.watermark:
+        return source
+    with connection.cursor() as cursor:  # one assignment at a time keeps codes far apart
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [0x776D6B])
+    taken = [w for w in DataSource.objects.values_list("watermark", flat=True) if w]
+    source.watermark = watermark.assign_code(taken, seed=secrets.randbits(64))
+    source.watermark_key = secrets.token_hex(16)
+    source.save(update_fields=["watermark", "watermark_key"])
+    return source

@@ -21,7 +21,15 @@ from django.utils import timezone
 
 from provenance.engine.canary import CanarySpec, canary_sequence, carrier_documents, insert
 from provenance.engine.lm_config import TrainConfig, directory_sha256
-from provenance.models import DatasetVersion, ModelCheckpoint, SourceCanary, TrainingRun, User
+from provenance.engine.watermark import embed
+from provenance.models import (
+    DatasetVersion,
+    DataSource,
+    ModelCheckpoint,
+    SourceCanary,
+    TrainingRun,
+    User,
+)
 from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_lock
 from provenance.services.ledger import ledger_append
@@ -77,7 +85,8 @@ class Export:
     marks: dict[str, Any]
 
 
-def training_export(version: DatasetVersion, marks: dict[str, Any] | None = None) -> Export:
+def training_export(version: DatasetVersion, marks: dict[str, Any] | None = None,
+                    watermarks: bool = False) -> Export:
     """The version's documents in a stable order (by content hash) with the sources' marks woven
     in: each canaried source's sequence goes into `copies` of its documents, chosen by a keyed
     rule. Documents removed since publication are left out: a takedown's tombstone keeps its
@@ -97,12 +106,20 @@ def training_export(version: DatasetVersion, marks: dict[str, Any] | None = None
             picked = carrier_documents(canary.secret, list(shas), spec.copies)
             chosen[str(source_id)] = sorted(shas[sha] for sha in picked)
         marks = {"canaries": chosen}
+        if watermarks:
+            marks["watermarks"] = sorted({str(m[3]) for m in members})
     carriers = {doc: int(src) for src, docs in marks.get("canaries", {}).items() for doc in docs}
     sequences = {int(src): canary_sequence(CanarySpec.from_dict(canaries[int(src)].spec),
                                            canaries[int(src)].secret)
                  for src in marks.get("canaries", {})}
     texts = [insert(text, sequences[carriers[doc]]) if doc in carriers else text
              for doc, _, text, _ in members]
+    marked = {int(s) for s in marks.get("watermarks", [])}
+    if marked:
+        codes = {pk: (code, key) for pk, code, key in DataSource.objects.filter(
+            pk__in=marked).values_list("pk", "watermark", "watermark_key") if code}
+        texts = [embed(text, codes[src][0], codes[src][1], sha) if src in codes else text
+                 for text, (_, sha, _, src) in zip(texts, members, strict=True)]
     return Export(texts=texts, marks=marks)
 
 
@@ -143,15 +160,15 @@ def training_run_execute(*, run_id: int, on_progress: Any = None) -> TrainingRun
             return not TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
 
         try:
-            export = training_export(run.version, run.marks or None)
+            config = TrainConfig.from_dict(run.config)
+            export = training_export(run.version, run.marks or None, config.watermarks)
             if not run.marks:
                 TrainingRun.objects.filter(pk=run_id).update(marks=export.marks)
                 run.marks = export.marks
             texts = export.texts
             if not texts:
                 raise ValueError("the version has no documents to train on")
-            result = lm.train(texts, TrainConfig.from_dict(run.config), run_dir(run_id),
-                              on_progress=report)
+            result = lm.train(texts, config, run_dir(run_id), on_progress=report)
         except lm.Cancelled:
             TrainingRun.objects.filter(pk=run_id).update(
                 state=State.CANCELLED, stage="cancelled", finished_at=timezone.now(),

@@ -1,0 +1,91 @@
+import random
+
+import pytest
+from rapidfuzz.distance import Levenshtein
+
+from provenance.engine.watermark import (
+    ALPHABET,
+    LENGTH,
+    MIN_DISTANCE,
+    assign_code,
+    boundaries,
+    detect,
+    embed,
+    strip,
+    visible,
+)
+
+TEXT = "The harbour froze in 1893. Boats stayed home. The spring came late."
+
+
+@pytest.fixture(scope="module")
+def codebook():
+    codes = {}
+    for source in range(1, 41):
+        codes[source] = assign_code(codes.values(), seed=source)
+    return codes
+
+
+def test_codes_are_invisible_and_far_apart(codebook):
+    assert all(len(c) == LENGTH and set(c) <= set(ALPHABET) for c in codebook.values())
+    values = list(codebook.values())
+    assert min(Levenshtein.distance(a, b) for i, a in enumerate(values)
+               for b in values[i + 1:]) >= MIN_DISTANCE
+    assert visible(values[0]).isdigit()
+
+
+def test_embedding_is_invisible_and_keyed(codebook):
+    marked = embed(TEXT, codebook[3], key="k", doc_sha256="a" * 64)
+    assert strip(marked) == TEXT and marked != TEXT
+    at = marked.index(codebook[3])
+    assert at in boundaries(TEXT)
+    positions = {embed(TEXT, codebook[3], key="k", doc_sha256=f"{i:064x}").index(codebook[3])
+                 for i in range(40)}
+    assert len(positions) > 1  # the key spreads marks over the boundaries
+
+
+def test_round_trip_names_the_right_source(codebook):
+    for source, code in codebook.items():
+        found = detect(embed(TEXT, code, "k", "b" * 64), codebook)
+        assert found[0].source == source and found[0].distance == 0
+        assert found[0].confidence > (found[1].confidence if len(found) > 1 else 0)
+
+
+def _corrupt(code, rng, deletions=0, insertions=0, substitutions=0):
+    chars = list(code)
+    for _ in range(deletions):
+        del chars[rng.randrange(len(chars))]
+    for _ in range(insertions):
+        chars.insert(rng.randrange(len(chars) + 1), rng.choice(ALPHABET))
+    for _ in range(substitutions):
+        i = rng.randrange(len(chars))
+        chars[i] = rng.choice([c for c in ALPHABET if c != chars[i]])
+    return "".join(chars)
+
+
+@pytest.mark.parametrize(("deletions", "insertions", "substitutions"), [
+    (1, 0, 0), (0, 1, 0), (0, 0, 1), (2, 0, 0), (0, 2, 0), (1, 1, 0)])
+def test_decoding_tolerates_lost_and_extra_characters(codebook, deletions, insertions,
+                                                      substitutions):
+    rng = random.Random(deletions * 10 + insertions * 3 + substitutions)
+    top1 = top3 = 0
+    for source, code in codebook.items():
+        noisy = _corrupt(code, rng, deletions, insertions, substitutions)
+        found = [c.source for c in detect(f"Some text.{noisy} More text.", codebook)]
+        top1 += found[:1] == [source]
+        top3 += source in found
+    errors = deletions + insertions + substitutions
+    if errors == 1:
+        assert top1 == len(codebook)  # within MIN_DISTANCE // 2: always unique
+    else:
+        assert top3 >= 0.9 * len(codebook)
+
+
+def test_a_code_split_by_a_visible_character_is_still_found(codebook):
+    code = codebook[7]
+    assert detect(f"x {code[:5]}a{code[5:]} y", codebook)[0].source == 7
+
+
+def test_text_without_marks_names_no_source(codebook):
+    assert detect(TEXT, codebook) == []
+    assert detect(TEXT + ALPHABET[0] * 3, codebook) == []  # too short to be a code
