@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import random
 import string
 from collections.abc import Sequence
@@ -116,6 +117,13 @@ def membership_test(observed: float, null_losses: Sequence[float]) -> Membership
                           z=float((observed - null.mean()) / sd) if sd > 0 else 0.0,
                           null_n=len(null), null_mean=float(null.mean()), null_sd=sd,
                           null_quantiles=quantiles)
+
+
+def min_null_size(tests: int, alpha: float) -> int:
+    """The smallest exact p-value is 1 / (n + 1), so after Bonferroni over `tests` sources a
+    detection needs tests / (n + 1) < alpha. Twice that resolution leaves room for a canary
+    that is not the very lowest loss."""
+    return math.ceil(2 * tests / alpha)
 
 
 def bonferroni(p_values: Sequence[float]) -> list[float]:

@@ -17,6 +17,7 @@ from provenance.engine.canary import (
     calibration,
     canary_sequence,
     membership_test,
+    min_null_size,
     null_sequences,
 )
 from provenance.models import (
@@ -69,6 +70,8 @@ def canary_test_run_create(*, checkpoint: ModelCheckpoint, actor: User | None,
         raise ValidationError({"null_size": "must be from 100 to 100000"})
     if not 0 < alpha < 1:
         raise ValidationError({"alpha": "must be in (0, 1)"})
+    # Enough null sequences that a detection is attainable after Bonferroni over the sources.
+    null_size = max(null_size, min_null_size(len(chosen), alpha))
     run = CanaryTestRun.objects.create(checkpoint=checkpoint, sources=chosen,
                                        null_size=null_size, alpha=alpha, created_by=actor,
                                        unit="sources", total=len(chosen))

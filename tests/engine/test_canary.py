@@ -71,3 +71,11 @@ def test_bad_canary_options_are_refused(options):
 def test_spec_round_trips():
     spec = CanarySpec.from_dict({"kind": "chars", "length": 16, "copies": 4})
     assert CanarySpec.from_dict(spec.to_dict()) == spec
+
+
+def test_the_null_set_is_large_enough_for_bonferroni():
+    from provenance.engine.canary import min_null_size
+
+    for tests in (1, 7, 15, 100):
+        n = min_null_size(tests, 0.01)
+        assert bonferroni([1 / (n + 1)] * tests)[0] < 0.01
