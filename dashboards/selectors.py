@@ -62,3 +62,19 @@ def checkpoint_context(user: Any, checkpoint_id: int) -> dict[str, Any] | None:
                                found[0].distance) if found else None))
     return {"checkpoint": checkpoint, "outputs": shown, "canary_run": latest,
             "canary_results": results}
+
+
+def source_context(user: Any, source_id: int) -> dict[str, Any] | None:
+    from provenance.engine.watermark import visible
+    from provenance.models import CanaryTest, SourceCanary
+    from provenance.services.watermarks import TRUST
+
+    source = prov.source_list(user).filter(pk=source_id).first()
+    if source is None:
+        return None
+    results = CanaryTest.objects.filter(source=source).select_related("checkpoint").order_by(
+        "-run_id")[:20]
+    return {"source": source, "signals": list(source.opt_out_signals.order_by("-observed_at")),
+            "watermark_visible": visible(source.watermark) if source.watermark else "none",
+            "trust": TRUST, "canary": SourceCanary.objects.filter(source=source).first(),
+            "canary_results": list(results)}

@@ -9,4 +9,5 @@ urlpatterns = [
     path("runs/<int:run_id>/", views.run_detail, name="run"),
     path("checkpoints/<int:checkpoint_id>/", views.checkpoint_detail, name="checkpoint"),
     path("watermarks/", views.watermark_check, name="watermarks"),
+    path("sources/<int:source_id>/", views.source_detail, name="source"),
 ]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from dashboards import selectors
+from provenance.models import User
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -38,6 +40,22 @@ def checkpoint_detail(request: HttpRequest, checkpoint_id: int) -> HttpResponse:
     context = selectors.checkpoint_context(request.user, checkpoint_id)
     if context is None:
         raise Http404("no such checkpoint")
+    if request.method == "POST":
+        # A generation asked for from the page: queued on the gpu queue, shown when done.
+        from attribution.services.outputs import model_output_create
+        from provenance.permissions import STAFF, Role, role_of
+
+        actor = request.user
+        assert isinstance(actor, User)  # login_required
+        if role_of(actor) not in STAFF | {Role.RESEARCHER}:
+            raise PermissionDenied("your role cannot generate")
+        try:
+            model_output_create(checkpoint=context["checkpoint"], actor=actor,
+                                prompt=request.POST.get("prompt", "")[:20_000])
+        except ValidationError as exc:
+            context["form_error"] = "; ".join(exc.messages)
+            return render(request, "dashboards/checkpoint.html", context, status=400)
+        return redirect(request.path)
     return render(request, "dashboards/checkpoint.html", context)
 
 
@@ -49,3 +67,11 @@ def watermark_check(request: HttpRequest) -> HttpResponse:
     result = watermark_detect(text=text, user=request.user) if text else None
     return render(request, "dashboards/watermarks.html",
                   {"text": text, "result": result, "trust": TRUST})
+
+
+@login_required
+def source_detail(request: HttpRequest, source_id: int) -> HttpResponse:
+    context = selectors.source_context(request.user, source_id)
+    if context is None:
+        raise Http404("no such source")
+    return render(request, "dashboards/source.html", context)

@@ -48,8 +48,51 @@ def test_model_pages_show_lineage_and_progress(client, users, make_source, inges
     assert run.checkpoint.name.encode() in listing.content
     page = client.get(f"/runs/{run.pk}/")
     assert page.status_code == 200 and b"<progress" in page.content
-    with django_assert_max_num_queries(6):
+    # Constant in the number of outputs: session, user, checkpoint, outputs, canary run and
+    # results, the watermark codebook and the names this viewer may see.
+    with django_assert_max_num_queries(8):
         ckpt = client.get(f"/checkpoints/{run.checkpoint.pk}/")
     assert v.manifest_root.encode() in ckpt.content and b"text number" in ckpt.content
     client.force_login(users["holder_a"])
     assert client.get(f"/checkpoints/{run.checkpoint.pk}/").status_code == 404
+
+
+def test_source_page_explains_the_watermark_and_shows_canary_results(client, users, make_source,
+                                                                     holder_a):
+    from provenance.services.canaries import canary_register
+
+    source = make_source(owner=holder_a, name="visible source")
+    canary_register(source=source, actor=None)
+    client.force_login(users["holder_a"])
+    page = client.get(f"/sources/{source.pk}/")
+    assert page.status_code == 200
+    assert b"format characters" in page.content and b"No test yet" in page.content
+    other = make_source(name="someone else's")
+    assert client.get(f"/sources/{other.pk}/").status_code == 404
+
+
+def test_a_generation_can_be_asked_for_from_the_checkpoint_page(client, users, make_source,
+                                                              ingest_texts,
+                                                              django_capture_on_commit_callbacks):
+    from attribution.models import ModelOutput
+    from provenance.services.training import training_run_create, training_run_execute
+
+    ingest_texts(make_source(license_expression="CC0-1.0"), [f"line {i} " * 12
+                                                             for i in range(20)])
+    recipe = datasets.recipe_validate({"intended_use": "commercial"})
+    v = datasets.dataset_version_publish(version=datasets.version_create_from_plan(
+        dataset=DatasetFactory(slug="gen"), recipe=recipe, plan=datasets.curation_plan(recipe),
+        actor=None), actor=None)
+    run = training_run_execute(run_id=training_run_create(
+        version=v, actor=None, enqueue=False,
+        config={"vocab_size": 400, "n_layer": 1, "n_head": 2, "n_embd": 32, "seq_len": 32,
+                "epochs": 1}).pk)
+    url = f"/checkpoints/{run.checkpoint.pk}/"
+    client.force_login(users["researcher"])
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = client.post(url, {"prompt": "line 3"})
+    assert response.status_code == 302 and len(queued) == 1
+    assert ModelOutput.objects.get().prompt == "line 3"
+    assert client.post(url, {"prompt": "  "}).status_code == 400
+    client.force_login(users["auditor"])
+    assert client.post(url, {"prompt": "x"}).status_code == 403

@@ -70,11 +70,13 @@ def test_the_trained_sources_canary_is_detected_and_the_other_is_not(world):
     assert test.state == "succeeded", test.error
     results = {r.source_id: r for r in CanaryTest.objects.filter(run=test)}
     assert results[a.pk].inserted is True and results[b.pk].inserted is False
-    assert results[a.pk].p_value == 1 / 301 and results[a.pk].z < -3
-    assert results[a.pk].p_adjusted == 2 / 301 and results[a.pk].detected
+    # 300 asked for, raised to 400 so that 2 sources can be detected after Bonferroni.
+    assert test.null_size == 400
+    assert results[a.pk].p_value == 1 / 401 and results[a.pk].z < -3
+    assert results[a.pk].p_adjusted == 2 / 401 and results[a.pk].detected
     assert results[b.pk].p_value > 0.01 and not results[b.pk].detected
     assert test.power == 1.0 and 0 <= test.calibration <= 0.05
-    assert results[a.pk].evidence["null_n"] == 300
+    assert results[a.pk].evidence["null_n"] == 400
     assert canary_test_run_execute(run_id=test.pk) is None  # finished: not run again
 
 

@@ -108,7 +108,8 @@ def test_generation_stores_the_completion_and_its_parameters(version):
     generate_task(output.pk)
     output.refresh_from_db()
     assert output.state == "succeeded" and output.completion
-    assert output.params == {"max_new_tokens": 12, "temperature": 0.0, "top_p": 1.0, "seed": 0}
+    assert output.params == {"max_new_tokens": 12, "temperature": 0.0, "top_p": 1.0, "seed": 0,
+                             "watermark_threshold": 0.1}
     again = model_output_create(checkpoint=run.checkpoint, prompt="river w1", actor=None,
                                 params={"max_new_tokens": 12}, enqueue=False)
     assert model_output_generate(output_id=again.pk).completion == output.completion  # greedy
