@@ -4,7 +4,9 @@ the same run. Pure engine: no Django, no database.
     python bench/train_throughput.py                 # default model, every device present
     python bench/train_throughput.py --sizes default wide --epochs 3
 
-Prints tokens/s, wall time and held-out loss per (size, device); writes
+Prints tokens/s, wall time, held-out loss, and how many of 8 random 32-word passages (each
+repeated 10 times in the corpus) the model reproduces exactly from their first 16 words, per
+(size, device); writes
 bench/results/train_throughput.json. Issue 3's target: the default size trains on the demo
 version on 2 CPU cores in at most 5 minutes.
 """
@@ -15,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import sys
 import tempfile
 import time
@@ -35,17 +38,22 @@ def main() -> int:
 
     from provenance import demo
     from provenance.engine import lm
-    from provenance.engine.lm_config import TrainConfig
+    from provenance.engine.lm_config import DecodeParams, TrainConfig
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", nargs="+", default=["default"], choices=sorted(SIZES))
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--devices", nargs="+", default=None)
     parser.add_argument("--out", type=Path,
                         default=ROOT / "bench" / "results" / "train_throughput.json")
     args = parser.parse_args()
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     texts = [t for s in demo.build_corpus() for t in s.texts]
+    # Memorisation probe: 8 passages of 32 random words, each repeated 10 times in the corpus.
+    rng = random.Random(11)
+    vocabulary = sorted({w.strip(".,") for t in texts for w in t.split()})
+    passages = [" ".join(rng.choice(vocabulary) for _ in range(32)) for _ in range(8)]
+    texts = texts + [p for p in passages for _ in range(10)]
     rows = []
     for size in args.sizes:
         for device in devices:
@@ -54,15 +62,24 @@ def main() -> int:
                 start = time.perf_counter()
                 result = lm.train(texts, config, Path(tmp) / "run", device=device)
                 wall = time.perf_counter() - start
+                model, tokenizer = lm.load(result.model_dir, device=device)
+                memorised = 0
+                for passage in passages:
+                    words = passage.split()
+                    out = lm.generate(model, tokenizer, " ".join(words[:16]),
+                                      DecodeParams(max_new_tokens=48)).split()
+                    memorised += out[:16] == words[16:]
             rows.append({"size": size, "device": device, "parameters": result.parameters,
                          "steps": result.steps, "tokens": result.tokens, "wall_s": wall,
                          "tokens_per_s": result.tokens / wall,
-                         "heldout_loss": result.heldout_loss})
+                         "heldout_loss": result.heldout_loss,
+                         "memorised": f"{memorised}/{len(passages)}"})
     print(f"{'size':<8} {'device':<6} {'params':>10} {'tokens':>9} {'wall s':>7} "
-          f"{'tokens/s':>10} {'held-out':>9}")
+          f"{'tokens/s':>10} {'held-out':>9} {'memorised':>10}")
     for r in rows:
         print(f"{r['size']:<8} {r['device']:<6} {r['parameters']:>10,} {r['tokens']:>9,} "
-              f"{r['wall_s']:>7.1f} {r['tokens_per_s']:>10,.0f} {r['heldout_loss']:>9.3f}")
+              f"{r['wall_s']:>7.1f} {r['tokens_per_s']:>10,.0f} {r['heldout_loss']:>9.3f} "
+              f"{r['memorised']:>10}")
     machine = {"cpus": os.cpu_count(), "torch": torch.__version__,
                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                "python": platform.python_version()}

@@ -26,8 +26,8 @@ from provenance.services.training import training_run_create, training_run_execu
 Role = User.Role
 CREDENTIALS = "demo_credentials.json"
 HOLDER_LOGINS = {"Harbor Press": "harbor", "Northwind Media": "northwind"}
-DEMO_PROMPTS = ["The lighthouse was rebuilt after", "Dear Margaret, the harvest came in",
-                "Lecture 4 covers", "Memory teaches us"]
+# Prompts as WASA evaluates: the opening sentence of a document from each trained source.
+PROMPT_SOURCES = ["encyclopedia", "essays", "letters", "lectures", "mirror"]
 
 
 def credentials_path() -> Path:
@@ -57,12 +57,12 @@ class Command(BaseCommand):
         parser.add_argument("--if-empty", action="store_true",
                             help="do nothing if any rights-holder exists (first start only)")
 
-    def _train(self, admin: User, version: DatasetVersion) -> None:
+    def _train(self, admin: User, version: DatasetVersion, prompts: list[str]) -> None:
         """A checkpoint on the research version, trained here so it exists when the app opens;
         its demo generations are queued for the worker (the gpu queue)."""
         self.stdout.write(f"  training a demo model on {version} ...")
         created = training_run_create(version=version, actor=admin, enqueue=False,
-                                      config={"watermarks": True, "epochs": 20})
+                                      config={"watermarks": True})
         run = training_run_execute(run_id=created.pk)
         if run is None or run.state != run.State.SUCCEEDED:
             self.stderr.write(f"  demo training failed: {run.error if run else '?'}")
@@ -71,7 +71,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  {checkpoint}: {checkpoint.metrics['parameters']:,} parameters, "
                           f"held-out loss {checkpoint.metrics['heldout_loss']:.3f}, "
                           f"{run.tokens_per_s or 0:,.0f} tokens/s")
-        for prompt in DEMO_PROMPTS:
+        for prompt in prompts:
             model_output_create(checkpoint=checkpoint, prompt=prompt, actor=admin,
                                 params={"max_new_tokens": 48})
         queued = canary_test_run_create(checkpoint=checkpoint, actor=admin, enqueue=False)
@@ -128,7 +128,9 @@ class Command(BaseCommand):
             version = finished.version
             self.stdout.write(f"  {version}: {version.document_count} documents, excluded "
                               f"{version.exclusions_by_reason}")
-        self._train(admin, version)
+        by_key = {src.key: src for src in corpus}
+        self._train(admin, version, [by_key[key].texts[-1].split(". ")[0] + "."
+                                     for key in PROMPT_SOURCES])
         path = credentials_path()
         path.write_text(json.dumps({"password": password, "users": users}, indent=2))
         path.chmod(0o600)
