@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from provenance.models import DataSource, RightsHolder, User
-from provenance.services import sources
+from provenance.models import DatasetVersion, DataSource, RightsHolder, User
+from provenance.services import datasets, sources
 from provenance.services.ingest import ingest_path
-from tests.factories import RightsHolderFactory, UserFactory
+from tests.factories import DatasetFactory, RightsHolderFactory, UserFactory
 
 Role = User.Role
 
@@ -95,3 +95,17 @@ def ingest_texts(write_jsonl: Callable[..., Path]) -> Callable[..., Any]:
 
     return run
 
+
+
+@pytest.fixture
+def publish_version(db) -> Callable[..., DatasetVersion]:
+    """Curate every source into a new version of a (new) dataset and publish it."""
+
+    def publish(slug: str | None = None, intended_use: str = "commercial") -> DatasetVersion:
+        recipe = datasets.recipe_validate({"intended_use": intended_use})
+        dataset = DatasetFactory(**({"slug": slug} if slug else {}))
+        draft = datasets.version_create_from_plan(dataset=dataset, recipe=recipe,
+                                                  plan=datasets.curation_plan(recipe), actor=None)
+        return datasets.dataset_version_publish(version=draft, actor=None)
+
+    return publish

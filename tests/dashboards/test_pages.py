@@ -2,6 +2,7 @@ import pytest
 
 from provenance.services import datasets
 from tests.factories import DatasetFactory
+from tests.helpers import TINY_MODEL
 
 pytestmark = pytest.mark.django_db
 
@@ -25,20 +26,15 @@ def test_health_reports_pgvector(client):
 
 
 def test_model_pages_show_lineage_and_progress(client, users, make_source, ingest_texts,
-                                               django_assert_max_num_queries):
+                                               publish_version, django_assert_max_num_queries):
     from attribution.services.outputs import model_output_create
     from provenance.services.training import training_run_create, training_run_execute
 
     ingest_texts(make_source(license_expression="CC0-1.0"), [f"text number {i} " * 10
                                                              for i in range(30)])
-    recipe = datasets.recipe_validate({"intended_use": "commercial"})
-    v = datasets.dataset_version_publish(version=datasets.version_create_from_plan(
-        dataset=DatasetFactory(slug="pages"), recipe=recipe, plan=datasets.curation_plan(recipe),
-        actor=None), actor=None)
+    v = publish_version("pages")
     run = training_run_execute(run_id=training_run_create(
-        version=v, actor=None, enqueue=False,
-        config={"vocab_size": 400, "n_layer": 1, "n_head": 2, "n_embd": 32, "seq_len": 32,
-                "epochs": 1}).pk)
+        version=v, actor=None, enqueue=False, config={**TINY_MODEL, "epochs": 1}).pk)
     model_output_create(checkpoint=run.checkpoint, prompt="text number", actor=None,
                         enqueue=False)
     assert client.get("/runs/").status_code == 302  # sign in first
@@ -72,21 +68,16 @@ def test_source_page_explains_the_watermark_and_shows_canary_results(client, use
 
 
 def test_a_generation_can_be_asked_for_from_the_checkpoint_page(client, users, make_source,
-                                                              ingest_texts,
+                                                              ingest_texts, publish_version,
                                                               django_capture_on_commit_callbacks):
     from attribution.models import ModelOutput
     from provenance.services.training import training_run_create, training_run_execute
 
     ingest_texts(make_source(license_expression="CC0-1.0"), [f"line {i} " * 12
                                                              for i in range(20)])
-    recipe = datasets.recipe_validate({"intended_use": "commercial"})
-    v = datasets.dataset_version_publish(version=datasets.version_create_from_plan(
-        dataset=DatasetFactory(slug="gen"), recipe=recipe, plan=datasets.curation_plan(recipe),
-        actor=None), actor=None)
+    v = publish_version("gen")
     run = training_run_execute(run_id=training_run_create(
-        version=v, actor=None, enqueue=False,
-        config={"vocab_size": 400, "n_layer": 1, "n_head": 2, "n_embd": 32, "seq_len": 32,
-                "epochs": 1}).pk)
+        version=v, actor=None, enqueue=False, config={**TINY_MODEL, "epochs": 1}).pk)
     url = f"/checkpoints/{run.checkpoint.pk}/"
     client.force_login(users["researcher"])
     with django_capture_on_commit_callbacks(execute=False) as queued:

@@ -7,9 +7,9 @@ import torch
 
 from provenance.engine import lm
 from provenance.engine.lm_config import DecodeParams, TrainConfig, directory_sha256
+from tests.helpers import TINY_MODEL
 
-TINY = dict(vocab_size=400, n_layer=1, n_head=2, n_embd=32, seq_len=32, batch_size=8,
-            epochs=2, warmup_steps=2, checkpoint_every=1)
+TINY = {**TINY_MODEL, "batch_size": 8, "epochs": 2, "warmup_steps": 2, "checkpoint_every": 1}
 
 
 def corpus(n=60, seed=0):

@@ -3,7 +3,6 @@ from django.core.exceptions import ValidationError
 
 from provenance.engine.canary import CanarySpec, canary_sequence
 from provenance.models import CanaryTest, LedgerEntry
-from provenance.services import datasets
 from provenance.services.canaries import (
     canary_register,
     canary_test_run_create,
@@ -12,7 +11,6 @@ from provenance.services.canaries import (
 from provenance.services.errors import InvalidTransition
 from provenance.services.training import training_export, training_run_create
 from provenance.tasks import canary_test_task, train_run_task
-from tests.factories import DatasetFactory
 from tests.helpers import words
 
 pytestmark = pytest.mark.django_db
@@ -21,17 +19,13 @@ SMALL = {"vocab_size": 800, "n_layer": 2, "n_head": 4, "n_embd": 64, "seq_len": 
 
 
 @pytest.fixture
-def world(make_source, ingest_texts):
+def world(make_source, ingest_texts, publish_version):
     a = make_source(license_expression="CC0-1.0", name="a")
     b = make_source(license_expression="CC0-1.0", name="b")
     ingest_texts(a, [f"harbour notes {words(i, 50)}." for i in range(40)])
     ingest_texts(b, [f"winter letters {words(100 + i, 50)}." for i in range(40)])
     canary_a = canary_register(source=a, actor=None, spec={"copies": 8})
-    recipe = datasets.recipe_validate({"intended_use": "commercial"})
-    version = datasets.dataset_version_publish(version=datasets.version_create_from_plan(
-        dataset=DatasetFactory(), recipe=recipe, plan=datasets.curation_plan(recipe),
-        actor=None), actor=None)
-    return a, b, canary_a, version
+    return a, b, canary_a, publish_version()
 
 
 def test_the_export_puts_the_canary_into_k_documents_of_its_source(world):

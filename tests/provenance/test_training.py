@@ -19,22 +19,17 @@ from provenance.services.training import (
     version_training_texts,
 )
 from provenance.tasks import train_run_task
-from tests.factories import DatasetFactory
-from tests.helpers import words
+from tests.helpers import TINY_MODEL, words
 
 pytestmark = pytest.mark.django_db
-TINY = {"vocab_size": 400, "n_layer": 1, "n_head": 2, "n_embd": 32, "seq_len": 32,
-        "batch_size": 8, "epochs": 2, "warmup_steps": 2, "checkpoint_every": 5}
+TINY = {**TINY_MODEL, "batch_size": 8, "epochs": 2, "warmup_steps": 2, "checkpoint_every": 5}
 
 
 @pytest.fixture
-def version(make_source, ingest_texts):
+def version(make_source, ingest_texts, publish_version):
     source = make_source(license_expression="CC0-1.0")
     ingest_texts(source, [words(i, 60).replace("w", "river w") for i in range(40)])
-    recipe = datasets.recipe_validate({"intended_use": "commercial"})
-    draft = datasets.version_create_from_plan(dataset=DatasetFactory(slug="lm"), recipe=recipe,
-                                              plan=datasets.curation_plan(recipe), actor=None)
-    return datasets.dataset_version_publish(version=draft, actor=None)
+    return publish_version("lm")
 
 
 def test_a_run_trains_a_checkpoint_with_its_lineage(version, users):

@@ -6,25 +6,20 @@ from rapidfuzz.distance import Levenshtein
 from attribution.services.outputs import model_output_create, model_output_generate
 from provenance.engine import watermark
 from provenance.models import DataSource
-from provenance.services import datasets
 from provenance.services.training import training_export, training_run_create
 from provenance.tasks import train_run_task
-from tests.factories import DatasetFactory
-from tests.helpers import words
+from tests.helpers import TINY_MODEL, words
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def version(make_source, ingest_texts, holder_a, holder_b):
+def version(make_source, ingest_texts, holder_a, holder_b, publish_version):
     a = make_source(owner=holder_a, license_expression="CC0-1.0", name="a")
     b = make_source(owner=holder_b, license_expression="CC0-1.0", name="b")
     ingest_texts(a, [f"Harbour notes {i}. {words(i, 30)}. The tide turned." for i in range(30)])
     ingest_texts(b, [f"Winter letters {i}. {words(50 + i, 30)}. Snow fell." for i in range(30)])
-    recipe = datasets.recipe_validate({"intended_use": "commercial"})
-    return datasets.dataset_version_publish(version=datasets.version_create_from_plan(
-        dataset=DatasetFactory(), recipe=recipe, plan=datasets.curation_plan(recipe),
-        actor=None), actor=None)
+    return publish_version()
 
 
 def test_every_source_gets_its_own_code_far_from_the_others(version):
@@ -47,8 +42,8 @@ def test_the_export_marks_every_document_of_its_source_invisibly(version):
 
 
 def test_a_watermarked_run_trains_heads_and_generations_carry_a_code(version):
-    config = {"vocab_size": 500, "n_layer": 1, "n_head": 2, "n_embd": 32, "seq_len": 64,
-              "batch_size": 8, "epochs": 3, "watermarks": True}
+    config = {**TINY_MODEL, "vocab_size": 500, "seq_len": 64, "batch_size": 8, "epochs": 3,
+              "watermarks": True}
     run = training_run_create(version=version, actor=None, config=config, enqueue=False)
     train_run_task(run.pk)
     run.refresh_from_db()

@@ -18,7 +18,7 @@ from django.db import connection, transaction
 
 from provenance.models import Document, IngestJob
 from provenance.services.ingest import ingest_job_create
-from tests.helpers import words
+from tests.helpers import TINY_MODEL, words
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,21 +96,14 @@ def test_a_worker_process_killed_mid_ingest_is_replaced_and_the_job_finishes_onc
     assert source.document_count == 4000
 
 
-TINY_TRAIN = {"vocab_size": 400, "n_layer": 1, "n_head": 2, "n_embd": 32, "seq_len": 32,
-              "batch_size": 4, "warmup_steps": 2}
+TINY_TRAIN = {**TINY_MODEL, "batch_size": 4, "warmup_steps": 2}
 
 
 @pytest.fixture
-def published_version(make_source, ingest_texts):
-    from provenance.services import datasets
-    from tests.factories import DatasetFactory
-
+def published_version(make_source, ingest_texts, publish_version):
     ingest_texts(make_source(license_expression="CC0-1.0"),
                  [words(i, 80).replace("w", "harbour w") for i in range(60)])
-    recipe = datasets.recipe_validate({"intended_use": "commercial"})
-    draft = datasets.version_create_from_plan(dataset=DatasetFactory(), recipe=recipe,
-                                              plan=datasets.curation_plan(recipe), actor=None)
-    return datasets.dataset_version_publish(version=draft, actor=None)
+    return publish_version()
 
 
 def wait_for_row(model, pk, states, timeout=120.0):
