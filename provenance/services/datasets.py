@@ -168,7 +168,8 @@ def curation_plan(recipe: dict[str, Any], progress: Any = None) -> Plan:
     lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM) if threshold else None
     kept_sketches: dict[int, LeanMinHash] = {}
     plan = Plan()
-    with connection.cursor() as cursor:
+    # A server-side cursor: candidates stream in chunks instead of all MinHashes at once.
+    with connection.chunked_cursor() as cursor:
         cursor.execute(_CANDIDATES, [recipe["sources"]])
         for n, (doc, sha, removed, blob, tokens, size, doc_sources) in enumerate(cursor, 1):
             if progress and n % 1000 == 0:
