@@ -29,7 +29,8 @@ def corpus(total: int, rng: np.random.Generator) -> list[tuple[int, np.ndarray]]
     ranks = np.arange(1, 32_001)
     p = 1 / ranks
     p /= p.sum()
-    docs, made = [], 0
+    docs: list[tuple[int, np.ndarray]] = []
+    made = 0
     while made < total:
         n = int(rng.integers(200, 600))
         docs.append((len(docs), rng.choice(32_000, size=n, p=p)))

@@ -84,7 +84,7 @@ class SpanShard:
         return np.searchsorted(first, np.arange(top + 2), side="left").astype(np.int64)
 
     @classmethod
-    def build(cls, documents: Iterable[tuple[int, Sequence[int]]]) -> SpanShard:
+    def build(cls, documents: Iterable[tuple[int, Sequence[int] | np.ndarray]]) -> SpanShard:
         parts, starts, ids = [], [], []
         offset = 0
         for index, (doc_id, token_ids) in enumerate(documents):
