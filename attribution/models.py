@@ -20,3 +20,19 @@ class ModelOutput(Job):
 
     class Meta(Job.Meta):
         pass
+
+
+class SpanIndex(Job):
+    """A verbatim span index of a dataset version, tokenized with a checkpoint's tokenizer, one
+    suffix-array shard per source, in the artifact store."""
+
+    version = models.ForeignKey("provenance.DatasetVersion", on_delete=models.PROTECT,
+                                related_name="span_indexes")
+    checkpoint = models.ForeignKey(ModelCheckpoint, on_delete=models.PROTECT,
+                                   related_name="span_indexes")
+    path = models.CharField(max_length=2000, blank=True)
+    shards = models.JSONField(default=dict)  # {source id: {"documents": n, "tokens": n}}
+
+    class Meta(Job.Meta):
+        constraints = [models.UniqueConstraint(fields=["version", "checkpoint"],
+                                               name="span_index_once_per_tokenizer")]

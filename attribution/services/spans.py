@@ -1,0 +1,98 @@
+"""Span indexes: build one per (version, tokenizer), and trace a model output's verbatim spans.
+
+Removed documents stay in the index (counts stay true) but are reported as blocked, with no text,
+from the tombstones at query time: a takedown needs no rebuild.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from attribution.engine.spans import SpanParams, SpanShard, find_spans
+from attribution.models import ModelOutput, SpanIndex
+from provenance.models import DatasetVersion, Document, ModelCheckpoint, User
+from provenance.services.jobs import job_lock
+
+log = logging.getLogger(__name__)
+State = SpanIndex.State
+
+
+@transaction.atomic
+def span_index_create(*, version: DatasetVersion, checkpoint: ModelCheckpoint,
+                      actor: User | None, enqueue: bool = True) -> SpanIndex:
+    index, created = SpanIndex.objects.get_or_create(
+        version=version, checkpoint=checkpoint,
+        defaults={"created_by": actor, "unit": "sources"})
+    if created and enqueue:
+        from attribution.tasks import span_index_build_task
+
+        span_index_build_task.delay_on_commit(index.pk)
+    return index
+
+
+def _tokenizer(checkpoint: ModelCheckpoint) -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(checkpoint.path, local_files_only=True)
+
+
+def span_index_build(*, index_id: int) -> SpanIndex | None:
+    with job_lock("span_index", index_id) as mine:
+        index = SpanIndex.objects.select_related("checkpoint", "version").filter(
+            pk=index_id).first()
+        if not mine or index is None or index.state not in (State.QUEUED, State.RUNNING):
+            return None
+        folder = Path(settings.ARTIFACT_DIR) / "span_indexes" / str(index_id)
+        SpanIndex.objects.filter(pk=index_id).update(state=State.RUNNING,
+                                                     started_at=timezone.now())
+        try:
+            shutil.rmtree(folder, ignore_errors=True)  # a rerun starts clean
+            tokenizer = _tokenizer(index.checkpoint)
+            by_source: dict[int, list[tuple[int, str]]] = {}
+            for doc, source, text in index.version.members.values_list(
+                    "document_id", "source_id", "document__text").order_by("document_id"):
+                by_source.setdefault(source, []).append((doc, text))
+            shards = {}
+            SpanIndex.objects.filter(pk=index_id).update(total=len(by_source))
+            for done, (source, docs) in enumerate(sorted(by_source.items()), start=1):
+                ids = tokenizer([t for _, t in docs], add_special_tokens=False)["input_ids"]
+                shard = SpanShard.build(zip([d for d, _ in docs], ids, strict=True))
+                shard.save(folder / str(source))
+                shards[str(source)] = {"documents": len(docs), "tokens": int(len(shard.tokens))}
+                SpanIndex.objects.filter(pk=index_id).update(position=done)
+            SpanIndex.objects.filter(pk=index_id).update(
+                state=State.SUCCEEDED, path=str(folder), shards=shards,
+                finished_at=timezone.now())
+        except Exception as exc:
+            log.exception("span index %s failed", index_id)
+            SpanIndex.objects.filter(pk=index_id).update(
+                state=State.FAILED, error=str(exc)[:2000], finished_at=timezone.now())
+        index.refresh_from_db()
+        return index
+
+
+def trace_output(*, output: ModelOutput, index: SpanIndex,
+                 params: SpanParams | None = None) -> list[dict[str, Any]]:
+    """The verbatim spans of an output's completion, with the documents they occur in."""
+    if index.state != State.SUCCEEDED:
+        raise ValueError(f"span index {index.pk} is {index.state}")
+    tokenizer = _tokenizer(index.checkpoint)
+    ids = tokenizer(output.completion, add_special_tokens=False)["input_ids"]
+    shards = [SpanShard.open(Path(index.path) / source) for source in sorted(index.shards)]
+    candidates = find_spans(shards, ids, params or SpanParams(),
+                            blocked=frozenset())
+    doc_ids = {d.document for s in candidates for d in s.documents}
+    removed = set(Document.objects.filter(pk__in=doc_ids, removed_at__isnull=False)
+                  .values_list("pk", flat=True))
+    return [{"start": s.start, "length": s.length, "count": s.count,
+             "text": tokenizer.decode(ids[s.start:s.start + s.length]),
+             "documents": [{"document": d.document, "blocked": d.document in removed}
+                           for d in s.documents]}
+            for s in candidates]

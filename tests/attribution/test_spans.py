@@ -1,0 +1,56 @@
+import pytest
+
+from attribution.engine.spans import SpanParams
+from attribution.models import ModelOutput
+from attribution.services.spans import span_index_build, span_index_create, trace_output
+from attribution.tasks import span_index_build_task
+from provenance.models import Document
+from provenance.services.documents import document_tombstone
+from provenance.services.training import training_run_create, training_run_execute
+from tests.helpers import TINY_MODEL, words
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def indexed(make_source, ingest_texts, publish_version):
+    a, b = make_source(name="a"), make_source(name="b")
+    ingest_texts(a, [f"harbour {words(i, 40)}." for i in range(20)])
+    ingest_texts(b, [f"winter {words(100 + i, 40)}." for i in range(20)])
+    version = publish_version()
+    run = training_run_execute(run_id=training_run_create(
+        version=version, actor=None, enqueue=False, config={**TINY_MODEL, "epochs": 1}).pk)
+    index = span_index_create(version=version, checkpoint=run.checkpoint, actor=None,
+                              enqueue=False)
+    span_index_build_task(index.pk)
+    index.refresh_from_db()
+    return index, run.checkpoint, a, b
+
+
+def test_an_index_has_one_shard_per_source(indexed):
+    index, _, a, b = indexed
+    assert index.state == "succeeded", index.error
+    assert set(index.shards) == {str(a.pk), str(b.pk)}
+    assert all(s["documents"] == 20 and s["tokens"] > 0 for s in index.shards.values())
+    assert span_index_build(index_id=index.pk) is None  # built once
+
+
+def test_a_copied_passage_is_traced_to_its_document_and_a_takedown_blocks_it(indexed):
+    index, checkpoint, a, _ = indexed
+    doc = Document.objects.filter(occurrences__source=a).order_by("pk")[3]
+    passage = " ".join(doc.text.split()[5:30])
+    output = ModelOutput.objects.create(checkpoint=checkpoint, prompt="x", state="succeeded",
+                                        completion=f"Something new. {passage} And more.")
+    spans = trace_output(output=output, index=index, params=SpanParams(min_length=8))
+    assert spans and spans[0]["documents"][0] == {"document": doc.pk, "blocked": False}
+    assert spans[0]["count"] == 1 and spans[0]["text"].strip() in passage + " "
+    document_tombstone(document=doc, actor=None, reason="takedown", purge_text=True)
+    again = trace_output(output=output, index=index, params=SpanParams(min_length=8))
+    assert again[0]["count"] == 1  # still counted, no rebuild
+    assert again[0]["documents"] == [{"document": doc.pk, "blocked": True}]
+
+
+def test_one_index_per_version_and_tokenizer(indexed):
+    index, checkpoint, _, _ = indexed
+    assert span_index_create(version=index.version, checkpoint=checkpoint, actor=None,
+                             enqueue=False) == index
