@@ -29,13 +29,12 @@ def corpus(total: int, rng: np.random.Generator) -> list[tuple[int, np.ndarray]]
     ranks = np.arange(1, 32_001)
     p = 1 / ranks
     p /= p.sum()
-    docs: list[tuple[int, np.ndarray]] = []
-    made = 0
-    while made < total:
-        n = int(rng.integers(200, 600))
-        docs.append((len(docs), rng.choice(32_000, size=n, p=p)))
-        made += n + 1
-    return docs
+    lengths = rng.integers(200, 600, size=total // 200 + 1)
+    lengths = lengths[:int(np.searchsorted(np.cumsum(lengths + 1), total)) + 1]
+    tokens = rng.choice(32_000, size=int(lengths.sum()), p=p)  # one draw, then split
+    ends = np.cumsum(lengths)
+    return [(i, tokens[end - n:end]) for i, (n, end) in enumerate(zip(lengths, ends,
+                                                                      strict=True))]
 
 
 def main() -> int:
