@@ -8,6 +8,7 @@ from django.db.models import Count, Q
 from provenance import selectors as prov
 from provenance.engine.watermark import detect
 from provenance.models import DatasetVersion, DataSource
+from provenance.services.watermarks import watermark_codebook
 
 
 def home_context(user: Any) -> dict[str, Any]:
@@ -53,8 +54,7 @@ def checkpoint_context(user: Any, checkpoint_id: int) -> dict[str, Any] | None:
     results = list(latest.results.select_related("source").order_by("source__name")) \
         if latest else []
     visible = dict(prov.source_list(user).values_list("pk", "name"))
-    codebook = {pk: code for pk, code in DataSource.objects.values_list("pk", "watermark")
-                if code}
+    codebook = watermark_codebook()
     shown = []
     for output in outputs:
         found = detect(output.completion, codebook, top_k=1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -12,9 +11,8 @@ from django.utils import timezone
 from attribution.models import ModelOutput
 from provenance.engine.lm_config import DecodeParams
 from provenance.models import ModelCheckpoint, User
-from provenance.services.jobs import job_lock
+from provenance.services.jobs import job_fail, job_lock
 
-log = logging.getLogger(__name__)
 State = ModelOutput.State
 
 
@@ -60,9 +58,7 @@ def model_output_generate(*, output_id: int) -> ModelOutput | None:
                 text = marked.text
                 mark = {"gate": round(marked.gate, 4), "emitted": marked.emitted}
         except Exception as exc:
-            log.exception("generation %s failed", output_id)
-            ModelOutput.objects.filter(pk=output_id).update(
-                state=State.FAILED, error=str(exc)[:2000], finished_at=timezone.now())
+            job_fail(ModelOutput, output_id, exc, "generation")
         else:
             ModelOutput.objects.filter(pk=output_id).update(
                 state=State.SUCCEEDED, completion=text, watermark=mark,

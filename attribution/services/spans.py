@@ -6,7 +6,6 @@ from the tombstones at query time: a takedown needs no rebuild.
 
 from __future__ import annotations
 
-import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,8 @@ from django.utils import timezone
 from attribution.engine.spans import SpanParams, SpanShard, find_spans
 from attribution.models import ModelOutput, SpanIndex
 from provenance.models import DatasetVersion, Document, ModelCheckpoint, User
-from provenance.services.jobs import job_lock
+from provenance.services.jobs import job_fail, job_lock
 
-log = logging.getLogger(__name__)
 State = SpanIndex.State
 
 
@@ -71,9 +69,7 @@ def span_index_build(*, index_id: int) -> SpanIndex | None:
                 state=State.SUCCEEDED, path=str(folder), shards=shards,
                 finished_at=timezone.now())
         except Exception as exc:
-            log.exception("span index %s failed", index_id)
-            SpanIndex.objects.filter(pk=index_id).update(
-                state=State.FAILED, error=str(exc)[:2000], finished_at=timezone.now())
+            job_fail(SpanIndex, index_id, exc, "span index")
         index.refresh_from_db()
         return index
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 from typing import Any
 
@@ -29,10 +28,9 @@ from provenance.models import (
     User,
 )
 from provenance.services.errors import InvalidTransition
-from provenance.services.jobs import job_lock
+from provenance.services.jobs import job_fail, job_lock
 from provenance.services.ledger import ledger_append
 
-log = logging.getLogger(__name__)
 PROBES = 100  # never-inserted sequences per source for the calibration check
 
 
@@ -115,9 +113,7 @@ def canary_test_run_execute(*, run_id: int) -> CanaryTestRun | None:
                 CanaryTestRun.objects.filter(pk=run_id).update(position=done)
             _finish(run, measured, probes_null, probes)
         except Exception as exc:
-            log.exception("canary test run %s failed", run_id)
-            CanaryTestRun.objects.filter(pk=run_id).update(
-                state=run.State.FAILED, error=str(exc)[:2000], finished_at=timezone.now())
+            job_fail(CanaryTestRun, run_id, exc, "canary test run")
         run.refresh_from_db()
         return run
 

@@ -7,7 +7,6 @@ exclusions in one transaction at the end: a job that dies leaves nothing behind.
 
 from __future__ import annotations
 
-import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,11 +31,10 @@ from provenance.models import (
     VersionExclusion,
 )
 from provenance.services.errors import InvalidTransition
-from provenance.services.jobs import job_lock
+from provenance.services.jobs import job_fail, job_lock
 from provenance.services.ledger import ledger_append
 from provenance.services.sources import source_opted_out
 
-log = logging.getLogger(__name__)
 Reason = VersionExclusion.Reason
 RECIPE_KEYS = {"intended_use", "sources", "allow_unknown_license", "exclude_share_alike",
                "opt_out_cutoff", "near_duplicate_threshold", "publish", "notes"}
@@ -272,10 +270,7 @@ def _curation_run(job_id: int) -> CurationJob | None:
                 state=CurationJob.State.SUCCEEDED, stage="done", version=version, position=total,
                 total=total, finished_at=timezone.now(), updated_at=timezone.now())
     except Exception as exc:
-        log.exception("curation job %s failed", job_id)
-        CurationJob.objects.filter(pk=job_id).update(
-            state=CurationJob.State.FAILED, error=str(exc)[:2000], finished_at=timezone.now(),
-            updated_at=timezone.now())
+        job_fail(CurationJob, job_id, exc, "curation job")
     job.refresh_from_db()
     return job
 

@@ -8,7 +8,6 @@ Content is deduplicated by the sha256 of its normalised text: the same text in t
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -26,10 +25,9 @@ from provenance.engine.readers import IngestFileError, Reader, Row, detect_forma
 from provenance.engine.text import Prepared, minhash_signatures, prepare
 from provenance.models import DataSource, IngestJob, User
 from provenance.services.errors import InvalidTransition
-from provenance.services.jobs import job_lock
+from provenance.services.jobs import job_fail, job_lock
 from provenance.services.ledger import ledger_append
 
-log = logging.getLogger(__name__)
 ProgressCallback = Callable[[IngestJob], None]
 
 _STAGE_DDL = """
@@ -186,10 +184,7 @@ def ingest_run(*, job_id: int, on_progress: ProgressCallback | None = None) -> I
         try:
             _run(job, on_progress)
         except Exception as exc:
-            log.exception("ingest job %s failed", job_id)
-            IngestJob.objects.filter(pk=job_id).update(
-                state=IngestJob.State.FAILED, error=str(exc)[:2000], finished_at=timezone.now(),
-                updated_at=timezone.now())
+            job_fail(IngestJob, job_id, exc, "ingest job")
             job.refresh_from_db()
             if on_progress:
                 on_progress(job)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import zlib
 from collections.abc import Iterator
+from typing import Any
 
 from django.db import connection
+from django.utils import timezone
+
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -24,3 +29,11 @@ def job_lock(kind: str, job_id: int) -> Iterator[bool]:
         if acquired:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [key, job_id])
+
+
+def job_fail(model: type[Any], job_id: int, exc: BaseException, what: str) -> None:
+    """Record a job's failure on its row (the error, truncated, and when), and log it."""
+    log.exception("%s %s failed", what, job_id)
+    now = timezone.now()
+    model.objects.filter(pk=job_id).update(state=model.State.FAILED, error=str(exc)[:2000],
+                                           finished_at=now, updated_at=now)

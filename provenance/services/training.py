@@ -9,7 +9,6 @@ the model trains.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,9 @@ from provenance.models import (
     User,
 )
 from provenance.services.errors import InvalidTransition
-from provenance.services.jobs import job_lock
+from provenance.services.jobs import job_fail, job_lock
 from provenance.services.ledger import ledger_append
 
-log = logging.getLogger(__name__)
 State = TrainingRun.State
 
 
@@ -174,10 +172,7 @@ def training_run_execute(*, run_id: int, on_progress: Any = None) -> TrainingRun
                 state=State.CANCELLED, stage="cancelled", finished_at=timezone.now(),
                 updated_at=timezone.now())
         except Exception as exc:
-            log.exception("training run %s failed", run_id)
-            TrainingRun.objects.filter(pk=run_id).update(
-                state=State.FAILED, error=str(exc)[:2000], finished_at=timezone.now(),
-                updated_at=timezone.now())
+            job_fail(TrainingRun, run_id, exc, "training run")
         else:
             _finish(run, result, len(texts))
         run.refresh_from_db()

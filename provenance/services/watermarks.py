@@ -17,9 +17,13 @@ TRUST = ("A watermark is evidence that a model learned from a source's documents
          "rate measured in bench/watermark_eval.py).")
 
 
+def watermark_codebook() -> dict[int, str]:
+    """Every source's watermark code, by source id."""
+    return {pk: code for pk, code in DataSource.objects.values_list("pk", "watermark") if code}
+
+
 def watermark_detect(*, text: str, user: Any, top_k: int = 3) -> dict[str, Any]:
-    codebook = {pk: code for pk, code in DataSource.objects.values_list("pk", "watermark") if code}
-    found = watermark.detect(text, codebook, top_k=top_k)
+    found = watermark.detect(text, watermark_codebook(), top_k=top_k)
     names = dict(source_list(user).filter(pk__in=[c.source for c in found])
                  .values_list("pk", "name"))
     return {
