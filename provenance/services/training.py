@@ -121,10 +121,6 @@ def training_export(version: DatasetVersion, marks: dict[str, Any] | None = None
     return Export(texts=texts, marks=marks)
 
 
-def version_training_texts(version: DatasetVersion) -> list[str]:
-    return training_export(version).texts
-
-
 def run_dir(run_id: int) -> Path:
     return Path(settings.ARTIFACT_DIR) / "runs" / str(run_id)
 

@@ -1,5 +1,6 @@
 import shutil
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -13,10 +14,10 @@ from provenance.services import datasets
 from provenance.services.documents import document_tombstone
 from provenance.services.training import (
     checkpoint_register_local,
+    training_export,
     training_run_cancel,
     training_run_create,
     training_run_execute,
-    version_training_texts,
 )
 from provenance.tasks import train_run_task
 from tests.helpers import TINY_MODEL, words
@@ -35,13 +36,14 @@ def version(make_source, ingest_texts, publish_version):
 def test_a_run_trains_a_checkpoint_with_its_lineage(version, users):
     run = training_run_create(version=version, actor=users["researcher"], config=TINY,
                               enqueue=False)
-    run = train_run_task(run.pk) or TrainingRun.objects.get(pk=run.pk)  # what the worker runs
+    train_run_task(run.pk)  # what the worker runs
+    run.refresh_from_db()
     assert run.state == TrainingRun.State.SUCCEEDED, run.error
     assert run.position == run.total > 0 and run.tokens > 0 and run.loss is not None
     checkpoint = ModelCheckpoint.objects.get(run=run)
     assert (checkpoint.kind, checkpoint.version, checkpoint.parent) == ("trained", version, None)
-    assert checkpoint.sha256 == directory_sha256(checkpoint_path := __import__("pathlib").Path(
-        checkpoint.path))
+    checkpoint_path = Path(checkpoint.path)
+    assert checkpoint.sha256 == directory_sha256(checkpoint_path)
     assert (checkpoint_path / "config.json").exists()
     assert checkpoint.metrics["heldout_loss"] is not None
     assert checkpoint.metrics["documents"] == version.document_count
@@ -76,10 +78,10 @@ def test_a_run_can_be_cancelled_while_queued_or_running(version):
 
 
 def test_training_skips_documents_removed_after_publication(version):
-    before = version_training_texts(version)
+    before = training_export(version).texts
     doc = version.members.order_by("document__sha256").first().document
     document_tombstone(document=doc, actor=None, reason="takedown", purge_text=True)
-    after = version_training_texts(version)
+    after = training_export(version).texts
     assert len(after) == len(before) - 1 and doc.text not in after
 
 
