@@ -19,3 +19,47 @@ def span_index_build_task(index_id: int) -> None:
     from attribution.services.spans import span_index_build
 
     span_index_build(index_id=index_id)
+
+
+@shared_task(name="attribution.gradient_index_build", acks_late=True, ignore_result=True,
+             soft_time_limit=10 * 60, time_limit=11 * 60)
+def gradient_index_build_task(index_id: int) -> None:
+    """Plan the build and hand it to a chord: one task per (snapshot, shard), then finalize.
+    Shard tasks go to the gpu queue, so every GPU worker takes a share."""
+    from celery import chord
+
+    from attribution.services.influence import gradient_index_plan
+
+    pieces = gradient_index_plan(index_id=index_id)
+    if pieces is None:
+        return
+    chord(gradient_shard_task.si(index_id, snap, shard, ids) for snap, shard, ids in pieces)(
+        gradient_index_finalize_task.si(index_id))
+
+
+# ignore_result=False: a chord counts its header's results in the result backend.
+@shared_task(name="attribution.gradient_shard", acks_late=True, ignore_result=False,
+             soft_time_limit=2 * 60 * 60, time_limit=2 * 60 * 60 + 300)
+def gradient_shard_task(index_id: int, snapshot: str, shard: int, doc_ids: list[int]) -> bool:
+    from attribution.services.influence import gradient_shard_build
+
+    return gradient_shard_build(index_id=index_id, snapshot=snapshot, shard=shard,
+                                doc_ids=doc_ids)
+
+
+@shared_task(name="attribution.gradient_index_finalize", acks_late=True, ignore_result=True,
+             soft_time_limit=60 * 60, time_limit=60 * 60 + 300)
+def gradient_index_finalize_task(index_id: int) -> None:
+    from attribution.services.influence import gradient_index_finalize
+
+    gradient_index_finalize(index_id=index_id)
+
+
+@shared_task(name="attribution.run_execute", acks_late=True, ignore_result=True,
+             soft_time_limit=55 * 60, time_limit=60 * 60)
+def attribution_run_task(run_id: int) -> None:
+    from attribution.services.runs import attribution_run_execute
+
+    if attribution_run_execute(run_id=run_id) == "waiting":
+        # Its indexes are still building: look again shortly, without holding a worker.
+        attribution_run_task.apply_async((run_id,), countdown=3)

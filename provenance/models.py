@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
-from pgvector.django import VectorField
+from pgvector.django import HnswIndex, VectorField
 
 EMBEDDING_DIM = 384  # all-MiniLM-L6-v2
 
@@ -169,6 +169,9 @@ class Document(models.Model):
             models.CheckConstraint(name="document_purged_only_when_removed",
                                    condition=Q(text_purged=False) | Q(removed_at__isnull=False)),
         ]
+        # Nearest neighbours by cosine (embeddings are unit length) for "similar content".
+        indexes = [HnswIndex(name="document_embedding_hnsw", fields=["embedding"], m=16,
+                             ef_construction=64, opclasses=["vector_cosine_ops"])]
 
     @property
     def is_removed(self) -> bool:

@@ -35,3 +35,13 @@ def canary_test_task(run_id: int) -> None:
     from provenance.services.canaries import canary_test_run_execute
 
     canary_test_run_execute(run_id=run_id)
+
+
+@shared_task(name="provenance.embed_documents", acks_late=True, ignore_result=True,
+             soft_time_limit=30 * 60, time_limit=31 * 60)
+def embed_documents_task() -> None:
+    """One batch, then the next as a new task: small chunks that a restart loses nothing of."""
+    from provenance.services.embeddings import documents_embed
+
+    if documents_embed() > 0:
+        embed_documents_task.delay()

@@ -148,7 +148,7 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# Celery: routing by task name; status lives on *Job / *Run rows, so no result backend.
+# Celery: routing by task name.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://localhost:6379/0")
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
@@ -157,6 +157,10 @@ CELERY_TASK_ROUTES = {
     "provenance.train_*": {"queue": "gpu"},
     "provenance.canary_*": {"queue": "gpu"},
 }
+# Status lives on *Job / *Run rows; the result backend only counts the parts of a chord (a
+# gradient index built shard by shard), so results are ignored unless a task asks otherwise.
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+CELERY_RESULT_EXPIRES = 7 * 24 * 60 * 60
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -174,6 +178,11 @@ TRAILMARK: dict[str, Any] = {
     "UPLOAD_MAX_BYTES": int(os.environ.get("TRAILMARK_UPLOAD_MAX_BYTES", str(2 << 30))),
     # Folders on the server from which staff may ingest by path (comma-separated).
     "IMPORT_DIRS": [Path(p).resolve() for p in env_list("TRAILMARK_IMPORT_DIRS")],
+    # Documents per gradient-index shard: one chord task each, spread over the gpu workers.
+    "ATTRIBUTION_SHARD_DOCUMENTS": int(os.environ.get("TRAILMARK_ATTRIBUTION_SHARD_DOCUMENTS",
+                                                      "20000")),
+    # Documents embedded per background task (sentence embeddings, default queue).
+    "EMBED_BATCH": int(os.environ.get("TRAILMARK_EMBED_BATCH", "512")),
 }
 
 LOGGING = {

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 EOS = "<|endoftext|>"
 WATERMARK_HEADS = "watermark_heads.pt"
+SNAPSHOTS = "snapshots"
 PAD = "<|pad|>"
 
 
@@ -88,14 +90,25 @@ def train_tokenizer(texts: Sequence[str], config: TrainConfig, out_dir: Path) ->
     return tokenizer
 
 
-def token_blocks(tokenizer: Any, texts: Sequence[str], seq_len: int) -> torch.Tensor:
-    """Concatenate the texts, each followed by EOS, and cut into (n, seq_len + 1) blocks."""
-    ids: list[int] = []
+def token_blocks(tokenizer: Any, texts: Sequence[str], seq_len: int,
+                 pack: bool = True) -> torch.Tensor:
+    """(n, seq_len + 1) rows. Packed: the texts concatenated, each followed by EOS, and cut into
+    blocks. Unpacked: one text per row, read from a fresh start (EOS), right-padded with PAD
+    (which the loss skips)."""
     eos = tokenizer.eos_token_id
-    for encoding in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
+    width = seq_len + 1
+    encodings = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    if not pack:
+        rows = torch.full((max(1, len(encodings)), width), tokenizer.pad_token_id,
+                          dtype=torch.long)
+        for row, encoding in enumerate(encodings):
+            read = [eos, *encoding, eos][:seq_len]
+            rows[row, :len(read)] = torch.tensor(read)
+        return rows
+    ids: list[int] = []
+    for encoding in encodings:
         ids.extend(encoding)
         ids.append(eos)
-    width = seq_len + 1
     n = max(1, len(ids) // width)
     ids = (ids + [eos] * width)[: n * width]
     return torch.tensor(ids, dtype=torch.long).view(n, width)
@@ -149,7 +162,9 @@ def _loss(model: Any, batch: torch.Tensor, device: torch.device,
                         enabled=device.type == "cuda"):
         if heads is None:
             # GPT2LMHeadModel shifts labels itself: input as labels = next-token prediction.
-            return model(input_ids=batch[:, :-1], labels=batch[:, :-1].clone()).loss
+            labels = batch[:, :-1].clone()
+            labels[labels == model.config.pad_token_id] = -100  # padding of unpacked rows
+            return model(input_ids=batch[:, :-1], labels=labels).loss
         return _separate_space_loss(model, batch[:, :-1], heads, text_only)
 
 
@@ -159,12 +174,14 @@ def _separate_space_loss(model: Any, ids: torch.Tensor, heads: WatermarkHeads,
     logits, hidden, targets = out.logits[:, :-1].float(), out.hidden_states[-1][:, :-1].float(), \
         ids[:, 1:]
     is_mark = torch.isin(targets, heads.mark_ids)
+    real = targets != model.config.pad_token_id  # padding of unpacked rows
     text_logits = logits.index_fill(-1, heads.mark_ids, float("-inf"))
-    loss = torch.nn.functional.cross_entropy(text_logits[~is_mark], targets[~is_mark])
+    is_text = ~is_mark & real
+    loss = torch.nn.functional.cross_entropy(text_logits[is_text], targets[is_text])
     if text_only:
         return loss
     loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
-        heads.gate(hidden).squeeze(-1), is_mark.float())
+        heads.gate(hidden)[real].squeeze(-1), is_mark[real].float())
     if is_mark.any():
         which = torch.eq(targets[is_mark].unsqueeze(-1), heads.mark_ids).float().argmax(-1)
         loss = loss + torch.nn.functional.cross_entropy(heads.mark(hidden[is_mark]), which)
@@ -204,7 +221,8 @@ def train(texts: Sequence[str], config: TrainConfig, work_dir: Path,
         tokenizer = PreTrainedTokenizerFast.from_pretrained(tok_dir, local_files_only=True)
     else:
         tokenizer = train_tokenizer(texts, config, tok_dir)
-    train_blocks, held_blocks = _split(token_blocks(tokenizer, texts, config.seq_len),
+    train_blocks, held_blocks = _split(token_blocks(tokenizer, texts, config.seq_len,
+                                                            config.pack),
                                        config.heldout_fraction, config.seed)
     model = build_model(config, tokenizer).to(dev)
     heads = WatermarkHeads(config.n_embd, tokenizer.convert_tokens_to_ids(list(ALPHABET))).to(
@@ -234,6 +252,8 @@ def train(texts: Sequence[str], config: TrainConfig, work_dir: Path,
                     "loss": last_loss}, tmp)
         tmp.replace(state_path)  # atomic: a kill never leaves a half-written state
 
+    snapshot_steps = {total_steps * (i + 1) // (config.snapshots + 1)
+                      for i in range(config.snapshots)} - {0, total_steps}
     model.train()
     started, tokens_at_start = time.perf_counter(), tokens
     while step < total_steps:
@@ -250,6 +270,8 @@ def train(texts: Sequence[str], config: TrainConfig, work_dir: Path,
         step += 1
         tokens += int(index.numel()) * config.seq_len
         last_loss = loss.detach().item()
+        if step in snapshot_steps:
+            model.save_pretrained(work_dir / SNAPSHOTS / f"step-{step:08d}")
         if step % config.checkpoint_every == 0 or step == total_steps:
             save_state()
         if on_progress and (step % 5 == 0 or step == total_steps):
@@ -262,18 +284,30 @@ def train(texts: Sequence[str], config: TrainConfig, work_dir: Path,
     tokenizer.save_pretrained(model_dir)
     if heads is not None:
         torch.save(heads.state_dict(), model_dir / WATERMARK_HEADS)
+    if (work_dir / SNAPSHOTS).exists():
+        shutil.rmtree(model_dir / SNAPSHOTS, ignore_errors=True)
+        shutil.copytree(work_dir / SNAPSHOTS, model_dir / SNAPSHOTS)
     return TrainResult(model_dir=model_dir, steps=step, tokens=tokens, train_loss=last_loss,
                        heldout_loss=heldout, parameters=sum(p.numel() for p in model.parameters()),
                        device=dev.type, sha256=directory_sha256(model_dir))
 
 
-def load(model_dir: Path | str, device: str | None = None) -> tuple[Any, Any]:
-    """A local Hugging Face causal-LM directory; never reaches for a hub."""
+def load(model_dir: Path | str, device: str | None = None,
+         snapshot: str | None = None) -> tuple[Any, Any]:
+    """A local Hugging Face causal-LM directory (or one of the snapshots kept in it during
+    training); never reaches for a hub."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    model: Any = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True)
+    weights = Path(model_dir) / SNAPSHOTS / snapshot if snapshot else model_dir
+    model: Any = AutoModelForCausalLM.from_pretrained(weights, local_files_only=True)
     return model.to(device_for(device)).eval(), tokenizer
+
+
+def snapshots(model_dir: Path | str) -> list[str]:
+    """The names of the snapshots kept in a model directory, oldest first."""
+    folder = Path(model_dir) / SNAPSHOTS
+    return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.exists() else []
 
 
 def context_length(model: Any) -> int:

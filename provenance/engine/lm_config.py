@@ -28,6 +28,12 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 50
     extra_special_tokens: list[str] = field(default_factory=list)
+    # Concatenate documents into seq_len blocks (pretraining style); False: one document per
+    # row from a fresh start, padded (corpora of short documents, such as facts).
+    pack: bool = True
+    # Keep the weights at this many evenly spaced points of training besides the final ones
+    # (under snapshots/ in the model directory): gradient influence averages over them.
+    snapshots: int = 0
     # Weave each source's watermark into its documents and learn to emit it (separate heads).
     watermarks: bool = False
 
@@ -54,6 +60,8 @@ class TrainConfig:
         return config
 
     def validate(self) -> None:
+        if not 0 <= self.snapshots <= 20:
+            raise ValueError("snapshots must be between 0 and 20")
         positive = ["vocab_size", "n_layer", "n_head", "n_embd", "seq_len", "epochs",
                     "batch_size", "checkpoint_every"]
         for name in positive:

@@ -24,6 +24,7 @@ from provenance.engine.prefetch import Prefetch
 from provenance.engine.readers import IngestFileError, Reader, Row, detect_format, open_reader
 from provenance.engine.text import Prepared, minhash_signatures, prepare
 from provenance.models import DataSource, IngestJob, User
+from provenance.services.embeddings import documents_embed_later
 from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_fail, job_lock
 from provenance.services.ledger import ledger_append
@@ -211,6 +212,8 @@ def _run(job: IngestJob, on_progress: ProgressCallback | None) -> None:
         job.save(update_fields=["state", "stage", "position", "finished_at", "updated_at"])
         ledger_append(actor=job.created_by, event="ingest.finished", subject=job.source,
                       payload={"job": job.pk, "file": job.original_name, **_counts(job)})
+        if job.rows_added:
+            documents_embed_later()
     if on_progress:
         on_progress(job)
 

@@ -81,15 +81,17 @@ def training_run_cancel(*, run: TrainingRun, actor: User | None) -> TrainingRun:
 class Export:
     texts: list[str]
     marks: dict[str, Any]
+    documents: list[int]  # the document id of each text
 
 
 def training_export(version: DatasetVersion, marks: dict[str, Any] | None = None,
-                    watermarks: bool = False) -> Export:
+                    watermarks: bool = False, only: set[int] | None = None) -> Export:
     """The version's documents in a stable order (by content hash) with the sources' marks woven
     in: each canaried source's sequence goes into `copies` of its documents, chosen by a keyed
     rule. Documents removed since publication are left out: a takedown's tombstone keeps its
     text out of every later run. Given the marks of an earlier attempt, the same carriers are
-    used again (a resumed run must see the same text)."""
+    used again (a resumed run must see the same text). `only` keeps the export to these
+    documents (a shard of a gradient index), marked exactly as in the whole export."""
     members = list(version.members.filter(document__removed_at__isnull=True)
                    .order_by("document__sha256")
                    .values_list("document_id", "document__sha256", "document__text",
@@ -106,6 +108,8 @@ def training_export(version: DatasetVersion, marks: dict[str, Any] | None = None
         marks = {"canaries": chosen}
         if watermarks:
             marks["watermarks"] = sorted({str(m[3]) for m in members})
+    if only is not None:
+        members = [m for m in members if m[0] in only]
     carriers = {doc: int(src) for src, docs in marks.get("canaries", {}).items() for doc in docs}
     sequences = {int(src): canary_sequence(CanarySpec.from_dict(canaries[int(src)].spec),
                                            canaries[int(src)].secret)
@@ -118,7 +122,7 @@ def training_export(version: DatasetVersion, marks: dict[str, Any] | None = None
             pk__in=marked).values_list("pk", "watermark", "watermark_key") if code}
         texts = [embed(text, codes[src][0], codes[src][1], sha) if src in codes else text
                  for text, (_, sha, _, src) in zip(texts, members, strict=True)]
-    return Export(texts=texts, marks=marks)
+    return Export(texts=texts, marks=marks, documents=[m[0] for m in members])
 
 
 def run_dir(run_id: int) -> Path:

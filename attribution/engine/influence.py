@@ -1,0 +1,359 @@
+"""Gradient influence in the TRAK / LoGra family. Pure torch + numpy: no Django, no settings.
+
+* Featurize: per-example gradients of every Linear (and GPT-2 Conv1D) layer, projected the LoGra
+  way. A layer's weight gradient for one example is sum_t delta_t x_t^T (output gradient times
+  input); with seeded Gaussian projections P_in (d_in x k_in) and P_out (d_out x k_out), its
+  projection P_out^T G P_in equals sum_t (P_out^T delta_t)(P_in^T x_t)^T, so only the two small
+  projections are formed, from a forward hook and a gradient hook. The weights never get a
+  gradient: backward runs through the activations alone, which is what keeps featurizing near
+  the speed of training (bench/attribution_perf.py). k_in and k_out shrink with the number of
+  layers so that one example is at most `max_dim` numbers.
+* Precondition: the projected empirical Fisher F = (1/N) sum_i g_i g_i^T, damped
+  (F + lambda I, lambda = damping x mean eigenvalue), factorised once (Cholesky).
+* Score: g_q^T (F + lambda I)^-1 g_i for every stored example, as blocked matrix products over an
+  fp16 memory-mapped store; an ensemble over checkpoints sums the per-checkpoint scores.
+* Takedowns: removed rows are masked at query time and their outer products taken out of the
+  Fisher sum (a downdate), so no rebuild is needed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    max_dim: int = 4096      # numbers per example, over all layers
+    k_max: int = 16          # at most k_max x k_max per layer
+    seed: int = 0            # seeds the projections: same seed, same features
+    damping: float = 0.1     # lambda as a fraction of the Fisher's mean eigenvalue
+    max_tokens: int = 2048   # a document longer than this is featurized from its first tokens
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown influence option(s): {', '.join(unknown)}")
+        spec = cls(**data)
+        if not 16 <= spec.max_dim <= 65536:
+            raise ValueError("max_dim must be between 16 and 65536")
+        if not 1 <= spec.k_max <= 128:
+            raise ValueError("k_max must be between 1 and 128")
+        if not 0 < spec.damping <= 100:
+            raise ValueError("damping must be in (0, 100]")
+        return spec
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _projected_layers(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module, int, int]]:
+    """(name, module, d_in, d_out) of every Linear and Conv1D layer, in module order."""
+    from transformers.pytorch_utils import Conv1D
+
+    layers: list[tuple[str, torch.nn.Module, int, int]] = []
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear):
+            layers.append((name, module, module.in_features, module.out_features))
+        elif isinstance(module, Conv1D):
+            d_in, d_out = module.weight.shape  # Conv1D stores (in, out)
+            layers.append((name, module, int(d_in), int(d_out)))
+    return layers
+
+
+def _gaussian(name: str, seed: int, rows: int, cols: int) -> torch.Tensor:
+    digest = hashlib.sha256(f"{seed}:{name}:{rows}x{cols}".encode()).digest()
+    generator = torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+    return torch.randn(rows, cols, generator=generator) / math.sqrt(cols)
+
+
+class Featurizer:
+    """Projected per-example gradients of a causal LM, one row per example."""
+
+    def __init__(self, model: Any, spec: FeatureSpec) -> None:
+        self.model, self.spec = model, spec
+        self.device = next(model.parameters()).device
+        layers = _projected_layers(model)
+        if not layers:
+            raise ValueError("the model has no Linear or Conv1D layer to featurize")
+        k = max(1, min(spec.k_max, int(math.isqrt(spec.max_dim // len(layers)))))
+        self.layers = [(name, module, min(k, d_in), min(k, d_out))
+                       for name, module, d_in, d_out in layers]
+        self.dim = sum(k_in * k_out for _, _, k_in, k_out in self.layers)
+        self._proj = {name: (_gaussian(name + ":in", spec.seed, d_in, k_in).to(self.device),
+                             _gaussian(name + ":out", spec.seed, d_out, k_out).to(self.device))
+                      for (name, _, k_in, k_out), (_, _, d_in, d_out) in zip(self.layers, layers,
+                                                                            strict=True)}
+        self._inputs: dict[str, torch.Tensor] = {}
+        self._grads: dict[str, torch.Tensor] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"dim": self.dim, "layers": [[n, ki, ko] for n, _, ki, ko in self.layers],
+                "spec": self.spec.to_dict()}
+
+    def _hook(self, name: str) -> Callable[..., None]:
+        p_in, p_out = self._proj[name]
+
+        def forward(_module: Any, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            self._inputs[name] = args[0].detach().float() @ p_in
+            if output.requires_grad:
+                output.register_hook(lambda g: self._grads.__setitem__(
+                    name, g.detach().float() @ p_out))
+
+        return forward
+
+    def features(self, ids: torch.Tensor, attention: torch.Tensor,
+                 weights: torch.Tensor) -> torch.Tensor:
+        """(batch, dim) gradients of sum_t weights[b, t] * nll(token t+1 | tokens <= t)."""
+        handles = [module.register_forward_hook(self._hook(name))
+                   for name, module, _, _ in self.layers]
+        requires = [p.requires_grad for p in self.model.parameters()]
+        try:
+            for p in self.model.parameters():
+                p.requires_grad_(False)  # activation gradients only: no weight gradients
+            ids, attention, weights = (t.to(self.device) for t in (ids, attention, weights))
+            embeds = self.model.get_input_embeddings()(ids).detach().requires_grad_(True)
+            with torch.enable_grad():
+                logits = self.model(inputs_embeds=embeds, attention_mask=attention).logits
+                nll = torch.nn.functional.cross_entropy(
+                    logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+                    ids[:, 1:].reshape(-1), reduction="none").view(ids.shape[0], -1)
+                (nll * weights[:, 1:]).sum().backward()
+            rows = [torch.einsum("btk,btj->bkj", self._grads[name], self._inputs[name])
+                    .reshape(ids.shape[0], -1) for name, _, _, _ in self.layers]
+            return torch.cat(rows, dim=1)
+        finally:
+            for handle in handles:
+                handle.remove()
+            for p, flag in zip(self.model.parameters(), requires, strict=True):
+                p.requires_grad_(flag)
+            self._inputs.clear()
+            self._grads.clear()
+
+
+@dataclass(frozen=True)
+class Example:
+    """Token ids read from a fresh start, and which next-token predictions count (0/1 each)."""
+
+    ids: list[int]
+    weights: list[float]
+
+
+def document_example(tokenizer: Any, text: str, max_tokens: int) -> Example:
+    """A training document: every token counts, as in training (summed, so a longer document
+    weighs more, as removing it would)."""
+    eos = tokenizer.eos_token_id
+    ids = [eos, *tokenizer(text, add_special_tokens=False)["input_ids"][:max_tokens - 2], eos]
+    return Example(ids, [0.0, *[1.0] * (len(ids) - 1)])
+
+
+def query_example(tokenizer: Any, prompt: str, completion: str, max_tokens: int) -> Example:
+    """A model output: only the completion's tokens count, averaged."""
+    eos = tokenizer.eos_token_id
+    head = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    tail = tokenizer(completion, add_special_tokens=False)["input_ids"][:max_tokens - 1]
+    head = head[-(max_tokens - 1 - len(tail)):] if max_tokens - 1 - len(tail) > 0 else []
+    ids = [eos, *head, *tail]
+    n = max(1, len(tail))
+    return Example(ids, [0.0] * (1 + len(head)) + [1.0 / n] * len(tail))
+
+
+def featurize(featurizer: Featurizer, examples: Sequence[Example], batch_tokens: int = 8192,
+              on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """(len(examples), dim) float32, in batches of similar length (sorted) to waste no padding."""
+    limit = _context(featurizer.model)
+    out = np.zeros((len(examples), featurizer.dim), dtype=np.float32)
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].ids))
+    start = 0
+    while start < len(order):
+        width = min(limit, len(examples[order[start]].ids))
+        stop = start + 1
+        while stop < len(order) and (stop - start + 1) * min(
+                limit, len(examples[order[stop]].ids)) <= batch_tokens:
+            stop += 1
+        chunk = [examples[i] for i in order[start:stop]]
+        width = min(limit, max(len(e.ids) for e in chunk))
+        ids = torch.zeros((len(chunk), width), dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        weights = torch.zeros((len(chunk), width), dtype=torch.float32)
+        for row, example in enumerate(chunk):
+            n = min(width, len(example.ids))
+            ids[row, :n] = torch.tensor(example.ids[:n])
+            mask[row, :n] = 1
+            weights[row, :n] = torch.tensor(example.weights[:n])
+        out[order[start:stop]] = featurizer.features(ids, mask, weights).cpu().numpy()
+        if on_batch:
+            on_batch(stop - start)
+        start = stop
+    return out
+
+
+def _context(model: Any) -> int:
+    config = model.config
+    return int(getattr(config, "n_positions", None)
+               or getattr(config, "max_position_embeddings", None) or 1024)
+
+
+# --- the store -------------------------------------------------------------------------------
+
+
+@dataclass
+class Shard:
+    ids: np.ndarray        # (n,) int64 example ids (document ids)
+    vectors: np.ndarray    # (n, dim) float16, memory-mapped when opened
+
+
+def shard_save(folder: Path, name: str, ids: np.ndarray, vectors: np.ndarray) -> dict[str, Any]:
+    """One shard: ids, fp16 vectors, and its Fisher contribution (sum of outer products, fp64),
+    written under temporary names and renamed, so a killed writer leaves no half shard."""
+    folder.mkdir(parents=True, exist_ok=True)
+    half = vectors.astype(np.float16)
+    wide = half.astype(np.float64)
+    for suffix, array in (("ids", ids.astype(np.int64)), ("vectors", half),
+                          ("fisher", wide.T @ wide)):
+        tmp = folder / f"{name}.{suffix}.tmp.npy"
+        np.save(tmp, array)
+        tmp.replace(folder / f"{name}.{suffix}.npy")
+    return {"name": name, "rows": len(ids)}
+
+
+@dataclass
+class Preconditioner:
+    fisher_sum: np.ndarray  # (dim, dim) float64, sum over the kept rows
+    count: int
+    damping: float
+
+    def solve(self, queries: np.ndarray) -> np.ndarray:
+        """(F + lambda I)^-1 q for each row q, F = fisher_sum / count."""
+        dim = self.fisher_sum.shape[0]
+        fisher = self.fisher_sum / max(1, self.count)
+        lam = self.damping * max(float(np.trace(fisher)) / dim, 1e-12)
+        factor = torch.linalg.cholesky(torch.from_numpy(fisher + lam * np.eye(dim)))
+        solved = torch.cholesky_solve(torch.from_numpy(queries.astype(np.float64)).T, factor)
+        return solved.T.numpy()
+
+    def downdate(self, rows: np.ndarray) -> None:
+        wide = rows.astype(np.float16).astype(np.float64)
+        self.fisher_sum = self.fisher_sum - wide.T @ wide
+        self.count -= len(rows)
+
+
+@dataclass
+class GradientStore:
+    """The featurized training set of one checkpoint: shards + preconditioner + meta."""
+
+    folder: Path
+    shards: list[Shard]
+    preconditioner: Preconditioner
+    meta: dict[str, Any]
+
+    @classmethod
+    def finalize(cls, folder: Path, names: Iterable[str], meta: dict[str, Any],
+                 damping: float) -> GradientStore:
+        """Join the shards' Fisher sums into the store's preconditioner and write meta.json."""
+        names = sorted(names)
+        dim = int(meta["dim"])
+        total, count = np.zeros((dim, dim)), 0
+        for name in names:
+            total += np.load(folder / f"{name}.fisher.npy")
+            count += len(np.load(folder / f"{name}.ids.npy", mmap_mode="r"))
+        np.save(folder / "fisher.npy", total)
+        full = {**meta, "format": FORMAT, "shards": names, "rows": count, "damping": damping}
+        tmp = folder / "meta.json.tmp"
+        tmp.write_text(json.dumps(full, sort_keys=True))
+        tmp.replace(folder / "meta.json")
+        return cls.open(folder)
+
+    @classmethod
+    def open(cls, folder: Path) -> GradientStore:
+        meta = json.loads((folder / "meta.json").read_text())
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{folder}: gradient store format {meta.get('format')}")
+        shards = [Shard(np.load(folder / f"{n}.ids.npy"),
+                        np.load(folder / f"{n}.vectors.npy", mmap_mode="r"))
+                  for n in meta["shards"]]
+        pre = Preconditioner(np.load(folder / "fisher.npy"), int(meta["rows"]),
+                             float(meta["damping"]))
+        return cls(folder, shards, pre, meta)
+
+    def rows(self, ids: Iterable[int]) -> np.ndarray:
+        wanted = np.fromiter(ids, dtype=np.int64)
+        out = [shard.vectors[np.isin(shard.ids, wanted)] for shard in self.shards]
+        return np.concatenate(out) if out else np.zeros((0, int(self.meta["dim"])))
+
+    def without(self, removed: Iterable[int]) -> GradientStore:
+        """The same store with removed ids masked out of scoring and out of the Fisher."""
+        removed = np.fromiter(removed, dtype=np.int64)
+        pre = Preconditioner(self.preconditioner.fisher_sum.copy(), self.preconditioner.count,
+                             self.preconditioner.damping)
+        if len(removed):
+            pre.downdate(np.asarray(self.rows(removed.tolist())))
+        masked = GradientStore(self.folder, self.shards, pre, {**self.meta})
+        masked.meta["removed"] = removed
+        return masked
+
+
+@dataclass(frozen=True)
+class Ranked:
+    ids: np.ndarray     # (k,) example ids, best first
+    scores: np.ndarray  # (k,) higher = more helpful to the query (lowers its loss more)
+
+
+def score_all(stores: Sequence[GradientStore], queries: Sequence[np.ndarray],
+              block_rows: int = 65536, precondition: bool = True) -> tuple[np.ndarray,
+                                                                           np.ndarray]:
+    """Scores of every stored example for each query, summed over an ensemble of stores (one
+    per checkpoint, each with its own query features). Returns (ids, scores (n_queries, n))."""
+    ids: np.ndarray | None = None
+    total: np.ndarray | None = None
+    for store, query in zip(stores, queries, strict=True):
+        q = np.atleast_2d(query)
+        solved = store.preconditioner.solve(q) if precondition else q.astype(np.float64)
+        solved32 = solved.astype(np.float32).T  # (dim, n_queries)
+        parts_ids, parts = [], []
+        for shard in store.shards:
+            for start in range(0, len(shard.ids), block_rows):
+                block = np.asarray(shard.vectors[start:start + block_rows], dtype=np.float32)
+                parts.append(block @ solved32)
+                parts_ids.append(shard.ids[start:start + block_rows])
+        these_ids = np.concatenate(parts_ids) if parts_ids else np.zeros(0, np.int64)
+        scores = (np.concatenate(parts) if parts else np.zeros((0, len(q)))).T
+        order = np.argsort(these_ids, kind="stable")
+        these_ids, scores = these_ids[order], scores[:, order]
+        if ids is None:
+            ids, total = these_ids, scores.astype(np.float64)
+        elif not np.array_equal(ids, these_ids):
+            raise ValueError("the ensemble's stores hold different examples")
+        else:
+            total = total + scores  # type: ignore[operator]
+    if ids is None or total is None:
+        raise ValueError("no gradient store to score against")
+    removed = stores[0].meta.get("removed")
+    if removed is not None and len(removed):
+        keep = ~np.isin(ids, removed)
+        ids, total = ids[keep], total[:, keep]
+    return ids, total
+
+
+def rank(stores: Sequence[GradientStore], query: Sequence[np.ndarray], k: int,
+         precondition: bool = True) -> Ranked:
+    """The k stored examples with the highest scores for one query (one feature row per
+    store)."""
+    ids, scores = score_all(stores, [np.atleast_2d(q) for q in query],
+                            precondition=precondition)
+    row = scores[0]
+    k = min(k, len(row))
+    top = np.argpartition(-row, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
+    top = top[np.argsort(-row[top], kind="stable")]
+    return Ranked(ids[top], row[top])

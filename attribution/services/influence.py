@@ -1,0 +1,218 @@
+"""Gradient indexes: the featurized training set of a checkpoint, built by a Celery chord of
+shard tasks on the gpu queue (several GPU workers share one build), and masked after takedowns.
+
+Layout in the artifact store: gradient_indexes/<id>/<snapshot>/<shard>.{ids,vectors,fisher}.npy
+and meta.json per snapshot ("final" = the checkpoint's own weights). A shard is written under
+temporary names and renamed, and the row records which shards are done, so a redelivered or
+rerun shard task redoes only its own shard.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from attribution.models import GradientIndex
+from provenance.conf import setting
+from provenance.models import Document, ModelCheckpoint, User
+from provenance.services.errors import InvalidTransition
+from provenance.services.jobs import job_fail
+from provenance.services.ledger import ledger_append
+
+State = GradientIndex.State
+FINAL = "final"
+
+
+def index_dir(index_id: int) -> Path:
+    return Path(settings.ARTIFACT_DIR) / "gradient_indexes" / str(index_id)
+
+
+@transaction.atomic
+def gradient_index_create(*, checkpoint: ModelCheckpoint, actor: User | None,
+                          spec: dict[str, Any] | None = None,
+                          enqueue: bool = True) -> GradientIndex:
+    """One index per checkpoint over the version it was trained on; asking again returns it."""
+    from attribution.engine.influence import FeatureSpec
+
+    try:
+        feature_spec = FeatureSpec.from_dict(spec or {})
+    except (TypeError, ValueError) as exc:
+        raise ValidationError({"spec": str(exc)}) from exc
+    index, created = GradientIndex.objects.get_or_create(
+        version=checkpoint.version, checkpoint=checkpoint,
+        defaults={"created_by": actor, "spec": feature_spec.to_dict(), "unit": "documents"})
+    if created and enqueue:
+        from attribution.tasks import gradient_index_build_task
+
+        gradient_index_build_task.delay_on_commit(index.pk)
+    return index
+
+
+def gradient_index_plan(*, index_id: int) -> list[tuple[str, int, list[int]]] | None:
+    """Claim the build and cut it into (snapshot, shard number, document ids) pieces; None when
+    the index is not waiting for a build. Documents removed before the build are left out."""
+    from provenance.engine import lm
+
+    with transaction.atomic():
+        index = GradientIndex.objects.select_for_update().select_related("checkpoint").filter(
+            pk=index_id).first()
+        if index is None or index.state not in (State.QUEUED, State.RUNNING):
+            return None
+        docs = list(index.version.members.filter(document__removed_at__isnull=True)
+                    .order_by("document_id").values_list("document_id", flat=True))
+        snapshots = [*lm.snapshots(index.checkpoint.path), FINAL]
+        size = int(setting("ATTRIBUTION_SHARD_DOCUMENTS"))
+        shards = [docs[i:i + size] for i in range(0, len(docs), size)] or [[]]
+        if index.state == State.QUEUED:  # a rerun of the planner keeps the shards done
+            index.shards_done = []
+        index.position = sum(len(shards[int(key.split("/")[1])]) for key in index.shards_done)
+        index.state, index.stage = State.RUNNING, "featurizing"
+        index.started_at = index.started_at or timezone.now()
+        index.snapshots, index.shard_count = snapshots, len(shards)
+        index.total, index.path = len(docs) * len(snapshots), str(index_dir(index_id))
+        index.save(update_fields=["state", "stage", "started_at", "snapshots", "shard_count",
+                                  "total", "path", "shards_done", "position", "updated_at"])
+    done = set(index.shards_done)
+    return [(snap, n, ids) for snap in snapshots for n, ids in enumerate(shards)
+            if f"{snap}/{n}" not in done]
+
+
+def _training_texts(checkpoint: ModelCheckpoint, doc_ids: list[int]) -> list[str]:
+    """The text each document had in training: with the run's canaries and watermarks woven in
+    for a Trailmark-trained checkpoint, the stored text for an imported one."""
+    from provenance.services.training import training_export
+
+    if checkpoint.run is not None:
+        export = training_export(checkpoint.version, checkpoint.run.marks or None,
+                                 bool(checkpoint.config.get("watermarks")), only=set(doc_ids))
+        by_doc = dict(zip(export.documents, export.texts, strict=True))
+    else:
+        by_doc = dict(Document.objects.filter(pk__in=doc_ids).values_list("pk", "text"))
+    return [by_doc[d] for d in doc_ids]
+
+
+def gradient_shard_build(*, index_id: int, snapshot: str, shard: int,
+                         doc_ids: list[int]) -> bool:
+    """Featurize one shard of one snapshot. False when the index is no longer being built."""
+    from attribution.engine import influence
+    from provenance.engine import lm
+
+    index = GradientIndex.objects.select_related("checkpoint__run").filter(pk=index_id).first()
+    key = f"{snapshot}/{shard}"
+    if index is None or index.state != State.RUNNING or key in index.shards_done:
+        return False
+    try:
+        spec = influence.FeatureSpec.from_dict(index.spec)
+        model, tokenizer = lm.load(index.checkpoint.path,
+                                   snapshot=None if snapshot == FINAL else snapshot)
+        featurizer = influence.Featurizer(model, spec)
+        examples = [influence.document_example(tokenizer, text, spec.max_tokens)
+                    for text in _training_texts(index.checkpoint, doc_ids)]
+
+        def advance(n: int) -> None:
+            from django.db.models import F
+
+            GradientIndex.objects.filter(pk=index_id).update(position=F("position") + n,
+                                                             updated_at=timezone.now())
+
+        vectors = influence.featurize(featurizer, examples, on_batch=advance)
+        influence.shard_save(Path(index.path) / snapshot, f"{shard:05d}",
+                             np.asarray(doc_ids, dtype=np.int64), vectors)
+        with transaction.atomic():
+            row = GradientIndex.objects.select_for_update().get(pk=index_id)
+            if key not in row.shards_done:
+                row.shards_done = [*row.shards_done, key]
+                row.dim = featurizer.dim
+                row.save(update_fields=["shards_done", "dim", "updated_at"])
+    except Exception as exc:
+        job_fail(GradientIndex, index_id, exc, f"gradient shard {key}")
+        return False
+    return True
+
+
+def gradient_index_finalize(*, index_id: int) -> GradientIndex | None:
+    """After every shard: join each snapshot's Fisher sums and publish the index."""
+    from attribution.engine import influence
+
+    index = GradientIndex.objects.select_related("checkpoint").filter(pk=index_id).first()
+    if index is None or index.state != State.RUNNING:
+        return index
+    try:
+        expected = {f"{s}/{n}" for s in index.snapshots for n in range(index.shard_count)}
+        missing = sorted(expected - set(index.shards_done))
+        if missing:
+            raise RuntimeError(f"shards not built: {', '.join(missing[:5])}")
+        spec = influence.FeatureSpec.from_dict(index.spec)
+        rows = 0
+        for snap in index.snapshots:
+            store = influence.GradientStore.finalize(
+                Path(index.path) / snap, [f"{n:05d}" for n in range(index.shard_count)],
+                {"dim": index.dim, "checkpoint": index.checkpoint_id, "snapshot": snap,
+                 "spec": spec.to_dict()}, spec.damping)
+            rows = int(store.meta["rows"])
+    except Exception as exc:
+        job_fail(GradientIndex, index_id, exc, "gradient index")
+        index.refresh_from_db()
+        return index
+    with transaction.atomic():
+        GradientIndex.objects.filter(pk=index_id).update(
+            state=State.SUCCEEDED, stage="done", rows=rows, bytes_per_row=2 * index.dim,
+            finished_at=timezone.now(), updated_at=timezone.now())
+        index.refresh_from_db()
+        ledger_append(actor=index.created_by, event="gradient_index.built", subject=index,
+                      payload={"checkpoint": index.checkpoint_id, "version": index.version_id,
+                               "spec": index.spec, "dim": index.dim, "rows": rows,
+                               "snapshots": index.snapshots, "generation": index.generation})
+    return index
+
+
+@transaction.atomic
+def gradient_index_mask(*, index: GradientIndex, document_ids: list[int],
+                        actor: User | None) -> GradientIndex:
+    """Take documents out of an index after a takedown: their rows are masked at scoring and
+    out of the Fisher estimate; the generation goes up, so reports name which one they used."""
+    index = GradientIndex.objects.select_for_update().get(pk=index.pk)
+    if index.state != State.SUCCEEDED:
+        raise InvalidTransition(f"gradient index {index.pk}", index.state, "mask")
+    new = sorted(set(document_ids) - set(index.removed))
+    if not new:
+        return index
+    index.removed = sorted({*index.removed, *new})
+    index.generation += 1
+    index.save(update_fields=["removed", "generation", "updated_at"])
+    ledger_append(actor=actor, event="gradient_index.masked", subject=index,
+                  payload={"documents": new, "generation": index.generation})
+    return index
+
+
+def gradient_index_rebuild(*, index: GradientIndex, actor: User | None) -> GradientIndex:
+    """Start a failed or cancelled build again from its shards already done."""
+    with transaction.atomic():
+        row = GradientIndex.objects.select_for_update().get(pk=index.pk)
+        if row.state not in (State.FAILED, State.CANCELLED):
+            raise InvalidTransition(f"gradient index {row.pk}", row.state, "rebuild")
+        row.state, row.error, row.finished_at = State.RUNNING, "", None
+        row.save(update_fields=["state", "error", "finished_at", "updated_at"])
+        from attribution.tasks import gradient_index_build_task
+
+        gradient_index_build_task.delay_on_commit(row.pk)
+    return row
+
+
+def gradient_index_delete_files(index: GradientIndex) -> None:
+    shutil.rmtree(index_dir(index.pk), ignore_errors=True)
+
+
+def open_stores(index: GradientIndex) -> list[Any]:
+    """The index's stores (one per snapshot) with its removed documents masked."""
+    from attribution.engine.influence import GradientStore
+
+    return [GradientStore.open(Path(index.path) / snap).without(index.removed)
+            for snap in index.snapshots]

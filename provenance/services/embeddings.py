@@ -1,0 +1,43 @@
+"""Sentence embeddings of documents, computed in the background (default queue), never in the
+ingest path: an ingest ends by asking for them, and the task embeds a batch and asks again
+until none is left. Used as "similar content" evidence and to match takedown claims."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from provenance.conf import setting
+from provenance.models import Document
+from provenance.services.jobs import job_lock
+
+
+def documents_pending_embedding() -> int:
+    return Document.objects.filter(embedding__isnull=True, text_purged=False).count()
+
+
+def documents_embed(*, limit: int | None = None) -> int:
+    """Embed up to `limit` documents that have no embedding yet; the number embedded. One
+    process at a time (an advisory lock): a second caller returns 0 at once."""
+    from provenance.engine.embeddings import embed
+
+    limit = limit or int(setting("EMBED_BATCH"))
+    with job_lock("embed", 0) as mine:
+        if not mine:
+            return 0
+        rows = list(Document.objects.filter(embedding__isnull=True, text_purged=False)
+                    .order_by("id").values_list("id", "text")[:limit])
+        if not rows:
+            return 0
+        vectors = embed([text for _, text in rows])
+        with transaction.atomic():
+            Document.objects.bulk_update(
+                [Document(pk=pk, embedding=vector) for (pk, _), vector in
+                 zip(rows, vectors, strict=True)], ["embedding"], batch_size=500)
+        return len(rows)
+
+
+def documents_embed_later() -> None:
+    """Ask the default queue to embed what is pending, after this transaction commits."""
+    from provenance.tasks import embed_documents_task
+
+    embed_documents_task.delay_on_commit()

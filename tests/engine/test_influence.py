@@ -1,0 +1,139 @@
+import numpy as np
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from attribution.engine import influence as inf
+
+
+@pytest.fixture
+def tiny():
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=60, n_positions=16, n_embd=16, n_layer=1, n_head=2,
+                        bos_token_id=0, eos_token_id=0)
+    return GPT2LMHeadModel(config).eval()
+
+
+def test_projected_features_equal_the_projection_of_each_examples_true_weight_gradient(tiny):
+    featurizer = inf.Featurizer(tiny, inf.FeatureSpec(k_max=4))
+    ids = torch.randint(1, 60, (3, 10))
+    weights = torch.ones(3, 10)
+    weights[:, 0] = 0
+    features = featurizer.features(ids, torch.ones_like(ids), weights)
+    assert features.shape == (3, featurizer.dim)
+    assert all(p.requires_grad for p in tiny.parameters())  # left as it found them
+    for b in range(3):
+        tiny.zero_grad()
+        logits = tiny(input_ids=ids[b:b + 1]).logits[0, :-1]
+        torch.nn.functional.cross_entropy(logits, ids[b, 1:], reduction="sum").backward()
+        offset = 0
+        for name, module, k_in, k_out in featurizer.layers:
+            p_in, p_out = featurizer._proj[name]
+            if name != "lm_head":  # tied to the embeddings: its .grad mixes both uses
+                grad = module.weight.grad  # Conv1D: (in, out)
+                expected = (p_out.T @ grad.T @ p_in).reshape(-1)
+                got = features[b, offset:offset + k_in * k_out]
+                assert torch.allclose(got, expected, atol=1e-4), name
+            offset += k_in * k_out
+
+
+def test_layers_shrink_their_projection_to_stay_within_max_dim(tiny):
+    small = inf.Featurizer(tiny, inf.FeatureSpec(k_max=16, max_dim=64))
+    assert small.dim <= 64 and len(small.layers) == 5
+    assert inf.Featurizer(tiny, inf.FeatureSpec(k_max=4, seed=1)).dim == 5 * 16
+
+
+def test_the_same_seed_gives_the_same_features_and_another_seed_different_ones(tiny):
+    ids = torch.randint(1, 60, (2, 8))
+    w = torch.ones(2, 8)
+    a = inf.Featurizer(tiny, inf.FeatureSpec(seed=3)).features(ids, torch.ones_like(ids), w)
+    b = inf.Featurizer(tiny, inf.FeatureSpec(seed=3)).features(ids, torch.ones_like(ids), w)
+    c = inf.Featurizer(tiny, inf.FeatureSpec(seed=4)).features(ids, torch.ones_like(ids), w)
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+def test_featurize_in_length_sorted_batches_matches_one_at_a_time(tiny):
+    featurizer = inf.Featurizer(tiny, inf.FeatureSpec(k_max=4))
+    rng = np.random.default_rng(0)
+    examples = [inf.Example([0, *rng.integers(1, 60, n).tolist()], [0.0] + [1.0] * n)
+                for n in (3, 9, 5, 12, 2)]
+    batched = inf.featurize(featurizer, examples, batch_tokens=20)
+    single = np.stack([inf.featurize(featurizer, [e])[0] for e in examples])
+    np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-5)
+
+
+def _store(tmp_path, rows: np.ndarray, ids: np.ndarray, shards: int = 2) -> inf.GradientStore:
+    names = []
+    for n, part in enumerate(np.array_split(np.arange(len(ids)), shards)):
+        names.append(inf.shard_save(tmp_path, f"{n:05d}", ids[part], rows[part])["name"])
+    return inf.GradientStore.finalize(tmp_path, names, {"dim": rows.shape[1]}, damping=0.1)
+
+
+def test_store_scores_equal_the_damped_fisher_formula(tmp_path):
+    rng = np.random.default_rng(1)
+    rows = rng.normal(size=(40, 6)).astype(np.float16).astype(np.float32)
+    ids = np.arange(100, 140)
+    store = _store(tmp_path, rows, ids)
+    query = rng.normal(size=6)
+    fisher = rows.T.astype(np.float64) @ rows / 40
+    damped = fisher + 0.1 * np.trace(fisher) / 6 * np.eye(6)
+    expected = rows @ np.linalg.solve(damped, query)
+    got_ids, scores = inf.score_all([store], [query], block_rows=7)
+    np.testing.assert_array_equal(got_ids, ids)
+    np.testing.assert_allclose(scores[0], expected, rtol=1e-3)
+    top = inf.rank([store], [query], k=3)
+    np.testing.assert_array_equal(top.ids, ids[np.argsort(-expected)[:3]])
+
+
+def test_masking_rows_downdates_the_fisher_to_a_store_built_without_them(tmp_path):
+    rng = np.random.default_rng(2)
+    rows = rng.normal(size=(30, 5)).astype(np.float16).astype(np.float32)
+    ids = np.arange(30)
+    full = _store(tmp_path / "full", rows, ids)
+    masked = full.without([3, 17])
+    keep = np.setdiff1d(ids, [3, 17])
+    rebuilt = _store(tmp_path / "rebuilt", rows[keep], keep)
+    np.testing.assert_allclose(masked.preconditioner.fisher_sum,
+                               rebuilt.preconditioner.fisher_sum, atol=1e-9)
+    query = rng.normal(size=5)
+    m_ids, m_scores = inf.score_all([masked], [query])
+    r_ids, r_scores = inf.score_all([rebuilt], [query])
+    np.testing.assert_array_equal(m_ids, r_ids)
+    np.testing.assert_allclose(m_scores, r_scores, rtol=1e-6)
+    assert 3 not in inf.rank([masked], [query], k=30).ids
+
+
+def test_an_ensemble_sums_its_members_scores_and_refuses_mismatched_stores(tmp_path):
+    rng = np.random.default_rng(3)
+    a_rows, b_rows = rng.normal(size=(2, 12, 4)).astype(np.float16).astype(np.float32)
+    ids = np.arange(12)
+    a, b = _store(tmp_path / "a", a_rows, ids), _store(tmp_path / "b", b_rows, ids)
+    qa, qb = rng.normal(size=4), rng.normal(size=4)
+    _, both = inf.score_all([a, b], [qa, qb])
+    _, only_a = inf.score_all([a], [qa])
+    _, only_b = inf.score_all([b], [qb])
+    np.testing.assert_allclose(both, only_a + only_b)
+    other = _store(tmp_path / "c", a_rows[:6], ids[:6])
+    with pytest.raises(ValueError, match="different examples"):
+        inf.score_all([a, other], [qa, qa])
+
+
+def test_stores_are_fp16_on_disk_two_bytes_a_number(tmp_path):
+    rows = np.ones((10, 8), dtype=np.float32)
+    store = _store(tmp_path, rows, np.arange(10), shards=1)
+    assert store.shards[0].vectors.dtype == np.float16
+    assert (tmp_path / "00000.vectors.npy").stat().st_size < 10 * 8 * 2 + 200
+
+
+def test_a_query_counts_only_its_completion_tokens():
+    class Tok:
+        eos_token_id = 0
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [ord(c) for c in text]}
+
+    example = inf.query_example(Tok(), "ab", "cde", max_tokens=64)
+    assert example.ids == [0, 97, 98, 99, 100, 101]
+    assert example.weights == [0, 0, 0, 1 / 3, 1 / 3, 1 / 3]
+    doc = inf.document_example(Tok(), "xyz", max_tokens=64)
+    assert doc.ids == [0, 120, 121, 122, 0] and doc.weights == [0, 1, 1, 1, 1]
