@@ -124,8 +124,8 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=60)
     parser.add_argument("--subsets", type=int, default=24)
     parser.add_argument("--ensemble", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--damping", type=float, default=0.1)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--damping", type=float, default=1.0)
     parser.add_argument("--k-max", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/attribution_eval.json")
@@ -144,7 +144,7 @@ def main() -> None:
     config = {"vocab_size": 512, "n_layer": 2, "n_head": 4, "n_embd": 64, "seq_len": 32,
               "epochs": args.epochs, "batch_size": 8, "learning_rate": 3e-3,
               "heldout_fraction": 0.0, "checkpoint_every": 10_000, "warmup_steps": 10,
-              "pack": False}
+              "pack": False, "snapshots": 2}
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="factworld-"))
     try:
@@ -157,40 +157,45 @@ def main() -> None:
         for e in tqdm(range(args.ensemble), desc="full models"):
             full_dirs.append(train(docs, config, tmp / f"full{e}", tok_dir, seed=e))
         for m, subset in enumerate(tqdm(subsets, desc="subset models")):
-            model_dir = train([docs[i] for i in subset], config, tmp / f"sub{m}", tok_dir,
-                              seed=1000 + m)
+            # Same initialisation as the first full model: the subsets differ only in their data.
+            model_dir = train([docs[i] for i in subset], {**config, "snapshots": 0},
+                              tmp / f"sub{m}", tok_dir, seed=0)
             losses.append(query_losses(model_dir, queries))
             shutil.rmtree(tmp / f"sub{m}")
         trained_s = time.perf_counter() - started
 
         spec = inf.FeatureSpec(k_max=args.k_max, damping=args.damping)
-        scores: dict[str, list[np.ndarray]] = {"influence": [], "dot_product": []}
-        for model_dir in full_dirs:
-            model, tokenizer = lm.load(model_dir, device="cpu")
+
+        def scores_of(model_dir: Path, snapshot: str | None) -> tuple[Any, Any]:
+            model, tokenizer = lm.load(model_dir, device="cpu", snapshot=snapshot)
             featurizer = inf.Featurizer(model, spec)
             train_x = inf.featurize(featurizer, [inf.document_example(tokenizer, d, 64)
-                                                 for d in docs])
+                                                 for d in docs]).astype(np.float64)
             query_x = inf.featurize(featurizer, [inf.query_example(
-                tokenizer, q["prompt"], q["completion"], 64) for q in queries])
-            fisher = train_x.astype(np.float64).T @ train_x.astype(np.float64)
-            pre = inf.Preconditioner(fisher, len(docs), args.damping)
-            scores["influence"].append(pre.solve(query_x) @ train_x.T.astype(np.float64))
-            scores["dot_product"].append(query_x.astype(np.float64) @ train_x.T)
-        table: dict[str, dict[str, Any]] = {
-            name: {"1": parts[0], str(len(parts)): sum(parts)} for name, parts in scores.items()}
-        overlap = np.array(idf_overlap(docs, queries))
-        results = {}
-        for name, variants in [*table.items(), ("idf_overlap", {"1": overlap})]:
-            for models, matrix in variants.items():
-                results[f"{name} x{models}"] = evaluate(matrix, subsets, losses, queries)
+                tokenizer, q["prompt"], q["completion"], 64) for q in queries]).astype(np.float64)
+            pre = inf.Preconditioner(train_x.T @ train_x, len(docs), args.damping)
+            return pre.solve(query_x) @ train_x.T, query_x @ train_x.T
+
+        finals = [scores_of(d, None) for d in full_dirs]
+        trajectory = [scores_of(full_dirs[0], s) for s in lm.snapshots(full_dirs[0])]
+        variants = {
+            "influence x1": finals[0][0],
+            f"influence, {len(trajectory) + 1} snapshots": sum(
+                m for m, _ in [*trajectory, finals[0]]),
+            f"influence, {len(finals)} seeds": sum(m for m, _ in finals),
+            "dot product x1": finals[0][1],
+            "idf word overlap": np.array(idf_overlap(docs, queries)),
+        }
+        results = {name: evaluate(matrix, subsets, losses, queries)
+                   for name, matrix in variants.items()}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     elapsed = time.perf_counter() - started
     print(f"\nfact world: {len(docs)} documents, {len(queries)} queries, {args.subsets} subset "
           f"models, ensemble {args.ensemble}; {elapsed:.0f} s ({trained_s:.0f} s training)")
-    print(f"{'method':<22}{'LDS':>8}{'recall@1':>10}{'strict@2':>10}{'MRR':>8}")
+    print(f"{'method':<28}{'LDS':>8}{'recall@1':>10}{'strict@2':>10}{'MRR':>8}")
     for name, r in results.items():
-        print(f"{name:<22}{r['lds']:>8.3f}{r['recall_at_1']:>10.3f}"
+        print(f"{name:<28}{r['lds']:>8.3f}{r['recall_at_1']:>10.3f}"
               f"{r['strict_recall_at_2']:>10.3f}{r['mrr']:>8.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({

@@ -78,3 +78,37 @@ def source_context(user: Any, source_id: int) -> dict[str, Any] | None:
             "watermark_visible": visible(source.watermark) if source.watermark else "none",
             "trust": TRUST, "canary": SourceCanary.objects.filter(source=source).first(),
             "canary_results": list(results)}
+
+
+def output_context(user: Any, output_id: int) -> dict[str, Any] | None:
+    from attribution.models import AttributionRun
+    from attribution.selectors import attribution_run_list, model_output_list
+
+    output = model_output_list(user).filter(pk=output_id).first()
+    if output is None:
+        return None
+    runs = attribution_run_list(user).filter(output=output).order_by("-id")[:20]
+    return {"output": output, "runs": list(runs), "methods": AttributionRun.Method.choices}
+
+
+def attribution_context(user: Any, run_id: int) -> dict[str, Any] | None:
+    from attribution.models import AttributionReport
+    from attribution.selectors import attribution_run_list
+
+    run = attribution_run_list(user).select_related("output__checkpoint").filter(
+        pk=run_id).first()
+    if run is None:
+        return None
+    report = AttributionReport.objects.filter(run=run).select_related("ledger_entry").first()
+    body = report.body if report else {}
+    documents = body.get("documents", {})
+    names = {s["source"]: s["name"] for s in run.summary.get("sources", [])}
+    by_method: dict[str, list[dict[str, Any]]] = {}
+    for r in body.get("results", []):
+        doc = documents.get(str(r["document"])) if r["document"] is not None else None
+        by_method.setdefault(r["method"], []).append({
+            **r, "source_name": names.get(r["source"], f"source {r['source']}"), "doc": doc})
+    return {"run": run, "report": report, "by_method": by_method,
+            "agreement": run.summary.get("agreement", {}),
+            "gradient_generation": body.get("indexes", {}).get("gradient_index", {}).get(
+                "generation")}

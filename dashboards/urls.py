@@ -10,4 +10,6 @@ urlpatterns = [
     path("checkpoints/<int:checkpoint_id>/", views.checkpoint_detail, name="checkpoint"),
     path("watermarks/", views.watermark_check, name="watermarks"),
     path("sources/<int:source_id>/", views.source_detail, name="source"),
+    path("outputs/<int:output_id>/", views.output_detail, name="output"),
+    path("attribution/<int:run_id>/", views.attribution_detail, name="attribution"),
 ]

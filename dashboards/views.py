@@ -75,3 +75,36 @@ def source_detail(request: HttpRequest, source_id: int) -> HttpResponse:
     if context is None:
         raise Http404("no such source")
     return render(request, "dashboards/source.html", context)
+
+
+@login_required
+def output_detail(request: HttpRequest, output_id: int) -> HttpResponse:
+    """A model output, its attribution runs, and a button that starts one."""
+    context = selectors.output_context(request.user, output_id)
+    if context is None:
+        raise Http404("no such output")
+    if request.method == "POST":
+        from attribution.services.runs import attribution_run_create
+        from provenance.permissions import STAFF, Role, role_of
+
+        actor = request.user
+        assert isinstance(actor, User)  # login_required
+        if role_of(actor) not in STAFF | {Role.AUDITOR, Role.RESEARCHER}:
+            raise PermissionDenied("your role cannot start attribution")
+        methods = request.POST.getlist("methods") or None
+        try:
+            run = attribution_run_create(output=context["output"], actor=actor, methods=methods)
+        except ValidationError as exc:
+            context["form_error"] = "; ".join(exc.messages)
+            return render(request, "dashboards/output.html", context, status=400)
+        return redirect(f"/attribution/{run.pk}/")
+    return render(request, "dashboards/output.html", context)
+
+
+@login_required
+def attribution_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    """An attribution run: live progress while it works, the report when it is done."""
+    context = selectors.attribution_context(request.user, run_id)
+    if context is None:
+        raise Http404("no such attribution run")
+    return render(request, "dashboards/attribution.html", context)

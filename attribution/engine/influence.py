@@ -22,40 +22,17 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from attribution.engine.features import FeatureSpec
+
 FORMAT = 1
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    max_dim: int = 4096      # numbers per example, over all layers
-    k_max: int = 16          # at most k_max x k_max per layer
-    seed: int = 0            # seeds the projections: same seed, same features
-    damping: float = 0.1     # lambda as a fraction of the Fisher's mean eigenvalue
-    max_tokens: int = 2048   # a document longer than this is featurized from its first tokens
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown influence option(s): {', '.join(unknown)}")
-        spec = cls(**data)
-        if not 16 <= spec.max_dim <= 65536:
-            raise ValueError("max_dim must be between 16 and 65536")
-        if not 1 <= spec.k_max <= 128:
-            raise ValueError("k_max must be between 1 and 128")
-        if not 0 < spec.damping <= 100:
-            raise ValueError("damping must be in (0, 100]")
-        return spec
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["FeatureSpec"]
 
 
 def _projected_layers(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module, int, int]]:

@@ -39,7 +39,7 @@ def gradient_index_create(*, checkpoint: ModelCheckpoint, actor: User | None,
                           spec: dict[str, Any] | None = None,
                           enqueue: bool = True) -> GradientIndex:
     """One index per checkpoint over the version it was trained on; asking again returns it."""
-    from attribution.engine.influence import FeatureSpec
+    from attribution.engine.features import FeatureSpec
 
     try:
         feature_spec = FeatureSpec.from_dict(spec or {})

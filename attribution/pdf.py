@@ -1,0 +1,74 @@
+"""An attribution report as PDF (fpdf2, pure Python): the same body as the JSON, laid out for
+reading and filing. The body's sha256 is printed on every page, so a printed copy can be checked
+against the ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fpdf import FPDF
+
+# The core PDF fonts cover Latin-1 only; anything else is shown as "?" rather than failing.
+_LATIN1 = "latin-1"
+
+
+def _text(value: Any) -> str:
+    return str(value).encode(_LATIN1, "replace").decode(_LATIN1)
+
+
+class _Doc(FPDF):
+    def __init__(self, digest: str) -> None:
+        super().__init__()
+        self.digest = digest
+
+    def footer(self) -> None:
+        self.set_y(-12)
+        self.set_font("Helvetica", size=7)
+        self.cell(0, 5, _text(f"report sha256 {self.digest}   page {self.page_no()}"),
+                  align="C")
+
+
+def render_pdf(body: dict[str, Any], digest: str) -> bytes:
+    pdf = _Doc(digest)
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.add_page()
+    width = pdf.w - pdf.l_margin - pdf.r_margin
+
+    def line(text: str, size: int = 10, bold: bool = False) -> None:
+        pdf.set_font("Helvetica", "B" if bold else "", size)
+        pdf.multi_cell(width, size * 0.5, _text(text))
+
+    line(f"Attribution report, run {body['run']}", 16, bold=True)
+    line(f"Format {body['format']}, {body['generator']}, {body['created_at']}", 8)
+    cp, out = body["checkpoint"], body["output"]
+    line(f"Checkpoint {cp['id']} {cp['name']} (sha256 {cp['sha256']})", 9)
+    line(f"Output {out['id']} (sha256 {out['sha256']})", 9)
+    line("Prompt: " + out["prompt"][:1000], 9)
+    line("Completion: " + out["completion"][:2000], 9)
+    line("Methods: " + ", ".join(body["methods"]), 9)
+    for name, index in body["indexes"].items():
+        line(f"{name}: " + ", ".join(f"{k} {v}" for k, v in index.items()
+                                      if k in ("id", "generation", "rows", "dim")), 8)
+    for note in body["notes"]:
+        line(f"Note ({note['method']}): {note['note']}", 8)
+    summary = body["summary"]
+    line("Shares by source", 12, bold=True)
+    for s in summary.get("sources", []):
+        line(f"{s['share'] * 100:6.1f}%  {s['name']}  ({s['license']}, {s['use_class']})", 9)
+    line("Shares by use class", 12, bold=True)
+    for name, share in summary.get("by_use_class", {}).items():
+        line(f"{share * 100:6.1f}%  {name}", 9)
+    agreement = summary.get("agreement", {})
+    if agreement:
+        verdict = "agree" if agreement.get("agree") else "DISAGREE"
+        line(f"Methods {verdict} on the top source: " + ", ".join(
+            f"{m}: {src}" for m, src in agreement.get("top_source", {}).items()), 9)
+    line("Ranked evidence", 12, bold=True)
+    documents = body["documents"]
+    for r in body["results"]:
+        doc = documents.get(str(r["document"])) if r["document"] is not None else None
+        shown = "(source-level evidence)" if doc is None else \
+            "[blocked: removed by a takedown]" if doc["blocked"] else (doc["excerpt"] or "")[:160]
+        line(f"{r['method']} #{r['rank']}  score {r['score']:.4g}  source {r['source']}  "
+             f"document {r['document']}: {shown}", 8)
+    return bytes(pdf.output())
