@@ -6,9 +6,9 @@ import pytest
 from attribution.models import AttributionRun, ModelOutput
 from attribution.services.runs import attribution_run_execute
 from attribution.tasks import span_index_build_task
-from tests.attribution.test_runs import FACT_MODEL, PEOPLE, build_gradient_index
 from provenance.services.embeddings import documents_embed
 from provenance.services.training import training_run_create, training_run_execute
+from tests.attribution.test_runs import FACT_MODEL, PEOPLE, build_gradient_index
 
 pytestmark = pytest.mark.django_db
 
