@@ -157,3 +157,23 @@ def test_a_run_waits_while_its_indexes_build(world):
     assert attribution_run_execute(run_id=run.pk) == "waiting"
     run.refresh_from_db()
     assert run.state == "queued" and run.stage.startswith("waiting for gradient index")
+
+
+def test_the_cli_builds_missing_indexes_and_prints_shares_and_the_report_digest(world):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    checkpoint, facts, _ = world
+    output = ModelOutput.objects.create(checkpoint=checkpoint, prompt="Ada Arden was born in",
+                                        completion=" Lisbon.", state="succeeded")
+    out = StringIO()
+    call_command("attribute", output.pk, methods="influence,watermark", stdout=out,
+                 stderr=StringIO())
+    run = AttributionRun.objects.get(output=output)
+    text = out.getvalue()
+    assert f"report sha256 {run.report.sha256}" in text and "facts" in text
+    assert run.gradient_index.state == "succeeded"
+    with pytest.raises(CommandError, match="methods"):
+        call_command("attribute", output.pk, methods="tarot", stdout=StringIO())

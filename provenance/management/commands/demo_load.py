@@ -62,7 +62,7 @@ class Command(BaseCommand):
         its demo generations are queued for the worker (the gpu queue)."""
         self.stdout.write(f"  training a demo model on {version} ...")
         created = training_run_create(version=version, actor=admin, enqueue=False,
-                                      config={"watermarks": True})
+                                      config={"watermarks": True, "snapshots": 2})
         run = training_run_execute(run_id=created.pk)
         if run is None or run.state != run.State.SUCCEEDED:
             self.stderr.write(f"  demo training failed: {run.error if run else '?'}")

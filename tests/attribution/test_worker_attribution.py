@@ -1,0 +1,45 @@
+"""Attribution through the real broker on a real Celery worker: the gradient index is built by a
+chord of shard tasks (results counted in the Redis result backend), the span index by its task,
+and the run re-queues itself until both are ready."""
+
+import time
+
+import pytest
+from django.db import transaction
+
+from attribution.models import AttributionRun, ModelOutput
+from attribution.services.runs import attribution_run_create
+from provenance.services.training import training_run_create, training_run_execute
+from tests.attribution.test_runs import FACT_MODEL, PEOPLE
+from tests.provenance.test_worker import worker  # noqa: F401  (fixture)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+def test_a_run_waits_for_a_chord_built_gradient_index_and_finishes_on_the_worker(
+        worker, make_source, ingest_texts, publish_version):  # noqa: F811
+    source = make_source(name="facts")
+    ingest_texts(source, [f"{name} was born in {city}." for name in PEOPLE
+                          for city in ("Riga", "Lima", "Oslo", "Kyoto")])
+    version = publish_version()
+    run = training_run_execute(run_id=training_run_create(
+        version=version, actor=None, enqueue=False, config={**FACT_MODEL, "epochs": 3}).pk)
+    output = ModelOutput.objects.create(checkpoint=run.checkpoint, prompt="Ada Arden was",
+                                        completion=" born in Riga.", state="succeeded")
+    with transaction.atomic():
+        attribution = attribution_run_create(output=output, actor=None,
+                                             methods=["spans", "influence"])
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        attribution.refresh_from_db()
+        if attribution.state in ("succeeded", "failed"):
+            break
+        time.sleep(0.5)
+    assert attribution.state == "succeeded", (attribution.state, attribution.stage,
+                                              attribution.error)
+    index = attribution.gradient_index
+    index.refresh_from_db()
+    assert index.state == "succeeded" and index.shard_count == 2  # 48 documents, 25 a shard
+    assert sorted(index.shards_done) == ["final/0", "final/1"] and index.rows == 48
+    assert attribution.results.filter(method="influence").count() == 20
+    assert AttributionRun.objects.get(pk=attribution.pk).report.sha256
