@@ -1,7 +1,7 @@
 """Attribution quality on a fact world (pure engine: no Django).
 
-    python bench/attribution_eval.py                   # CPU, a few minutes
-    python bench/attribution_eval.py --subsets 48 --device cuda
+    python bench/attribution_eval.py                   # CPU, about 5 minutes
+    python bench/attribution_eval.py --subsets 48 --epochs 20 --damping 0.3
 
 World: P synthetic people, each with two facts (birthplace, occupation), each fact stated in two
 paraphrase templates: 4P short documents. One tiny GPT is trained on all of them (the model being
@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=60)
     parser.add_argument("--subsets", type=int, default=24)
     parser.add_argument("--ensemble", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--damping", type=float, default=1.0)
     parser.add_argument("--k-max", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
