@@ -75,10 +75,6 @@ class Featurizer:
         self._inputs: dict[str, torch.Tensor] = {}
         self._grads: dict[str, torch.Tensor] = {}
 
-    def describe(self) -> dict[str, Any]:
-        return {"dim": self.dim, "layers": [[n, ki, ko] for n, _, ki, ko in self.layers],
-                "spec": self.spec.to_dict()}
-
     def _hook(self, name: str) -> Callable[..., None]:
         p_in, p_out = self._proj[name]
 
@@ -154,7 +150,6 @@ def featurize(featurizer: Featurizer, examples: Sequence[Example], batch_tokens:
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].ids))
     start = 0
     while start < len(order):
-        width = min(limit, len(examples[order[start]].ids))
         stop = start + 1
         while stop < len(order) and (stop - start + 1) * min(
                 limit, len(examples[order[stop]].ids)) <= batch_tokens:

@@ -9,7 +9,6 @@ rerun shard task redoes only its own shard.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -204,10 +203,6 @@ def gradient_index_rebuild(*, index: GradientIndex, actor: User | None) -> Gradi
 
         gradient_index_build_task.delay_on_commit(row.pk)
     return row
-
-
-def gradient_index_delete_files(index: GradientIndex) -> None:
-    shutil.rmtree(index_dir(index.pk), ignore_errors=True)
 
 
 def open_stores(index: GradientIndex) -> list[Any]:

@@ -8,9 +8,7 @@ rows in one transaction, so a run is never half-published.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -132,7 +130,8 @@ def attribution_run_execute(*, run_id: int,
             state=State.RUNNING, position=0, started_at=run.started_at or timezone.now(),
             updated_at=timezone.now())
         try:
-            evidence, rows, notes = [], [], []
+            rows: list[AttributionResult] = []
+            notes: list[dict[str, str]] = []
             for step, method in enumerate(run.methods):
                 AttributionRun.objects.filter(pk=run_id).update(stage=method, position=step,
                                                                 updated_at=timezone.now())
@@ -279,13 +278,3 @@ def _publish(run: AttributionRun, rows: list[AttributionResult], summary: dict[s
         position=len(run.methods) + 1, finished_at=timezone.now(), updated_at=timezone.now())
     run.refresh_from_db()
     attribution_report_write(run=run)
-
-
-def output_sha256(output: ModelOutput) -> str:
-    return hashlib.sha256(f"{output.prompt}\0{output.completion}".encode()).hexdigest()
-
-
-def index_paths(run: AttributionRun) -> dict[str, str]:
-    return {name: str(Path(index.path)) for name, index in
-            (("span_index", run.span_index), ("gradient_index", run.gradient_index))
-            if index is not None and index.path}
