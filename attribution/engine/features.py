@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from provenance.engine.options import reject_unknown
+
 
 @dataclass(frozen=True)
 class FeatureSpec:
@@ -18,9 +20,7 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown influence option(s): {', '.join(unknown)}")
+        reject_unknown(cls, data, "influence")
         spec = cls(**data)
         if not 16 <= spec.max_dim <= 65536:
             raise ValueError("max_dim must be between 16 and 65536")

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from provenance.engine.options import reject_unknown
+
 _CONSONANTS = "bdfgklmnprstvz"
 _VOWELS = "aeiou"
 
@@ -45,9 +47,7 @@ class CanarySpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CanarySpec:
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown canary option(s): {', '.join(unknown)}")
+        reject_unknown(cls, data, "canary")
         spec = cls(**data)
         if spec.kind not in ("words", "chars"):
             raise ValueError("kind must be 'words' or 'chars'")

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provenance.engine.options import reject_unknown
+
 
 @dataclass
 class TrainConfig:
@@ -39,10 +41,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown training option(s): {', '.join(unknown)}")
+        reject_unknown(cls, data, "training")
         for name, value in data.items():
             default = cls.__dataclass_fields__[name].default
             if isinstance(default, bool):
@@ -92,9 +91,7 @@ class DecodeParams:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DecodeParams:
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown decoding option(s): {', '.join(unknown)}")
+        reject_unknown(cls, data, "decoding")
         params = cls(**data)
         if not 1 <= params.max_new_tokens <= 1024:
             raise ValueError("max_new_tokens must be between 1 and 1024")

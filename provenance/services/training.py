@@ -92,12 +92,15 @@ def training_export(version: DatasetVersion, marks: dict[str, Any] | None = None
     text out of every later run. Given the marks of an earlier attempt, the same carriers are
     used again (a resumed run must see the same text). `only` keeps the export to these
     documents (a shard of a gradient index), marked exactly as in the whole export."""
-    members = list(version.members.filter(document__removed_at__isnull=True)
-                   .order_by("document__sha256")
-                   .values_list("document_id", "document__sha256", "document__text",
-                                "source_id"))
+    rows = version.members.filter(document__removed_at__isnull=True)
+    if only is not None and marks is not None:
+        # The carriers are already chosen: read just these documents' texts, not the version's.
+        rows = rows.filter(document_id__in=only)
+    members = list(rows.order_by("document__sha256").values_list(
+        "document_id", "document__sha256", "document__text", "source_id"))
     canaries = {c.source_id: c for c in SourceCanary.objects.filter(
-        source_id__in={m[3] for m in members})}
+        source_id__in={m[3] for m in members}
+        | {int(s) for s in (marks or {}).get("canaries", {})})}
     if marks is None:
         chosen = {}
         for source_id, canary in canaries.items():

@@ -37,6 +37,14 @@ def test_the_export_puts_the_canary_into_k_documents_of_its_source(world):
     assert list(export.marks["canaries"]) == [str(a.pk)]
     again = training_export(version, export.marks)
     assert again.texts == export.texts
+    # A shard of documents (a gradient index's) reads only its own rows, marked the same way,
+    # whether or not it holds a carrier.
+    by_doc = dict(zip(export.documents, export.texts, strict=True))
+    for part in (export.documents[::7], [d for d in export.documents if by_doc[d] not in
+                                         carriers][:5]):
+        shard = training_export(version, export.marks, only=set(part))
+        assert sorted(shard.documents) == sorted(part)
+        assert all(by_doc[d] == t for d, t in zip(shard.documents, shard.texts, strict=True))
 
 
 def test_a_canary_is_registered_once_and_its_options_are_checked(world):
