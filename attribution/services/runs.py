@@ -104,11 +104,11 @@ def attribution_run_create(*, output: ModelOutput, actor: User | None,
 
 def _waiting_for(run: AttributionRun) -> list[str]:
     waiting = []
-    for name, index in (("span index", run.span_index), ("gradient index", run.gradient_index)):
+    for name, index in (("spans", run.span_index), ("gradients", run.gradient_index)):
         if index is not None:
             index.refresh_from_db()
             if index.state in (index.State.QUEUED, index.State.RUNNING):
-                waiting.append(f"{name} {index.pk} ({index.percent:.0f}%)")
+                waiting.append(f"{name} {index.percent:.0f}%")
     return waiting
 
 
@@ -123,8 +123,11 @@ def attribution_run_execute(*, run_id: int,
             return "skipped"
         waiting = _waiting_for(run)
         if waiting:
+            # The stage column is short: the index ids are on the run, the percentages fit.
+            stage = "waiting for indexes: " + ", ".join(waiting)
             AttributionRun.objects.filter(pk=run_id).update(
-                stage="waiting for " + ", ".join(waiting), updated_at=timezone.now())
+                stage=stage[:AttributionRun._meta.get_field("stage").max_length],
+                updated_at=timezone.now())
             return "waiting"
         AttributionRun.objects.filter(pk=run_id).update(
             state=State.RUNNING, position=0, started_at=run.started_at or timezone.now(),

@@ -152,11 +152,12 @@ def test_a_run_waits_while_its_indexes_build(world):
     checkpoint, _, _ = world
     output = ModelOutput.objects.create(checkpoint=checkpoint, prompt="x", completion="y z",
                                         state="succeeded")
-    run = attribution_run_create(output=output, actor=None, methods=["influence"],
+    run = attribution_run_create(output=output, actor=None, methods=["spans", "influence"],
                                  enqueue=False)
     assert attribution_run_execute(run_id=run.pk) == "waiting"
     run.refresh_from_db()
-    assert run.state == "queued" and run.stage.startswith("waiting for gradient index")
+    assert run.state == "queued"
+    assert run.stage == "waiting for indexes: spans 0%, gradients 0%"
 
 
 def test_the_cli_builds_missing_indexes_and_prints_shares_and_the_report_digest(world):
