@@ -41,9 +41,23 @@ def _tokenizer(checkpoint: ModelCheckpoint) -> Any:
     return AutoTokenizer.from_pretrained(checkpoint.path, local_files_only=True)
 
 
+def _trained_texts(checkpoint: ModelCheckpoint, version: DatasetVersion) -> dict[int, str]:
+    """Each member's text as the checkpoint trained on it: with the run's canaries woven in (so
+    a memorised canary is traced to its carriers), without watermark characters (the model
+    never emits them as text), removed documents included (still counted, shown as blocked)."""
+    from provenance.services.training import training_export
+
+    stored = dict(version.members.values_list("document_id", "document__text"))
+    if checkpoint.run is None:
+        return stored
+    marks = {"canaries": (checkpoint.run.marks or {}).get("canaries", {})}
+    export = training_export(version, marks, watermarks=False, include_removed=True)
+    return {**stored, **dict(zip(export.documents, export.texts, strict=True))}
+
+
 def span_index_build(*, index_id: int) -> SpanIndex | None:
     with job_lock("span_index", index_id) as mine:
-        index = SpanIndex.objects.select_related("checkpoint", "version").filter(
+        index = SpanIndex.objects.select_related("checkpoint__run", "version").filter(
             pk=index_id).first()
         if not mine or index is None or index.state not in (State.QUEUED, State.RUNNING):
             return None
@@ -54,9 +68,10 @@ def span_index_build(*, index_id: int) -> SpanIndex | None:
             shutil.rmtree(folder, ignore_errors=True)  # a rerun starts clean
             tokenizer = _tokenizer(index.checkpoint)
             by_source: dict[int, list[tuple[int, str]]] = {}
-            for doc, source, text in index.version.members.values_list(
-                    "document_id", "source_id", "document__text").order_by("document_id"):
-                by_source.setdefault(source, []).append((doc, text))
+            texts = _trained_texts(index.checkpoint, index.version)
+            for doc, source in index.version.members.values_list(
+                    "document_id", "source_id").order_by("document_id"):
+                by_source.setdefault(source, []).append((doc, texts[doc]))
             shards = {}
             SpanIndex.objects.filter(pk=index_id).update(total=len(by_source))
             for done, (source, docs) in enumerate(sorted(by_source.items()), start=1):
@@ -79,8 +94,11 @@ def trace_output(*, output: ModelOutput, index: SpanIndex,
     """The verbatim spans of an output's completion, with the documents they occur in."""
     if index.state != State.SUCCEEDED:
         raise ValueError(f"span index {index.pk} is {index.state}")
+    from provenance.engine.watermark import strip
+
     tokenizer = _tokenizer(index.checkpoint)
-    ids = tokenizer(output.completion, add_special_tokens=False)["input_ids"]
+    # Watermark characters in the output are evidence for the watermark method, not text.
+    ids = tokenizer(strip(output.completion), add_special_tokens=False)["input_ids"]
     shards = [SpanShard.open(Path(index.path) / source) for source in sorted(index.shards)]
     candidates = find_spans(shards, ids, params or SpanParams(),
                             blocked=frozenset())

@@ -85,14 +85,18 @@ class Export:
 
 
 def training_export(version: DatasetVersion, marks: dict[str, Any] | None = None,
-                    watermarks: bool = False, only: set[int] | None = None) -> Export:
+                    watermarks: bool = False, only: set[int] | None = None,
+                    include_removed: bool = False) -> Export:
     """The version's documents in a stable order (by content hash) with the sources' marks woven
     in: each canaried source's sequence goes into `copies` of its documents, chosen by a keyed
     rule. Documents removed since publication are left out: a takedown's tombstone keeps its
     text out of every later run. Given the marks of an earlier attempt, the same carriers are
     used again (a resumed run must see the same text). `only` keeps the export to these
-    documents (a shard of a gradient index), marked exactly as in the whole export."""
-    rows = version.members.filter(document__removed_at__isnull=True)
+    documents (a shard of a gradient index), marked exactly as in the whole export.
+    `include_removed` keeps removed documents (what an earlier run trained on, for the span
+    index; a purged one has no text left)."""
+    rows = version.members.all() if include_removed else version.members.filter(
+        document__removed_at__isnull=True)
     if only is not None and marks is not None:
         # The carriers are already chosen: read just these documents' texts, not the version's.
         rows = rows.filter(document_id__in=only)

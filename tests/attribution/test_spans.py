@@ -4,7 +4,10 @@ from attribution.engine.spans import SpanParams
 from attribution.models import ModelOutput
 from attribution.services.spans import span_index_build, span_index_create, trace_output
 from attribution.tasks import span_index_build_task
+from provenance.engine.canary import CanarySpec, canary_sequence
+from provenance.engine.watermark import ALPHABET
 from provenance.models import Document
+from provenance.services.canaries import canary_register
 from provenance.services.documents import document_tombstone
 from provenance.services.training import training_run_create, training_run_execute
 from tests.helpers import TINY_MODEL, words
@@ -15,6 +18,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def indexed(make_source, ingest_texts, publish_version):
     a, b = make_source(name="a"), make_source(name="b")
+    canary_register(source=a, actor=None, spec={"copies": 3})
     ingest_texts(a, [f"harbour {words(i, 40)}." for i in range(20)])
     ingest_texts(b, [f"winter {words(100 + i, 40)}." for i in range(20)])
     version = publish_version()
@@ -54,3 +58,26 @@ def test_one_index_per_version_and_tokenizer(indexed):
     index, checkpoint, _, _ = indexed
     assert span_index_create(version=index.version, checkpoint=checkpoint, actor=None,
                              enqueue=False) == index
+
+
+def test_a_canary_is_indexed_as_trained_and_traced_to_all_its_carriers(indexed):
+    """The index holds the text the model trained on: a memorised canary (here the output is
+    the canary itself, with watermark characters in it) points at every document carrying it,
+    and after a takedown of one carrier that one is still counted but blocked."""
+    index, checkpoint, a, _ = indexed
+    canary = a.canary
+    sequence = canary_sequence(CanarySpec.from_dict(canary.spec), canary.secret)
+    carriers = sorted(checkpoint.run.marks["canaries"][str(a.pk)])
+    assert len(carriers) == 3
+    assert not any(sequence in d.text for d in Document.objects.all())  # stored text: no canary
+    marked = sequence.replace(" ", " " + ALPHABET[0], 1)  # a watermark character inside
+    output = ModelOutput.objects.create(checkpoint=checkpoint, prompt="x", state="succeeded",
+                                        completion=f" {marked}")
+    spans = trace_output(output=output, index=index, params=SpanParams(min_length=8))
+    assert len(spans) == 1 and spans[0]["count"] == 3
+    assert sorted(d["document"] for d in spans[0]["documents"]) == carriers
+    document_tombstone(document=Document.objects.get(pk=carriers[0]), actor=None,
+                       reason="takedown", purge_text=True)
+    again = trace_output(output=output, index=index, params=SpanParams(min_length=8))
+    assert {d["document"]: d["blocked"] for d in again[0]["documents"]} == {
+        carriers[0]: True, carriers[1]: False, carriers[2]: False}
