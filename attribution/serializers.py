@@ -32,8 +32,9 @@ class GradientIndexOut(JobFields):
 
 class GradientIndexIn(serializers.Serializer):
     checkpoint = serializers.PrimaryKeyRelatedField(queryset=ModelCheckpoint.objects.all())
-    spec = serializers.JSONField(required=False, help_text="max_dim, k_max, seed, damping, "
-                                                           "max_tokens")
+    spec = serializers.JSONField(required=False, help_text="max_dim, k_max, seed, fisher "
+                                 "(sampled | empirical), fisher_samples (0: automatic), damping, "
+                                 "max_tokens")
 
 
 class AttributionResultOut(serializers.ModelSerializer):

@@ -1,7 +1,7 @@
 """Attribution quality on a fact world (pure engine: no Django).
 
     python bench/attribution_eval.py                   # CPU, about 5 minutes
-    python bench/attribution_eval.py --subsets 48 --epochs 20 --damping 0.3
+    python bench/attribution_eval.py --subsets 48 --epochs 20 --damping 0.03
 
 World: P synthetic people, each with two facts (birthplace, occupation), each fact stated in two
 paraphrase templates: 4P short documents. One tiny GPT is trained on all of them (the model being
@@ -9,8 +9,9 @@ attributed; with --ensemble E, E of them with different seeds), and M models on 
 subsets (the ground truth of what each document does). A query is a fact's prompt with its value
 as the completion; its loss counts the value's tokens only.
 
-Methods: Trailmark's influence (LoGra-projected per-layer gradients, damped projected-Fisher
-preconditioner), the raw dot product of the same projected gradients, and IDF word overlap.
+Methods: Trailmark's influence (LoGra-projected per-layer gradients, damped projected
+preconditioner from the sampled-label Fisher), the same with the empirical Fisher, the raw dot
+product of the same projected gradients, and IDF word overlap.
 Metrics per method:
 * LDS: per query, the Spearman correlation over the M subsets between the summed scores of the
   subset's documents and minus the subset model's loss on the query; averaged over queries;
@@ -120,12 +121,18 @@ def train(texts: list[str], config: dict, work: Path, tokenizer_dir: Path, seed:
 
 
 def main() -> None:
+    from attribution.engine.features import FeatureSpec
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--people", type=int, default=60)
     parser.add_argument("--subsets", type=int, default=24)
     parser.add_argument("--ensemble", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--damping", type=float, default=1.0)
+    parser.add_argument("--damping", type=float, default=FeatureSpec.damping)
+    parser.add_argument("--fisher-samples", type=int, default=FeatureSpec.fisher_samples,
+                        help="label draws per document (0: automatic)")
+    parser.add_argument("--empirical-damping", type=float, default=1.0,
+                        help="damping of the empirical-Fisher comparison (its best)")
     parser.add_argument("--k-max", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/attribution_eval.json")
@@ -164,26 +171,35 @@ def main() -> None:
             shutil.rmtree(tmp / f"sub{m}")
         trained_s = time.perf_counter() - started
 
-        spec = inf.FeatureSpec(k_max=args.k_max, damping=args.damping)
+        spec = inf.FeatureSpec(k_max=args.k_max, damping=args.damping,
+                               fisher_samples=args.fisher_samples).resolved(len(docs))
 
-        def scores_of(model_dir: Path, snapshot: str | None) -> tuple[Any, Any]:
+        def scores_of(model_dir: Path, snapshot: str | None) -> tuple[Any, Any, Any]:
+            """(influence, influence with the empirical Fisher, dot product) matrices."""
             model, tokenizer = lm.load(model_dir, device="cpu", snapshot=snapshot)
             featurizer = inf.Featurizer(model, spec)
-            train_x = inf.featurize(featurizer, [inf.document_example(tokenizer, d, 64)
-                                                 for d in docs]).astype(np.float64)
+            seeds = [inf.fisher_seed(spec.seed, i) for i in range(len(docs))]
+            train_x, drawn = inf.featurize_with_fisher(
+                featurizer, [inf.document_example(tokenizer, d, 64) for d in docs], seeds,
+                spec.fisher_samples)
+            train_x = train_x.astype(np.float64)
             query_x = inf.featurize(featurizer, [inf.query_example(
                 tokenizer, q["prompt"], q["completion"], 64) for q in queries]).astype(np.float64)
-            pre = inf.Preconditioner(train_x.T @ train_x, len(docs), args.damping)
-            return pre.solve(query_x) @ train_x.T, query_x @ train_x.T
+            pre = inf.Preconditioner(inf.fisher_contribution(drawn), len(docs), spec.damping)
+            empirical = inf.Preconditioner(inf.fisher_contribution(train_x), len(docs),
+                                           args.empirical_damping)
+            return (pre.solve(query_x) @ train_x.T, empirical.solve(query_x) @ train_x.T,
+                    query_x @ train_x.T)
 
         finals = [scores_of(d, None) for d in full_dirs]
-        trajectory = [scores_of(full_dirs[0], s) for s in lm.snapshots(full_dirs[0])]
+        trajectory = [*[scores_of(full_dirs[0], s) for s in lm.snapshots(full_dirs[0])],
+                      finals[0]]
         variants = {
             "influence x1": finals[0][0],
-            f"influence, {len(trajectory) + 1} snapshots": sum(
-                m for m, _ in [*trajectory, finals[0]]),
-            f"influence, {len(finals)} seeds": sum(m for m, _ in finals),
-            "dot product x1": finals[0][1],
+            f"influence, {len(trajectory)} snapshots": sum(m[0] for m in trajectory),
+            f"influence, {len(finals)} seeds": sum(m[0] for m in finals),
+            f"empirical Fisher, {len(trajectory)} snapshots": sum(m[1] for m in trajectory),
+            "dot product x1": finals[0][2],
             "idf word overlap": np.array(idf_overlap(docs, queries)),
         }
         results = {name: evaluate(matrix, subsets, losses, queries)
@@ -201,8 +217,8 @@ def main() -> None:
     args.out.write_text(json.dumps({
         "benchmark": "attribution_eval", "machine": platform.machine(),
         "documents": len(docs), "queries": len(queries), "subsets": args.subsets,
-        "ensemble": args.ensemble, "epochs": args.epochs, "damping": args.damping,
-        "k_max": args.k_max, "model": config, "seconds": round(elapsed, 1),
+        "ensemble": args.ensemble, "epochs": args.epochs, "spec": spec.to_dict(),
+        "empirical_damping": args.empirical_damping, "model": config, "seconds": round(elapsed, 1),
         "results": results}, indent=2) + "\n")
     print(f"wrote {args.out}")
 

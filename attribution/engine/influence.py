@@ -8,12 +8,15 @@
   gradient: backward runs through the activations alone, which is what keeps featurizing near
   the speed of training (bench/attribution_perf.py). k_in and k_out shrink with the number of
   layers so that one example is at most `max_dim` numbers.
-* Precondition: the projected empirical Fisher F = (1/N) sum_i g_i g_i^T, damped
-  (F + lambda I, lambda = damping x mean eigenvalue), factorised once (Cholesky).
+* Precondition: the projected Fisher F = (1/N) sum_i mean_s f_is f_is^T, where f_is is the
+  gradient of example i's loss with its next tokens drawn from the model (the true Fisher, whose
+  expectation is the Gauss-Newton Hessian), or f_i = g_i (the empirical Fisher, from the
+  training tokens); damped (F + lambda I, lambda = damping x mean eigenvalue), factorised
+  (Cholesky). The draws are seeded per example, so a rebuild draws the same tokens.
 * Score: g_q^T (F + lambda I)^-1 g_i for every stored example, as blocked matrix products over an
   fp16 memory-mapped store; an ensemble over checkpoints sums the per-checkpoint scores.
-* Takedowns: removed rows are masked at query time and their outer products taken out of the
-  Fisher sum (a downdate), so no rebuild is needed.
+* Takedowns: removed rows are masked at query time and their Fisher rows (kept in the store
+  for this) taken out of the Fisher sum (a downdate), so no rebuild is needed.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +92,20 @@ class Featurizer:
     def features(self, ids: torch.Tensor, attention: torch.Tensor,
                  weights: torch.Tensor) -> torch.Tensor:
         """(batch, dim) gradients of sum_t weights[b, t] * nll(token t+1 | tokens <= t)."""
+        return self._run(ids, attention, weights, [], 0)[0]
+
+    def features_with_fisher(self, ids: torch.Tensor, attention: torch.Tensor,
+                             weights: torch.Tensor, seeds: Sequence[int],
+                             samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The features, and (batch, samples, dim) gradients of the same weighted loss with
+        each next token drawn from the model's own distribution instead: the rows of the true
+        Fisher. Row b's draws come from seeds[b], position by position, so a document gets the
+        same draws in any batch and at any padding. One forward pass serves them all."""
+        rows = self._run(ids, attention, weights, seeds, samples)
+        return rows[0], torch.stack(rows[1:], dim=1)
+
+    def _run(self, ids: torch.Tensor, attention: torch.Tensor, weights: torch.Tensor,
+             seeds: Sequence[int], samples: int) -> list[torch.Tensor]:
         handles = [module.register_forward_hook(self._hook(name))
                    for name, module, _, _ in self.layers]
         requires = [p.requires_grad for p in self.model.parameters()]
@@ -97,15 +114,21 @@ class Featurizer:
                 p.requires_grad_(False)  # activation gradients only: no weight gradients
             ids, attention, weights = (t.to(self.device) for t in (ids, attention, weights))
             embeds = self.model.get_input_embeddings()(ids).detach().requires_grad_(True)
+            out = []
             with torch.enable_grad():
                 logits = self.model(inputs_embeds=embeds, attention_mask=attention).logits
-                nll = torch.nn.functional.cross_entropy(
-                    logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-                    ids[:, 1:].reshape(-1), reduction="none").view(ids.shape[0], -1)
-                (nll * weights[:, 1:]).sum().backward()
-            rows = [torch.einsum("btk,btj->bkj", self._grads[name], self._inputs[name])
-                    .reshape(ids.shape[0], -1) for name, _, _, _ in self.layers]
-            return torch.cat(rows, dim=1)
+                flat = logits[:, :-1].float()
+                targets = [ids[:, 1:], *_draws(flat.detach(), seeds, samples)]
+                for n, target in enumerate(targets):
+                    nll = torch.nn.functional.cross_entropy(
+                        flat.reshape(-1, flat.shape[-1]), target.reshape(-1),
+                        reduction="none").view(ids.shape[0], -1)
+                    self._grads.clear()
+                    (nll * weights[:, 1:]).sum().backward(retain_graph=n < len(targets) - 1)
+                    out.append(torch.cat(
+                        [torch.einsum("btk,btj->bkj", self._grads[name], self._inputs[name])
+                         .reshape(ids.shape[0], -1) for name, _, _, _ in self.layers], dim=1))
+            return out
         finally:
             for handle in handles:
                 handle.remove()
@@ -113,6 +136,29 @@ class Featurizer:
                 p.requires_grad_(flag)
             self._inputs.clear()
             self._grads.clear()
+
+
+def _draws(logits: torch.Tensor, seeds: Sequence[int], samples: int) -> list[torch.Tensor]:
+    """`samples` tensors (batch, positions) of next tokens drawn from softmax(logits), by
+    inverse CDF; uniforms laid out position-major, so a prefix of positions always gets the same
+    ones whatever the padded width."""
+    if not samples:
+        return []
+    cdf = torch.softmax(logits, dim=-1).cumsum(dim=-1)
+    batch, positions, vocab = cdf.shape
+    drawn = torch.empty((samples, batch, positions), dtype=torch.long, device=logits.device)
+    for row, seed in enumerate(seeds):
+        generator = torch.Generator().manual_seed(int(seed))
+        uniform = torch.rand((positions, samples), generator=generator).to(logits.device)
+        picked = torch.searchsorted(cdf[row].contiguous(), uniform * cdf[row, :, -1:])
+        drawn[:, row] = picked.clamp(max=vocab - 1).T
+    return list(drawn)
+
+
+def fisher_seed(seed: int, example_id: int) -> int:
+    """The seed of one stored example's label draws."""
+    digest = hashlib.sha256(f"fisher:{seed}:{example_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
 
 
 @dataclass(frozen=True)
@@ -145,8 +191,34 @@ def query_example(tokenizer: Any, prompt: str, completion: str, max_tokens: int)
 def featurize(featurizer: Featurizer, examples: Sequence[Example], batch_tokens: int = 8192,
               on_batch: Callable[[int], None] | None = None) -> np.ndarray:
     """(len(examples), dim) float32, in batches of similar length (sorted) to waste no padding."""
-    limit = _context(featurizer.model)
     out = np.zeros((len(examples), featurizer.dim), dtype=np.float32)
+    for rows, ids, mask, weights in _batches(featurizer, examples, batch_tokens):
+        out[rows] = featurizer.features(ids, mask, weights).cpu().numpy()
+        if on_batch:
+            on_batch(len(rows))
+    return out
+
+
+def featurize_with_fisher(featurizer: Featurizer, examples: Sequence[Example],
+                          seeds: Sequence[int], samples: int, batch_tokens: int = 8192,
+                          on_batch: Callable[[int], None] | None = None,
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """featurize, plus each example's (samples, dim) Fisher rows (see features_with_fisher)."""
+    out = np.zeros((len(examples), featurizer.dim), dtype=np.float32)
+    fisher = np.zeros((len(examples), samples, featurizer.dim), dtype=np.float32)
+    for rows, ids, mask, weights in _batches(featurizer, examples, batch_tokens):
+        real, drawn = featurizer.features_with_fisher(ids, mask, weights,
+                                                      [seeds[i] for i in rows], samples)
+        out[rows], fisher[rows] = real.cpu().numpy(), drawn.cpu().numpy()
+        if on_batch:
+            on_batch(len(rows))
+    return out, fisher
+
+
+def _batches(featurizer: Featurizer, examples: Sequence[Example], batch_tokens: int,
+             ) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(example indices, ids, attention mask, weights) of length-sorted, padded batches."""
+    limit = _context(featurizer.model)
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].ids))
     start = 0
     while start < len(order):
@@ -164,11 +236,8 @@ def featurize(featurizer: Featurizer, examples: Sequence[Example], batch_tokens:
             ids[row, :n] = torch.tensor(example.ids[:n])
             mask[row, :n] = 1
             weights[row, :n] = torch.tensor(example.weights[:n])
-        out[order[start:stop]] = featurizer.features(ids, mask, weights).cpu().numpy()
-        if on_batch:
-            on_batch(stop - start)
+        yield order[start:stop], ids, mask, weights
         start = stop
-    return out
 
 
 def _context(model: Any) -> int:
@@ -184,16 +253,32 @@ def _context(model: Any) -> int:
 class Shard:
     ids: np.ndarray        # (n,) int64 example ids (document ids)
     vectors: np.ndarray    # (n, dim) float16, memory-mapped when opened
+    # (n, samples, dim) float16 rows of the sampled Fisher (None: the Fisher is the vectors'
+    # own), read only to take removed examples out of the Fisher
+    fisher_rows: np.ndarray | None = None
 
 
-def shard_save(folder: Path, name: str, ids: np.ndarray, vectors: np.ndarray) -> dict[str, Any]:
-    """One shard: ids, fp16 vectors, and its Fisher contribution (sum of outer products, fp64),
-    written under temporary names and renamed, so a killed writer leaves no half shard."""
+def fisher_contribution(rows: np.ndarray) -> np.ndarray:
+    """sum over examples of the mean over draws of f f^T, from (n, dim) or (n, samples, dim)
+    rows, computed from their fp16 values (as stored) so a later downdate is exact."""
+    if rows.ndim == 2:
+        rows = rows[:, None, :]
+    wide = rows.astype(np.float16).astype(np.float64).reshape(-1, rows.shape[-1])
+    return (wide.T @ wide) / max(1, rows.shape[1])
+
+
+def shard_save(folder: Path, name: str, ids: np.ndarray, vectors: np.ndarray,
+               fisher_rows: np.ndarray | None = None) -> dict[str, Any]:
+    """One shard: ids, fp16 vectors, its Fisher contribution (fp64) and, for a sampled Fisher,
+    the fp16 rows it came from; written under temporary names and renamed, so a killed writer
+    leaves no half shard."""
     folder.mkdir(parents=True, exist_ok=True)
-    half = vectors.astype(np.float16)
-    wide = half.astype(np.float64)
-    for suffix, array in (("ids", ids.astype(np.int64)), ("vectors", half),
-                          ("fisher", wide.T @ wide)):
+    arrays: list[tuple[str, np.ndarray]] = [
+        ("ids", ids.astype(np.int64)), ("vectors", vectors.astype(np.float16)),
+        ("fisher", fisher_contribution(vectors if fisher_rows is None else fisher_rows))]
+    if fisher_rows is not None:
+        arrays.append(("fisher_rows", fisher_rows.astype(np.float16)))
+    for suffix, array in arrays:
         tmp = folder / f"{name}.{suffix}.tmp.npy"
         np.save(tmp, array)
         tmp.replace(folder / f"{name}.{suffix}.npy")
@@ -216,8 +301,8 @@ class Preconditioner:
         return solved.T.numpy()
 
     def downdate(self, rows: np.ndarray) -> None:
-        wide = rows.astype(np.float16).astype(np.float64)
-        self.fisher_sum = self.fisher_sum - wide.T @ wide
+        """Take examples out: their (n, dim) or (n, samples, dim) Fisher rows."""
+        self.fisher_sum = self.fisher_sum - fisher_contribution(rows)
         self.count -= len(rows)
 
 
@@ -253,7 +338,9 @@ class GradientStore:
         if meta.get("format") != FORMAT:
             raise ValueError(f"{folder}: gradient store format {meta.get('format')}")
         shards = [Shard(np.load(folder / f"{n}.ids.npy"),
-                        np.load(folder / f"{n}.vectors.npy", mmap_mode="r"))
+                        np.load(folder / f"{n}.vectors.npy", mmap_mode="r"),
+                        np.load(folder / f"{n}.fisher_rows.npy", mmap_mode="r")
+                        if (folder / f"{n}.fisher_rows.npy").exists() else None)
                   for n in meta["shards"]]
         pre = Preconditioner(np.load(folder / "fisher.npy"), int(meta["rows"]),
                              float(meta["damping"]))
@@ -264,13 +351,23 @@ class GradientStore:
         out = [shard.vectors[np.isin(shard.ids, wanted)] for shard in self.shards]
         return np.concatenate(out) if out else np.zeros((0, int(self.meta["dim"])))
 
+    def fisher_rows(self, ids: Iterable[int]) -> np.ndarray:
+        """(n, samples, dim): what these examples added to the Fisher."""
+        wanted = np.fromiter(ids, dtype=np.int64)
+        out = []
+        for shard in self.shards:
+            keep = np.isin(shard.ids, wanted)
+            source = shard.vectors[:, None, :] if shard.fisher_rows is None else shard.fisher_rows
+            out.append(np.asarray(source[keep]))
+        return np.concatenate(out) if out else np.zeros((0, 1, int(self.meta["dim"])))
+
     def without(self, removed: Iterable[int]) -> GradientStore:
         """The same store with removed ids masked out of scoring and out of the Fisher."""
         removed = np.fromiter(removed, dtype=np.int64)
         pre = Preconditioner(self.preconditioner.fisher_sum.copy(), self.preconditioner.count,
                              self.preconditioner.damping)
         if len(removed):
-            pre.downdate(np.asarray(self.rows(removed.tolist())))
+            pre.downdate(self.fisher_rows(removed.tolist()))
         masked = GradientStore(self.folder, self.shards, pre, {**self.meta})
         masked.meta["removed"] = removed
         return masked

@@ -1,10 +1,10 @@
 """Gradient indexes: the featurized training set of a checkpoint, built by a Celery chord of
 shard tasks on the gpu queue (several GPU workers share one build), and masked after takedowns.
 
-Layout in the artifact store: gradient_indexes/<id>/<snapshot>/<shard>.{ids,vectors,fisher}.npy
-and meta.json per snapshot ("final" = the checkpoint's own weights). A shard is written under
-temporary names and renamed, and the row records which shards are done, so a redelivered or
-rerun shard task redoes only its own shard.
+Layout in the artifact store: gradient_indexes/<id>/<snapshot>/<shard>.{ids,vectors,fisher,
+fisher_rows}.npy and meta.json per snapshot ("final" = the checkpoint's own weights). A shard is
+written under temporary names and renamed, and the row records which shards are done, so a
+redelivered or rerun shard task redoes only its own shard.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def gradient_index_create(*, checkpoint: ModelCheckpoint, actor: User | None,
 def gradient_index_plan(*, index_id: int) -> list[tuple[str, int, list[int]]] | None:
     """Claim the build and cut it into (snapshot, shard number, document ids) pieces; None when
     the index is not waiting for a build. Documents removed before the build are left out."""
+    from attribution.engine.features import FeatureSpec
     from provenance.engine import lm
 
     with transaction.atomic():
@@ -71,13 +72,16 @@ def gradient_index_plan(*, index_id: int) -> list[tuple[str, int, list[int]]] | 
         shards = [docs[i:i + size] for i in range(0, len(docs), size)] or [[]]
         if index.state == State.QUEUED:  # a rerun of the planner keeps the shards done
             index.shards_done = []
+            # Automatic choices (the Fisher's label draws) are made once, for the whole build.
+            index.spec = FeatureSpec.from_dict(index.spec).resolved(len(docs)).to_dict()
         index.position = sum(len(shards[int(key.split("/")[1])]) for key in index.shards_done)
         index.state, index.stage = State.RUNNING, "featurizing"
         index.started_at = index.started_at or timezone.now()
         index.snapshots, index.shard_count = snapshots, len(shards)
         index.total, index.path = len(docs) * len(snapshots), str(index_dir(index_id))
         index.save(update_fields=["state", "stage", "started_at", "snapshots", "shard_count",
-                                  "total", "path", "shards_done", "position", "updated_at"])
+                                  "total", "path", "shards_done", "position", "spec",
+                                  "updated_at"])
     done = set(index.shards_done)
     return [(snap, n, ids) for snap in snapshots for n, ids in enumerate(shards)
             if f"{snap}/{n}" not in done]
@@ -121,9 +125,16 @@ def gradient_shard_build(*, index_id: int, snapshot: str, shard: int,
             GradientIndex.objects.filter(pk=index_id).update(position=F("position") + n,
                                                              updated_at=timezone.now())
 
-        vectors = influence.featurize(featurizer, examples, on_batch=advance)
+        samples = spec.fisher_samples if spec.fisher == "sampled" else 0
+        if samples:
+            seeds = [influence.fisher_seed(spec.seed, d) for d in doc_ids]
+            vectors, fisher_rows = influence.featurize_with_fisher(
+                featurizer, examples, seeds, samples, on_batch=advance)
+        else:
+            vectors, fisher_rows = influence.featurize(featurizer, examples,
+                                                       on_batch=advance), None
         influence.shard_save(Path(index.path) / snapshot, f"{shard:05d}",
-                             np.asarray(doc_ids, dtype=np.int64), vectors)
+                             np.asarray(doc_ids, dtype=np.int64), vectors, fisher_rows)
         with transaction.atomic():
             row = GradientIndex.objects.select_for_update().get(pk=index_id)
             if key not in row.shards_done:
@@ -162,7 +173,9 @@ def gradient_index_finalize(*, index_id: int) -> GradientIndex | None:
         return index
     with transaction.atomic():
         GradientIndex.objects.filter(pk=index_id).update(
-            state=State.SUCCEEDED, stage="done", rows=rows, bytes_per_row=2 * index.dim,
+            # fp16: the scored row, and the Fisher rows kept for exact takedown downdates
+            state=State.SUCCEEDED, stage="done", rows=rows,
+            bytes_per_row=2 * index.dim * (1 + int(index.spec.get("fisher_samples", 0))),
             finished_at=timezone.now(), updated_at=timezone.now())
         index.refresh_from_db()
         ledger_append(actor=index.created_by, event="gradient_index.built", subject=index,

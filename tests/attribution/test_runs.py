@@ -1,6 +1,7 @@
 """Attribution runs end to end in this process: indexes built by their services, a tiny model
 trained on planted facts, every method, the report and its ledger entry."""
 
+import numpy as np
 import pytest
 
 from attribution.models import AttributionResult, AttributionRun, GradientIndex, ModelOutput
@@ -9,6 +10,7 @@ from attribution.services.influence import (
     gradient_index_mask,
     gradient_index_plan,
     gradient_shard_build,
+    open_stores,
 )
 from attribution.services.reports import report_verify
 from attribution.services.runs import attribution_run_create, attribution_run_execute
@@ -117,10 +119,16 @@ def test_after_a_takedown_removed_documents_are_masked_and_their_text_is_never_s
     passage = Document.objects.filter(occurrences__source=other).order_by("pk")[2]
     first = attribute(checkpoint, passage.text, methods=["spans", "influence"])
     assert first.results.filter(document=passage).exists()
+    spec = first.gradient_index.spec
+    assert spec["fisher"] == "sampled" and spec["fisher_samples"] >= 1  # fixed by the build
+    before = open_stores(first.gradient_index)[-1].preconditioner
     document_tombstone(document=passage, actor=None, reason="takedown", purge_text=True)
     index = gradient_index_mask(index=first.gradient_index, document_ids=[passage.pk],
                                 actor=None)
     assert index.generation == 2
+    after = open_stores(index)[-1].preconditioner  # its drawn rows out of the Fisher
+    assert after.count == before.count - 1
+    assert not np.allclose(after.fisher_sum, before.fisher_sum)
     again = attribute(checkpoint, first.output.completion, methods=["spans", "influence"])
     assert not again.results.filter(method="influence", document=passage).exists()
     span_row = again.results.get(method="spans", document=passage)  # still counted

@@ -62,10 +62,47 @@ def test_featurize_in_length_sorted_batches_matches_one_at_a_time(tiny):
     np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-5)
 
 
-def _store(tmp_path, rows: np.ndarray, ids: np.ndarray, shards: int = 2) -> inf.GradientStore:
+def test_fisher_draws_follow_the_models_distribution():
+    logits = torch.log(torch.tensor([[[0.7, 0.2, 0.1, 0.0]]]))  # one row, one position
+    drawn = torch.cat([inf._draws(logits, [seed], 1)[0] for seed in range(3000)]).flatten()
+    freq = torch.bincount(drawn, minlength=4).float() / len(drawn)
+    assert torch.allclose(freq, torch.tensor([0.7, 0.2, 0.1, 0.0]), atol=0.03)
+    assert drawn.max() < 3  # a token of probability 0 is never drawn
+
+
+def test_fisher_rows_depend_on_the_seed_not_on_the_batch(tiny):
+    featurizer = inf.Featurizer(tiny, inf.FeatureSpec(k_max=4))
+    rng = np.random.default_rng(0)
+    examples = [inf.Example([0, *rng.integers(1, 60, n).tolist()], [0.0] + [1.0] * n)
+                for n in (3, 9, 5, 12)]
+    seeds = [inf.fisher_seed(0, i) for i in range(4)]
+    real, drawn = inf.featurize_with_fisher(featurizer, examples, seeds, 3, batch_tokens=64)
+    np.testing.assert_allclose(real, inf.featurize(featurizer, examples), rtol=1e-4, atol=1e-5)
+    assert drawn.shape == (4, 3, featurizer.dim)
+    alone = np.stack([inf.featurize_with_fisher(featurizer, [e], [s], 3)[1][0]
+                      for e, s in zip(examples, seeds, strict=True)])
+    np.testing.assert_allclose(drawn, alone, rtol=1e-4, atol=1e-5)  # padding, batch: no change
+    reseeded = inf.featurize_with_fisher(featurizer, examples, [s + 1 for s in seeds], 3)[1]
+    assert not np.allclose(drawn, reseeded)
+    assert not np.allclose(drawn[:, 0], real)  # drawn tokens, not the training ones
+
+
+def test_automatic_fisher_draws_give_a_full_rank_estimate_then_one_draw():
+    spec = inf.FeatureSpec(max_dim=4096)
+    assert spec.samples_for(240) == 16 and spec.samples_for(1000) == 9
+    assert spec.samples_for(10**6) == 1
+    assert inf.FeatureSpec(fisher="empirical").samples_for(10) == 0
+    assert spec.resolved(1000).fisher_samples == 9
+    with pytest.raises(ValueError, match="fisher"):
+        inf.FeatureSpec.from_dict({"fisher": "exact"})
+
+
+def _store(tmp_path, rows: np.ndarray, ids: np.ndarray, shards: int = 2,
+           fisher_rows: np.ndarray | None = None) -> inf.GradientStore:
     names = []
     for n, part in enumerate(np.array_split(np.arange(len(ids)), shards)):
-        names.append(inf.shard_save(tmp_path, f"{n:05d}", ids[part], rows[part])["name"])
+        names.append(inf.shard_save(tmp_path, f"{n:05d}", ids[part], rows[part],
+                                    None if fisher_rows is None else fisher_rows[part])["name"])
     return inf.GradientStore.finalize(tmp_path, names, {"dim": rows.shape[1]}, damping=0.1)
 
 
@@ -101,6 +138,22 @@ def test_masking_rows_downdates_the_fisher_to_a_store_built_without_them(tmp_pat
     np.testing.assert_array_equal(m_ids, r_ids)
     np.testing.assert_allclose(m_scores, r_scores, rtol=1e-6)
     assert 3 not in inf.rank([masked], [query], k=30).ids
+
+
+def test_masking_takes_a_sampled_fishers_own_rows_out(tmp_path):
+    rng = np.random.default_rng(4)
+    rows = rng.normal(size=(20, 4)).astype(np.float32)
+    drawn = rng.normal(size=(20, 3, 4)).astype(np.float32)
+    ids = np.arange(20)
+    full = _store(tmp_path / "full", rows, ids, fisher_rows=drawn)
+    wide = drawn.astype(np.float16).astype(np.float64).reshape(-1, 4)
+    np.testing.assert_allclose(full.preconditioner.fisher_sum, wide.T @ wide / 3)
+    keep = np.setdiff1d(ids, [5, 6])
+    rebuilt = _store(tmp_path / "rebuilt", rows[keep], keep, fisher_rows=drawn[keep])
+    masked = full.without([5, 6])
+    np.testing.assert_allclose(masked.preconditioner.fisher_sum,
+                               rebuilt.preconditioner.fisher_sum, atol=1e-9)
+    assert masked.preconditioner.count == rebuilt.preconditioner.count == 18
 
 
 def test_an_ensemble_sums_its_members_scores_and_refuses_mismatched_stores(tmp_path):
