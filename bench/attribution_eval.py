@@ -151,7 +151,7 @@ def main() -> None:
     config = {"vocab_size": 512, "n_layer": 2, "n_head": 4, "n_embd": 64, "seq_len": 32,
               "epochs": args.epochs, "batch_size": 8, "learning_rate": 3e-3,
               "heldout_fraction": 0.0, "checkpoint_every": 10_000, "warmup_steps": 10,
-              "pack": False, "snapshots": 2}
+              "pack": False, "snapshots": 5}
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="factworld-"))
     try:
@@ -194,11 +194,15 @@ def main() -> None:
         finals = [scores_of(d, None) for d in full_dirs]
         trajectory = [*[scores_of(full_dirs[0], s) for s in lm.snapshots(full_dirs[0])],
                       finals[0]]
+        # Snapshots at 1/6 ... 5/6 of training: every other one and the final weights are what
+        # "snapshots": 2 keeps (same seed, same data order, same weights).
+        kept2 = trajectory[1::2]
         variants = {
             "influence x1": finals[0][0],
-            f"influence, {len(trajectory)} snapshots": sum(m[0] for m in trajectory),
+            f"influence, {len(kept2)} checkpoints": sum(m[0] for m in kept2),
+            f"influence, {len(trajectory)} checkpoints": sum(m[0] for m in trajectory),
             f"influence, {len(finals)} seeds": sum(m[0] for m in finals),
-            f"empirical Fisher, {len(trajectory)} snapshots": sum(m[1] for m in trajectory),
+            f"empirical Fisher, {len(trajectory)} ckpts": sum(m[1] for m in trajectory),
             "dot product x1": finals[0][2],
             "idf word overlap": np.array(idf_overlap(docs, queries)),
         }

@@ -19,7 +19,10 @@ query latency against large stores. Pure engine: no Django, no database.
    p50 of 5 (page cache warm), against a plain-numpy scorer with large blocks in the same run.
    Goal: <= 10 s on CPU for 10^6.
 
-Writes bench/results/attribution_perf.json (or --out).
+4. Sentence embeddings (all-MiniLM-L6-v2) of demo texts, texts/s at one thread and at all.
+
+`--parts` runs some of these; the JSON keeps the other parts' last figures, each part with the
+time and machine it ran on. Writes bench/results/attribution_perf.json (or --out).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+PARTS = ["throughput", "storage", "latency", "embeddings"]
 SIZES: dict[str, dict[str, Any]] = {
     "default": {},  # TrainConfig defaults (the demo model)
     "wide": {"n_layer": 4, "n_head": 8, "n_embd": 256, "seq_len": 256, "batch_size": 32,
@@ -188,6 +192,58 @@ def numpy_rank(store: Any, query: np.ndarray, k: int) -> np.ndarray:
     return all_ids[np.argsort(-flat, kind="stable")[:k]]
 
 
+def embedding_rate(threads: list[int]) -> list[dict[str, Any]]:
+    """Sentence embeddings (all-MiniLM-L6-v2) of the demo corpus, texts/s at 1 and all threads
+    (the issue's reference: about 40 texts/s per core on CPU)."""
+    import torch
+
+    from provenance import demo
+    from provenance.engine.embeddings import embed
+
+    texts = [t for s in demo.build_corpus() for t in s.texts][:256]
+    embed(texts[:8])  # load the model once
+    rows = []
+    before = torch.get_num_threads()
+    for n in threads:
+        torch.set_num_threads(n)
+        start = time.perf_counter()
+        embed(texts)
+        wall = time.perf_counter() - start
+        rows.append({"threads": n, "texts": len(texts), "texts_per_s": len(texts) / wall,
+                     "mean_chars": sum(map(len, texts)) / len(texts)})
+    torch.set_num_threads(before)
+    return rows
+
+
+def print_throughput(speed: list[dict[str, Any]]) -> None:
+    print(f"\n{'size':<8} {'device':<6} {'params':>9} {'layers':>6} {'dim':>5} "
+          f"{'train tok/s':>12} {'featurize tok/s':>16} {'ratio':>6} "
+          f"{'+1 Fisher draw tok/s':>21} {'ratio':>6}   (goal >= 0.5)")
+    for r in speed:
+        print(f"{r['size']:<8} {r['device']:<6} {r['parameters']:>9,} {r['layers']:>6} "
+              f"{r['dim']:>5} {r['train_tokens_per_s']:>12,.0f} "
+              f"{r['featurize_tokens_per_s']:>16,.0f} {r['ratio']:>6.2f} "
+              f"{r['build_tokens_per_s']:>21,.0f} {r['build_ratio']:>6.2f}")
+
+
+def print_storage(storage: list[dict[str, Any]]) -> None:
+    print(f"\n{'dim':>5} {'scored bytes/row':>17} {'Fisher rows':>12} {'ids':>5} "
+          f"{'goal (2 x dim)':>15}")
+    for s in storage:
+        print(f"{s['dim']:>5} {s['scored_bytes_per_row']:>17,.1f} "
+              f"{s['fisher_rows_bytes_per_row']:>12,.1f} {s['ids_bytes_per_row']:>5,.1f} "
+              f"{s['goal_bytes_per_row']:>15,}")
+
+
+def print_latency(latency: list[dict[str, Any]]) -> None:
+    print(f"\n{'rows':>10} {'dim':>5} {'store GB':>9} {'first s':>8} {'p50 s':>7} {'max s':>7}"
+          f" {'numpy p50 s':>12} {'speedup':>8}   (goal <= 10 s on CPU for 10^6)")
+    for q in latency:
+        print(f"{q['rows']:>10,} {q['dim']:>5} {q['store_bytes'] / 1e9:>9.2f} "
+              f"{q['first_query_s']:>8.2f} {q['p50_query_s']:>7.2f} {q['max_query_s']:>7.2f}"
+              f" {q['numpy_p50_query_s']:>12.2f} {q['speedup']:>8.1f}")
+
+
 def main() -> int:
     import torch
 
@@ -198,6 +254,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--store-rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--parts", nargs="+", default=PARTS, choices=PARTS)
     parser.add_argument("--store-dir", type=Path, default=None,
                         help="where the synthetic stores are written (default: a temp dir)")
     parser.add_argument("--out", type=Path,
@@ -205,46 +262,43 @@ def main() -> int:
     args = parser.parse_args()
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
 
-    speed = [throughput(size, device, args.rounds, args.steps)
-             for size in args.sizes for device in devices]
-    print(f"\n{'size':<8} {'device':<6} {'params':>9} {'layers':>6} {'dim':>5} "
-          f"{'train tok/s':>12} {'featurize tok/s':>16} {'ratio':>6} "
-          f"{'+1 Fisher draw tok/s':>21} {'ratio':>6}   (goal >= 0.5)")
-    for r in speed:
-        print(f"{r['size']:<8} {r['device']:<6} {r['parameters']:>9,} {r['layers']:>6} "
-              f"{r['dim']:>5} {r['train_tokens_per_s']:>12,.0f} "
-              f"{r['featurize_tokens_per_s']:>16,.0f} {r['ratio']:>6.2f} "
-              f"{r['build_tokens_per_s']:>21,.0f} {r['build_ratio']:>6.2f}")
-
-    dims = sorted({int(r["dim"]) for r in speed})
-    storage = [bytes_per_example(dim, 2_000) for dim in dims]
-    print(f"\n{'dim':>5} {'scored bytes/row':>17} {'Fisher rows':>12} {'ids':>5} "
-          f"{'goal (2 x dim)':>15}")
-    for s in storage:
-        print(f"{s['dim']:>5} {s['scored_bytes_per_row']:>17,.1f} "
-              f"{s['fisher_rows_bytes_per_row']:>12,.1f} {s['ids_bytes_per_row']:>5,.1f} "
-              f"{s['goal_bytes_per_row']:>15,}")
-
-    dim = int(speed[0]["dim"])
-    latency = []
-    with tempfile.TemporaryDirectory(dir=args.store_dir) as tmp:
-        for rows in args.store_rows:
-            latency.append(query_latency(rows, dim, Path(tmp) / f"store-{rows}", args.repeats))
-    print(f"\n{'rows':>10} {'dim':>5} {'store GB':>9} {'first s':>8} {'p50 s':>7} {'max s':>7}"
-          f" {'numpy p50 s':>12} {'speedup':>8}   (goal <= 10 s on CPU for 10^6)")
-    for q in latency:
-        print(f"{q['rows']:>10,} {q['dim']:>5} {q['store_bytes'] / 1e9:>9.2f} "
-              f"{q['first_query_s']:>8.2f} {q['p50_query_s']:>7.2f} {q['max_query_s']:>7.2f}"
-              f" {q['numpy_p50_query_s']:>12.2f} {q['speedup']:>8.1f}")
+    results: dict[str, Any] = {}
+    if "throughput" in args.parts or "storage" in args.parts or "latency" in args.parts:
+        speed = [throughput(size, device, args.rounds, args.steps)
+                 for size in args.sizes for device in devices] \
+            if "throughput" in args.parts else []
+        dims = sorted({int(r["dim"]) for r in speed}) or [2304]  # the default model's
+        if speed:
+            results["throughput"] = speed
+            print_throughput(speed)
+        if "storage" in args.parts:
+            results["storage"] = [bytes_per_example(dim, 2_000) for dim in dims]
+            print_storage(results["storage"])
+        if "latency" in args.parts:
+            with tempfile.TemporaryDirectory(dir=args.store_dir) as tmp:
+                results["query_latency"] = [
+                    query_latency(rows, dims[0], Path(tmp) / f"store-{rows}", args.repeats)
+                    for rows in args.store_rows]
+            print_latency(results["query_latency"])
+    if "embeddings" in args.parts:
+        results["embeddings"] = embedding_rate(sorted({1, torch.get_num_threads()}))
+        print(f"\n{'threads':>7} {'texts':>6} {'texts/s':>8}   (reference: ~40 texts/s a core)")
+        for e in results["embeddings"]:
+            print(f"{e['threads']:>7} {e['texts']:>6} {e['texts_per_s']:>8.1f}")
 
     machine = {"cpus": os.cpu_count(), "torch": torch.__version__,
                "threads": torch.get_num_threads(),
                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                "python": platform.python_version()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"benchmark": "attribution_perf", "machine": machine,
-                                    "throughput": speed, "storage": storage,
-                                    "query_latency": latency}, indent=2) + "\n")
+    # A run of some parts keeps the other parts' last figures (each part says when it ran).
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {}
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    merged = {**previous.get("parts", {}),
+              **{part: {"ran_at": stamp, "machine": machine, "results": value}
+                 for part, value in results.items()}}
+    args.out.write_text(json.dumps({"benchmark": "attribution_perf", "parts": merged},
+                                   indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
 

@@ -114,6 +114,8 @@ def main() -> int:
         doc = Document.objects.get(pk=docs[0])
         removed[doc.pk] = doc.text
         document_tombstone(document=doc, actor=None, reason="bench: takedown", purge_text=True)
+    kept = "\n".join(Document.objects.filter(removed_at__isnull=True)
+                     .values_list("text", flat=True))
     client = Client(HTTP_HOST="localhost")
     client.force_login(auditor)
     leaks, blocked_rows = 0, 0
@@ -128,10 +130,16 @@ def main() -> int:
             blocked_rows += 1
             spans = result.evidence.get("spans", [])
             leaks += sum(1 for s in spans if s.get("text"))
+            entry = run.report.body["documents"][str(result.document_id)]
+            leaks += int(not entry["blocked"] or entry["excerpt"] is not None)
         for text in removed.values():
-            # Any 60-character piece of a removed document's own text (before its canary).
-            pieces = [text[i:i + 60] for i in range(0, max(1, len(text) - 60), 60)]
-            leaks += sum(1 for p in pieces if p in body or p in html)
+            # Any 60-character piece of a removed document's text that nothing else holds: not
+            # a kept document (the demo's letters share template sentences, the mirror copies),
+            # nor the output itself (which a report always shows).
+            pieces = [text[i:i + 60] for i in range(0, max(1, len(text) - 60), 20)]
+            own = [p for p in pieces if p not in kept and p not in output.prompt
+                   and p not in output.completion]
+            leaks += sum(1 for p in own if p in body or p in html)
         found, total = traced(run, source_id)
         after.append({"run": run.pk, "carriers_found": found, "of": total})
 

@@ -87,3 +87,21 @@ def test_a_generation_can_be_asked_for_from_the_checkpoint_page(client, users, m
     assert client.post(url, {"prompt": "  "}).status_code == 400
     client.force_login(users["auditor"])
     assert client.post(url, {"prompt": "x"}).status_code == 403
+
+
+def test_every_role_signs_in_on_the_sign_in_page_and_out_again(client, users):
+    users["auditor"].set_password("s3cret-pass")
+    users["auditor"].save()
+    assert client.get("/runs/")["Location"].startswith("/accounts/login/?next=/runs/")
+    page = client.get("/accounts/login/?next=/runs/")
+    assert page.status_code == 200 and b'name="password"' in page.content
+    wrong = client.post("/accounts/login/", {"username": "auditor", "password": "nope",
+                                             "next": "/runs/"})
+    assert wrong.status_code == 200 and b"didn't match" in wrong.content
+    signed = client.post("/accounts/login/", {"username": users["auditor"].username,
+                                              "password": "s3cret-pass", "next": "/runs/"})
+    assert signed.status_code == 302 and signed["Location"] == "/runs/"
+    home = client.get("/")
+    assert b"sign out" in home.content and b'href="/admin/"' not in home.content  # not staff
+    assert client.post("/accounts/logout/").status_code == 302
+    assert client.get("/runs/").status_code == 302
