@@ -185,6 +185,14 @@ TRAILMARK: dict[str, Any] = {
                                                       "20000")),
     # Documents embedded per background task (sentence embeddings, default queue).
     "EMBED_BATCH": int(os.environ.get("TRAILMARK_EMBED_BATCH", "512")),
+    # Takedowns: the holiday calendar of business-day deadlines (a `holidays` country code),
+    # and the internal service levels in business days from receipt (per legal basis, or the
+    # "decide" default); the law's own limits (GDPR's month) apply on top.
+    "TAKEDOWN_HOLIDAYS": os.environ.get("TRAILMARK_TAKEDOWN_HOLIDAYS", "US"),
+    "TAKEDOWN_SERVICE_LEVELS": {"acknowledge": 2, "decide": 10, "dsa_16": 7, "cdsm_4": 20,
+                                "licence_revocation": 20, "voluntary": 30},
+    "TAKEDOWN_FROM_EMAIL": os.environ.get("TRAILMARK_TAKEDOWN_FROM_EMAIL",
+                                          "takedowns@trailmark.invalid"),
 }
 
 LOGGING = {

@@ -1,0 +1,80 @@
+"""/api/v1/takedowns/: file a request, answer what it lacks, withdraw it; reviewers move it
+through the workflow. Every change goes through takedowns.services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from provenance.apis.base import ServiceViewSet
+from provenance.permissions import STAFF, Role
+from takedowns import selectors
+from takedowns import serializers as s
+from takedowns.services import (
+    takedown_decide,
+    takedown_file,
+    takedown_supplement,
+    takedown_withdraw,
+)
+
+CLAIMANTS = STAFF | {Role.RIGHTS_HOLDER}
+
+
+def _plain(data: dict[str, Any]) -> dict[str, Any]:
+    """Validated serializer data as plain dicts and lists for the service."""
+    out = dict(data)
+    if "statements" in out:
+        out["statements"] = dict(out["statements"])
+    if "works" in out:
+        out["works"] = [dict(w) for w in out["works"]]
+    return out
+
+
+class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    serializer_class = s.TakedownOut
+    filterset_fields = ["state", "legal_basis"]
+    write_roles = CLAIMANTS
+    action_write_roles = {"decide": STAFF}
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.takedown_list(self.request.user)
+
+    @extend_schema(request=s.TakedownIn, responses={201: s.TakedownOut})
+    def create(self, request: Request) -> Response:
+        """File a request. It is acknowledged at once with its reference and deadlines, and
+        checked against its legal basis: a request that lacks a required element goes to
+        `needs_info`, with the list of what is missing."""
+        taken = takedown_file(actor=self.actor, data=_plain(self.valid(s.TakedownIn)))
+        return self.out(self.get_queryset().get(pk=taken.pk), status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.TakedownFields, responses={200: s.TakedownOut})
+    @action(detail=True, methods=["post"])
+    def supplement(self, request: Request, pk: str) -> Response:
+        """Answer a `needs_info`: the given fields replace the old ones, works are added."""
+        taken = takedown_supplement(request=self.get_object(), actor=self.actor,
+                                    data=_plain(self.valid(s.TakedownFields)))
+        return self.out(self.get_queryset().get(pk=taken.pk))
+
+    @extend_schema(request=s.TakedownWithdrawIn, responses={200: s.TakedownOut})
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request: Request, pk: str) -> Response:
+        data = self.valid(s.TakedownWithdrawIn)
+        taken = takedown_withdraw(request=self.get_object(), actor=self.actor,
+                                  reason=data.get("reason", ""))
+        return self.out(self.get_queryset().get(pk=taken.pk))
+
+    @extend_schema(request=s.TakedownDecisionIn, responses={200: s.TakedownOut})
+    @action(detail=True, methods=["post"])
+    def decide(self, request: Request, pk: str) -> Response:
+        """A reviewer's step (accept, reject with reasons, duplicate of another request, or the
+        next remediation stage); refused with 409 when the workflow does not allow it."""
+        data = self.valid(s.TakedownDecisionIn)
+        taken = takedown_decide(request=self.get_object(), actor=self.actor, to=data["to"],
+                                reasons=data.get("reasons", ""),
+                                duplicate_of=data.get("duplicate_of"))
+        return self.out(self.get_queryset().get(pk=taken.pk))

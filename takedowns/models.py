@@ -1,0 +1,126 @@
+"""Takedown requests: who asks, on which legal basis, for which works, and where each stands."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class TakedownRequest(models.Model):
+    class State(models.TextChoices):
+        RECEIVED = "received"
+        ACKNOWLEDGED = "acknowledged"
+        VALIDATING = "validating"
+        NEEDS_INFO = "needs_info"
+        REJECTED = "rejected"
+        ACCEPTED = "accepted"
+        SCOPING = "scoping"
+        DATA_REMEDIATED = "data_remediated"
+        MODEL_REMEDIATION = "model_remediation"
+        VERIFYING = "verifying"
+        DECIDED = "decided"
+        CLOSED = "closed"
+        COUNTER_NOTICE = "counter_notice"
+        RESTORE_WINDOW = "restore_window"
+        RESTORED = "restored"
+        LITIGATION_HOLD = "litigation_hold"
+        WITHDRAWN = "withdrawn"
+        DUPLICATE = "duplicate"
+
+    class Basis(models.TextChoices):
+        DMCA = "dmca_512", "DMCA §512 notice"
+        DSA = "dsa_16", "EU DSA Art. 16 notice"
+        CDSM = "cdsm_4", "EU CDSM Art. 4 text-and-data-mining opt-out"
+        GDPR = "gdpr_17", "GDPR Art. 17 erasure"
+        LICENCE = "licence_revocation", "Licence revocation"
+        VOLUNTARY = "voluntary", "Voluntary request"
+
+    class Remedy(models.TextChoices):
+        EXCLUDE = "exclude_future", "Exclude from future dataset versions"
+        MODELS = "remove_from_models", "Remove from trained models"
+        BOTH = "both", "Both"
+
+    class Authority(models.TextChoices):
+        OWNER = "owner"
+        AGENT = "agent"
+        DATA_SUBJECT = "data_subject"
+        REPRESENTATIVE = "representative"
+
+    reference = models.CharField(max_length=20, unique=True, editable=False)
+    filed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                 on_delete=models.SET_NULL, related_name="takedowns_filed")
+    rights_holder = models.ForeignKey("provenance.RightsHolder", null=True, blank=True,
+                                      on_delete=models.PROTECT, related_name="takedowns")
+    legal_basis = models.CharField(max_length=30, choices=Basis.choices)
+    remedy = models.CharField(max_length=30, choices=Remedy.choices, default=Remedy.BOTH)
+    # The claimant and their authority
+    claimant_name = models.CharField(max_length=200, blank=True)
+    claimant_email = models.EmailField(blank=True)
+    organisation = models.CharField(max_length=200, blank=True)
+    postal_address = models.TextField(blank=True)
+    telephone = models.CharField(max_length=50, blank=True)
+    authority = models.CharField(max_length=20, choices=Authority.choices, blank=True)
+    proof = models.TextField(blank=True)  # of an agent's or representative's authority
+    # What some regimes ask for
+    explanation = models.TextField(blank=True)     # DSA: why the content is illegal
+    reservation = models.TextField(blank=True)     # CDSM: where and since when TDM was reserved
+    personal_data = models.TextField(blank=True)   # GDPR: which personal data
+    ground = models.CharField(max_length=1, blank=True)  # GDPR Art. 17(1)(a)-(f)
+    licence = models.TextField(blank=True)         # licence revocation: which, under what terms
+    statements = models.JSONField(default=dict, blank=True)  # {"good_faith": true, ...}
+    signature = models.CharField(max_length=200, blank=True)  # the signer's typed name
+    signed_at = models.DateTimeField(null=True, blank=True)
+    # Where it stands
+    state = models.CharField(max_length=30, choices=State.choices, default=State.RECEIVED)
+    state_changed_at = models.DateTimeField()
+    missing = models.JSONField(default=list, blank=True)  # [{"element", "message"}]
+    deadlines = models.JSONField(default=dict, blank=True)  # {"acknowledge": "2026-12-03"}
+    decision_reasons = models.TextField(blank=True)
+    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="duplicates")
+    received_at = models.DateTimeField()
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["state", "received_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(state="duplicate") | models.Q(duplicate_of__isnull=False),
+                name="takedown_duplicate_names_its_original"),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class TakedownWork(models.Model):
+    """One work a request names: a title and whatever identifies it."""
+
+    request = models.ForeignKey(TakedownRequest, on_delete=models.CASCADE, related_name="works")
+    title = models.CharField(max_length=500)
+    identifiers = models.JSONField(default=list, blank=True)   # ISBN, DOI, ISRC, internal ids ...
+    urls = models.JSONField(default=list, blank=True)
+    sample_text = models.TextField(blank=True)
+    sample_sha256 = models.CharField(max_length=64, blank=True)  # of the normalised sample
+
+    class Meta:
+        ordering = ["id"]
+
+
+class TakedownEvent(models.Model):
+    """Every state change, who made it and why; mirrored in the ledger."""
+
+    request = models.ForeignKey(TakedownRequest, on_delete=models.CASCADE, related_name="events")
+    from_state = models.CharField(max_length=30, blank=True)
+    to_state = models.CharField(max_length=30)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                              on_delete=models.SET_NULL, related_name="+")
+    note = models.TextField(blank=True)
+    at = models.DateTimeField()
+    ledger_entry = models.ForeignKey("provenance.LedgerEntry", null=True, blank=True,
+                                     on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["at", "id"]

@@ -1,0 +1,25 @@
+"""Reads of takedown requests, scoped to who asks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from provenance.permissions import STAFF, Role, role_of
+from takedowns.models import TakedownRequest
+
+
+def takedown_list(user: Any) -> QuerySet[TakedownRequest]:
+    """Staff and auditors see every request; anyone else the ones they filed or their
+    rights-holder's."""
+    rows = TakedownRequest.objects.prefetch_related("works", "events")
+    role = role_of(user)
+    if role in STAFF | {Role.AUDITOR}:
+        return rows
+    if role is None:
+        return rows.none()
+    mine = Q(filed_by=user)
+    if user.rights_holder_id:
+        mine |= Q(rights_holder_id=user.rights_holder_id)
+    return rows.filter(mine)

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from takedowns.models import TakedownEvent, TakedownRequest, TakedownWork
+
+State = TakedownRequest.State
+
+
+class WorkIn(serializers.Serializer):
+    title = serializers.CharField(max_length=500, allow_blank=True, required=False)
+    identifiers = serializers.ListField(child=serializers.CharField(max_length=200),
+                                        required=False, max_length=100)
+    urls = serializers.ListField(child=serializers.URLField(max_length=2000), required=False,
+                                 max_length=100)
+    sample_text = serializers.CharField(required=False, allow_blank=True, max_length=200_000)
+
+
+class StatementsIn(serializers.Serializer):
+    good_faith = serializers.BooleanField(required=False, help_text="DMCA §512(c)(3)(A)(v)")
+    accuracy = serializers.BooleanField(required=False, help_text="DMCA §512(c)(3)(A)(vi)")
+    authority_under_perjury = serializers.BooleanField(
+        required=False, help_text="DMCA §512(c)(3)(A)(vi): under penalty of perjury")
+    bona_fide = serializers.BooleanField(required=False, help_text="DSA Art. 16(2)(d)")
+
+
+class TakedownFields(serializers.Serializer):
+    remedy = serializers.ChoiceField(TakedownRequest.Remedy.choices, required=False)
+    claimant_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    claimant_email = serializers.EmailField(required=False, allow_blank=True)
+    organisation = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    postal_address = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    telephone = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    authority = serializers.ChoiceField(TakedownRequest.Authority.choices, required=False)
+    proof = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
+    explanation = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
+    reservation = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
+    personal_data = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
+    ground = serializers.ChoiceField([(g, g) for g in "abcdef"], required=False,
+                                     help_text="GDPR Art. 17(1)(a)-(f)")
+    licence = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
+    statements = StatementsIn(required=False)
+    signature = serializers.CharField(max_length=200, required=False, allow_blank=True,
+                                      help_text="the signer's typed full name")
+    works = WorkIn(many=True, required=False)
+
+
+class TakedownIn(TakedownFields):
+    legal_basis = serializers.ChoiceField(TakedownRequest.Basis.choices)
+
+
+class TakedownDecisionIn(serializers.Serializer):
+    to = serializers.ChoiceField([s for s in State.values if s != State.WITHDRAWN])
+    reasons = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
+    duplicate_of = serializers.PrimaryKeyRelatedField(queryset=TakedownRequest.objects.all(),
+                                                      required=False)
+
+
+class TakedownWithdrawIn(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=5000)
+
+
+class WorkOut(serializers.ModelSerializer):
+    class Meta:
+        model = TakedownWork
+        fields = ["id", "title", "identifiers", "urls", "sample_sha256"]
+
+
+class EventOut(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username", default=None)
+    ledger_seq = serializers.IntegerField(source="ledger_entry.seq", default=None)
+
+    class Meta:
+        model = TakedownEvent
+        fields = ["from_state", "to_state", "actor", "note", "at", "ledger_seq"]
+
+
+class TakedownOut(serializers.ModelSerializer):
+    works = WorkOut(many=True, read_only=True)
+    events = EventOut(many=True, read_only=True)
+
+    class Meta:
+        model = TakedownRequest
+        fields = ["id", "reference", "state", "legal_basis", "remedy", "claimant_name",
+                  "claimant_email", "organisation", "authority", "rights_holder", "works",
+                  "statements", "signature", "signed_at", "missing", "deadlines",
+                  "decision_reasons", "duplicate_of", "received_at", "acknowledged_at",
+                  "state_changed_at", "events"]

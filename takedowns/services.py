@@ -1,0 +1,248 @@
+"""Takedown requests: intake, validation per legal basis, and every state change.
+
+Each change is one atomic service: refused when the workflow does not allow it, recorded as a
+TakedownEvent and in the ledger (with the request's reference and states, never the claimant's
+personal data), and followed by an e-mail to the claimant at each decision.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from provenance.conf import setting
+from provenance.engine.text import content_hash, normalise
+from provenance.models import User
+from provenance.services.errors import InvalidTransition
+from provenance.services.ledger import ledger_append
+from takedowns.engine import regimes
+from takedowns.models import TakedownEvent, TakedownRequest, TakedownWork
+
+State = TakedownRequest.State
+
+# Which state may follow which. Everything else is refused (409).
+TRANSITIONS: dict[str, set[str]] = {
+    State.RECEIVED: {State.ACKNOWLEDGED, State.WITHDRAWN},
+    State.ACKNOWLEDGED: {State.VALIDATING, State.WITHDRAWN},
+    State.VALIDATING: {State.NEEDS_INFO, State.REJECTED, State.ACCEPTED, State.DUPLICATE,
+                       State.WITHDRAWN},
+    State.NEEDS_INFO: {State.VALIDATING, State.REJECTED, State.WITHDRAWN},
+    State.ACCEPTED: {State.SCOPING, State.WITHDRAWN},
+    State.SCOPING: {State.DATA_REMEDIATED, State.WITHDRAWN},
+    State.DATA_REMEDIATED: {State.MODEL_REMEDIATION, State.DECIDED},  # "exclude" needs no model
+    State.MODEL_REMEDIATION: {State.VERIFYING},
+    State.VERIFYING: {State.DECIDED, State.MODEL_REMEDIATION},  # a failed check: remediate again
+    State.DECIDED: {State.CLOSED, State.COUNTER_NOTICE},
+    State.COUNTER_NOTICE: {State.RESTORE_WINDOW, State.CLOSED},
+    State.RESTORE_WINDOW: {State.RESTORED, State.LITIGATION_HOLD},
+    State.LITIGATION_HOLD: {State.CLOSED, State.RESTORED},
+}
+DECISIONS = {State.REJECTED, State.NEEDS_INFO, State.ACCEPTED, State.DECIDED, State.RESTORED,
+             State.DUPLICATE, State.CLOSED}
+REQUEST_FIELDS = {"legal_basis", "remedy", "claimant_name", "claimant_email", "organisation",
+                  "postal_address", "telephone", "authority", "proof", "explanation",
+                  "reservation", "personal_data", "ground", "licence", "statements", "signature"}
+WORK_FIELDS = {"title", "identifiers", "urls", "sample_text"}
+
+
+@lru_cache(maxsize=8)
+def _calendar(country: str, year: int) -> regimes.Calendar:
+    return regimes.Calendar.for_country(country, range(year - 1, year + 3))
+
+
+def calendar_for(day: datetime) -> regimes.Calendar:
+    return _calendar(str(setting("TAKEDOWN_HOLIDAYS")), day.year)
+
+
+def _notice(request: TakedownRequest, works: list[dict[str, Any]]) -> dict[str, Any]:
+    """The request as the regimes engine reads it."""
+    return {**{f: getattr(request, f) for f in REQUEST_FIELDS}, "works": works}
+
+
+def _works_of(request: TakedownRequest) -> list[dict[str, Any]]:
+    return [{f: getattr(w, f) for f in WORK_FIELDS} for w in request.works.all()]
+
+
+def _clean_works(works: Any) -> list[dict[str, Any]]:
+    if not isinstance(works, list):
+        raise ValidationError({"works": "a list of works"})
+    cleaned = []
+    for n, work in enumerate(works):
+        if not isinstance(work, dict):
+            raise ValidationError({"works": f"work {n + 1}: an object with a title"})
+        unknown = sorted(set(work) - WORK_FIELDS)
+        if unknown:
+            raise ValidationError({"works": f"work {n + 1}: unknown field(s) "
+                                            f"{', '.join(unknown)}"})
+        for key in ("identifiers", "urls"):
+            value = work.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValidationError({"works": f"work {n + 1}: {key} must be a list of "
+                                                f"strings"})
+        cleaned.append({"title": str(work.get("title") or "").strip()[:500],
+                        "identifiers": work.get("identifiers", []),
+                        "urls": work.get("urls", []),
+                        "sample_text": str(work.get("sample_text") or "")})
+    return cleaned
+
+
+def _record(request: TakedownRequest, to: str, actor: User | None, note: str = "") -> None:
+    """Move to `to` (already checked), with its event and ledger entry."""
+    previous, now = request.state, timezone.now()
+    request.state, request.state_changed_at = to, now
+    request.save(update_fields=["state", "state_changed_at", "missing", "decision_reasons",
+                                "duplicate_of", "acknowledged_at", "updated_at"])
+    entry = ledger_append(actor=actor, event=f"takedown.{to}", subject=request,
+                          payload={"reference": request.reference, "from": previous, "to": to,
+                                   "legal_basis": request.legal_basis})
+    TakedownEvent.objects.create(request=request, from_state=previous, to_state=to,
+                                 actor=actor, note=note, at=now, ledger_entry=entry)
+    if to in DECISIONS or to == State.ACKNOWLEDGED:
+        transaction.on_commit(lambda: _notify(request.pk, to))
+
+
+def _notify(request_id: int, state: str) -> None:
+    request = TakedownRequest.objects.filter(pk=request_id).first()
+    if request is None or not request.claimant_email:
+        return
+    lines = [f"Your takedown request {request.reference} is now: {state.replace('_', ' ')}."]
+    if state == State.ACKNOWLEDGED:
+        lines += [f"Deadline to {name.replace('_', ' ')}: {day}"
+                  for name, day in request.deadlines.items()]
+    if state == State.NEEDS_INFO:
+        lines += ["We need:"] + [f"- {m['message']}" for m in request.missing]
+    if request.decision_reasons:
+        lines += ["", request.decision_reasons]
+    if state == State.REJECTED:
+        lines += ["", "To appeal, reply to this message within 30 days with the reasons and any "
+                      "new evidence; a different reviewer will decide."]
+    send_mail(f"[Trailmark] {request.reference}: {state.replace('_', ' ')}", "\n".join(lines),
+              str(setting("TAKEDOWN_FROM_EMAIL")), [request.claimant_email])
+
+
+def _transition(request: TakedownRequest, to: str, actor: User | None, note: str = "") -> None:
+    if to not in TRANSITIONS.get(request.state, set()):
+        raise InvalidTransition(f"takedown {request.reference}", request.state,
+                                f"move to {to}")
+    _record(request, to, actor, note)
+
+
+def _validate(request: TakedownRequest, actor: User | None) -> None:
+    """From validating: to needs_info with the list of what is missing, or stay for review."""
+    request.missing = regimes.missing(request.legal_basis,
+                                      _notice(request, _works_of(request)))
+    if request.missing:
+        _transition(request, State.NEEDS_INFO, actor,
+                    f"missing: {', '.join(m['element'] for m in request.missing)}")
+    else:
+        request.save(update_fields=["missing", "updated_at"])
+
+
+@transaction.atomic
+def takedown_file(*, actor: User | None, data: dict[str, Any]) -> TakedownRequest:
+    """A new request: stored, acknowledged with its reference and deadlines, and validated
+    against its legal basis (to needs_info when elements are missing)."""
+    unknown = sorted(set(data) - REQUEST_FIELDS - {"works"})
+    if unknown:
+        raise ValidationError({k: "unknown field" for k in unknown})
+    basis = data.get("legal_basis")
+    if basis not in regimes.BASES:
+        raise ValidationError({"legal_basis": f"one of {', '.join(regimes.BASES)}"})
+    works = _clean_works(data.get("works", []))
+    now = timezone.now()
+    fields = {k: v for k, v in data.items() if k in REQUEST_FIELDS}
+    if not isinstance(fields.get("statements", {}), dict):
+        raise ValidationError({"statements": "an object of statement: true/false"})
+    request = TakedownRequest(**fields, received_at=now, state_changed_at=now,
+                              filed_by=actor if actor and actor.is_authenticated else None,
+                              rights_holder=getattr(actor, "rights_holder", None),
+                              reference=f"new-{secrets.token_hex(7)}")  # numbered below
+    if request.signature.strip():
+        request.signed_at = now
+    request.full_clean(exclude=["reference", "state_changed_at", "received_at"])
+    request.save()
+    request.reference = f"TD-{now.year}-{request.pk:06d}"
+    levels = setting("TAKEDOWN_SERVICE_LEVELS")
+    request.deadlines = {k: v.isoformat() for k, v in regimes.deadlines(
+        basis, now, calendar_for(now), levels).items()}
+    request.save(update_fields=["reference", "deadlines", "signed_at"])
+    TakedownWork.objects.bulk_create([
+        TakedownWork(request=request, sample_sha256=content_hash(normalise(w["sample_text"]))
+                     if w["sample_text"].strip() else "", **w) for w in works])
+    TakedownEvent.objects.create(request=request, to_state=State.RECEIVED, actor=actor
+                                 if actor and actor.is_authenticated else None, at=now,
+                                 ledger_entry=ledger_append(
+                                     actor=None, event="takedown.received", subject=request,
+                                     payload={"reference": request.reference,
+                                              "legal_basis": basis, "works": len(works)}))
+    request.acknowledged_at = now
+    _transition(request, State.ACKNOWLEDGED, None, "acknowledged on receipt")
+    _transition(request, State.VALIDATING, None)
+    _validate(request, None)
+    return request
+
+
+@transaction.atomic
+def takedown_supplement(*, request: TakedownRequest, actor: User,
+                        data: dict[str, Any]) -> TakedownRequest:
+    """The claimant answers a needs_info: the fields are updated, works added, and the request
+    is validated again."""
+    request = TakedownRequest.objects.select_for_update().get(pk=request.pk)
+    if request.state != State.NEEDS_INFO:
+        raise InvalidTransition(f"takedown {request.reference}", request.state, "supplement")
+    unknown = sorted(set(data) - (REQUEST_FIELDS - {"legal_basis"}) - {"works"})
+    if unknown:
+        raise ValidationError({k: "unknown field" for k in unknown})
+    for key, value in data.items():
+        if key == "statements":
+            if not isinstance(value, dict):
+                raise ValidationError({"statements": "an object of statement: true/false"})
+            value = {**request.statements, **value}
+        if key != "works":
+            setattr(request, key, value)
+    if data.get("signature", "").strip():
+        request.signed_at = timezone.now()
+    request.full_clean()
+    request.save()
+    works = _clean_works(data.get("works", []))
+    TakedownWork.objects.bulk_create([
+        TakedownWork(request=request, sample_sha256=content_hash(normalise(w["sample_text"]))
+                     if w["sample_text"].strip() else "", **w) for w in works])
+    _transition(request, State.VALIDATING, actor, "information supplied")
+    _validate(request, actor)
+    return request
+
+
+@transaction.atomic
+def takedown_decide(*, request: TakedownRequest, actor: User, to: str,
+                    reasons: str = "", duplicate_of: TakedownRequest | None = None
+                    ) -> TakedownRequest:
+    """A reviewer's step: accept, reject (with reasons), mark a duplicate, or move the
+    remediation along. Refused when the workflow does not allow it."""
+    request = TakedownRequest.objects.select_for_update().get(pk=request.pk)
+    if to == State.REJECTED and not reasons.strip():
+        raise ValidationError({"reasons": "say why the request is rejected"})
+    if to == State.DUPLICATE:
+        if duplicate_of is None or duplicate_of.pk == request.pk:
+            raise ValidationError({"duplicate_of": "name the original request"})
+        request.duplicate_of = duplicate_of
+    if to == State.WITHDRAWN:
+        raise ValidationError({"state": "only the claimant withdraws a request"})
+    request.decision_reasons = reasons.strip()
+    _transition(request, to, actor, reasons)
+    return request
+
+
+@transaction.atomic
+def takedown_withdraw(*, request: TakedownRequest, actor: User,
+                      reason: str = "") -> TakedownRequest:
+    request = TakedownRequest.objects.select_for_update().get(pk=request.pk)
+    _transition(request, State.WITHDRAWN, actor, reason or "withdrawn by the claimant")
+    return request
