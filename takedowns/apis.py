@@ -15,12 +15,13 @@ from provenance.apis.base import ServiceViewSet
 from provenance.permissions import STAFF, Role
 from takedowns import selectors
 from takedowns import serializers as s
-from takedowns.services import (
+from takedowns.services.requests import (
     takedown_decide,
     takedown_file,
     takedown_supplement,
     takedown_withdraw,
 )
+from takedowns.services.scoping import takedown_scope_review, takedown_scope_start
 
 CLAIMANTS = STAFF | {Role.RIGHTS_HOLDER}
 
@@ -39,7 +40,7 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
     serializer_class = s.TakedownOut
     filterset_fields = ["state", "legal_basis"]
     write_roles = CLAIMANTS
-    action_write_roles = {"decide": STAFF}
+    action_write_roles = {"decide": STAFF, "scope": STAFF, "review_scope": STAFF}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.takedown_list(self.request.user)
@@ -49,7 +50,9 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
         """File a request. It is acknowledged at once with its reference and deadlines, and
         checked against its legal basis: a request that lacks a required element goes to
         `needs_info`, with the list of what is missing."""
-        taken = takedown_file(actor=self.actor, data=_plain(self.valid(s.TakedownIn)))
+        data = _plain(self.valid(s.TakedownIn))
+        sources = data.pop("claimed_sources", [])
+        taken = takedown_file(actor=self.actor, data=data, claimed_sources=sources)
         return self.out(self.get_queryset().get(pk=taken.pk), status.HTTP_201_CREATED)
 
     @extend_schema(request=s.TakedownFields, responses={200: s.TakedownOut})
@@ -77,4 +80,28 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
         taken = takedown_decide(request=self.get_object(), actor=self.actor, to=data["to"],
                                 reasons=data.get("reasons", ""),
                                 duplicate_of=data.get("duplicate_of"))
+        return self.out(self.get_queryset().get(pk=taken.pk))
+
+    @extend_schema(request=None, responses={202: s.TakedownOut})
+    @action(detail=True, methods=["post"])
+    def scope(self, request: Request, pk: str) -> Response:
+        """Start scoping an accepted request: a worker matches the works against the corpus."""
+        taken = takedown_scope_start(request=self.get_object(), actor=self.actor)
+        return self.out(self.get_queryset().get(pk=taken.pk), status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={200: s.MatchOut(many=True)})
+    @action(detail=True, methods=["get"])
+    def matches(self, request: Request, pk: str) -> Response:
+        rows = self.get_object().matches.all()
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(s.MatchOut(page, many=True).data)
+
+    @extend_schema(request=s.ScopeReviewIn, responses={200: s.TakedownOut})
+    @action(detail=True, methods=["post"], url_path="review-scope")
+    def review_scope(self, request: Request, pk: str) -> Response:
+        """Confirm or dismiss matched documents (by document id) before remediation."""
+        data = self.valid(s.ScopeReviewIn)
+        taken = takedown_scope_review(request=self.get_object(), actor=self.actor,
+                                      confirm=data.get("confirm", []),
+                                      dismiss=data.get("dismiss", []))
         return self.out(self.get_queryset().get(pk=taken.pk))

@@ -78,6 +78,11 @@ class TakedownRequest(models.Model):
     decision_reasons = models.TextField(blank=True)
     duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
                                      related_name="duplicates")
+    # Sources the claimant names whole (every document they hold is in scope)
+    claimed_sources = models.ManyToManyField("provenance.DataSource", blank=True,
+                                             related_name="takedowns")
+    # What scoping found beyond the documents: affected dataset versions and checkpoints
+    scope = models.JSONField(default=dict, blank=True)
     received_at = models.DateTimeField()
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -124,3 +129,31 @@ class TakedownEvent(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
+
+
+class TakedownMatch(models.Model):
+    """A document scoping found for a request, by one method, with its evidence; a curator
+    confirms or dismisses it before remediation."""
+
+    class Method(models.TextChoices):
+        EXACT = "exact", "Same normalised text (sha256)"
+        NEAR_DUPLICATE = "near_duplicate", "MinHash near-duplicate"
+        EMBEDDING = "embedding", "Embedding neighbour"
+        SOURCE = "source", "In a claimed source"
+
+    request = models.ForeignKey(TakedownRequest, on_delete=models.CASCADE,
+                                related_name="matches")
+    document = models.ForeignKey("provenance.Document", on_delete=models.PROTECT,
+                                 related_name="takedown_matches")
+    work = models.ForeignKey(TakedownWork, null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="matches")
+    method = models.CharField(max_length=20, choices=Method.choices)
+    score = models.FloatField()  # 1 for exact and source; Jaccard estimate; cosine
+    confirmed = models.BooleanField(null=True)  # None: not reviewed yet
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-score", "id"]
+        constraints = [models.UniqueConstraint(fields=["request", "document", "method"],
+                                               name="takedown_match_once_per_method")]

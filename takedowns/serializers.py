@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from takedowns.models import TakedownEvent, TakedownRequest, TakedownWork
+from provenance.models import DataSource
+from takedowns.models import TakedownEvent, TakedownMatch, TakedownRequest, TakedownWork
 
 State = TakedownRequest.State
 
@@ -47,6 +48,22 @@ class TakedownFields(serializers.Serializer):
 
 class TakedownIn(TakedownFields):
     legal_basis = serializers.ChoiceField(TakedownRequest.Basis.choices)
+    claimed_sources = serializers.PrimaryKeyRelatedField(
+        queryset=DataSource.objects.all(), many=True, required=False,
+        help_text="sources whose every document is claimed (a rights-holder's own)")
+
+
+class ScopeReviewIn(serializers.Serializer):
+    confirm = serializers.ListField(child=serializers.IntegerField(), required=False,
+                                    max_length=100_000)
+    dismiss = serializers.ListField(child=serializers.IntegerField(), required=False,
+                                    max_length=100_000)
+
+
+class MatchOut(serializers.ModelSerializer):
+    class Meta:
+        model = TakedownMatch
+        fields = ["document", "work", "method", "score", "confirmed"]
 
 
 class TakedownDecisionIn(serializers.Serializer):
@@ -84,5 +101,5 @@ class TakedownOut(serializers.ModelSerializer):
         fields = ["id", "reference", "state", "legal_basis", "remedy", "claimant_name",
                   "claimant_email", "organisation", "authority", "rights_holder", "works",
                   "statements", "signature", "signed_at", "missing", "deadlines",
-                  "decision_reasons", "duplicate_of", "received_at", "acknowledged_at",
-                  "state_changed_at", "events"]
+                  "decision_reasons", "duplicate_of", "claimed_sources", "scope",
+                  "received_at", "acknowledged_at", "state_changed_at", "events"]

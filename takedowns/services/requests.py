@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from provenance.conf import setting
 from provenance.engine.text import content_hash, normalise
-from provenance.models import User
+from provenance.models import DataSource, User
 from provenance.services.errors import InvalidTransition
 from provenance.services.ledger import ledger_append
 from takedowns.engine import regimes
@@ -93,6 +93,15 @@ def _clean_works(works: Any) -> list[dict[str, Any]]:
     return cleaned
 
 
+def _claimable(actor: User | None, claimed: list[DataSource]) -> list[DataSource]:
+    holder = getattr(actor, "rights_holder_id", None)
+    if getattr(actor, "role", None) == User.Role.RIGHTS_HOLDER:
+        foreign = sorted(s.pk for s in claimed if s.owner_id != holder)
+        if foreign:
+            raise ValidationError({"claimed_sources": f"not your holder's source(s): {foreign}"})
+    return claimed
+
+
 def _record(request: TakedownRequest, to: str, actor: User | None, note: str = "") -> None:
     """Move to `to` (already checked), with its event and ledger entry."""
     previous, now = request.state, timezone.now()
@@ -146,9 +155,11 @@ def _validate(request: TakedownRequest, actor: User | None) -> None:
 
 
 @transaction.atomic
-def takedown_file(*, actor: User | None, data: dict[str, Any]) -> TakedownRequest:
+def takedown_file(*, actor: User | None, data: dict[str, Any],
+                  claimed_sources: list[DataSource] | None = None) -> TakedownRequest:
     """A new request: stored, acknowledged with its reference and deadlines, and validated
-    against its legal basis (to needs_info when elements are missing)."""
+    against its legal basis (to needs_info when elements are missing). `claimed_sources` puts
+    whole sources in scope: a rights-holder may claim only its own."""
     unknown = sorted(set(data) - REQUEST_FIELDS - {"works"})
     if unknown:
         raise ValidationError({k: "unknown field" for k in unknown})
@@ -168,6 +179,7 @@ def takedown_file(*, actor: User | None, data: dict[str, Any]) -> TakedownReques
         request.signed_at = now
     request.full_clean(exclude=["reference", "state_changed_at", "received_at"])
     request.save()
+    request.claimed_sources.set(_claimable(actor, claimed_sources or []))
     request.reference = f"TD-{now.year}-{request.pk:06d}"
     levels = setting("TAKEDOWN_SERVICE_LEVELS")
     request.deadlines = {k: v.isoformat() for k, v in regimes.deadlines(

@@ -1,0 +1,1 @@
+"""Every write of the takedowns app: requests (intake and workflow) and scoping."""

@@ -1,0 +1,173 @@
+"""Scoping an accepted request: which documents hold the claimed works, by exact hash, MinHash
+near-duplicates and embedding neighbours of the samples, plus every document of a claimed
+source; which dataset versions and checkpoints contain them (lineage). A curator then confirms
+or dismisses each match.
+
+The scan runs on a worker (`takedowns.scope`, default queue) and can be rerun: it replaces the
+matches nobody has reviewed yet and keeps the reviewed ones.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from provenance.engine.text import NUM_PERM, minhash_signatures, normalise
+from provenance.models import Document, ModelCheckpoint, User, VersionMember
+from provenance.services.errors import InvalidTransition
+from provenance.services.jobs import job_lock
+from provenance.services.ledger import ledger_append
+from takedowns.models import TakedownMatch, TakedownRequest
+from takedowns.services.requests import _transition
+
+State = TakedownRequest.State
+Method = TakedownMatch.Method
+NEAR_DUPLICATE_JACCARD = 0.5   # estimated Jaccard of 5-word shingles, as curation's dedup uses
+EMBEDDING_MIN_COSINE = 0.85
+EMBEDDING_TOP_K = 10
+SCAN_BATCH = 20_000
+
+
+@transaction.atomic
+def takedown_scope_start(*, request: TakedownRequest, actor: User) -> TakedownRequest:
+    request = TakedownRequest.objects.select_for_update().get(pk=request.pk)
+    _transition(request, State.SCOPING, actor, "scoping started")
+    from takedowns.tasks import takedown_scope_task
+
+    takedown_scope_task.delay_on_commit(request.pk)
+    return request
+
+
+def _near_duplicates(samples: list[tuple[int, str]]) -> list[tuple[int, int, float]]:
+    """(work id, document id, estimated Jaccard) for every document whose MinHash agrees with a
+    sample's on at least the threshold share of permutations; one vectorised pass per batch."""
+    if not samples:
+        return []
+    signatures = np.stack([np.frombuffer(sig, dtype="<u4") for sig in minhash_signatures(
+        [normalise(text) for _, text in samples])])  # (works, NUM_PERM)
+    found: list[tuple[int, int, float]] = []
+    last = 0
+    while True:
+        rows = list(Document.objects.filter(pk__gt=last).order_by("pk")
+                    .values_list("pk", "minhash")[:SCAN_BATCH])
+        if not rows:
+            return found
+        last = rows[-1][0]
+        matrix = np.frombuffer(b"".join(bytes(m) for _, m in rows), dtype="<u4").reshape(
+            len(rows), NUM_PERM)
+        agree = (matrix[None, :, :] == signatures[:, None, :]).mean(axis=2)  # (works, docs)
+        for w, d in zip(*np.nonzero(agree >= NEAR_DUPLICATE_JACCARD), strict=True):
+            found.append((samples[w][0], rows[d][0], float(agree[w, d])))
+
+
+def _embedding_neighbours(samples: list[tuple[int, str]]) -> list[tuple[int, int, float]]:
+    from pgvector.django import CosineDistance
+
+    from provenance.engine.embeddings import embed
+
+    if not samples or not Document.objects.filter(embedding__isnull=False).exists():
+        return []
+    found = []
+    for (work, _), vector in zip(samples, embed([t for _, t in samples]), strict=True):
+        near = (Document.objects.filter(embedding__isnull=False)
+                .annotate(distance=CosineDistance("embedding", vector))
+                .order_by("distance").values_list("pk", "distance")[:EMBEDDING_TOP_K])
+        found += [(work, pk, 1.0 - float(d)) for pk, d in near
+                  if 1.0 - float(d) >= EMBEDDING_MIN_COSINE]
+    return found
+
+
+def takedown_scope(*, request_id: int) -> TakedownRequest | None:
+    """Find the matches of a request in scoping; None when it is not (any more) scoping."""
+    with job_lock("takedown_scope", request_id) as mine:
+        request = TakedownRequest.objects.filter(pk=request_id).first()
+        if not mine or request is None or request.state != State.SCOPING:
+            return None
+        works = list(request.works.all())
+        samples = [(w.pk, w.sample_text) for w in works if w.sample_text.strip()]
+        rows: dict[tuple[int, str], TakedownMatch] = {}
+
+        def add(doc: int, method: str, score: float, work: int | None) -> None:
+            key = (doc, method)
+            if key not in rows or rows[key].score < score:
+                rows[key] = TakedownMatch(request=request, document_id=doc, method=method,
+                                          score=round(score, 4), work_id=work)
+
+        by_hash = {w.sample_sha256: w.pk for w in works if w.sample_sha256}
+        for pk, sha in Document.objects.filter(sha256__in=list(by_hash)).values_list(
+                "pk", "sha256"):
+            add(pk, Method.EXACT, 1.0, by_hash[sha])
+        for pk in Document.objects.filter(
+                occurrences__source__in=request.claimed_sources.all()).values_list(
+                "pk", flat=True).distinct():
+            add(pk, Method.SOURCE, 1.0, None)
+        for work, pk, score in _near_duplicates(samples):
+            add(pk, Method.NEAR_DUPLICATE, score, work)
+        for work, pk, score in _embedding_neighbours(samples):
+            add(pk, Method.EMBEDDING, score, work)
+        return _publish(request, list(rows.values()))
+
+
+@transaction.atomic
+def _publish(request: TakedownRequest, found: list[TakedownMatch]) -> TakedownRequest:
+    request = TakedownRequest.objects.select_for_update().get(pk=request.pk)
+    reviewed = set(request.matches.filter(confirmed__isnull=False)
+                   .values_list("document_id", "method"))
+    request.matches.filter(confirmed__isnull=True).delete()  # a rerun replaces its own rows
+    TakedownMatch.objects.bulk_create([m for m in found
+                                       if (m.document_id, m.method) not in reviewed])
+    request.scope = _lineage(request)
+    request.save(update_fields=["scope", "updated_at"])
+    ledger_append(actor=None, event="takedown.scoped", subject=request,
+                  payload={"reference": request.reference,
+                           "documents": request.scope["documents"],
+                           "versions": [v["id"] for v in request.scope["versions"]],
+                           "checkpoints": [c["id"] for c in request.scope["checkpoints"]]})
+    return request
+
+
+def _lineage(request: TakedownRequest) -> dict[str, Any]:
+    """The dataset versions holding a matched (not dismissed) document, and the checkpoints
+    trained on them."""
+    docs = request.matches.exclude(confirmed=False).values_list("document_id", flat=True)
+    versions: dict[int, dict[str, Any]] = {}
+    for member in (VersionMember.objects.filter(document_id__in=docs)
+                   .select_related("version__dataset").order_by("version_id")):
+        v = member.version
+        entry = versions.setdefault(v.pk, {"id": v.pk, "version": str(v), "documents": 0})
+        entry["documents"] += 1
+    checkpoints = [{"id": c.pk, "name": c.name, "version": c.version_id}
+                   for c in ModelCheckpoint.objects.filter(version_id__in=list(versions))
+                   .order_by("pk")]
+    return {"documents": len(set(docs)), "versions": list(versions.values()),
+            "checkpoints": checkpoints, "scoped_at": timezone.now().isoformat()}
+
+
+@transaction.atomic
+def takedown_scope_review(*, request: TakedownRequest, actor: User, confirm: list[int],
+                          dismiss: list[int]) -> TakedownRequest:
+    """A curator confirms or dismisses matched documents (all of a document's matches)."""
+    request = TakedownRequest.objects.select_for_update().get(pk=request.pk)
+    if request.state != State.SCOPING:
+        raise InvalidTransition(f"takedown {request.reference}", request.state,
+                                "review the scope of")
+    both = set(confirm) & set(dismiss)
+    if both:
+        raise ValidationError({"confirm": f"document(s) both confirmed and dismissed: "
+                                          f"{sorted(both)}"})
+    known = set(request.matches.values_list("document_id", flat=True))
+    unknown = sorted((set(confirm) | set(dismiss)) - known)
+    if unknown:
+        raise ValidationError({"confirm": f"not matched by this request: {unknown}"})
+    for ids, value in ((confirm, True), (dismiss, False)):
+        request.matches.filter(document_id__in=ids).update(confirmed=value, reviewed_by=actor)
+    request.scope = _lineage(request)
+    request.save(update_fields=["scope", "updated_at"])
+    ledger_append(actor=actor, event="takedown.scope_reviewed", subject=request,
+                  payload={"reference": request.reference, "confirmed": sorted(confirm),
+                           "dismissed": sorted(dismiss)})
+    return request

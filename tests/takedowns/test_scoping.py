@@ -1,0 +1,110 @@
+"""Scoping an accepted request against the corpus: exact, near-duplicate, embedding and
+claimed-source matches, lineage to versions and checkpoints, and the curator's review."""
+
+import random
+
+import pytest
+
+from provenance.models import Document
+from provenance.services.embeddings import documents_embed
+from provenance.services.training import training_run_create, training_run_execute
+from takedowns.models import TakedownRequest
+from takedowns.services.requests import takedown_decide, takedown_file
+from takedowns.services.scoping import takedown_scope, takedown_scope_start
+from tests.helpers import TINY_MODEL
+
+pytestmark = pytest.mark.django_db
+VOCAB = ("harbour tide lantern river meadow orchard winter letter window garden bridge station "
+         "market village forest mountain island valley candle kitchen journey morning evening "
+         "summer autumn spring teacher sailor baker doctor painter farmer miller weaver potter "
+         "quiet bright heavy gentle ancient narrow distant golden silver hollow broken patient "
+         "walked carried painted gathered mended counted followed watched remembered crossed"
+         ).split()
+
+
+def prose(seed: int, n: int = 60) -> str:
+    rng = random.Random(seed)
+    return " ".join(rng.choice(VOCAB) for _ in range(n)) + "."
+
+
+@pytest.fixture
+def corpus(users, make_source, ingest_texts, publish_version):
+    holder = users["holder_a"].rights_holder
+    essays = make_source(owner=holder, name="essays")
+    extra = make_source(owner=holder, name="extra")
+    other = make_source(name="other")
+    work = prose(1)
+    words = work.split()
+    variant = " ".join(words[:50] + ["lighthouse", "keeper"] + words[52:])  # lightly edited
+    ingest_texts(essays, [work] + [prose(100 + i) for i in range(8)])
+    ingest_texts(extra, [prose(200 + i) for i in range(3)])
+    ingest_texts(other, [variant] + [prose(300 + i) for i in range(8)])
+    version = publish_version("scoped")
+    run = training_run_execute(run_id=training_run_create(
+        version=version, actor=None, enqueue=False, config={**TINY_MODEL, "epochs": 1}).pk)
+    documents_embed(limit=1000)
+    return {"work": work, "variant": variant, "extra": extra, "version": version,
+            "checkpoint": run.checkpoint, "users": users}
+
+
+def file_and_accept(corpus, **over):
+    users = corpus["users"]
+    notice = {"legal_basis": "voluntary", "claimant_name": "Ann", "claimant_email": "a@a.example",
+              "works": [{"title": "Tide", "sample_text": corpus["work"]}]}
+    request = takedown_file(actor=users["holder_a"], data={**notice, **over.pop("data", {})},
+                            **over)
+    takedown_decide(request=request, actor=users["curator"], to="accepted")
+    return takedown_scope_start(request=request, actor=users["curator"])
+
+
+def test_scoping_finds_the_work_its_near_duplicate_and_a_claimed_source(corpus):
+    request = file_and_accept(corpus, claimed_sources=[corpus["extra"]])
+    done = takedown_scope(request_id=request.pk)
+    matches = {(m.document.text, m.method): m.score for m in done.matches.select_related(
+        "document")}
+    assert matches[(corpus["work"], "exact")] == 1.0
+    assert 0.5 <= matches[(corpus["variant"], "near_duplicate")] < 1.0
+    assert matches[(corpus["variant"], "embedding")] > 0.9
+    claimed = {t for (t, m) in matches if m == "source"}
+    assert claimed == set(Document.objects.filter(occurrences__source=corpus["extra"])
+                          .values_list("text", flat=True))
+    unrelated = {t for (t, _) in matches} - {corpus["work"], corpus["variant"]} - claimed
+    assert not unrelated
+    assert done.scope["versions"][0]["id"] == corpus["version"].pk
+    assert [c["id"] for c in done.scope["checkpoints"]] == [corpus["checkpoint"].pk]
+    assert takedown_scope(request_id=request.pk).matches.count() == done.matches.count()
+
+
+def test_a_curators_review_is_kept_when_scoping_runs_again_and_shapes_the_lineage(
+        corpus, client_as):
+    request = file_and_accept(corpus)
+    takedown_scope(request_id=request.pk)
+    work = Document.objects.get(text=corpus["work"])
+    variant = Document.objects.get(text=corpus["variant"])
+    url = f"/api/v1/takedowns/{request.pk}/"
+    curator = client_as("curator")
+    both = curator.post(f"{url}review-scope/", {"confirm": [work.pk], "dismiss": [work.pk]},
+                        format="json")
+    assert both.status_code == 400 and "both" in str(both.json())
+    reviewed = curator.post(f"{url}review-scope/", {"confirm": [work.pk],
+                                                     "dismiss": [variant.pk]}, format="json")
+    assert reviewed.status_code == 200
+    assert reviewed.json()["scope"]["documents"] == 1
+    takedown_scope(request_id=request.pk)
+    rows = {(m.document_id, m.method): m.confirmed
+            for m in TakedownRequest.objects.get(pk=request.pk).matches.all()}
+    assert rows[(work.pk, "exact")] is True and rows[(variant.pk, "near_duplicate")] is False
+    listed = curator.get(f"{url}matches/").json()
+    assert listed["count"] == len(rows)
+    assert client_as("holder_a").post(f"{url}review-scope/", {"confirm": []},
+                                      format="json").status_code == 403
+
+
+def test_a_rights_holder_cannot_claim_another_holders_source(corpus, client_as, make_source):
+    foreign = make_source(name="someone else's")
+    answer = client_as("holder_a").post("/api/v1/takedowns/", {
+        "legal_basis": "voluntary", "claimant_name": "Ann", "claimant_email": "a@a.example",
+        "works": [{"title": "All of it", "sample_text": "x"}],
+        "claimed_sources": [foreign.pk]}, format="json")
+    assert answer.status_code == 400 and "claimed_sources" in answer.json()
+    assert not TakedownRequest.objects.exists()
