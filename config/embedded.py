@@ -123,9 +123,11 @@ def cmd_run(state: Path, host: str, port: int) -> int:
         _manage(env, "collectstatic", "--no-input", "-v", "0")
         _manage(env, "demo_load", "--if-empty")
         worker = subprocess.Popen(
+            # -B: the periodic tasks (takedown deadlines) run inside this one worker; a
+            # production deployment runs one `celery beat` instead.
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,gpu",
              "--concurrency", env.get("TRAILMARK_WORKER_CONCURRENCY", "2"), "-l", "INFO",
-             "-n", "trailmark@%h"],
+             "-n", "trailmark@%h", "-B", "-s", str(state / "celerybeat-schedule")],
             env=env, cwd=ROOT,
         )
         web = subprocess.Popen(

@@ -15,6 +15,7 @@ from provenance.apis.base import ServiceViewSet
 from provenance.permissions import STAFF, Role
 from takedowns import selectors
 from takedowns import serializers as s
+from takedowns.services.remediation import takedown_remediate_data
 from takedowns.services.requests import (
     takedown_decide,
     takedown_file,
@@ -40,7 +41,8 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
     serializer_class = s.TakedownOut
     filterset_fields = ["state", "legal_basis"]
     write_roles = CLAIMANTS
-    action_write_roles = {"decide": STAFF, "scope": STAFF, "review_scope": STAFF}
+    action_write_roles = {"decide": STAFF, "scope": STAFF, "review_scope": STAFF,
+                          "remediate_data": STAFF}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.takedown_list(self.request.user)
@@ -104,4 +106,14 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
         taken = takedown_scope_review(request=self.get_object(), actor=self.actor,
                                       confirm=data.get("confirm", []),
                                       dismiss=data.get("dismiss", []))
+        return self.out(self.get_queryset().get(pk=taken.pk))
+
+    @extend_schema(request=s.RemediateIn, responses={200: s.TakedownOut})
+    @action(detail=True, methods=["post"], url_path="remediate-data")
+    def remediate_data(self, request: Request, pk: str) -> Response:
+        """Tombstone the confirmed documents, publish a new version of each affected dataset
+        without them, and mask them in the gradient indexes (one transaction)."""
+        data = self.valid(s.RemediateIn)
+        taken = takedown_remediate_data(request=self.get_object(), actor=self.actor,
+                                        purge_text=data.get("purge_text"))
         return self.out(self.get_queryset().get(pk=taken.pk))

@@ -83,6 +83,7 @@ class TakedownRequest(models.Model):
                                              related_name="takedowns")
     # What scoping found beyond the documents: affected dataset versions and checkpoints
     scope = models.JSONField(default=dict, blank=True)
+    overdue_since = models.DateField(null=True, blank=True)  # the missed deadline's date
     received_at = models.DateTimeField()
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

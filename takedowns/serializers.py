@@ -60,6 +60,11 @@ class ScopeReviewIn(serializers.Serializer):
                                     max_length=100_000)
 
 
+class RemediateIn(serializers.Serializer):
+    purge_text = serializers.BooleanField(required=False, allow_null=True, default=None,
+                                          help_text="default: purge for GDPR erasure only")
+
+
 class MatchOut(serializers.ModelSerializer):
     class Meta:
         model = TakedownMatch
@@ -101,5 +106,5 @@ class TakedownOut(serializers.ModelSerializer):
         fields = ["id", "reference", "state", "legal_basis", "remedy", "claimant_name",
                   "claimant_email", "organisation", "authority", "rights_holder", "works",
                   "statements", "signature", "signed_at", "missing", "deadlines",
-                  "decision_reasons", "duplicate_of", "claimed_sources", "scope",
+                  "decision_reasons", "duplicate_of", "claimed_sources", "scope", "overdue_since",
                   "received_at", "acknowledged_at", "state_changed_at", "events"]

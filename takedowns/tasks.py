@@ -11,3 +11,11 @@ def takedown_scope_task(request_id: int) -> None:
     from takedowns.services.scoping import takedown_scope
 
     takedown_scope(request_id=request_id)
+
+
+@shared_task(name="takedowns.check_deadlines", ignore_result=True, soft_time_limit=10 * 60,
+             time_limit=11 * 60)
+def takedown_deadlines_task() -> None:
+    from takedowns.services.deadlines import takedown_deadlines_check
+
+    takedown_deadlines_check()

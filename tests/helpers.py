@@ -12,3 +12,17 @@ def words(seed: int, n: int = 80) -> str:
     """A deterministic pseudo-text of n words drawn from a large vocabulary."""
     rng = random.Random(seed)
     return " ".join(f"w{rng.randrange(100_000)}" for _ in range(n))
+
+
+def build_gradient_index(index):  # type: ignore[no-untyped-def]
+    """Build a gradient index in this process, shard by shard, as the chord would."""
+    from attribution.services.influence import (
+        gradient_index_finalize,
+        gradient_index_plan,
+        gradient_shard_build,
+    )
+
+    for snapshot, shard, ids in gradient_index_plan(index_id=index.pk) or []:
+        assert gradient_shard_build(index_id=index.pk, snapshot=snapshot, shard=shard,
+                                    doc_ids=ids)
+    return gradient_index_finalize(index_id=index.pk)

@@ -170,6 +170,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task acked late is redelivered if its worker dies; redeliver after this long unacked.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
+CELERY_BEAT_SCHEDULE = {
+    # Overdue takedowns stand out on the staff pages, and staff hear of each once.
+    "takedown-deadlines": {"task": "takedowns.check_deadlines", "schedule": 15 * 60},
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 

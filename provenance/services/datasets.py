@@ -241,6 +241,32 @@ def version_create_from_plan(*, dataset: Dataset, recipe: dict[str, Any], plan: 
     return version
 
 
+@transaction.atomic
+def version_derive_without(*, parent: DatasetVersion, document_ids: set[int], detail: str,
+                           actor: User | None) -> DatasetVersion:
+    """A new published version of the parent's dataset: the parent's members less these
+    documents (recorded as tombstoned exclusions), nothing else changed. How a takedown
+    changes a dataset."""
+    rows = list(parent.members.order_by("document_id").values_list(
+        "document_id", "source_id", "document__sha256", "document__token_estimate",
+        "document__byte_count", "source__use_class"))
+    plan = Plan()
+    for doc, source, sha, tokens, size, use_class in rows:
+        if doc in document_ids:
+            plan.exclusions.append((doc, source, Reason.TOMBSTONED, detail))
+            continue
+        plan.members.append((doc, source, sha))
+        plan.tokens += tokens
+        plan.bytes += size
+        plan.by_source[str(source)] += 1
+        plan.by_class[use_class] += 1
+    recipe = {**parent.recipe, "notes": f"{parent} without {len(plan.exclusions)} document(s): "
+                                        f"{detail}"}
+    version = version_create_from_plan(dataset=parent.dataset, recipe=recipe, plan=plan,
+                                       actor=actor)
+    return dataset_version_publish(version=version, actor=actor)
+
+
 def curation_run(*, job_id: int) -> CurationJob | None:
     with job_lock("curation", job_id) as mine:
         return _curation_run(job_id) if mine else None

@@ -4,12 +4,9 @@ trained on planted facts, every method, the report and its ledger entry."""
 import numpy as np
 import pytest
 
-from attribution.models import AttributionResult, AttributionRun, GradientIndex, ModelOutput
+from attribution.models import AttributionResult, AttributionRun, ModelOutput
 from attribution.services.influence import (
-    gradient_index_finalize,
     gradient_index_mask,
-    gradient_index_plan,
-    gradient_shard_build,
     open_stores,
 )
 from attribution.services.reports import report_verify
@@ -19,7 +16,7 @@ from provenance.models import Document, LedgerEntry
 from provenance.services.documents import document_tombstone
 from provenance.services.embeddings import documents_embed
 from provenance.services.training import training_run_create, training_run_execute
-from tests.helpers import words
+from tests.helpers import build_gradient_index, words
 
 pytestmark = pytest.mark.django_db
 
@@ -29,13 +26,6 @@ CITIES = ["Lisbon", "Oslo", "Quito", "Hanoi", "Dakar", "Lima", "Perth", "Riga", 
           "Porto", "Bergen"]
 FACT_MODEL = {"vocab_size": 400, "n_layer": 2, "n_head": 2, "n_embd": 64, "seq_len": 48,
               "epochs": 30, "batch_size": 8, "pack": False, "heldout_fraction": 0.0}
-
-
-def build_gradient_index(index: GradientIndex) -> GradientIndex:
-    for snapshot, shard, ids in gradient_index_plan(index_id=index.pk) or []:
-        assert gradient_shard_build(index_id=index.pk, snapshot=snapshot, shard=shard,
-                                    doc_ids=ids)
-    return gradient_index_finalize(index_id=index.pk)
 
 
 @pytest.fixture

@@ -5,13 +5,14 @@ import random
 
 import pytest
 
-from provenance.models import Document
+from attribution.services.influence import gradient_index_create
+from provenance.models import DatasetVersion, Document
 from provenance.services.embeddings import documents_embed
 from provenance.services.training import training_run_create, training_run_execute
 from takedowns.models import TakedownRequest
 from takedowns.services.requests import takedown_decide, takedown_file
 from takedowns.services.scoping import takedown_scope, takedown_scope_start
-from tests.helpers import TINY_MODEL
+from tests.helpers import TINY_MODEL, build_gradient_index
 
 pytestmark = pytest.mark.django_db
 VOCAB = ("harbour tide lantern river meadow orchard winter letter window garden bridge station "
@@ -108,3 +109,42 @@ def test_a_rights_holder_cannot_claim_another_holders_source(corpus, client_as, 
         "claimed_sources": [foreign.pk]}, format="json")
     assert answer.status_code == 400 and "claimed_sources" in answer.json()
     assert not TakedownRequest.objects.exists()
+
+
+def test_remediation_tombstones_the_confirmed_documents_and_publishes_a_version_without_them(
+        corpus, client_as):
+    index = build_gradient_index(gradient_index_create(checkpoint=corpus["checkpoint"],
+                                                       actor=None, enqueue=False))
+    assert index.state == "succeeded", index.error
+    request = file_and_accept(corpus)
+    takedown_scope(request_id=request.pk)
+    url = f"/api/v1/takedowns/{request.pk}/"
+    curator = client_as("curator")
+    early = curator.post(f"{url}remediate-data/", {}, format="json")
+    assert early.status_code == 400 and "not reviewed" in str(early.json())
+    work = Document.objects.get(text=corpus["work"])
+    variant = Document.objects.get(text=corpus["variant"])
+    curator.post(f"{url}review-scope/", {"confirm": [work.pk], "dismiss": [variant.pk]},
+                 format="json")
+    done = curator.post(f"{url}remediate-data/", {"purge_text": True}, format="json")
+    assert done.status_code == 200, done.json()
+    body = done.json()
+    assert body["state"] == "data_remediated"
+    work.refresh_from_db()
+    variant.refresh_from_db()
+    assert work.removed_at and work.text_purged and work.text == ""
+    assert variant.removed_at is None  # dismissed: untouched
+    [change] = body["scope"]["remediation"]["versions"]
+    old = corpus["version"]
+    new = DatasetVersion.objects.get(pk=change["to"])
+    assert new.parent_id == old.pk and new.state == "published"
+    assert new.document_count == old.document_count - 1
+    assert change["diff"]["removed"]["total"] == 1 and change["diff"]["added"]["total"] == 0
+    assert not new.members.filter(document=work).exists()
+    assert new.exclusions.get(document=work).reason == "tombstoned"
+    assert body["scope"]["remediation"]["gradient_indexes"] == [{"index": index.pk,
+                                                                  "generation": 2}]
+    index.refresh_from_db()
+    assert index.removed == [work.pk]
+    again = curator.post(f"{url}remediate-data/", {}, format="json")
+    assert again.status_code == 409  # done once
