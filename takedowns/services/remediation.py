@@ -13,6 +13,7 @@ from attribution.services.influence import gradient_index_mask
 from provenance.models import DatasetVersion, Document, User
 from provenance.services.datasets import version_derive_without, version_diff
 from provenance.services.documents import document_tombstone
+from provenance.services.errors import InvalidTransition
 from takedowns.models import TakedownRequest
 from takedowns.services.requests import _transition
 
@@ -26,7 +27,8 @@ def takedown_remediate_data(*, request: TakedownRequest, actor: User,
     purges; the others keep the text under the tombstone for the record)."""
     request = TakedownRequest.objects.select_for_update().get(pk=request.pk)
     if request.state != State.SCOPING:
-        _transition(request, State.DATA_REMEDIATED, actor)  # raises: names the state
+        raise InvalidTransition(f"takedown {request.reference}", request.state,
+                                "remediate the data of")
     unreviewed = request.matches.filter(confirmed__isnull=True).count()
     if unreviewed:
         raise ValidationError({"matches": f"{unreviewed} match(es) not reviewed yet: confirm "

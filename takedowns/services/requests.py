@@ -93,6 +93,13 @@ def _clean_works(works: Any) -> list[dict[str, Any]]:
     return cleaned
 
 
+def _add_works(request: TakedownRequest, works: list[dict[str, Any]]) -> None:
+    """Store cleaned works, each sample with the hash of its normalised text (for scoping)."""
+    TakedownWork.objects.bulk_create([
+        TakedownWork(request=request, sample_sha256=content_hash(normalise(w["sample_text"]))
+                     if w["sample_text"].strip() else "", **w) for w in works])
+
+
 def _claimable(actor: User | None, claimed: list[DataSource]) -> list[DataSource]:
     holder = getattr(actor, "rights_holder_id", None)
     if getattr(actor, "role", None) == User.Role.RIGHTS_HOLDER:
@@ -168,11 +175,12 @@ def takedown_file(*, actor: User | None, data: dict[str, Any],
         raise ValidationError({"legal_basis": f"one of {', '.join(regimes.BASES)}"})
     works = _clean_works(data.get("works", []))
     now = timezone.now()
+    filer = actor if actor is not None and actor.is_authenticated else None
     fields = {k: v for k, v in data.items() if k in REQUEST_FIELDS}
     if not isinstance(fields.get("statements", {}), dict):
         raise ValidationError({"statements": "an object of statement: true/false"})
     request = TakedownRequest(**fields, received_at=now, state_changed_at=now,
-                              filed_by=actor if actor and actor.is_authenticated else None,
+                              filed_by=filer,
                               rights_holder=getattr(actor, "rights_holder", None),
                               reference=f"new-{secrets.token_hex(7)}")  # numbered below
     if request.signature.strip():
@@ -185,11 +193,8 @@ def takedown_file(*, actor: User | None, data: dict[str, Any],
     request.deadlines = {k: v.isoformat() for k, v in regimes.deadlines(
         basis, now, calendar_for(now), levels).items()}
     request.save(update_fields=["reference", "deadlines", "signed_at"])
-    TakedownWork.objects.bulk_create([
-        TakedownWork(request=request, sample_sha256=content_hash(normalise(w["sample_text"]))
-                     if w["sample_text"].strip() else "", **w) for w in works])
-    TakedownEvent.objects.create(request=request, to_state=State.RECEIVED, actor=actor
-                                 if actor and actor.is_authenticated else None, at=now,
+    _add_works(request, works)
+    TakedownEvent.objects.create(request=request, to_state=State.RECEIVED, actor=filer, at=now,
                                  ledger_entry=ledger_append(
                                      actor=None, event="takedown.received", subject=request,
                                      payload={"reference": request.reference,
@@ -223,10 +228,7 @@ def takedown_supplement(*, request: TakedownRequest, actor: User,
         request.signed_at = timezone.now()
     request.full_clean()
     request.save()
-    works = _clean_works(data.get("works", []))
-    TakedownWork.objects.bulk_create([
-        TakedownWork(request=request, sample_sha256=content_hash(normalise(w["sample_text"]))
-                     if w["sample_text"].strip() else "", **w) for w in works])
+    _add_works(request, _clean_works(data.get("works", [])))
     _transition(request, State.VALIDATING, actor, "information supplied")
     _validate(request, actor)
     return request
