@@ -15,6 +15,7 @@ from provenance.apis.base import ServiceViewSet
 from provenance.permissions import STAFF, Role
 from takedowns import selectors
 from takedowns import serializers as s
+from takedowns.services.counter import takedown_counter_notice, takedown_restore
 from takedowns.services.remediation import takedown_remediate_data
 from takedowns.services.requests import (
     takedown_decide,
@@ -42,7 +43,7 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
     filterset_fields = ["state", "legal_basis"]
     write_roles = CLAIMANTS
     action_write_roles = {"decide": STAFF, "scope": STAFF, "review_scope": STAFF,
-                          "remediate_data": STAFF}
+                          "remediate_data": STAFF, "counter_notice": STAFF, "restore": STAFF}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.takedown_list(self.request.user)
@@ -116,4 +117,21 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
         data = self.valid(s.RemediateIn)
         taken = takedown_remediate_data(request=self.get_object(), actor=self.actor,
                                         purge_text=data.get("purge_text"))
+        return self.out(self.get_queryset().get(pk=taken.pk))
+
+    @extend_schema(request=s.CounterNoticeIn, responses={200: s.TakedownOut})
+    @action(detail=True, methods=["post"], url_path="counter-notice")
+    def counter_notice(self, request: Request, pk: str) -> Response:
+        """Record a DMCA counter notice (§512(g)(3)) to a decided request: the restore window
+        (10 to 14 business days) opens and the claimant is told."""
+        taken = takedown_counter_notice(request=self.get_object(), actor=self.actor,
+                                        data=_plain(self.valid(s.CounterNoticeIn)))
+        return self.out(self.get_queryset().get(pk=taken.pk))
+
+    @extend_schema(request=None, responses={200: s.TakedownOut})
+    @action(detail=True, methods=["post"])
+    def restore(self, request: Request, pk: str) -> Response:
+        """Restore what the request removed, once the window has opened (or after a
+        litigation hold ends)."""
+        taken = takedown_restore(request=self.get_object(), actor=self.actor)
         return self.out(self.get_queryset().get(pk=taken.pk))

@@ -84,6 +84,7 @@ class TakedownRequest(models.Model):
     # What scoping found beyond the documents: affected dataset versions and checkpoints
     scope = models.JSONField(default=dict, blank=True)
     overdue_since = models.DateField(null=True, blank=True)  # the missed deadline's date
+    counter_notice = models.JSONField(default=dict, blank=True)  # DMCA §512(g), as received
     received_at = models.DateTimeField()
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -60,6 +60,24 @@ class ScopeReviewIn(serializers.Serializer):
                                     max_length=100_000)
 
 
+class CounterStatementsIn(serializers.Serializer):
+    mistake_under_perjury = serializers.BooleanField(required=False,
+                                                     help_text="§512(g)(3)(C)")
+    consent_to_jurisdiction = serializers.BooleanField(required=False,
+                                                       help_text="§512(g)(3)(D)")
+
+
+class CounterNoticeIn(serializers.Serializer):
+    claimant_name = serializers.CharField(max_length=200, required=False, allow_blank=True,
+                                          help_text="the subscriber")
+    claimant_email = serializers.EmailField(required=False, allow_blank=True)
+    postal_address = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    telephone = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    material = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
+    statements = CounterStatementsIn(required=False)
+    signature = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+
 class RemediateIn(serializers.Serializer):
     purge_text = serializers.BooleanField(required=False, allow_null=True, default=None,
                                           help_text="default: purge for GDPR erasure only")
@@ -107,4 +125,5 @@ class TakedownOut(serializers.ModelSerializer):
                   "claimant_email", "organisation", "authority", "rights_holder", "works",
                   "statements", "signature", "signed_at", "missing", "deadlines",
                   "decision_reasons", "duplicate_of", "claimed_sources", "scope", "overdue_since",
+                  "counter_notice",
                   "received_at", "acknowledged_at", "state_changed_at", "events"]

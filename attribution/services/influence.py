@@ -224,3 +224,20 @@ def open_stores(index: GradientIndex) -> list[Any]:
 
     return [GradientStore.open(Path(index.path) / snap).without(index.removed)
             for snap in index.snapshots]
+
+
+@transaction.atomic
+def gradient_index_unmask(*, index: GradientIndex, document_ids: list[int],
+                          actor: User | None) -> GradientIndex:
+    """Put documents back (a takedown reversed): their rows score and count in the Fisher again
+    (they never left the store); the generation goes up."""
+    index = GradientIndex.objects.select_for_update().get(pk=index.pk)
+    back = sorted(set(document_ids) & set(index.removed))
+    if not back:
+        return index
+    index.removed = sorted(set(index.removed) - set(back))
+    index.generation += 1
+    index.save(update_fields=["removed", "generation", "updated_at"])
+    ledger_append(actor=actor, event="gradient_index.unmasked", subject=index,
+                  payload={"documents": back, "generation": index.generation})
+    return index

@@ -27,6 +27,7 @@ from provenance.models import (
     Dataset,
     DatasetVersion,
     DataSource,
+    Document,
     User,
     VersionExclusion,
 )
@@ -242,17 +243,27 @@ def version_create_from_plan(*, dataset: Dataset, recipe: dict[str, Any], plan: 
 
 
 @transaction.atomic
-def version_derive_without(*, parent: DatasetVersion, document_ids: set[int], detail: str,
-                           actor: User | None) -> DatasetVersion:
-    """A new published version of the parent's dataset: the parent's members less these
-    documents (recorded as tombstoned exclusions), nothing else changed. How a takedown
-    changes a dataset."""
+def version_derive(*, parent: DatasetVersion, detail: str, actor: User | None,
+                   remove: set[int] | None = None,
+                   restore: dict[int, int] | None = None) -> DatasetVersion:
+    """A new published version of the parent's dataset: the parent's members less `remove`
+    (recorded as tombstoned exclusions) plus `restore` ({document: source}, documents a
+    takedown took out and a counter-notice brought back), nothing else changed."""
+    remove, restore = remove or set(), dict(restore or {})
     rows = list(parent.members.order_by("document_id").values_list(
         "document_id", "source_id", "document__sha256", "document__token_estimate",
         "document__byte_count", "source__use_class"))
+    classes = dict(DataSource.objects.filter(pk__in=set(restore.values()))
+                   .values_list("pk", "use_class"))
+    # A restored document comes back under the source it was a member under before.
+    rows += [(doc, restore[doc], sha, tokens, size, classes[restore[doc]])
+             for doc, sha, tokens, size in Document.objects.filter(
+                 pk__in=list(restore), removed_at__isnull=True)
+             .exclude(memberships__version=parent).order_by("pk")
+             .values_list("pk", "sha256", "token_estimate", "byte_count")]
     plan = Plan()
     for doc, source, sha, tokens, size, use_class in rows:
-        if doc in document_ids:
+        if doc in remove:
             plan.exclusions.append((doc, source, Reason.TOMBSTONED, detail))
             continue
         plan.members.append((doc, source, sha))
@@ -260,8 +271,8 @@ def version_derive_without(*, parent: DatasetVersion, document_ids: set[int], de
         plan.bytes += size
         plan.by_source[str(source)] += 1
         plan.by_class[use_class] += 1
-    recipe = {**parent.recipe, "notes": f"{parent} without {len(plan.exclusions)} document(s): "
-                                        f"{detail}"}
+    recipe = {**parent.recipe, "notes": f"{parent} less {len(plan.exclusions)}, plus "
+                                        f"{len(restore)} document(s): {detail}"}
     version = version_create_from_plan(dataset=parent.dataset, recipe=recipe, plan=plan,
                                        actor=actor)
     return dataset_version_publish(version=version, actor=actor)

@@ -30,3 +30,20 @@ def document_tombstone(*, document: Document, actor: User | None, reason: str,
     ledger_append(actor=actor, event="document.removed", subject=document,
                   payload={"sha256": document.sha256, "reason": reason, "purged": purge_text})
     return document
+
+
+@transaction.atomic
+def document_restore(*, document: Document, actor: User | None, reason: str) -> Document:
+    """Lift a tombstone (a counter-notice upheld); a purged text cannot come back."""
+    if not reason.strip():
+        raise ValidationError({"reason": "say why the document is restored"})
+    document = Document.objects.select_for_update().get(pk=document.pk)
+    if document.removed_at is None:
+        raise InvalidTransition(f"document {document.pk}", "present", "restore")
+    if document.text_purged:
+        raise InvalidTransition(f"document {document.pk}", "purged", "restore")
+    document.removed_at, document.removal_reason = None, ""
+    document.save(update_fields=["removed_at", "removal_reason"])
+    ledger_append(actor=actor, event="document.restored", subject=document,
+                  payload={"sha256": document.sha256, "reason": reason})
+    return document

@@ -88,6 +88,20 @@ REQUIRED: dict[str, tuple[Element, ...]] = {
 
 GDPR_GROUNDS = ("a", "b", "c", "d", "e", "f")
 
+# DMCA §512(g)(3): what a counter notice must hold.
+COUNTER_NOTICE: tuple[Element, ...] = (
+    Element("signature", "the signature of the subscriber: their typed full name"),
+    Element("material", "the material removed and where it was before (§512(g)(3)(B))"),
+    Element("statements.mistake_under_perjury",
+            "the statement, under penalty of perjury, of a good-faith belief that the material "
+            "was removed by mistake or misidentification (§512(g)(3)(C))"),
+    Element("contact", "the subscriber's name and e-mail"),
+    Element("postal_address", "the subscriber's address and telephone number (§512(g)(3)(D))"),
+    Element("statements.consent_to_jurisdiction",
+            "consent to the jurisdiction of the Federal District Court and acceptance of service "
+            "of process from the claimant (§512(g)(3)(D))"),
+)
+
 
 def _get(notice: Mapping[str, Any], dotted: str) -> Any:
     value: Any = notice
@@ -122,6 +136,13 @@ def present(notice: Mapping[str, Any], key: str) -> bool:
         return _get(notice, key) is True
     value = _get(notice, key)
     return bool(value.strip()) if isinstance(value, str) else bool(value)
+
+
+def counter_notice_missing(notice: Mapping[str, Any]) -> list[dict[str, str]]:
+    """What a DMCA counter notice lacks (the same keys as a notice: claimant_name for the
+    subscriber, and so on)."""
+    return [{"element": e.key, "message": e.label} for e in COUNTER_NOTICE
+            if not present(notice, e.key)]
 
 
 def missing(basis: str, notice: Mapping[str, Any]) -> list[dict[str, str]]:

@@ -19,6 +19,7 @@ RUNNING = {
     "acknowledge": {State.RECEIVED},
     "decide": {State.RECEIVED, State.ACKNOWLEDGED, State.VALIDATING, State.ACCEPTED,
                State.SCOPING, State.DATA_REMEDIATED, State.MODEL_REMEDIATION, State.VERIFYING},
+    "restore_by": {State.RESTORE_WINDOW},
 }
 
 

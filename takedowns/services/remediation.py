@@ -11,7 +11,7 @@ from django.db import transaction
 from attribution.models import GradientIndex
 from attribution.services.influence import gradient_index_mask
 from provenance.models import DatasetVersion, Document, User
-from provenance.services.datasets import version_derive_without, version_diff
+from provenance.services.datasets import version_derive, version_diff
 from provenance.services.documents import document_tombstone
 from provenance.services.errors import InvalidTransition
 from takedowns.models import TakedownRequest
@@ -50,8 +50,7 @@ def takedown_remediate_data(*, request: TakedownRequest, actor: User,
                   .order_by("-number").first())
         if latest is None or not latest.members.filter(document_id__in=ids).exists():
             continue
-        new = version_derive_without(parent=latest, document_ids=ids, detail=reason,
-                                     actor=actor)
+        new = version_derive(parent=latest, remove=ids, detail=reason, actor=actor)
         versions.append({"dataset": dataset_id, "from": latest.pk, "to": new.pk,
                          "version": str(new), "diff": version_diff(new, latest)})
     masked = []

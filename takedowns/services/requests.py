@@ -120,7 +120,7 @@ def _record(request: TakedownRequest, to: str, actor: User | None, note: str = "
                                    "legal_basis": request.legal_basis})
     TakedownEvent.objects.create(request=request, from_state=previous, to_state=to,
                                  actor=actor, note=note, at=now, ledger_entry=entry)
-    if to in DECISIONS or to == State.ACKNOWLEDGED:
+    if to in DECISIONS or to in (State.ACKNOWLEDGED, State.RESTORE_WINDOW):
         transaction.on_commit(lambda: _notify(request.pk, to))
 
 
@@ -136,6 +136,13 @@ def _notify(request_id: int, state: str) -> None:
         lines += ["We need:"] + [f"- {m['message']}" for m in request.missing]
     if request.decision_reasons:
         lines += ["", request.decision_reasons]
+    if state == State.RESTORE_WINDOW:
+        notice = request.counter_notice
+        lines += ["", f"A counter notice was received from {notice.get('claimant_name')} about: "
+                      f"{notice.get('material')}.",
+                  f"The material will be restored from {request.deadlines['restore_not_before']}"
+                  f" to {request.deadlines['restore_by']} unless you tell us that you have filed "
+                  f"an action seeking a court order (17 U.S.C. §512(g)(2)(C))."]
     if state == State.REJECTED:
         lines += ["", "To appeal, reply to this message within 30 days with the reasons and any "
                       "new evidence; a different reviewer will decide."]
@@ -249,6 +256,8 @@ def takedown_decide(*, request: TakedownRequest, actor: User, to: str,
         request.duplicate_of = duplicate_of
     if to == State.WITHDRAWN:
         raise ValidationError({"state": "only the claimant withdraws a request"})
+    if to in (State.COUNTER_NOTICE, State.RESTORE_WINDOW, State.RESTORED):
+        raise ValidationError({"to": f"{to}: use the counter-notice and restore actions"})
     request.decision_reasons = reasons.strip()
     _transition(request, to, actor, reasons)
     return request

@@ -148,3 +148,66 @@ def test_remediation_tombstones_the_confirmed_documents_and_publishes_a_version_
     assert index.removed == [work.pk]
     again = curator.post(f"{url}remediate-data/", {}, format="json")
     assert again.status_code == 409  # done once
+
+
+def test_a_dmca_counter_notice_opens_the_restore_window_and_restoring_brings_the_work_back(
+        corpus, client_as, django_capture_on_commit_callbacks):
+    from datetime import date
+
+    from django.core import mail
+
+    from takedowns.services.counter import takedown_restore
+
+    index = build_gradient_index(gradient_index_create(checkpoint=corpus["checkpoint"],
+                                                       actor=None, enqueue=False))
+    request = file_and_accept(corpus, data={
+        "legal_basis": "dmca_512", "authority": "owner", "postal_address": "1 Quay St",
+        "signature": "Ann", "works": [{"title": "Tide", "sample_text": corpus["work"],
+                                       "urls": ["https://a.example/tide"]}],
+        "statements": {"good_faith": True, "accuracy": True, "authority_under_perjury": True}})
+    takedown_scope(request_id=request.pk)
+    work = Document.objects.get(text=corpus["work"])
+    others = [m.document_id for m in request.matches.exclude(document=work)]
+    url = f"/api/v1/takedowns/{request.pk}/"
+    curator = client_as("curator")
+    curator.post(f"{url}review-scope/", {"confirm": [work.pk], "dismiss": others},
+                 format="json")
+    assert curator.post(f"{url}remediate-data/", {}, format="json").status_code == 200
+    assert curator.post(f"{url}decide/", {"to": "decided"}, format="json").status_code == 200
+    gaps = curator.post(f"{url}counter-notice/", {"claimant_name": "Sub Scriber"},
+                        format="json")
+    assert gaps.status_code == 400
+    assert {"material", "statements.mistake_under_perjury",
+            "statements.consent_to_jurisdiction", "signature"} <= set(gaps.json())
+    with django_capture_on_commit_callbacks(execute=True):
+        opened = curator.post(f"{url}counter-notice/", {
+            "claimant_name": "Sub Scriber", "claimant_email": "sub@b.example",
+            "postal_address": "2 Mill Lane", "telephone": "+1 555 0101",
+            "material": "the essay 'Tide' in the essays source", "signature": "Sub Scriber",
+            "statements": {"mistake_under_perjury": True, "consent_to_jurisdiction": True}},
+            format="json")
+    assert opened.status_code == 200, opened.json()
+    body = opened.json()
+    assert body["state"] == "restore_window"
+    opens = date.fromisoformat(body["deadlines"]["restore_not_before"])
+    assert "Sub Scriber" in mail.outbox[-1].body and str(opens) in mail.outbox[-1].body
+    early = curator.post(f"{url}restore/", {}, format="json")
+    assert early.status_code == 400 and "opens on" in str(early.json())
+    restored = takedown_restore(request=request, actor=corpus["users"]["curator"], today=opens)
+    assert restored.state == "restored"
+    work.refresh_from_db()
+    assert work.removed_at is None
+    [back] = restored.scope["restoration"]["versions"]
+    newest = DatasetVersion.objects.get(pk=back["to"])
+    assert newest.members.filter(document=work).exists()
+    assert newest.document_count == corpus["version"].document_count
+    assert newest.manifest_root == corpus["version"].manifest_root  # the same content again
+    index.refresh_from_db()
+    assert index.removed == [] and index.generation == 3
+
+
+def test_only_a_decided_dmca_request_takes_a_counter_notice(corpus, client_as):
+    request = file_and_accept(corpus)  # voluntary
+    answer = client_as("curator").post(f"/api/v1/takedowns/{request.pk}/counter-notice/", {},
+                                       format="json")
+    assert answer.status_code == 409
