@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboards import views
+from dashboards import portal, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,4 +12,7 @@ urlpatterns = [
     path("sources/<int:source_id>/", views.source_detail, name="source"),
     path("outputs/<int:output_id>/", views.output_detail, name="output"),
     path("attribution/<int:run_id>/", views.attribution_detail, name="attribution"),
+    path("takedowns/", portal.takedowns, name="takedowns"),
+    path("takedowns/new/", portal.takedown_new, name="takedown-new"),
+    path("takedowns/<int:takedown_id>/", portal.takedown_detail, name="takedown"),
 ]

@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
+from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
@@ -86,6 +87,12 @@ def _clean_works(works: Any) -> list[dict[str, Any]]:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValidationError({"works": f"work {n + 1}: {key} must be a list of "
                                                 f"strings"})
+        for url in work.get("urls", []):
+            try:
+                URLValidator(schemes=["http", "https"])(url)
+            except ValidationError:
+                raise ValidationError({"works": f"work {n + 1}: {url!r} is not an http(s) "
+                                                f"URL"}) from None
         cleaned.append({"title": str(work.get("title") or "").strip()[:500],
                         "identifiers": work.get("identifiers", []),
                         "urls": work.get("urls", []),
@@ -186,6 +193,8 @@ def takedown_file(*, actor: User | None, data: dict[str, Any],
     fields = {k: v for k, v in data.items() if k in REQUEST_FIELDS}
     if not isinstance(fields.get("statements", {}), dict):
         raise ValidationError({"statements": "an object of statement: true/false"})
+    if fields.get("ground", "") not in ("", *regimes.GDPR_GROUNDS):
+        raise ValidationError({"ground": "one of a-f (GDPR Art. 17(1))"})
     request = TakedownRequest(**fields, received_at=now, state_changed_at=now,
                               filed_by=filer,
                               rights_holder=getattr(actor, "rights_holder", None),
