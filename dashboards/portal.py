@@ -15,12 +15,11 @@ from provenance.permissions import STAFF, Role, role_of
 from provenance.services.errors import InvalidTransition
 from takedowns.models import TakedownRequest
 from takedowns.selectors import takedown_list
-from takedowns.services.requests import TRANSITIONS
+from takedowns.services.requests import REQUEST_FIELDS, TRANSITIONS
 
 FILERS = STAFF | {Role.RIGHTS_HOLDER}
-TEXT_FIELDS = ["claimant_name", "claimant_email", "organisation", "postal_address", "telephone",
-               "proof", "explanation", "reservation", "personal_data", "licence", "signature"]
 CHOICE_FIELDS = ["legal_basis", "remedy", "authority", "ground"]
+TEXT_FIELDS = sorted(REQUEST_FIELDS - {*CHOICE_FIELDS, "statements"})
 STATEMENTS = [("good_faith", "I have a good-faith belief that the use is not authorised by the "
                              "owner, its agent or the law (DMCA)"),
               ("accuracy", "The information in this notice is accurate (DMCA)"),

@@ -191,25 +191,23 @@ def query_example(tokenizer: Any, prompt: str, completion: str, max_tokens: int)
 def featurize(featurizer: Featurizer, examples: Sequence[Example], batch_tokens: int = 8192,
               on_batch: Callable[[int], None] | None = None) -> np.ndarray:
     """(len(examples), dim) float32, in batches of similar length (sorted) to waste no padding."""
-    out = np.zeros((len(examples), featurizer.dim), dtype=np.float32)
-    for rows, ids, mask, weights in _batches(featurizer, examples, batch_tokens):
-        out[rows] = featurizer.features(ids, mask, weights).cpu().numpy()
-        if on_batch:
-            on_batch(len(rows))
-    return out
+    return featurize_with_fisher(featurizer, examples, [], 0, batch_tokens, on_batch)[0]
 
 
 def featurize_with_fisher(featurizer: Featurizer, examples: Sequence[Example],
                           seeds: Sequence[int], samples: int, batch_tokens: int = 8192,
                           on_batch: Callable[[int], None] | None = None,
                           ) -> tuple[np.ndarray, np.ndarray]:
-    """featurize, plus each example's (samples, dim) Fisher rows (see features_with_fisher)."""
+    """The features, plus each example's (samples, dim) Fisher rows (see features_with_fisher);
+    samples = 0 gives the features alone, in batches of similar length (sorted)."""
     out = np.zeros((len(examples), featurizer.dim), dtype=np.float32)
     fisher = np.zeros((len(examples), samples, featurizer.dim), dtype=np.float32)
     for rows, ids, mask, weights in _batches(featurizer, examples, batch_tokens):
-        real, drawn = featurizer.features_with_fisher(ids, mask, weights,
-                                                      [seeds[i] for i in rows], samples)
-        out[rows], fisher[rows] = real.cpu().numpy(), drawn.cpu().numpy()
+        found = featurizer._run(ids, mask, weights,
+                                [seeds[i] for i in rows] if samples else [], samples)
+        out[rows] = found[0].cpu().numpy()
+        if samples:
+            fisher[rows] = torch.stack(found[1:], dim=1).cpu().numpy()
         if on_batch:
             on_batch(len(rows))
     return out, fisher
@@ -345,11 +343,6 @@ class GradientStore:
         pre = Preconditioner(np.load(folder / "fisher.npy"), int(meta["rows"]),
                              float(meta["damping"]))
         return cls(folder, shards, pre, meta)
-
-    def rows(self, ids: Iterable[int]) -> np.ndarray:
-        wanted = np.fromiter(ids, dtype=np.int64)
-        out = [shard.vectors[np.isin(shard.ids, wanted)] for shard in self.shards]
-        return np.concatenate(out) if out else np.zeros((0, int(self.meta["dim"])))
 
     def fisher_rows(self, ids: Iterable[int]) -> np.ndarray:
         """(n, samples, dim): what these examples added to the Fisher."""

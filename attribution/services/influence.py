@@ -185,23 +185,42 @@ def gradient_index_finalize(*, index_id: int) -> GradientIndex | None:
     return index
 
 
+def _set_removed(index: GradientIndex, removed: set[int], actor: User | None, event: str,
+                 changed: list[int]) -> GradientIndex:
+    """Record a new removed set: the generation goes up, so reports name which one they used."""
+    index.removed = sorted(removed)
+    index.generation += 1
+    index.save(update_fields=["removed", "generation", "updated_at"])
+    ledger_append(actor=actor, event=event, subject=index,
+                  payload={"documents": changed, "generation": index.generation})
+    return index
+
+
 @transaction.atomic
 def gradient_index_mask(*, index: GradientIndex, document_ids: list[int],
                         actor: User | None) -> GradientIndex:
     """Take documents out of an index after a takedown: their rows are masked at scoring and
-    out of the Fisher estimate; the generation goes up, so reports name which one they used."""
+    out of the Fisher estimate."""
     index = GradientIndex.objects.select_for_update().get(pk=index.pk)
     if index.state != State.SUCCEEDED:
         raise InvalidTransition(f"gradient index {index.pk}", index.state, "mask")
     new = sorted(set(document_ids) - set(index.removed))
     if not new:
         return index
-    index.removed = sorted({*index.removed, *new})
-    index.generation += 1
-    index.save(update_fields=["removed", "generation", "updated_at"])
-    ledger_append(actor=actor, event="gradient_index.masked", subject=index,
-                  payload={"documents": new, "generation": index.generation})
-    return index
+    return _set_removed(index, {*index.removed, *new}, actor, "gradient_index.masked", new)
+
+
+@transaction.atomic
+def gradient_index_unmask(*, index: GradientIndex, document_ids: list[int],
+                          actor: User | None) -> GradientIndex:
+    """Put documents back (a takedown reversed): their rows score and count in the Fisher again
+    (they never left the store)."""
+    index = GradientIndex.objects.select_for_update().get(pk=index.pk)
+    back = sorted(set(document_ids) & set(index.removed))
+    if not back:
+        return index
+    return _set_removed(index, set(index.removed) - set(back), actor,
+                        "gradient_index.unmasked", back)
 
 
 def gradient_index_rebuild(*, index: GradientIndex, actor: User | None) -> GradientIndex:
@@ -225,19 +244,3 @@ def open_stores(index: GradientIndex) -> list[Any]:
     return [GradientStore.open(Path(index.path) / snap).without(index.removed)
             for snap in index.snapshots]
 
-
-@transaction.atomic
-def gradient_index_unmask(*, index: GradientIndex, document_ids: list[int],
-                          actor: User | None) -> GradientIndex:
-    """Put documents back (a takedown reversed): their rows score and count in the Fisher again
-    (they never left the store); the generation goes up."""
-    index = GradientIndex.objects.select_for_update().get(pk=index.pk)
-    back = sorted(set(document_ids) & set(index.removed))
-    if not back:
-        return index
-    index.removed = sorted(set(index.removed) - set(back))
-    index.generation += 1
-    index.save(update_fields=["removed", "generation", "updated_at"])
-    ledger_append(actor=actor, event="gradient_index.unmasked", subject=index,
-                  payload={"documents": back, "generation": index.generation})
-    return index

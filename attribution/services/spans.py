@@ -47,12 +47,11 @@ def _trained_texts(checkpoint: ModelCheckpoint, version: DatasetVersion) -> dict
     never emits them as text), removed documents included (still counted, shown as blocked)."""
     from provenance.services.training import training_export
 
-    stored = dict(version.members.values_list("document_id", "document__text"))
     if checkpoint.run is None:
-        return stored
+        return dict(version.members.values_list("document_id", "document__text"))
     marks = {"canaries": (checkpoint.run.marks or {}).get("canaries", {})}
     export = training_export(version, marks, watermarks=False, include_removed=True)
-    return {**stored, **dict(zip(export.documents, export.texts, strict=True))}
+    return dict(zip(export.documents, export.texts, strict=True))
 
 
 def span_index_build(*, index_id: int) -> SpanIndex | None:

@@ -14,12 +14,12 @@ from django.utils import timezone
 
 from attribution.models import GradientIndex
 from attribution.services.influence import gradient_index_unmask
-from provenance.models import DatasetVersion, Document, User, VersionExclusion
-from provenance.services.datasets import version_derive, version_diff
+from provenance.models import Document, User, VersionExclusion
 from provenance.services.documents import document_restore
 from provenance.services.errors import InvalidTransition
 from takedowns.engine import regimes
 from takedowns.models import TakedownRequest
+from takedowns.services.remediation import latest_published, republish
 from takedowns.services.requests import _transition, calendar_for
 
 State = TakedownRequest.State
@@ -78,17 +78,12 @@ def takedown_restore(*, request: TakedownRequest, actor: User,
         document_restore(document=document, actor=actor, reason=reason)
     versions = []
     for change in remediation.get("versions", []):
-        latest = (DatasetVersion.objects.filter(dataset_id=change["dataset"],
-                                                state=DatasetVersion.State.PUBLISHED)
-                  .order_by("-number").first())
+        latest = latest_published(change["dataset"])
         sources = dict(VersionExclusion.objects.filter(version_id=change["to"],
                                                        document_id__in=ids)
                        .values_list("document_id", "source_id"))
-        if latest is None or not sources:
-            continue
-        new = version_derive(parent=latest, restore=sources, detail=reason, actor=actor)
-        versions.append({"dataset": change["dataset"], "from": latest.pk, "to": new.pk,
-                         "version": str(new), "diff": version_diff(new, latest)})
+        if latest is not None and sources:
+            versions.append(republish(latest, actor, reason, restore=sources))
     for index in GradientIndex.objects.filter(pk__in=[
             g["index"] for g in remediation.get("gradient_indexes", [])]):
         gradient_index_unmask(index=index, document_ids=sorted(ids), actor=actor)

@@ -5,6 +5,8 @@ One transaction: a failure leaves nothing half done, and the step can be retried
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -18,6 +20,22 @@ from takedowns.models import TakedownRequest
 from takedowns.services.requests import _transition
 
 State = TakedownRequest.State
+
+
+def latest_published(dataset_id: int) -> DatasetVersion | None:
+    return (DatasetVersion.objects.filter(dataset_id=dataset_id,
+                                          state=DatasetVersion.State.PUBLISHED)
+            .order_by("-number").first())
+
+
+def republish(latest: DatasetVersion, actor: User, detail: str, *, remove: set[int] | None = None,
+              restore: dict[int, int] | None = None) -> dict[str, Any]:
+    """A new published version of `latest`'s dataset with documents removed or restored; what
+    the request records of it (with the diff)."""
+    new = version_derive(parent=latest, remove=remove, restore=restore, detail=detail,
+                         actor=actor)
+    return {"dataset": latest.dataset_id, "from": latest.pk, "to": new.pk, "version": str(new),
+            "diff": version_diff(new, latest)}
 
 
 @transaction.atomic
@@ -45,14 +63,9 @@ def takedown_remediate_data(*, request: TakedownRequest, actor: User,
     versions = []
     for dataset_id in (DatasetVersion.objects.filter(members__document_id__in=ids)
                        .values_list("dataset_id", flat=True).distinct()):
-        latest = (DatasetVersion.objects.filter(dataset_id=dataset_id,
-                                                state=DatasetVersion.State.PUBLISHED)
-                  .order_by("-number").first())
-        if latest is None or not latest.members.filter(document_id__in=ids).exists():
-            continue
-        new = version_derive(parent=latest, remove=ids, detail=reason, actor=actor)
-        versions.append({"dataset": dataset_id, "from": latest.pk, "to": new.pk,
-                         "version": str(new), "diff": version_diff(new, latest)})
+        latest = latest_published(dataset_id)
+        if latest is not None and latest.members.filter(document_id__in=ids).exists():
+            versions.append(republish(latest, actor, reason, remove=ids))
     masked = []
     for index in GradientIndex.objects.filter(state=GradientIndex.State.SUCCEEDED,
                                               checkpoint__version__members__document_id__in=ids
