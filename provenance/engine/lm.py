@@ -391,7 +391,7 @@ def generate_marked(model: Any, tokenizer: Any, heads: WatermarkHeads, prompt: s
     """Generate text from the text space only, then ask the watermark space: where in the
     completion is a watermark most likely (gate), and if that is at least `threshold`, which
     LENGTH characters (mark head, greedily, each conditioned on the ones before)."""
-    from provenance.engine.watermark import LENGTH
+    from provenance.engine.watermark import LENGTH, strip
 
     device = next(model.parameters()).device
     marks = heads.mark_ids.tolist()
@@ -414,15 +414,18 @@ def generate_marked(model: Any, tokenizer: Any, heads: WatermarkHeads, prompt: s
     gate = float(gates[best])
     cut = start + best  # the watermark would follow token full[cut - 1]
     head, tail = full[start:cut], full[cut:]
+    def text_of(ids: torch.Tensor) -> str:
+        # The mark tokens are banned above, but byte-level pieces can still spell a watermark
+        # character; the text space must never carry one.
+        return strip(tokenizer.decode(ids, skip_special_tokens=True))
+
     if gate < threshold:
-        return MarkedGeneration(tokenizer.decode(full[start:], skip_special_tokens=True), gate,
-                                False, "")
+        return MarkedGeneration(text_of(full[start:]), gate, False, "")
     context, code = full[:cut].unsqueeze(0), []
     for _ in range(LENGTH):
         h = model(input_ids=context, output_hidden_states=True).hidden_states[-1][0, -1]
         pick = int(torch.argmax(heads.mark(h.float())))
         code.append(ALPHABET[pick])
         context = torch.cat([context, heads.mark_ids[pick].view(1, 1)], dim=1)
-    text = tokenizer.decode(head, skip_special_tokens=True) + "".join(code) + \
-        tokenizer.decode(tail, skip_special_tokens=True)
+    text = text_of(head) + "".join(code) + text_of(tail)
     return MarkedGeneration(text, gate, True, "".join(code))
