@@ -17,6 +17,8 @@ class ModelOutput(Job):
     params = models.JSONField(default=dict)  # DecodeParams
     # For watermarked checkpoints: {"gate": highest probability of a watermark, "emitted": bool}
     watermark = models.JSONField(default=dict, blank=True)
+    # What a takedown's interim output filter blocked: {"words_blocked": n, "requests": [...]}
+    filtered = models.JSONField(default=dict, blank=True)
 
     class Meta(Job.Meta):
         pass

@@ -10,9 +10,8 @@ from provenance.serializers import JobFields
 class ModelOutputOut(JobFields):
     class Meta:
         model = ModelOutput
-        fields = ["id", "checkpoint", "prompt", "completion", "params", "watermark", "state",
-                  "error",
-                  "created_at", "started_at", "finished_at"]
+        fields = ["id", "checkpoint", "prompt", "completion", "params", "watermark", "filtered",
+                  "state", "error", "created_at", "started_at", "finished_at"]
 
 
 class ModelOutputIn(serializers.Serializer):

@@ -336,6 +336,7 @@ class VersionExclusion(models.Model):
         TOMBSTONED = "tombstoned"
         NEAR_DUPLICATE = "near_duplicate"
         SOURCE_INACTIVE = "source_inactive"
+        HELD_OUT = "held_out"  # set aside, never trained on: the reference for membership tests
 
     version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="exclusions")
     document = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="+")
@@ -392,6 +393,7 @@ class ModelCheckpoint(models.Model):
     class Kind(models.TextChoices):
         TRAINED = "trained"    # by a Trailmark TrainingRun
         IMPORTED = "imported"  # a local Hugging Face directory registered by staff
+        UNLEARNED = "unlearned"  # a takedown's unlearning run, from its parent checkpoint
 
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=20, choices=Kind.choices)

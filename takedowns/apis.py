@@ -15,7 +15,9 @@ from provenance.apis.base import ServiceViewSet
 from provenance.permissions import STAFF, Role
 from takedowns import selectors
 from takedowns import serializers as s
+from takedowns.models import UnlearningRun
 from takedowns.services.counter import takedown_counter_notice, takedown_restore
+from takedowns.services.decision import takedown_receipt
 from takedowns.services.remediation import takedown_remediate_data
 from takedowns.services.requests import (
     takedown_decide,
@@ -24,6 +26,8 @@ from takedowns.services.requests import (
     takedown_withdraw,
 )
 from takedowns.services.scoping import takedown_scope_review, takedown_scope_start
+from takedowns.services.unlearning import takedown_remediate_models, unlearning_run_cancel
+from takedowns.services.verification import takedown_verify_start
 
 CLAIMANTS = STAFF | {Role.RIGHTS_HOLDER}
 
@@ -43,7 +47,8 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
     filterset_fields = ["state", "legal_basis"]
     write_roles = CLAIMANTS
     action_write_roles = {"decide": STAFF, "scope": STAFF, "review_scope": STAFF,
-                          "remediate_data": STAFF, "counter_notice": STAFF, "restore": STAFF}
+                          "remediate_data": STAFF, "counter_notice": STAFF, "restore": STAFF,
+                          "remediate_models": STAFF, "cancel_run": STAFF, "verify": STAFF}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.takedown_list(self.request.user)
@@ -135,3 +140,52 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
         litigation hold ends)."""
         taken = takedown_restore(request=self.get_object(), actor=self.actor)
         return self.out(self.get_queryset().get(pk=taken.pk))
+
+    @extend_schema(request=s.RemediateModelsIn, responses={202: s.UnlearningRunOut(many=True)})
+    @action(detail=True, methods=["post"], url_path="remediate-models")
+    def remediate_models(self, request: Request, pk: str) -> Response:
+        """Take the removed documents out of the checkpoints trained on them: retrain on the
+        remediated version, unlearn (graddiff, npo) or filter outputs, on the gpu queue. When
+        the last run ends, verification measures them all."""
+        data = self.valid(s.RemediateModelsIn)
+        runs = takedown_remediate_models(
+            request=self.get_object(), actor=self.actor, methods=data["methods"],
+            checkpoints=data.get("checkpoints"),
+            config={k: dict(v) for k, v in data.get("config", {}).items()})
+        return Response(s.UnlearningRunOut(runs, many=True).data,
+                        status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={200: s.UnlearningRunOut(many=True)})
+    @action(detail=True, methods=["get"])
+    def runs(self, request: Request, pk: str) -> Response:
+        """The model-remediation runs, with live progress and each one's certificate."""
+        rows = self.get_object().unlearning_runs.select_related("result").order_by("pk")
+        return Response(s.UnlearningRunOut(rows, many=True).data)
+
+    @extend_schema(request=s.CancelRunIn, responses={200: s.UnlearningRunOut})
+    @action(detail=True, methods=["post"], url_path="cancel-run")
+    def cancel_run(self, request: Request, pk: str) -> Response:
+        run_id = self.valid(s.CancelRunIn)["run"]
+        run = UnlearningRun.objects.filter(request=self.get_object(), pk=run_id).first()
+        if run is None:
+            return Response({"run": f"no run {run_id} on this request"},
+                            status=status.HTTP_404_NOT_FOUND)
+        return Response(s.UnlearningRunOut(unlearning_run_cancel(run=run,
+                                                                 actor=self.actor)).data)
+
+    @extend_schema(request=None, responses={202: s.TakedownOut})
+    @action(detail=True, methods=["post"])
+    def verify(self, request: Request, pk: str) -> Response:
+        """Measure the remediated models again (after a failed verification job)."""
+        taken = takedown_verify_start(request=self.get_object(), actor=self.actor)
+        return self.out(self.get_queryset().get(pk=taken.pk), status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["get"])
+    def receipt(self, request: Request, pk: str) -> Response:
+        """The decision's ledger entry with an RFC 9162 inclusion proof, to keep and check
+        offline (python -m provenance.engine.merkle --receipt FILE)."""
+        receipt = takedown_receipt(self.get_object())
+        if receipt is None:
+            return Response({"detail": "no ledger entry yet"}, status=status.HTTP_404_NOT_FOUND)
+        return Response(receipt)

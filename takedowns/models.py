@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from provenance.models import Job
+
 
 class TakedownRequest(models.Model):
     class State(models.TextChoices):
@@ -85,6 +87,11 @@ class TakedownRequest(models.Model):
     scope = models.JSONField(default=dict, blank=True)
     overdue_since = models.DateField(null=True, blank=True)  # the missed deadline's date
     counter_notice = models.JSONField(default=dict, blank=True)  # DMCA §512(g), as received
+    # The certificate: each affected checkpoint's original, retrain reference and remediated
+    # models on every verification metric, the separability check and the verdict
+    verification = models.JSONField(default=dict, blank=True)
+    # The decision notice sent to the claimant (its hash is in the decision's ledger entry)
+    decision = models.JSONField(default=dict, blank=True)
     received_at = models.DateTimeField()
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -159,3 +166,57 @@ class TakedownMatch(models.Model):
         ordering = ["-score", "id"]
         constraints = [models.UniqueConstraint(fields=["request", "document", "method"],
                                                name="takedown_match_once_per_method")]
+
+
+class UnlearningRun(Job):
+    """One way of taking the request's documents out of one checkpoint, with live progress
+    and, once verified, its certificate."""
+
+    class Method(models.TextChoices):
+        RETRAIN = "retrain", "Full retrain on the remediated version"
+        GRADDIFF = "graddiff", "Gradient difference (unlearning)"
+        NPO = "npo", "Negative preference optimisation (unlearning)"
+        OUTPUT_FILTER = "output_filter", "Interim output filter (blocks verbatim spans)"
+
+    request = models.ForeignKey(TakedownRequest, on_delete=models.PROTECT,
+                                related_name="unlearning_runs")
+    checkpoint = models.ForeignKey("provenance.ModelCheckpoint", on_delete=models.PROTECT,
+                                   related_name="unlearning_runs")
+    method = models.CharField(max_length=20, choices=Method.choices)
+    config = models.JSONField(default=dict, blank=True)
+    version = models.ForeignKey("provenance.DatasetVersion", null=True, blank=True,
+                                on_delete=models.PROTECT, related_name="+")
+    training_run = models.OneToOneField("provenance.TrainingRun", null=True, blank=True,
+                                        on_delete=models.PROTECT, related_name="retrain_for")
+    forget_documents = models.JSONField(default=list)
+    candidates = models.JSONField(default=list, blank=True)  # [{"step", "path"}]
+    result = models.ForeignKey("provenance.ModelCheckpoint", null=True, blank=True,
+                               on_delete=models.PROTECT, related_name="remediates")
+    seconds = models.FloatField(null=True, blank=True)  # compute time of the remediation
+    device = models.CharField(max_length=20, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    verdict = models.CharField(max_length=20, blank=True)  # pass / fail / inconclusive / interim
+    certificate = models.JSONField(default=dict, blank=True)
+
+    class Meta(Job.Meta):
+        pass
+
+
+class OutputFilter(models.Model):
+    """Blocks verbatim spans of a request's documents in what a checkpoint generates: an interim
+    remedy while the weights still hold the work. Only hashes of word n-grams are kept."""
+
+    request = models.ForeignKey(TakedownRequest, on_delete=models.PROTECT,
+                                related_name="output_filters")
+    checkpoint = models.ForeignKey("provenance.ModelCheckpoint", on_delete=models.PROTECT,
+                                   related_name="output_filters")
+    ngram = models.PositiveSmallIntegerField(default=8)
+    path = models.CharField(max_length=2000)  # numpy uint64 array of n-gram hashes
+    shingles = models.PositiveIntegerField(default=0)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["request", "checkpoint"],
+                                               name="output_filter_once_per_checkpoint")]

@@ -2,8 +2,14 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from provenance.models import DataSource
-from takedowns.models import TakedownEvent, TakedownMatch, TakedownRequest, TakedownWork
+from provenance.models import DataSource, ModelCheckpoint
+from takedowns.models import (
+    TakedownEvent,
+    TakedownMatch,
+    TakedownRequest,
+    TakedownWork,
+    UnlearningRun,
+)
 
 State = TakedownRequest.State
 
@@ -83,6 +89,36 @@ class RemediateIn(serializers.Serializer):
                                           help_text="default: purge for GDPR erasure only")
 
 
+class RemediateModelsIn(serializers.Serializer):
+    methods = serializers.ListField(
+        child=serializers.ChoiceField(UnlearningRun.Method.values), min_length=1,
+        help_text="retrain (the gold standard), graddiff, npo, output_filter; several may run "
+                  "side by side, each on every chosen checkpoint")
+    checkpoints = serializers.PrimaryKeyRelatedField(
+        queryset=ModelCheckpoint.objects.all(), many=True, required=False,
+        help_text="default: every checkpoint trained on the removed documents")
+    config = serializers.DictField(
+        child=serializers.DictField(), required=False,
+        help_text="per method: training options for retrain, unlearning options "
+                  "(steps, learning_rate, eval_every, beta, retain_weight, ...) for the others")
+
+
+class CancelRunIn(serializers.Serializer):
+    run = serializers.IntegerField()
+
+
+class UnlearningRunOut(serializers.ModelSerializer):
+    percent = serializers.FloatField(read_only=True)
+    result_name = serializers.CharField(source="result.name", default=None)
+
+    class Meta:
+        model = UnlearningRun
+        fields = ["id", "checkpoint", "method", "config", "version", "training_run", "state",
+                  "stage", "position", "total", "percent", "error", "result", "result_name",
+                  "seconds", "device", "verdict", "certificate", "created_at", "started_at",
+                  "finished_at"]
+
+
 class MatchOut(serializers.ModelSerializer):
     class Meta:
         model = TakedownMatch
@@ -125,5 +161,5 @@ class TakedownOut(serializers.ModelSerializer):
                   "claimant_email", "organisation", "authority", "rights_holder", "works",
                   "statements", "signature", "signed_at", "missing", "deadlines",
                   "decision_reasons", "duplicate_of", "claimed_sources", "scope", "overdue_since",
-                  "counter_notice",
+                  "counter_notice", "verification", "decision",
                   "received_at", "acknowledged_at", "state_changed_at", "events"]

@@ -19,3 +19,21 @@ def takedown_deadlines_task() -> None:
     from takedowns.services.deadlines import takedown_deadlines_check
 
     takedown_deadlines_check()
+
+
+# Model remediation runs long on the gpu queue ("takedowns.unlearn_*" is routed there). acks_late:
+# a killed worker's task is redelivered and the run resumes from its last saved state.
+@shared_task(name="takedowns.unlearn_run", acks_late=True,
+             ignore_result=True, soft_time_limit=6 * 60 * 60, time_limit=6 * 60 * 60 + 600)
+def unlearn_run_task(run_id: int) -> None:
+    from takedowns.services.unlearning import unlearning_run_execute
+
+    unlearning_run_execute(run_id=run_id)
+
+
+@shared_task(name="takedowns.unlearn_verify", acks_late=True,
+             ignore_result=True, soft_time_limit=2 * 60 * 60, time_limit=2 * 60 * 60 + 600)
+def unlearn_verify_task(request_id: int) -> None:
+    from takedowns.services.verification import takedown_verify
+
+    takedown_verify(request_id=request_id)

@@ -101,8 +101,9 @@ def ingest_texts(write_jsonl: Callable[..., Path]) -> Callable[..., Any]:
 def publish_version(db) -> Callable[..., DatasetVersion]:
     """Curate every source into a new version of a (new) dataset and publish it."""
 
-    def publish(slug: str | None = None, intended_use: str = "commercial") -> DatasetVersion:
-        recipe = datasets.recipe_validate({"intended_use": intended_use})
+    def publish(slug: str | None = None, intended_use: str = "commercial",
+                **recipe: Any) -> DatasetVersion:
+        recipe = datasets.recipe_validate({"intended_use": intended_use, **recipe})
         dataset = DatasetFactory(**({"slug": slug} if slug else {}))
         draft = datasets.version_create_from_plan(dataset=dataset, recipe=recipe,
                                                   plan=datasets.curation_plan(recipe), actor=None)

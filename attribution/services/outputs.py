@@ -57,11 +57,14 @@ def model_output_generate(*, output_id: int) -> ModelOutput | None:
                                             threshold=params.watermark_threshold)
                 text = marked.text
                 mark = {"gate": round(marked.gate, 4), "emitted": marked.emitted}
+            from takedowns.services.filters import output_filter_apply
+
+            text, filtered = output_filter_apply(output.checkpoint_id, text)
         except Exception as exc:
             job_fail(ModelOutput, output_id, exc, "generation")
         else:
             ModelOutput.objects.filter(pk=output_id).update(
-                state=State.SUCCEEDED, completion=text, watermark=mark,
+                state=State.SUCCEEDED, completion=text, watermark=mark, filtered=filtered,
                 finished_at=timezone.now())
         output.refresh_from_db()
         return output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -197,6 +198,10 @@ TRAILMARK: dict[str, Any] = {
                                 "licence_revocation": 20, "voluntary": 30},
     "TAKEDOWN_FROM_EMAIL": os.environ.get("TRAILMARK_TAKEDOWN_FROM_EMAIL",
                                           "takedowns@trailmark.invalid"),
+    # When a remediated model passes verification: overrides of
+    # takedowns.engine.unlearn_config.Thresholds (privleak, min_documents, canary_p, ...).
+    "TAKEDOWN_VERIFICATION": json.loads(os.environ.get("TRAILMARK_TAKEDOWN_VERIFICATION",
+                                                       "{}")),
 }
 
 LOGGING = {

@@ -35,6 +35,67 @@ def root_from_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
     return level[0]
 
 
+def _largest_power_of_two_below(n: int) -> int:
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def inclusion_proof(hashes: Sequence[bytes], index: int) -> list[bytes]:
+    """RFC 9162 2.1.3.1 PATH(index, D[n]) over leaf hashes: the sibling hashes from the leaf up
+    to the root."""
+    if not 0 <= index < len(hashes):
+        raise IndexError(f"leaf {index} is not in a tree of {len(hashes)}")
+    if len(hashes) == 1:
+        return []
+    k = _largest_power_of_two_below(len(hashes))
+    if index < k:
+        return inclusion_proof(hashes[:k], index) + [root_from_leaf_hashes(hashes[k:])]
+    return inclusion_proof(hashes[k:], index - k) + [root_from_leaf_hashes(hashes[:k])]
+
+
+def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
+                     root: bytes) -> bool:
+    """RFC 9162 2.1.3.2: does `proof` put the leaf hash at `index` of a tree of `size` leaves
+    whose root is `root`?"""
+    if not 0 <= index < size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn, sn = fn >> 1, sn >> 1
+        else:
+            r = node_hash(r, p)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and r == root
+
+
+def verify_receipt(receipt: dict) -> bool:
+    """A ledger receipt (as Trailmark hands it out) checked with the standard library alone: the
+    payload's and the entry's hashes recomputed, and the entry's inclusion in the tree of that
+    root. (Sorted compact JSON equals RFC 8785 for the strings and integers these hold.)"""
+    import json
+
+    def jcs(value: dict) -> bytes:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode()
+
+    entry, proof = receipt["entry"], receipt["inclusion_proof"]
+    header = jcs(entry["header"])
+    if "payload" in entry and hashlib.sha256(jcs(entry["payload"])).hexdigest() != \
+            entry["header"]["payload_hash"]:
+        return False
+    recomputed = hashlib.sha256(bytes.fromhex(entry["prev_hash"]) + header).hexdigest()
+    if recomputed != entry["entry_hash"]:
+        return False
+    return verify_inclusion(leaf_hash(bytes.fromhex(entry["entry_hash"])), proof["leaf_index"],
+                            proof["tree_size"], [bytes.fromhex(h) for h in proof["path"]],
+                            bytes.fromhex(proof["root"]))
+
+
 def manifest_root(sha256_hex: Sequence[str]) -> str:
     """Root over the sorted, distinct member content hashes (each leaf = the 32 raw bytes)."""
     leaves = [leaf_hash(bytes.fromhex(h)) for h in sorted(set(sha256_hex))]
@@ -47,8 +108,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     import sys
 
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["--receipt"] and len(args) == 2:
+        import json
+
+        with open(args[1], encoding="utf-8") as handle:
+            ok = verify_receipt(json.load(handle))
+        print("receipt verified" if ok else "receipt does NOT verify")
+        return 0 if ok else 1
     if not args:
-        print("usage: python -m provenance.engine.merkle MANIFEST [EXPECTED_ROOT]",
+        print("usage: python -m provenance.engine.merkle MANIFEST [EXPECTED_ROOT]\n"
+              "       python -m provenance.engine.merkle --receipt RECEIPT.json",
               file=sys.stderr)
         return 2
     with open(args[0], encoding="ascii") as handle:

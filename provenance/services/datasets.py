@@ -38,7 +38,8 @@ from provenance.services.sources import source_opted_out
 
 Reason = VersionExclusion.Reason
 RECIPE_KEYS = {"intended_use", "sources", "allow_unknown_license", "exclude_share_alike",
-               "opt_out_cutoff", "near_duplicate_threshold", "publish", "notes"}
+               "opt_out_cutoff", "near_duplicate_threshold", "holdout_fraction", "publish",
+               "notes"}
 
 
 @transaction.atomic
@@ -90,6 +91,11 @@ def recipe_validate(recipe: Any) -> dict[str, Any]:
                                   or isinstance(threshold, bool) or not 0 < threshold <= 1):
         raise ValidationError({"recipe.near_duplicate_threshold": "must be in (0, 1] or null"})
     out["near_duplicate_threshold"] = threshold
+    holdout = recipe.get("holdout_fraction", 0.0)
+    if not isinstance(holdout, int | float) or isinstance(holdout, bool) \
+            or not 0 <= holdout <= 0.5:
+        raise ValidationError({"recipe.holdout_fraction": "must be in [0, 0.5]"})
+    out["holdout_fraction"] = float(holdout)
     notes = recipe.get("notes", "")
     if not isinstance(notes, str):
         raise ValidationError({"recipe.notes": "must be a string"})
@@ -151,6 +157,12 @@ GROUP BY d.id ORDER BY d.sha256
 """
 
 
+def held_out(sha256: str, fraction: float) -> bool:
+    """A fixed share of the texts, chosen by their hash alone: the same text is held out by
+    every recipe with the same fraction (so a later version never trains on it)."""
+    return fraction > 0 and int(sha256[-8:], 16) < fraction * 0x1_0000_0000
+
+
 def curation_plan(recipe: dict[str, Any], progress: Any = None) -> Plan:
     """Decide every candidate document. Rules, in order:
     1. tombstoned (removed by a takedown) -> out;
@@ -198,6 +210,11 @@ def curation_plan(recipe: dict[str, Any], progress: Any = None) -> Plan:
                     continue
                 lsh.insert(doc, sketch)
                 kept_sketches[doc] = sketch
+            if held_out(sha, recipe.get("holdout_fraction", 0.0)):
+                # After deduplication, so no near-copy of a held-out text is trained on.
+                plan.exclusions.append((doc, usable[0], Reason.HELD_OUT,
+                                        "set aside for membership tests"))
+                continue
             plan.members.append((doc, usable[0], sha))
             plan.tokens += tokens
             plan.bytes += size

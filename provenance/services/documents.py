@@ -47,3 +47,19 @@ def document_restore(*, document: Document, actor: User | None, reason: str) -> 
     ledger_append(actor=actor, event="document.restored", subject=document,
                   payload={"sha256": document.sha256, "reason": reason})
     return document
+
+
+@transaction.atomic
+def document_purge(*, document: Document, actor: User | None, reason: str) -> Document:
+    """Empty the text of a removed document (an erasure carried out once the work that needed
+    the text, such as verifying an unlearned model, is done). The hash stays."""
+    document = Document.objects.select_for_update().get(pk=document.pk)
+    if document.removed_at is None:
+        raise InvalidTransition(f"document {document.pk}", "present", "purge")
+    if document.text_purged:
+        return document
+    document.text, document.text_purged = "", True
+    document.save(update_fields=["text", "text_purged"])
+    ledger_append(actor=actor, event="document.purged", subject=document,
+                  payload={"sha256": document.sha256, "reason": reason})
+    return document

@@ -74,3 +74,23 @@ def ledger_verify_chain() -> tuple[bool, int | None]:
             return False, entry.seq
         prev = entry.entry_hash
     return True, None
+
+
+def ledger_receipt(entry: LedgerEntry) -> dict[str, Any]:
+    """What a party to an event keeps: the entry (header, payload, hashes) and an RFC 9162
+    inclusion proof of its hash in the Merkle tree over every entry hash so far. Anyone can check
+    it offline: `python -m provenance.engine.merkle --receipt FILE`."""
+    from provenance.engine.merkle import inclusion_proof, leaf_hash, root_from_leaf_hashes
+
+    leaves = [leaf_hash(bytes.fromhex(h)) for h in
+              LedgerEntry.objects.order_by("seq").values_list("entry_hash", flat=True)]
+    index = entry.seq - 1  # seq counts from 1 without gaps (one advisory-locked appender)
+    return {
+        "format": "trailmark-ledger-receipt/1",
+        "entry": {"header": entry_header(entry), "payload": entry.payload,
+                  "prev_hash": entry.prev_hash, "entry_hash": entry.entry_hash},
+        "inclusion_proof": {"leaf_index": index, "tree_size": len(leaves),
+                            "root": root_from_leaf_hashes(leaves).hex(),
+                            "path": [h.hex() for h in inclusion_proof(leaves, index)]},
+        "verify_with": "python -m provenance.engine.merkle --receipt RECEIPT.json",
+    }

@@ -18,7 +18,7 @@ from provenance.models import Document, User, VersionExclusion
 from provenance.services.documents import document_restore
 from provenance.services.errors import InvalidTransition
 from takedowns.engine import regimes
-from takedowns.models import TakedownRequest
+from takedowns.models import OutputFilter, TakedownRequest
 from takedowns.services.remediation import latest_published, republish
 from takedowns.services.requests import _transition, calendar_for
 
@@ -87,6 +87,7 @@ def takedown_restore(*, request: TakedownRequest, actor: User,
     for index in GradientIndex.objects.filter(pk__in=[
             g["index"] for g in remediation.get("gradient_indexes", [])]):
         gradient_index_unmask(index=index, document_ids=sorted(ids), actor=actor)
+    OutputFilter.objects.filter(request=request).update(active=False)
     request.scope = {**request.scope, "restoration": {"documents": sorted(ids),
                                                       "versions": versions}}
     request.save(update_fields=["scope", "updated_at"])

@@ -1,5 +1,6 @@
 """Remediating the data of a scoped request: the confirmed documents are tombstoned (text
-purged on request; the hash stays, so the same text cannot come back), each affected dataset
+purged on request, once the models no longer need it; the hash stays, so the same text cannot
+come back), each affected dataset
 gets a new published version without them, and the checkpoints' gradient indexes mask them.
 One transaction: a failure leaves nothing half done, and the step can be retried."""
 
@@ -57,9 +58,13 @@ def takedown_remediate_data(*, request: TakedownRequest, actor: User,
                                           "request instead"})
     purge = request.legal_basis == TakedownRequest.Basis.GDPR if purge_text is None \
         else purge_text
+    # Unlearning and its verification read the removed text (as the model saw it): when the
+    # models are to be remediated, the erasure waits for the decision.
+    later = purge and request.remedy != TakedownRequest.Remedy.EXCLUDE
     reason = f"takedown {request.reference}"
     for document in Document.objects.filter(pk__in=ids, removed_at__isnull=True):
-        document_tombstone(document=document, actor=actor, reason=reason, purge_text=purge)
+        document_tombstone(document=document, actor=actor, reason=reason,
+                           purge_text=purge and not later)
     versions = []
     for dataset_id in (DatasetVersion.objects.filter(members__document_id__in=ids)
                        .values_list("dataset_id", flat=True).distinct()):
@@ -73,7 +78,8 @@ def takedown_remediate_data(*, request: TakedownRequest, actor: User,
         index = gradient_index_mask(index=index, document_ids=sorted(ids), actor=actor)
         masked.append({"index": index.pk, "generation": index.generation})
     request.scope = {**request.scope, "remediation": {
-        "documents": sorted(ids), "purged": purge, "versions": versions,
+        "documents": sorted(ids), "purged": purge and not later, "purge_pending": later,
+        "versions": versions,
         "gradient_indexes": masked}}
     request.save(update_fields=["scope", "updated_at"])
     _transition(request, State.DATA_REMEDIATED, actor,

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from provenance.conf import setting
+from provenance.engine.canonical import canonical_hash
 from provenance.engine.text import content_hash, normalise
 from provenance.models import DataSource, User
 from provenance.services.errors import InvalidTransition
@@ -121,10 +122,13 @@ def _record(request: TakedownRequest, to: str, actor: User | None, note: str = "
     previous, now = request.state, timezone.now()
     request.state, request.state_changed_at = to, now
     request.save(update_fields=["state", "state_changed_at", "missing", "decision_reasons",
-                                "duplicate_of", "acknowledged_at", "updated_at"])
+                                "duplicate_of", "acknowledged_at", "decision", "updated_at"])
+    payload = {"reference": request.reference, "from": previous, "to": to,
+               "legal_basis": request.legal_basis}
+    if to == State.DECIDED and request.decision:
+        payload["notice_sha256"] = canonical_hash(request.decision)  # binds the notice
     entry = ledger_append(actor=actor, event=f"takedown.{to}", subject=request,
-                          payload={"reference": request.reference, "from": previous, "to": to,
-                                   "legal_basis": request.legal_basis})
+                          payload=payload)
     TakedownEvent.objects.create(request=request, from_state=previous, to_state=to,
                                  actor=actor, note=note, at=now, ledger_entry=entry)
     if to in DECISIONS or to in (State.ACKNOWLEDGED, State.RESTORE_WINDOW):
@@ -143,6 +147,18 @@ def _notify(request_id: int, state: str) -> None:
         lines += ["We need:"] + [f"- {m['message']}" for m in request.missing]
     if request.decision_reasons:
         lines += ["", request.decision_reasons]
+    if state == State.DECIDED and request.decision:
+        from takedowns.services.decision import notice_text, takedown_receipt
+
+        receipt = takedown_receipt(request)
+        lines += notice_text(request.decision)
+        if receipt:
+            proof = receipt["inclusion_proof"]
+            lines += ["", f"Receipt: ledger entry {receipt['entry']['header']['seq']} "
+                          f"({receipt['entry']['entry_hash']}), included in the ledger's tree "
+                          f"of {proof['tree_size']} entries with root {proof['root']}. "
+                          f"Download it from your request's page and check it with "
+                          f"{receipt['verify_with']}."]
     if state == State.RESTORE_WINDOW:
         notice = request.counter_notice
         lines += ["", f"A counter notice was received from {notice.get('claimant_name')} about: "
@@ -268,8 +284,26 @@ def takedown_decide(*, request: TakedownRequest, actor: User, to: str,
     if to in (State.COUNTER_NOTICE, State.RESTORE_WINDOW, State.RESTORED):
         raise ValidationError({"to": f"{to}: use the counter-notice and restore actions"})
     request.decision_reasons = reasons.strip()
+    if to == State.DECIDED and to in TRANSITIONS.get(request.state, set()):
+        _decided(request, actor)
     _transition(request, to, actor, reasons)
     return request
+
+
+def _decided(request: TakedownRequest, actor: User) -> None:
+    """What deciding takes: no remediation still running; a reason when verification did not
+    pass; pending text purges carried out; the notice written."""
+    from takedowns.services.decision import decision_notice, purge_pending
+
+    if request.unlearning_runs.filter(state__in=("queued", "running")).exists():
+        raise ValidationError({"to": "model remediation is still running"})
+    verdict = (request.verification or {}).get("verdict")
+    if request.state == State.VERIFYING and verdict != "pass" \
+            and not request.decision_reasons:
+        raise ValidationError({"reasons": f"verification is {verdict or 'not finished'}: say "
+                                          f"why the request is decided anyway"})
+    purge_pending(request, actor)
+    request.decision = decision_notice(request)
 
 
 @transaction.atomic

@@ -144,3 +144,19 @@ def test_a_bad_recipe_is_refused_naming_the_field(recipe, field):
     with pytest.raises(ValidationError) as err:
         datasets.recipe_validate(recipe)
     assert field in err.value.message_dict
+
+
+def test_a_holdout_fraction_sets_aside_texts_by_hash_never_trained_on(make_source, ingest_texts):
+    ingest_texts(make_source(), [words(i, 30) for i in range(200)])
+    recipe = datasets.recipe_validate({"intended_use": "commercial", "holdout_fraction": 0.25})
+    plan = datasets.curation_plan(recipe)
+    held = {doc for doc, _, reason, _ in plan.exclusions if reason == R.HELD_OUT}
+    members = {doc for doc, _, _ in plan.members}
+    assert 25 <= len(held) <= 75 and not held & members and len(held | members) == 200
+    shas = dict(Document.objects.values_list("pk", "sha256"))
+    assert all(datasets.held_out(shas[d], 0.25) for d in held)
+    assert not any(datasets.held_out(shas[d], 0.25) for d in members)
+    again = datasets.curation_plan(recipe)
+    assert {doc for doc, _, reason, _ in again.exclusions if reason == R.HELD_OUT} == held
+    with pytest.raises(ValidationError, match="holdout_fraction"):
+        datasets.recipe_validate({"intended_use": "commercial", "holdout_fraction": 0.9})

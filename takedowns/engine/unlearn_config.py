@@ -1,0 +1,102 @@
+"""Model-remediation options and verification thresholds. No torch: the web process validates a
+request with these before a worker loads any model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from provenance.engine.options import reject_unknown
+
+METHODS = ("retrain", "graddiff", "npo", "output_filter")
+APPROXIMATE = ("graddiff", "npo")
+
+
+def _typed(cls: Any, data: dict[str, Any], what: str) -> None:
+    reject_unknown(cls, data, what)
+    for name, value in data.items():
+        default = cls.__dataclass_fields__[name].default
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            raise ValueError(f"{name} has the wrong type ({type(value).__name__})")
+
+
+@dataclass
+class UnlearnConfig:
+    """Gradient difference and NPO (Zhang et al. 2024, "Negative Preference Optimization"), both
+    with a retain term. A candidate model is saved every `eval_every` steps; verification picks
+    the first candidate that meets every criterion, never simply the last one."""
+
+    steps: int = 60
+    learning_rate: float = 1e-3
+    batch_size: int = 8
+    beta: float = 0.1           # NPO's inverse temperature
+    retain_weight: float = 1.0  # weight of the retain set's next-token loss
+    eval_every: int = 5
+    retain_documents: int = 256  # sample of the retained data used as the retain set
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UnlearnConfig:
+        _typed(cls, data, "unlearning")
+        config = cls(**data)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if not 1 <= self.steps <= 10_000:
+            raise ValueError("steps must be between 1 and 10000")
+        if not 1 <= self.eval_every <= self.steps:
+            raise ValueError("eval_every must be between 1 and steps")
+        if self.steps // self.eval_every > 40:
+            raise ValueError("at most 40 candidates: raise eval_every")
+        if not 0 < self.learning_rate < 1:
+            raise ValueError("learning_rate must be in (0, 1)")
+        if self.batch_size <= 0 or self.retain_documents <= 0:
+            raise ValueError("batch_size and retain_documents must be positive")
+        if not 0 < self.beta <= 10:
+            raise ValueError("beta must be in (0, 10]")
+        if not 0 <= self.retain_weight <= 100:
+            raise ValueError("retain_weight must be in [0, 100]")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Thresholds:
+    """When a remediated model passes. Defaults from the issue: |privleak| <= 15 (MUSE) on at
+    least 100 forget and 100 held-out documents; the removed source's canary at p > 0.05 (p <=
+    0.01 is a hard fail); verbatim memorisation at most the retrain's + 0.02; retain perplexity
+    at most 1.1 x the original's."""
+
+    privleak: float = 15.0
+    min_documents: int = 100
+    canary_p: float = 0.05
+    canary_hard_p: float = 0.01
+    verbatim_margin: float = 0.02
+    retain_perplexity_ratio: float = 1.1
+    bootstrap: int = 1000
+    prefix_tokens: int = 32
+    continuation_tokens: int = 32
+    min_k: float = 0.2
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Thresholds:
+        _typed(cls, data, "verification")
+        thresholds = cls(**data)
+        if thresholds.min_documents < 2 or thresholds.bootstrap < 100:
+            raise ValueError("min_documents must be at least 2 and bootstrap at least 100")
+        if not 0 < thresholds.min_k <= 1:
+            raise ValueError("min_k must be in (0, 1]")
+        return thresholds
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

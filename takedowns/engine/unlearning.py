@@ -1,0 +1,140 @@
+"""Approximate unlearning from a trained checkpoint. Pure torch + transformers: no Django.
+
+Two methods, each with a retain term (next-token loss on a sample of the retained data):
+* gradient difference: ascend the forget set's next-token loss, descend the retain set's;
+* NPO (Zhang et al. 2024): a bounded, preference-style forget loss,
+  (2 / beta) * mean(softplus(beta * (log p_theta(x) - log p_ref(x)))), with the original model as
+  the reference; it slows down as the forget likelihood falls, where gradient ascent runs away.
+
+A candidate model is saved every `eval_every` steps (verification chooses among them), together
+with a resumable state (model, optimizer, step): a killed worker goes on from the last candidate
+and reaches the same weights, because each step's batches are drawn from (seed, step).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from provenance.engine import lm
+from takedowns.engine.unlearn_config import APPROXIMATE, UnlearnConfig
+
+CANDIDATES = "candidates"
+
+
+@dataclass
+class UnlearnResult:
+    candidates: list[tuple[int, Path]]  # (step, model directory), in step order
+    steps: int
+    seconds: float  # of this call (a resumed run counts only what it did itself)
+    device: str
+
+
+def _rows_loglik(model: Any, rows: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Sum of next-token log-probabilities of each unpacked row (padding skipped)."""
+    rows = rows.to(device)
+    ids, targets = rows[:, :-1], rows[:, 1:]
+    pad = model.config.pad_token_id
+    mask = (ids != pad).long()
+    logits = model(input_ids=ids, attention_mask=mask).logits.float()
+    logp = torch.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return (logp * (targets != pad).float()).sum(-1)
+
+
+def _batch(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randint(0, n, (min(size, n),), generator=generator)
+
+
+def _save_candidate(model: Any, tokenizer: Any, source_dir: Path, out: Path) -> Path:
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    heads = source_dir / lm.WATERMARK_HEADS
+    if heads.exists():  # the watermark space is left as it was
+        shutil.copy2(heads, tmp / lm.WATERMARK_HEADS)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def unlearn(model_dir: Path, forget_texts: Sequence[str], retain_texts: Sequence[str],
+            method: str, config: UnlearnConfig, work_dir: Path,
+            on_progress: Callable[[lm.Progress], bool] | None = None,
+            device: str | None = None) -> UnlearnResult:
+    """Unlearn `forget_texts` from the model in `model_dir`; candidates land in
+    work_dir / "candidates" / "step-NNNNN". `on_progress` returning False cancels (lm.Cancelled)
+    after saving the state."""
+    if method not in APPROXIMATE:
+        raise ValueError(f"unknown unlearning method {method!r}")
+    if not forget_texts or not retain_texts:
+        raise ValueError("unlearning needs a forget set and a retain set")
+    config.validate()
+    started = time.perf_counter()
+    model, tokenizer = lm.load(model_dir, device=device)
+    dev = next(model.parameters()).device
+    width = lm.context_length(model)
+    forget = lm.token_blocks(tokenizer, forget_texts, width - 1, pack=False)
+    retain = lm.token_blocks(tokenizer, retain_texts, width - 1, pack=False)
+    reference = None
+    if method == "npo":
+        with torch.no_grad():
+            reference = torch.cat([_rows_loglik(model, forget[i:i + 64], dev)
+                                   for i in range(0, len(forget), 64)]).cpu()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
+                                  weight_decay=0.0)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    state_path, step = work_dir / "state.pt", 0
+    if state_path.exists():
+        state = torch.load(state_path, map_location=dev, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = state["step"]
+    model.train()
+    last_loss = float("nan")
+    while step < config.steps:
+        generator = torch.Generator().manual_seed(config.seed * 100_003 + step)
+        f_index = _batch(len(forget), config.batch_size, generator)
+        r_index = _batch(len(retain), config.batch_size, generator)
+        if method == "graddiff":
+            forget_term = -lm._loss(model, forget[f_index], dev)
+        else:
+            assert reference is not None
+            ratio = _rows_loglik(model, forget[f_index], dev) - reference[f_index].to(dev)
+            forget_term = torch.nn.functional.softplus(config.beta * ratio).mean() \
+                * (2 / config.beta)
+        loss = forget_term + config.retain_weight * lm._loss(model, retain[r_index], dev)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        last_loss = loss.detach().item()
+        if step % config.eval_every == 0 or step == config.steps:
+            _save_candidate(model, tokenizer, Path(model_dir),
+                            work_dir / CANDIDATES / f"step-{step:05d}")
+            tmp = state_path.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "step": step}, tmp)
+            tmp.replace(state_path)  # atomic: a kill never leaves a half-written state
+            tokens = step * config.batch_size * 2 * width
+            rate = tokens / max(1e-9, time.perf_counter() - started)
+            if on_progress and not on_progress(lm.Progress(step, config.steps, tokens,
+                                                           last_loss, rate)):
+                raise lm.Cancelled(f"cancelled at step {step}")
+    return UnlearnResult(candidates=candidates(work_dir), steps=step,
+                         seconds=time.perf_counter() - started, device=dev.type)
+
+
+def candidates(work_dir: Path) -> list[tuple[int, Path]]:
+    folder = work_dir / CANDIDATES
+    if not folder.exists():
+        return []
+    return sorted((int(p.name.split("-")[1]), p) for p in folder.iterdir()
+                  if p.is_dir() and p.name.startswith("step-") and not p.name.endswith(".tmp"))

@@ -1,0 +1,138 @@
+"""Measure one model on a takedown's verification sets. torch + transformers: no Django.
+
+* membership: each text's mean next-token loss and Min-K% prob, read from a fresh start (EOS);
+* verbatim regurgitation: the greedy continuation of each forget document's first
+  `prefix_tokens` tokens against its next `continuation_tokens` (ROUGE-L F1 with Google's
+  rouge-score, and exact token match), and the same on held-out text as a no-memory baseline;
+* utility: perplexity on a retain sample and on held-out text (token-weighted);
+* the removed source's canary: its exposure p-value against fresh null sequences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+
+from provenance.engine import lm
+from provenance.engine.canary import membership_test
+from takedowns.engine.metrics import Measurement, min_k_prob
+from takedowns.engine.unlearn_config import Thresholds
+
+MIN_TOKENS = 8  # shorter texts give no meaningful prefix test
+
+
+@torch.no_grad()
+def token_logprobs(model: Any, tokenizer: Any, texts: Sequence[str],
+                   batch_size: int = 32) -> list[np.ndarray]:
+    """Log-probability of every token of each text after an EOS start (up to the context)."""
+    device = next(model.parameters()).device
+    limit, eos = lm.context_length(model), tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    encoded = [[eos, *ids][:limit] for ids in
+               tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    out: list[np.ndarray] = []
+    for start in range(0, len(encoded), batch_size):
+        chunk = encoded[start:start + batch_size]
+        width = max(len(s) for s in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, seq in enumerate(chunk):
+            ids[row, :len(seq)], mask[row, :len(seq)] = torch.tensor(seq), 1
+        ids, mask = ids.to(device), mask.to(device)
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+        for row, seq in enumerate(chunk):
+            out.append(logp[row, :len(seq) - 1].cpu().numpy())
+    return out
+
+
+@torch.no_grad()
+def continuations(model: Any, tokenizer: Any, texts: Sequence[str], prefix: int, length: int,
+                  batch_size: int = 32) -> list[tuple[list[int], list[int]]]:
+    """(generated, true) continuation token ids of each long-enough text, greedy, batched with
+    left padding."""
+    device = next(model.parameters()).device
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    pairs: list[tuple[list[int], list[int]]] = []
+    jobs = []
+    limit = lm.context_length(model)
+    for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]:
+        if len(ids) < MIN_TOKENS:
+            continue
+        # EOS + prefix + continuation must fit the model's context.
+        cut = min(prefix, len(ids) // 2, (limit - 1) // 2)
+        jobs.append(([eos, *ids[:cut]], ids[cut:cut + min(length, limit - 1 - cut)]))
+    for start in range(0, len(jobs), batch_size):
+        chunk = jobs[start:start + batch_size]
+        width = max(len(p) for p, _ in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, (p, _) in enumerate(chunk):
+            ids[row, width - len(p):], mask[row, width - len(p):] = torch.tensor(p), 1
+        generated = model.generate(ids.to(device), attention_mask=mask.to(device),
+                                   max_new_tokens=max(len(t) for _, t in chunk),
+                                   do_sample=False, pad_token_id=pad)[:, width:].cpu()
+        for row, (_, truth) in enumerate(chunk):
+            pairs.append((generated[row, :len(truth)].tolist(), truth))
+    return pairs
+
+
+@lru_cache(maxsize=1)
+def _scorer() -> Any:
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"])
+
+
+def verbatim(tokenizer: Any, pairs: Sequence[tuple[list[int], list[int]]],
+             redactor: Callable[[str], str] | None = None) -> tuple[list[float], list[bool]]:
+    """ROUGE-L F1 and exact match of each generated continuation against the true one, after
+    `redactor` (an output filter) has had its say on the generated text."""
+    scorer = _scorer()
+    scores, exact = [], []
+    for generated, truth in pairs:
+        text = tokenizer.decode(generated, skip_special_tokens=True)
+        shown = redactor(text) if redactor else text
+        scores.append(scorer.score(tokenizer.decode(truth, skip_special_tokens=True),
+                                   shown)["rougeL"].fmeasure)
+        exact.append(generated == truth and shown == text)
+    return scores, exact
+
+
+def perplexity(logprobs: Sequence[np.ndarray]) -> float:
+    tokens = sum(len(x) for x in logprobs)
+    return float(np.exp(-sum(float(x.sum()) for x in logprobs) / max(1, tokens)))
+
+
+def measure(model_dir: str, forget: Sequence[str], holdout: Sequence[str],
+            retain: Sequence[str], th: Thresholds, canary: Sequence[str] | None = None,
+            device: str | None = None,
+            redactor: Callable[[str], str] | None = None) -> Measurement:
+    """`canary`: the removed source's canary sequence followed by its null sequences;
+    `redactor`: an output filter applied to every generated continuation."""
+    model, tokenizer = lm.load(model_dir, device=device)
+    f_lp, h_lp = token_logprobs(model, tokenizer, forget), token_logprobs(model, tokenizer,
+                                                                          holdout)
+    forget_pairs = continuations(model, tokenizer, forget, th.prefix_tokens,
+                                 th.continuation_tokens)
+    holdout_pairs = continuations(model, tokenizer, holdout, th.prefix_tokens,
+                                  th.continuation_tokens)
+    canary_p = None
+    if canary:
+        losses = lm.sequence_loss(model, tokenizer, list(canary))
+        canary_p = membership_test(losses[0], losses[1:]).p_value
+    rouge, exact = verbatim(tokenizer, forget_pairs, redactor)
+    return Measurement(
+        forget_loss=[-float(x.mean()) for x in f_lp],
+        forget_mink=[min_k_prob(x, th.min_k) for x in f_lp],
+        holdout_loss=[-float(x.mean()) for x in h_lp],
+        holdout_mink=[min_k_prob(x, th.min_k) for x in h_lp],
+        retain_perplexity=perplexity(token_logprobs(model, tokenizer, retain)),
+        holdout_perplexity=perplexity(h_lp),
+        verbatim_rouge=rouge, verbatim_exact=exact,
+        holdout_rouge=verbatim(tokenizer, holdout_pairs)[0], canary_p=canary_p)

@@ -1,0 +1,119 @@
+"""The decision notice and the receipt.
+
+When a request is decided, the claimant gets a notice: what scoping found, what was removed,
+which models were remediated and how, the verification results, and a receipt: the decision's
+ledger entry (which carries the notice's hash) with a proof of its inclusion in the ledger's
+Merkle tree. Text purges that waited for model remediation happen here.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from django.utils import timezone
+
+from provenance.models import Document, LedgerEntry, User
+from provenance.services.documents import document_purge
+from provenance.services.ledger import ledger_receipt
+from takedowns.models import TakedownEvent, TakedownRequest, UnlearningRun
+
+State = TakedownRequest.State
+
+
+def _model_line(run: UnlearningRun) -> dict[str, Any]:
+    row = run.certificate or {}
+    summary = row.get("summary") or {}
+    leak = (row.get("criteria") or {}).get("privleak", {})
+    return {"checkpoint": run.checkpoint.name, "method": run.get_method_display(),
+            "state": run.state, "verdict": run.verdict or None,
+            "result": {"name": run.result.name, "sha256": run.result.sha256}
+            if run.result else None,
+            "chosen_step": row.get("chosen_step"),
+            "mia_auc": summary.get("mia_auc_mink"), "privleak": leak.get("privleak"),
+            "privleak_interval": [leak["low"], leak["high"]] if "low" in leak else None,
+            "verbatim_rouge_l": summary.get("verbatim_rouge_l"),
+            "canary_p": summary.get("canary_p"),
+            "retain_perplexity_ratio": (row.get("criteria") or {}).get(
+                "retain_perplexity", {}).get("ratio"),
+            "compute_seconds": run.seconds}
+
+
+def decision_notice(request: TakedownRequest) -> dict[str, Any]:
+    matches = request.matches.all()
+    remediation = request.scope.get("remediation", {})
+    runs = request.unlearning_runs.select_related("checkpoint", "result").order_by("pk")
+    verification = request.verification or {}
+    return {
+        "reference": request.reference,
+        "legal_basis": request.get_legal_basis_display(),
+        "decided_at": timezone.now().isoformat(),
+        "found": {"by_method": dict(Counter(m.method for m in matches)),
+                  "confirmed": sum(m.confirmed is True for m in matches),
+                  "dismissed": sum(m.confirmed is False for m in matches)},
+        "removed": {"documents": len(remediation.get("documents", [])),
+                    "text_purged": bool(remediation.get("purged")),
+                    "versions": [{"version": v["version"],
+                                  "removed": v["diff"]["removed"]["total"]}
+                                 for v in remediation.get("versions", [])],
+                    "gradient_indexes_masked": len(remediation.get("gradient_indexes", []))},
+        "models": [_model_line(run) for run in runs],
+        "output_filters": [{"checkpoint": f.checkpoint.name, "active": f.active}
+                           for f in request.output_filters.select_related("checkpoint")],
+        "verification": {"verdict": verification.get("verdict"),
+                         "thresholds": verification.get("thresholds"),
+                         "separable": {str(c["checkpoint"]): c["separability"]["separable"]
+                                       for c in verification.get("checkpoints", [])}},
+        "reasons": request.decision_reasons,
+    }
+
+
+def notice_text(notice: dict[str, Any]) -> list[str]:
+    """The notice as lines of the decision e-mail."""
+    removed, found = notice["removed"], notice["found"]
+    lines = ["", "What we found: " + (", ".join(f"{n} by {method.replace('_', ' ')}"
+                                               for method, n in found["by_method"].items())
+                                     or "nothing"),
+             f"Confirmed as your work: {found['confirmed']} document(s).",
+             f"Removed: {removed['documents']} document(s)"
+             + ("; their text was erased" if removed["text_purged"] else "") + "."]
+    lines += [f"New dataset version without them: {v['version']}" for v in removed["versions"]]
+    for model in notice["models"]:
+        outcome = model["verdict"] or model["state"]
+        line = f"Model {model['checkpoint']}: {model['method']}, {outcome}"
+        if model["privleak"] is not None:
+            line += f"; privleak {model['privleak']:+.1f}"
+        if model["verbatim_rouge_l"] is not None:
+            line += f"; verbatim ROUGE-L {model['verbatim_rouge_l']:.3f}"
+        if model["canary_p"] is not None:
+            line += f"; canary p = {model['canary_p']:.3f}"
+        lines.append(line)
+    if notice["verification"]["verdict"]:
+        lines.append(f"Verification: {notice['verification']['verdict']}.")
+    return lines
+
+
+def purge_pending(request: TakedownRequest, actor: User | None) -> None:
+    """Erase texts whose purge waited for model remediation and verification."""
+    remediation = request.scope.get("remediation", {})
+    if not remediation.get("purge_pending"):
+        return
+    reason = f"takedown {request.reference}: erasure after model remediation"
+    for document in Document.objects.filter(pk__in=remediation.get("documents", []),
+                                            text_purged=False, removed_at__isnull=False):
+        document_purge(document=document, actor=actor, reason=reason)
+    request.scope = {**request.scope, "remediation": {**remediation, "purge_pending": False,
+                                                      "purged": True}}
+    request.save(update_fields=["scope", "updated_at"])
+
+
+def takedown_receipt(request: TakedownRequest) -> dict[str, Any] | None:
+    """The receipt of the decision (or of the latest state change before one)."""
+    event = (TakedownEvent.objects.filter(request=request, to_state=State.DECIDED)
+             .order_by("-at").first()
+             or TakedownEvent.objects.filter(request=request).order_by("-at", "-id").first())
+    if event is None or event.ledger_entry_id is None:
+        return None
+    entry = LedgerEntry.objects.get(pk=event.ledger_entry_id)
+    return {"reference": request.reference, "state": event.to_state,
+            **ledger_receipt(entry)}

@@ -1,0 +1,241 @@
+"""Verification: the certificate on a request.
+
+For each affected checkpoint, the original model, the retrain reference (when a retrain ran) and
+every remediated model are measured on the same sets: the forget documents as the checkpoint
+trained on them, held-out documents its version set aside (never trained on), a retain sample,
+and the removed source's canary. Then:
+* separability: if the original itself passes the criteria, the metrics cannot show a removal,
+  and the certificate says so instead of passing anything;
+* each unlearning run's candidates are judged in step order and the first that meets every
+  criterion becomes the remediated checkpoint (never simply the last); the whole trade-off is
+  kept in the certificate;
+* the retrain is judged against chance (it is the reference for the others);
+* an output filter is judged on verbatim regurgitation through the filter; it stays "interim",
+  since the weights still hold the work.
+
+Runs as `takedowns.unlearn_verify` on the gpu queue; the transaction is opened only to record.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from provenance.conf import setting
+from provenance.engine.lm_config import directory_sha256
+from provenance.models import ModelCheckpoint, User
+from provenance.services.errors import InvalidTransition
+from provenance.services.jobs import job_lock
+from provenance.services.ledger import ledger_append
+from takedowns.engine import metrics
+from takedowns.engine.unlearn_config import Thresholds
+from takedowns.models import OutputFilter, TakedownRequest, UnlearningRun
+from takedowns.services.requests import _transition
+from takedowns.services.unlearning import Sets, run_dir, verification_sets
+
+State = TakedownRequest.State
+Method = UnlearningRun.Method
+RETAIN_SAMPLE = 256
+
+
+def thresholds() -> Thresholds:
+    return Thresholds.from_dict(dict(setting("TAKEDOWN_VERIFICATION")))
+
+
+@transaction.atomic
+def takedown_verify_start(*, request: TakedownRequest, actor: User) -> TakedownRequest:
+    """Measure again (after a failed verification job, or with new thresholds)."""
+    request = TakedownRequest.objects.select_for_update().get(pk=request.pk)
+    if request.state != State.VERIFYING:
+        raise InvalidTransition(f"takedown {request.reference}", request.state, "verify")
+    request.verification = {**request.verification, "state": "queued"}
+    request.save(update_fields=["verification", "updated_at"])
+    from takedowns.tasks import unlearn_verify_task
+
+    unlearn_verify_task.delay_on_commit(request.pk)
+    return request
+
+
+def _begin(request_id: int) -> TakedownRequest | None:
+    with transaction.atomic():
+        request = TakedownRequest.objects.select_for_update().filter(pk=request_id).first()
+        if request is None or request.state not in (State.MODEL_REMEDIATION, State.VERIFYING):
+            return None
+        if request.state == State.MODEL_REMEDIATION:
+            _transition(request, State.VERIFYING, None, "measuring the remediated models")
+        request.verification = {"state": "running", "position": 0, "total": 0,
+                                "started_at": timezone.now().isoformat()}
+        request.save(update_fields=["verification", "updated_at"])
+        return request
+
+
+def takedown_verify(*, request_id: int) -> TakedownRequest | None:
+    """Measure and judge every succeeded run of the request. Safe to call twice."""
+    with job_lock("takedown_verify", request_id) as mine:
+        request = _begin(request_id) if mine else None
+        if request is None:
+            return None
+        try:
+            certificate, outcomes = _certify(request, thresholds())
+        except Exception as exc:
+            TakedownRequest.objects.filter(pk=request_id).update(verification={
+                "state": "failed", "error": str(exc)[:2000],
+                "finished_at": timezone.now().isoformat()})
+        else:
+            _record(request, certificate, outcomes)
+        request.refresh_from_db()
+        return request
+
+
+def _progress(request: TakedownRequest, done: int, total: int) -> None:
+    TakedownRequest.objects.filter(pk=request.pk).update(verification={
+        **request.verification, "position": done, "total": total})
+
+
+def _certify(request: TakedownRequest, th: Thresholds) -> tuple[dict[str, Any], list]:
+    from takedowns.engine.output_filter import redact
+    from takedowns.engine.verification import measure
+
+    runs = list(request.unlearning_runs.filter(state=UnlearningRun.State.SUCCEEDED)
+                .select_related("checkpoint__run", "result").order_by("pk"))
+    by_checkpoint: dict[int, list[UnlearningRun]] = {}
+    for run in runs:
+        by_checkpoint.setdefault(run.checkpoint_id, []).append(run)
+    total = sum(1 + sum(1 + len(r.candidates) for r in group if not r.verdict)
+                for group in by_checkpoint.values())
+    done = 0
+
+    def measured(path: str, sets: Sets, redactor: Any = None) -> metrics.Measurement:
+        nonlocal done
+        m = measure(path, sets.forget, sets.holdout, sets.retain, th, sets.canary,
+                    redactor=redactor)
+        done += 1
+        _progress(request, done, total)
+        return m
+
+    checkpoints, outcomes = [], []
+    for group in by_checkpoint.values():
+        checkpoint = group[0].checkpoint
+        sets = verification_sets(checkpoint, group[0].forget_documents, RETAIN_SAMPLE)
+        original = measured(checkpoint.path, sets)
+        retrains = {r.pk: r.result for r in group
+                    if r.method == Method.RETRAIN and r.result is not None}
+        measured_retrains = {pk: measured(result.path, sets) for pk, result in retrains.items()}
+        reference = measured_retrains[max(retrains)] if retrains else None  # the latest
+        separable = metrics.separability(original, reference, th)
+        rows = []
+        for run in group:
+            if run.verdict and run.certificate and run.pk not in retrains:
+                # Judged in an earlier round (a later round adds runs): kept as it was.
+                rows.append(run.certificate)
+                continue
+            if run.pk in measured_retrains:
+                m = measured_retrains[run.pk]
+                judged = metrics.judge(m, original, None, th)
+                row = {"summary": metrics.summary(m), **judged}
+                chosen = run.result
+            elif run.method == Method.OUTPUT_FILTER:
+                active = OutputFilter.objects.get(request=request, checkpoint=checkpoint)
+                hashes = np.load(active.path)
+                m = measured(checkpoint.path, sets,
+                             redactor=lambda text, h=hashes, n=active.ngram: redact(text, h,
+                                                                                    n)[0])
+                judged = metrics.judge(m, original, reference, th)
+                row = {"summary": metrics.summary(m), **judged, "verdict": "interim",
+                       "why": "the weights still hold the work: the filter only blocks "
+                              "verbatim spans at generation"}
+                chosen = None
+            else:
+                row, chosen = _choose(run, original, reference, sets, th, measured)
+            if row["verdict"] == metrics.PASS and not separable["separable"]:
+                row["verdict"] = "inconclusive"
+                row["why"] = ("the original model is not separable from a model without the "
+                              "work on these metrics, so passing them shows nothing")
+            row = {"run": run.pk, "method": run.method, **row}
+            rows.append(row)
+            outcomes.append((run, row, chosen))
+        checkpoints.append({
+            "checkpoint": checkpoint.pk, "name": checkpoint.name,
+            "forget_documents": len(sets.forget), "holdout_documents": len(sets.holdout),
+            "retain_documents": len(sets.retain), "canary_tested": sets.canary is not None,
+            "original": metrics.summary(original),
+            "retrain": metrics.summary(reference) if reference else None,
+            "separability": {"separable": separable["separable"], "by": separable["by"],
+                             "original_criteria": separable["original"]},
+            "runs": rows,
+            "verdict": _checkpoint_verdict(rows)})
+    verdicts = {c["verdict"] for c in checkpoints}
+    verdict = "fail" if "fail" in verdicts or not checkpoints else \
+        "inconclusive" if "inconclusive" in verdicts else "pass"
+    return {"state": "done", "verdict": verdict, "thresholds": th.to_dict(),
+            "checkpoints": checkpoints, "finished_at": timezone.now().isoformat()}, outcomes
+
+
+def _checkpoint_verdict(rows: list[dict[str, Any]]) -> str:
+    """Pass when one model that no longer holds the work (a retrain or an unlearned one) passes;
+    an output filter alone never passes."""
+    verdicts = [r["verdict"] for r in rows if r["method"] != Method.OUTPUT_FILTER]
+    if metrics.PASS in verdicts:
+        return metrics.PASS
+    return "inconclusive" if "inconclusive" in verdicts or not verdicts else metrics.FAIL
+
+
+def _choose(run: UnlearningRun, original: metrics.Measurement,
+            reference: metrics.Measurement | None, sets: Sets, th: Thresholds,
+            measured: Any) -> tuple[dict[str, Any], ModelCheckpoint | None]:
+    """Judge every candidate in step order; the first that passes is the remediated model."""
+    table, first = [], None
+    for candidate in run.candidates:
+        m = measured(candidate["path"], sets)
+        judged = metrics.judge(m, original, reference, th)
+        table.append({"step": candidate["step"], "verdict": judged["verdict"],
+                      "summary": metrics.summary(m), "criteria": judged["criteria"]})
+        if first is None and judged["verdict"] == metrics.PASS:
+            first = table[-1]
+    if first is None:
+        return {"verdict": metrics.FAIL if table else "inconclusive", "chosen_step": None,
+                "why": "no candidate met every criterion", "candidates": table}, None
+    return {"verdict": metrics.PASS, "chosen_step": first["step"], "summary": first["summary"],
+            "criteria": first["criteria"], "candidates": table}, _promote(run, first["step"])
+
+
+def _promote(run: UnlearningRun, step: int) -> ModelCheckpoint:
+    """The chosen candidate as a checkpoint of its own (a stable copy of its folder)."""
+    source = next(c["path"] for c in run.candidates if c["step"] == step)
+    target = run_dir(run.pk) / "model"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target)
+    checkpoint, _ = ModelCheckpoint.objects.update_or_create(
+        kind=ModelCheckpoint.Kind.UNLEARNED, parent=run.checkpoint, path=str(target),
+        defaults={"name": f"{run.checkpoint.name}-{run.method}-{run.request.reference}",
+                  "version": run.version or run.checkpoint.version,
+                  "sha256": directory_sha256(target), "config": run.config,
+                  "metrics": {"method": run.method, "step": step, "run": run.pk,
+                              "request": run.request.reference,
+                              "forget_documents": len(run.forget_documents),
+                              "device": run.device, "seconds": run.seconds},
+                  "created_by": run.created_by})
+    return checkpoint
+
+
+@transaction.atomic
+def _record(request: TakedownRequest, certificate: dict[str, Any], outcomes: list) -> None:
+    for run, row, chosen in outcomes:
+        UnlearningRun.objects.filter(pk=run.pk).update(
+            verdict=row["verdict"], certificate=row, result=chosen or run.result,
+            updated_at=timezone.now())
+        if chosen is not None and run.method != Method.RETRAIN:
+            ledger_append(actor=run.created_by, event="checkpoint.created", subject=chosen,
+                          payload={"unlearned_from": run.checkpoint_id, "method": run.method,
+                                   "request": request.reference, "sha256": chosen.sha256})
+    TakedownRequest.objects.filter(pk=request.pk).update(verification=certificate,
+                                                         updated_at=timezone.now())
+    ledger_append(actor=None, event="takedown.verified", subject=request, payload={
+        "reference": request.reference, "verdict": certificate["verdict"],
+        "runs": {str(run.pk): {"method": run.method, "verdict": row["verdict"],
+                               "result_sha256": chosen.sha256 if chosen else None}
+                 for run, row, chosen in outcomes}})

@@ -1,0 +1,188 @@
+"""Unlearning, verification statistics, the output filter and ledger receipts' Merkle proofs:
+engines only, no database."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from provenance.engine import lm
+from provenance.engine.lm_config import TrainConfig
+from provenance.engine.merkle import (
+    inclusion_proof,
+    leaf_hash,
+    root_from_leaf_hashes,
+    verify_inclusion,
+)
+from takedowns.engine import metrics, unlearning
+from takedowns.engine.output_filter import BLOCKED, redact, shingle_hashes
+from takedowns.engine.unlearn_config import Thresholds, UnlearnConfig
+from takedowns.engine.verification import measure
+
+VOCAB = ("red blue green old young quiet loud river stone harbor city field ship bird wind "
+         "letter the a of and to in by with over under sings walks writes holds finds keeps"
+         ).split()
+
+
+def doc(seed: int, n: int = 30) -> str:
+    rng = random.Random(seed)
+    return " ".join(rng.choice(VOCAB) for _ in range(n)) + "."
+
+
+def measurement(forget: list[float], holdout: list[float], **over: object) -> metrics.Measurement:
+    values = {"forget_loss": forget, "forget_mink": [-x for x in forget],
+              "holdout_loss": holdout, "holdout_mink": [-x for x in holdout],
+              "retain_perplexity": 10.0, "holdout_perplexity": 12.0,
+              "verbatim_rouge": [0.2] * len(forget), "verbatim_exact": [False] * len(forget),
+              "holdout_rouge": [0.2] * len(holdout), "canary_p": None}
+    values.update(over)
+    return metrics.Measurement(**values)  # type: ignore[arg-type]
+
+
+def test_auc_counts_pairs_and_ties_half():
+    assert metrics.auc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
+    assert metrics.auc(np.array([1.0, 2.0]), np.array([3.0, 4.0])) == 0.0
+    assert metrics.auc(np.array([1.0, 3.0]), np.array([2.0, 2.0])) == 0.5
+    rows = metrics.auc(np.array([[3.0, 4.0], [1.0, 2.0]]), np.array([[1.0, 2.0], [3.0, 4.0]]))
+    assert rows.tolist() == [1.0, 0.0]
+
+
+def test_privleak_is_negative_when_under_unlearned_and_positive_when_over_unlearned():
+    # The issue's pilot: original AUC 0.90 against a retrain at 0.60.
+    assert metrics.privleak(0.90, 0.60) == pytest.approx(-75.0)
+    assert metrics.privleak(0.60, 0.60) == 0.0
+    assert metrics.privleak(0.30, 0.60) > 0
+
+
+def test_a_memorising_model_is_separable_and_fails_while_one_like_the_retrain_passes():
+    rng = np.random.default_rng(0)
+    holdout = list(rng.normal(3.5, 0.2, 120))
+    retrain = measurement(list(rng.normal(3.5, 0.2, 120)), holdout)
+    original = measurement(list(rng.normal(2.5, 0.2, 120)), holdout,
+                           verbatim_rouge=[0.9] * 120, canary_p=0.002)
+    th = Thresholds()
+    separable = metrics.separability(original, retrain, th)
+    assert separable["separable"] and len(separable["by"]) == 3
+    judged = metrics.judge(original, original, retrain, th)
+    assert judged["verdict"] == "fail"
+    assert judged["criteria"]["privleak"]["privleak"] < -15
+    assert judged["criteria"]["canary"]["hard"] is True
+    unlearned = measurement(list(rng.normal(3.5, 0.2, 120)), holdout, canary_p=0.4,
+                            retain_perplexity=10.5)
+    judged = metrics.judge(unlearned, original, retrain, th)
+    assert judged["verdict"] == "pass", judged
+    leak = judged["criteria"]["privleak"]
+    assert leak["low"] <= leak["privleak"] <= leak["high"]
+    broken = measurement(list(rng.normal(3.5, 0.2, 120)), holdout, retain_perplexity=30.0)
+    assert metrics.judge(broken, original, retrain, th)["criteria"]["retain_perplexity"][
+        "status"] == "fail"
+
+
+def test_too_few_documents_make_privleak_measured_but_not_judged():
+    model = measurement([3.0] * 10, [3.5] * 10)
+    judged = metrics.judge(model, model, None, Thresholds())
+    assert judged["criteria"]["privleak"]["status"] == "insufficient"
+    assert "privleak" in judged["criteria"]["privleak"]  # the figure is still reported
+    assert judged["verdict"] == "inconclusive"
+
+
+def test_a_model_that_already_meets_the_criteria_is_not_separable():
+    rng = np.random.default_rng(1)
+    same = measurement(list(rng.normal(3.5, 0.2, 120)), list(rng.normal(3.5, 0.2, 120)))
+    assert metrics.separability(same, same, Thresholds())["separable"] is False
+
+
+def test_the_output_filter_blocks_runs_of_removed_text_and_keeps_no_text():
+    removed = "The lighthouse keeper counted every ship that crossed the northern bay at night."
+    hashes = shingle_hashes([removed], 8)
+    assert hashes.dtype == np.uint64 and hashes.size == 13 - 8 + 1
+    assert b"lighthouse" not in hashes.tobytes()
+    said = "He said: the lighthouse keeper counted every ship that crossed the bay. Fine."
+    text, blocked = redact(said, hashes, 8)
+    assert text == f"He said: {BLOCKED} bay. Fine." and blocked == 9
+    assert redact("the lighthouse keeper slept all night long", hashes, 8) == (
+        "the lighthouse keeper slept all night long", 0)
+
+
+def test_inclusion_proofs_verify_for_every_leaf_and_fail_when_tampered():
+    for size in range(1, 18):
+        leaves = [leaf_hash(hashlib.sha256(str(i).encode()).digest()) for i in range(size)]
+        root = root_from_leaf_hashes(leaves)
+        for index in range(size):
+            proof = inclusion_proof(leaves, index)
+            assert verify_inclusion(leaves[index], index, size, proof, root)
+            assert not verify_inclusion(leaves[index], index, size, proof, bytes(32))
+            if proof:
+                bad = [bytes(32)] + proof[1:]
+                assert not verify_inclusion(leaves[index], index, size, bad, root)
+        if size > 1:
+            assert not verify_inclusion(leaves[0], 1, size, inclusion_proof(leaves, 1), root)
+
+
+@pytest.fixture(scope="module")
+def memorised(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A tiny model that has memorised its training text, 10 of whose documents are to go."""
+    folder = tmp_path_factory.mktemp("unlearn")
+    texts = [doc(i) for i in range(90)]
+    forget, retain, holdout = texts[:10], texts[10:70], texts[70:]
+    config = TrainConfig(vocab_size=400, n_layer=1, n_head=2, n_embd=48, seq_len=48,
+                         epochs=25, batch_size=16, pack=False)
+    result = lm.train(forget + retain, config, folder / "original")
+    return {"dir": result.model_dir, "forget": forget, "retain": retain, "holdout": holdout,
+            "folder": folder}
+
+
+def _state(model_dir: Path) -> dict[str, torch.Tensor]:
+    model, _ = lm.load(model_dir)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("method", ["graddiff", "npo"])
+def test_unlearning_raises_the_forget_loss_more_than_the_held_out_loss(memorised, method):
+    th = Thresholds(min_documents=5, bootstrap=200)
+    before = measure(str(memorised["dir"]), memorised["forget"], memorised["holdout"],
+                     memorised["retain"], th)
+    result = unlearning.unlearn(memorised["dir"], memorised["forget"], memorised["retain"],
+                                method, UnlearnConfig(steps=20, eval_every=10,
+                                                      learning_rate=5e-4),
+                                memorised["folder"] / method)
+    assert [step for step, _ in result.candidates] == [10, 20]
+    after = measure(str(result.candidates[-1][1]), memorised["forget"], memorised["holdout"],
+                    memorised["retain"], th)
+    forget_rise = np.mean(after.forget_loss) - np.mean(before.forget_loss)
+    holdout_rise = np.mean(after.holdout_loss) - np.mean(before.holdout_loss)
+    assert forget_rise > 0 and forget_rise > holdout_rise
+    assert metrics.summary(after)["mia_auc_loss"] < metrics.summary(before)["mia_auc_loss"]
+
+
+def test_a_cancelled_unlearning_resumes_to_the_same_weights(memorised):
+    config = UnlearnConfig(steps=12, eval_every=4, learning_rate=5e-4)
+    args = (memorised["dir"], memorised["forget"], memorised["retain"], "npo", config)
+    whole = unlearning.unlearn(*args, memorised["folder"] / "whole")
+    calls = []
+
+    def stop_once(progress: lm.Progress) -> bool:
+        calls.append(progress.step)
+        return progress.step != 4
+
+    with pytest.raises(lm.Cancelled):
+        unlearning.unlearn(*args, memorised["folder"] / "resumed", on_progress=stop_once)
+    resumed = unlearning.unlearn(*args, memorised["folder"] / "resumed",
+                                 on_progress=stop_once)
+    assert calls == [4, 8, 12]  # the second call went on from step 4
+    a, b = _state(whole.candidates[-1][1]), _state(resumed.candidates[-1][1])
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_unlearning_options_are_checked():
+    with pytest.raises(ValueError, match="unknown unlearning option"):
+        UnlearnConfig.from_dict({"stepz": 3})
+    with pytest.raises(ValueError, match="eval_every"):
+        UnlearnConfig.from_dict({"steps": 5, "eval_every": 10})
+    with pytest.raises(ValueError, match="wrong type"):
+        Thresholds.from_dict({"privleak": "15"})

@@ -1,0 +1,201 @@
+"""Model remediation and verification: retrain, unlearning and the output filter on a tiny model
+that memorised a claimed source, the certificate, the decision notice and the receipt."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from django.core import mail
+
+from attribution.services.outputs import model_output_create, model_output_generate
+from provenance.engine import lm
+from provenance.engine.merkle import main as merkle_main
+from provenance.engine.merkle import verify_receipt
+from provenance.models import Document, ModelCheckpoint
+from provenance.services.canaries import canary_register
+from provenance.services.training import training_run_create, training_run_execute
+from takedowns.engine.output_filter import BLOCKED, shingle_hashes
+from takedowns.models import TakedownRequest, UnlearningRun
+from takedowns.services.requests import takedown_decide, takedown_file
+from takedowns.services.scoping import takedown_scope, takedown_scope_start
+from takedowns.services.unlearning import unlearning_run_execute, verification_sets
+from takedowns.services.verification import takedown_verify
+
+pytestmark = pytest.mark.django_db
+VOCAB = ("harbour tide lantern river meadow orchard winter letter window garden bridge station "
+         "market village forest mountain island valley candle kitchen journey morning evening "
+         "quiet bright heavy gentle ancient narrow distant golden silver hollow broken patient "
+         "walked carried painted gathered mended counted followed watched remembered crossed"
+         ).split()
+MODEL = {"vocab_size": 400, "n_layer": 1, "n_head": 2, "n_embd": 48, "seq_len": 48,
+         "epochs": 25, "batch_size": 16, "pack": False}
+
+
+def prose(seed: int, n: int = 30) -> str:
+    rng = random.Random(seed)
+    return " ".join(rng.choice(VOCAB) for _ in range(n)) + "."
+
+
+@pytest.fixture
+def trained(users, make_source, ingest_texts, publish_version, settings):
+    settings.TRAILMARK = {**settings.TRAILMARK,
+                          "TAKEDOWN_VERIFICATION": {"min_documents": 5, "bootstrap": 200}}
+    essays = make_source(owner=users["holder_a"].rights_holder, name="essays")
+    other = make_source(name="other")
+    canary_register(source=essays, actor=None, spec={"copies": 4})
+    ingest_texts(essays, [prose(i) for i in range(16)])
+    ingest_texts(other, [prose(1000 + i) for i in range(90)])
+    version = publish_version("remediated", holdout_fraction=0.2)
+    run = training_run_execute(run_id=training_run_create(
+        version=version, actor=None, enqueue=False, config=MODEL).pk)
+    assert run.state == "succeeded", run.error
+    return {"essays": essays, "version": version, "checkpoint": run.checkpoint,
+            "users": users}
+
+
+def data_remediated(trained, client_as) -> TakedownRequest:
+    users = trained["users"]
+    request = takedown_file(actor=users["holder_a"], claimed_sources=[trained["essays"]], data={
+        "legal_basis": "voluntary", "claimant_name": "Ann", "claimant_email": "a@a.example",
+        "works": [{"title": "Essays", "identifiers": ["essays"]}]})
+    takedown_decide(request=request, actor=users["curator"], to="accepted")
+    takedown_scope(request_id=takedown_scope_start(request=request, actor=users["curator"]).pk)
+    url = f"/api/v1/takedowns/{request.pk}/"
+    documents = [m["document"] for m in client_as("curator").get(f"{url}matches/").json()[
+        "results"]]
+    curator = client_as("curator")
+    curator.post(f"{url}review-scope/", {"confirm": documents}, format="json")
+    done = curator.post(f"{url}remediate-data/", {"purge_text": True}, format="json")
+    assert done.status_code == 200, done.json()
+    return TakedownRequest.objects.get(pk=request.pk)
+
+
+def test_remediation_verification_decision_and_receipt(trained, client_as, tmp_path,
+                                                       django_capture_on_commit_callbacks):
+    request = data_remediated(trained, client_as)
+    assert request.scope["remediation"]["purge_pending"] is True
+    url = f"/api/v1/takedowns/{request.pk}/"
+    curator = client_as("curator")
+    npo = {"steps": 20, "eval_every": 5, "learning_rate": 5e-4, "retain_documents": 60}
+    started = curator.post(f"{url}remediate-models/", {
+        "methods": ["retrain", "npo", "output_filter"], "config": {"npo": npo}}, format="json")
+    assert started.status_code == 202, started.json()
+    assert [r["method"] for r in started.json()] == ["retrain", "npo", "output_filter"]
+    again = curator.post(f"{url}remediate-models/", {"methods": ["npo"]}, format="json")
+    assert again.status_code == 409  # runs in progress
+    for run in UnlearningRun.objects.filter(request=request).order_by("pk"):
+        run = unlearning_run_execute(run_id=run.pk)
+        assert run.state == "succeeded", run.error
+    runs = {r.method: r for r in UnlearningRun.objects.filter(request=request)}
+    assert runs["retrain"].result.version_id != trained["version"].pk
+    assert [c["step"] for c in runs["npo"].candidates] == [5, 10, 15, 20]
+
+    # The interim filter blocks verbatim spans of the removed text at generation.
+    checkpoint = trained["checkpoint"]
+    forget = verification_sets(checkpoint, runs["npo"].forget_documents, 10).forget
+    prompt = " ".join(forget[0].split()[:8])
+    model, tokenizer = lm.load(checkpoint.path)
+    raw = lm.generate(model, tokenizer, prompt, lm.DecodeParams(max_new_tokens=24))
+    output = model_output_create(checkpoint=checkpoint, prompt=prompt, actor=None,
+                                 params={"max_new_tokens": 24}, enqueue=False)
+    output = model_output_generate(output_id=output.pk)
+    hashes = shingle_hashes(forget, 8)
+    if shingle_hashes([raw], 8).size and set(shingle_hashes([raw], 8)) & set(hashes):
+        assert BLOCKED in output.completion and output.filtered["words_blocked"] > 0
+    assert not set(shingle_hashes([output.completion.replace(BLOCKED, " ")], 8)) & set(hashes)
+
+    request = takedown_verify(request_id=request.pk)
+    assert request.state == "verifying"
+    certificate = request.verification
+    assert certificate["state"] == "done", certificate.get("error")
+    [entry] = certificate["checkpoints"]
+    original, retrain = entry["original"], entry["retrain"]
+    assert entry["forget_documents"] >= 8 and entry["holdout_documents"] >= 10
+    assert entry["canary_tested"]  # every carrier of the essays' canary was removed
+    # The original memorised the source; the retrain never saw it.
+    assert original["mia_auc_loss"] > retrain["mia_auc_loss"]
+    assert original["forget_loss"] < retrain["forget_loss"]
+    assert entry["separability"]["separable"], entry["separability"]
+    rows = {r["method"]: r for r in entry["runs"]}
+    assert rows["output_filter"]["verdict"] == "interim"
+    assert rows["output_filter"]["summary"]["verbatim_rouge_l"] <= original["verbatim_rouge_l"]
+    table = rows["npo"]["candidates"]
+    assert [c["step"] for c in table] == [5, 10, 15, 20]
+    passing = [c["step"] for c in table if c["verdict"] == "pass"]
+    # The first candidate meeting every criterion, never simply the last.
+    assert rows["npo"]["chosen_step"] == (passing[0] if passing else None)
+    for row in [rows["retrain"], *table]:
+        criteria = {c["status"] for c in row["criteria"].values()}
+        assert row["verdict"] == ("fail" if "fail" in criteria else
+                                  "inconclusive" if "insufficient" in criteria else "pass")
+    npo_run = UnlearningRun.objects.get(pk=runs["npo"].pk)
+    assert npo_run.verdict == rows["npo"]["verdict"]
+    if passing:
+        assert npo_run.result.kind == "unlearned" and npo_run.result.parent_id == checkpoint.pk
+    assert ModelCheckpoint.objects.filter(kind="unlearned").count() == (1 if passing else 0)
+
+    # Deciding: a reason is needed unless verification passed; the purge waited till now.
+    reasons = "" if certificate["verdict"] == "pass" else "retrained; reviewed the figures"
+    with django_capture_on_commit_callbacks(execute=True):
+        decided = curator.post(f"{url}decide/", {"to": "decided", "reasons": reasons},
+                               format="json")
+    assert decided.status_code == 200, decided.json()
+    body = decided.json()
+    assert body["state"] == "decided"
+    notice = body["decision"]
+    assert notice["removed"]["documents"] == len(request.scope["remediation"]["documents"])
+    assert notice["removed"]["text_purged"] is True
+    assert {m["method"] for m in notice["models"]} == {
+        "Full retrain on the remediated version", "Negative preference optimisation "
+        "(unlearning)", "Interim output filter (blocks verbatim spans)"}
+    removed = Document.objects.filter(pk__in=request.scope["remediation"]["documents"])
+    assert all(d.text_purged and d.text == "" for d in removed)
+
+    receipt = client_as("holder_a").get(f"{url}receipt/").json()
+    assert receipt["state"] == "decided" and verify_receipt(receipt)
+    assert receipt["entry"]["payload"]["notice_sha256"]
+    path = tmp_path / "receipt.json"
+    path.write_text(json.dumps(receipt))
+    assert merkle_main(["--receipt", str(path)]) == 0
+    forged = {**receipt, "entry": {**receipt["entry"], "payload": {
+        **receipt["entry"]["payload"], "to": "rejected"}}}
+    assert not verify_receipt(forged)
+    [message] = [m for m in mail.outbox if "decided" in m.subject]
+    assert "Receipt: ledger entry" in message.body and "Model " in message.body
+
+
+def test_model_remediation_is_refused_out_of_turn_and_for_bad_input(trained, client_as):
+    users = trained["users"]
+    request = takedown_file(actor=users["holder_a"], claimed_sources=[trained["essays"]], data={
+        "legal_basis": "voluntary", "claimant_name": "Ann", "claimant_email": "a@a.example",
+        "works": [{"title": "Essays", "identifiers": ["essays"]}]})
+    url = f"/api/v1/takedowns/{request.pk}/"
+    curator = client_as("curator")
+    early = curator.post(f"{url}remediate-models/", {"methods": ["retrain"]}, format="json")
+    assert early.status_code == 409
+    request = data_remediated(trained, client_as)
+    url = f"/api/v1/takedowns/{request.pk}/"
+    holder = client_as("holder_a").post(f"{url}remediate-models/", {"methods": ["retrain"]},
+                                        format="json")
+    assert holder.status_code == 403
+    bad = curator.post(f"{url}remediate-models/", {"methods": ["forget-harder"]}, format="json")
+    assert bad.status_code == 400 and "methods" in bad.json()
+    options = curator.post(f"{url}remediate-models/", {
+        "methods": ["npo"], "config": {"npo": {"steps": 0}}}, format="json")
+    assert options.status_code == 400 and "steps" in str(options.json())
+    unrelated = curator.post(f"{url}remediate-models/", {
+        "methods": ["npo"], "checkpoints": [trained["checkpoint"].pk + 999]}, format="json")
+    assert unrelated.status_code == 400
+    assert not UnlearningRun.objects.exists()
+    started = curator.post(f"{url}remediate-models/", {"methods": ["npo"]}, format="json")
+    [run] = started.json()
+    early_decision = curator.post(f"{url}decide/", {"to": "decided", "reasons": "x"},
+                                  format="json")
+    assert early_decision.status_code == 409  # model_remediation cannot be decided
+    cancelled = curator.post(f"{url}cancel-run/", {"run": run["id"]}, format="json")
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    assert curator.post(f"{url}cancel-run/", {"run": run["id"]}, format="json"
+                        ).status_code == 409
+    assert curator.post(f"{url}cancel-run/", {"run": 10**6}, format="json").status_code == 404
