@@ -119,7 +119,8 @@ def rows_of(entry: dict[str, Any], runs: dict[int, Any], retrain_s: float
                 "heldout_ppl": summary["holdout_perplexity"], "seconds": seconds,
                 "time_ratio": seconds / retrain_s if seconds and retrain_s else None}
 
-    out = [row("original", entry["original"], entry["separability"]["original_criteria"], "-", None)]
+    out = [row("original", entry["original"], entry["separability"]["original_criteria"], "-",
+               None)]
     for r in entry["runs"]:
         run = runs[r["run"]]
         name = r["method"] if r["method"] in ("retrain", "output_filter") else \
