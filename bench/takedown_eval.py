@@ -56,7 +56,9 @@ def workspace(per_source: int) -> dict[str, Any]:
     dataset = datasets.dataset_create(actor=None, slug="bench-takedown", title="Takedown bench")
     job = datasets.curation_job_create(dataset=dataset, actor=None, enqueue=False, recipe={
         "intended_use": "academic", "publish": True, "holdout_fraction": 0.2})
-    version = datasets.curation_run(job_id=job.pk).version
+    finished = datasets.curation_run(job_id=job.pk)
+    assert finished is not None and finished.version is not None
+    version = finished.version
     users = {"holder": User.objects.create_user("harbor", role=User.Role.RIGHTS_HOLDER,
                                                 rights_holder=holders["Harbor Press"]),
              "curator": User.objects.create_user("curator", role=User.Role.CURATOR)}
@@ -127,7 +129,7 @@ def rows_of(entry: dict[str, Any], runs: dict[int, Any], retrain_s: float
             f"{r['method']} lr={run.config['learning_rate']:g} steps={run.config['steps']}"
         if "candidates" in r:
             pick = next((c for c in r["candidates"] if c["step"] == r["chosen_step"]), None)
-            note = f"first passing step {pick['step']}" if pick else None
+            note = f"first passing step {pick['step']}" if pick else ""
             if pick is None:
                 pick = _closest(r["candidates"])
                 note = f"none passed; closest step {pick['step']}"
@@ -172,15 +174,17 @@ def main() -> int:
           f"removed", flush=True)
     remediate(request, ws["curator"], ["retrain", "graddiff", "npo", "output_filter"], {})
     request = takedown_verify(request_id=request.pk)
+    assert request is not None
     for method, settings_list in SWEEP.items():
         for config in settings_list:
             remediate(request, ws["curator"], [method], {method: config})
     request = takedown_verify(request_id=request.pk)
+    assert request is not None
     certificate = request.verification
     assert certificate["state"] == "done", certificate
     [entry] = certificate["checkpoints"]
     runs = {r.pk: r for r in UnlearningRun.objects.filter(request=request)}
-    retrain_s = next(r.seconds for r in runs.values() if r.method == "retrain")
+    retrain_s = next(r.seconds or 0.0 for r in runs.values() if r.method == "retrain")
     rows = rows_of(entry, runs, retrain_s)
 
     print(f"\nforget {entry['forget_documents']} documents, held-out "
