@@ -7,13 +7,13 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 
 from provenance.models import User
 from provenance.permissions import STAFF, Role, role_of
 from provenance.services.errors import InvalidTransition
-from takedowns.models import TakedownRequest
+from takedowns.models import TakedownRequest, UnlearningRun
 from takedowns.selectors import takedown_list
 from takedowns.services.requests import REQUEST_FIELDS, TRANSITIONS
 
@@ -91,27 +91,83 @@ def takedown_new(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboards/takedown_new.html", _form_context())
 
 
+def _detail_context(user: Any, found: TakedownRequest) -> dict[str, Any]:
+    staff = role_of(user) in STAFF
+    runs = list(found.unlearning_runs.select_related("checkpoint", "result").order_by("pk"))
+    return {**_form_context(), "takedown": found, "works": found.works.all(),
+            "events": found.events.select_related("actor"),
+            "is_claimant": role_of(user) in FILERS, "is_staff": staff,
+            "next_states": sorted(TRANSITIONS.get(found.state, set()) - {"withdrawn"}),
+            "matches": found.matches.select_related("document").order_by("document_id", "method")
+            if staff and found.state == TakedownRequest.State.SCOPING else [],
+            "runs": runs, "active": any(r.state in ("queued", "running") for r in runs),
+            "methods": UnlearningRun.Method.choices,
+            "certificate": found.verification or {},
+            "can_withdraw": TakedownRequest.State.WITHDRAWN in TRANSITIONS.get(found.state,
+                                                                               set())}
+
+
+def _staff_action(found: TakedownRequest, actor: User, post: Any) -> None:
+    """One workflow step asked for from the page, through the same services as the API."""
+    from takedowns.services.remediation import takedown_remediate_data
+    from takedowns.services.requests import takedown_decide
+    from takedowns.services.scoping import takedown_scope_review, takedown_scope_start
+    from takedowns.services.unlearning import takedown_remediate_models, unlearning_run_cancel
+    from takedowns.services.verification import takedown_verify_start
+
+    if role_of(actor) not in STAFF:
+        raise PermissionDenied("only curators and admins move a request along")
+    action = post.get("action")
+    if action == "decide":
+        takedown_decide(request=found, actor=actor, to=post.get("to", ""),
+                        reasons=post.get("reasons", "")[:20_000])
+    elif action == "scope":
+        takedown_scope_start(request=found, actor=actor)
+    elif action == "review":
+        ids = {int(k.split("_")[1]): v for k, v in post.items() if k.startswith("doc_")}
+        takedown_scope_review(request=found, actor=actor,
+                              confirm=[d for d, v in ids.items() if v == "confirm"],
+                              dismiss=[d for d, v in ids.items() if v == "dismiss"])
+    elif action == "remediate_data":
+        takedown_remediate_data(request=found, actor=actor,
+                                purge_text=True if post.get("purge_text") else None)
+    elif action == "remediate_models":
+        takedown_remediate_models(request=found, actor=actor,
+                                  methods=post.getlist("methods"))
+    elif action == "cancel_run":
+        run = found.unlearning_runs.filter(pk=int(post.get("run") or 0)).first()
+        if run is None:
+            raise ValidationError({"run": "no such run on this request"})
+        unlearning_run_cancel(run=run, actor=actor)
+    elif action == "verify":
+        takedown_verify_start(request=found, actor=actor)
+    else:
+        raise ValidationError({"action": f"unknown action {action!r}"})
+
+
 @login_required
 def takedown_detail(request: HttpRequest, takedown_id: int) -> HttpResponse:
     found = takedown_list(request.user).filter(pk=takedown_id).first()
     if found is None:
         raise Http404("no such takedown request")
-    context = {**_form_context(), "takedown": found, "works": found.works.all(),
-               "events": found.events.select_related("actor"),
-               "is_claimant": role_of(request.user) in FILERS,
-               "can_withdraw": TakedownRequest.State.WITHDRAWN in TRANSITIONS.get(found.state,
-                                                                                  set())}
+    context = _detail_context(request.user, found)
     if request.method == "POST":
         from takedowns.services.requests import takedown_supplement, takedown_withdraw
 
-        actor = _actor(request)
+        actor = request.user
+        assert isinstance(actor, User)  # login_required
         try:
-            if request.POST.get("action") == "withdraw":
+            action = request.POST.get("action")
+            if action in ("withdraw", "supplement"):
+                actor = _actor(request)
+            if action == "withdraw":
                 takedown_withdraw(request=found, actor=actor,
                                   reason=request.POST.get("reason", "")[:5000])
-            else:
+            elif action == "supplement":
                 takedown_supplement(request=found, actor=actor,
                                     data=_from_form(request.POST, with_basis=False))
+            else:
+                _staff_action(found, actor, request.POST)
         except ValidationError as exc:
             context |= _form_context(request.POST, exc)
             return render(request, "dashboards/takedown.html", context, status=400)
@@ -120,3 +176,17 @@ def takedown_detail(request: HttpRequest, takedown_id: int) -> HttpResponse:
             return render(request, "dashboards/takedown.html", context, status=409)
         return redirect(request.path)
     return render(request, "dashboards/takedown.html", context)
+
+
+@login_required
+def takedown_receipt(request: HttpRequest, takedown_id: int) -> HttpResponse:
+    """The receipt as a file to keep (the same JSON as the API's)."""
+    from takedowns.services.decision import takedown_receipt as receipt_of
+
+    found = takedown_list(request.user).filter(pk=takedown_id).first()
+    receipt = receipt_of(found) if found is not None else None
+    if found is None or receipt is None:
+        raise Http404("no receipt for this request")
+    response = JsonResponse(receipt, json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="{found.reference}-receipt.json"'
+    return response

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 
 from provenance import selectors as prov
 from provenance.engine.watermark import detect
@@ -18,9 +18,24 @@ def home_context(user: Any) -> dict[str, Any]:
     return {
         "versions": list(versions),
         "sources": list(sources),
+        "takedowns": open_takedowns(user),
         "source_totals": DataSource.objects.aggregate(
             n=Count("id"), active=Count("id", filter=Q(status=DataSource.Status.ACTIVE))),
     }
+
+
+def open_takedowns(user: Any) -> list[Any]:
+    """For staff: the requests still open, overdue ones first, then by decision deadline."""
+    from provenance.permissions import STAFF, role_of
+    from takedowns.models import TakedownRequest
+
+    if role_of(user) not in STAFF:
+        return []
+    done = ["rejected", "closed", "withdrawn", "duplicate", "restored"]
+    rows = (TakedownRequest.objects.exclude(state__in=done)
+            .only("id", "reference", "state", "legal_basis", "deadlines", "overdue_since")
+            .order_by(F("overdue_since").asc(nulls_last=True), "received_at")[:50])
+    return list(rows)
 
 
 def health() -> dict[str, Any]:

@@ -15,4 +15,6 @@ urlpatterns = [
     path("takedowns/", portal.takedowns, name="takedowns"),
     path("takedowns/new/", portal.takedown_new, name="takedown-new"),
     path("takedowns/<int:takedown_id>/", portal.takedown_detail, name="takedown"),
+    path("takedowns/<int:takedown_id>/receipt.json", portal.takedown_receipt,
+         name="takedown-receipt"),
 ]
