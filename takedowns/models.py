@@ -149,6 +149,7 @@ class TakedownMatch(models.Model):
         NEAR_DUPLICATE = "near_duplicate", "MinHash near-duplicate"
         EMBEDDING = "embedding", "Embedding neighbour"
         SOURCE = "source", "In a claimed source"
+        SPAN = "verbatim_span", "Verbatim spans (attribution span index)"
 
     request = models.ForeignKey(TakedownRequest, on_delete=models.CASCADE,
                                 related_name="matches")
@@ -157,7 +158,8 @@ class TakedownMatch(models.Model):
     work = models.ForeignKey(TakedownWork, null=True, blank=True, on_delete=models.CASCADE,
                              related_name="matches")
     method = models.CharField(max_length=20, choices=Method.choices)
-    score = models.FloatField()  # 1 for exact and source; Jaccard estimate; cosine
+    # 1 for exact and source; Jaccard estimate; cosine; share of the sample in verbatim spans
+    score = models.FloatField()
     confirmed = models.BooleanField(null=True)  # None: not reviewed yet
     reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                     on_delete=models.SET_NULL, related_name="+")

@@ -88,6 +88,15 @@ def span_index_build(*, index_id: int) -> SpanIndex | None:
         return index
 
 
+def spans_of_text(text: str, index: SpanIndex, params: SpanParams | None = None
+                  ) -> tuple[list[int], list[Any], Any]:
+    """The text's token ids, its maximal verbatim spans in the index, and the tokenizer."""
+    tokenizer = _tokenizer(index.checkpoint)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    shards = [SpanShard.open(Path(index.path) / source) for source in sorted(index.shards)]
+    return ids, find_spans(shards, ids, params or SpanParams(), blocked=frozenset()), tokenizer
+
+
 def trace_output(*, output: ModelOutput, index: SpanIndex,
                  params: SpanParams | None = None) -> list[dict[str, Any]]:
     """The verbatim spans of an output's completion, with the documents they occur in."""
@@ -95,12 +104,8 @@ def trace_output(*, output: ModelOutput, index: SpanIndex,
         raise ValueError(f"span index {index.pk} is {index.state}")
     from provenance.engine.watermark import strip
 
-    tokenizer = _tokenizer(index.checkpoint)
     # Watermark characters in the output are evidence for the watermark method, not text.
-    ids = tokenizer(strip(output.completion), add_special_tokens=False)["input_ids"]
-    shards = [SpanShard.open(Path(index.path) / source) for source in sorted(index.shards)]
-    candidates = find_spans(shards, ids, params or SpanParams(),
-                            blocked=frozenset())
+    ids, candidates, tokenizer = spans_of_text(strip(output.completion), index, params)
     doc_ids = {d.document for s in candidates for d in s.documents}
     removed = set(Document.objects.filter(pk__in=doc_ids, removed_at__isnull=False)
                   .values_list("pk", flat=True))

@@ -1,5 +1,6 @@
 """Scoping an accepted request: which documents hold the claimed works, by exact hash, MinHash
-near-duplicates and embedding neighbours of the samples, plus every document of a claimed
+near-duplicates, embedding neighbours and verbatim spans (through the attribution span indexes
+that exist) of the samples, plus every document of a claimed
 source; which dataset versions and checkpoints contain them (lineage). A curator then confirms
 or dismisses each match.
 
@@ -29,6 +30,8 @@ Method = TakedownMatch.Method
 NEAR_DUPLICATE_JACCARD = 0.5   # estimated Jaccard of 5-word shingles, as curation's dedup uses
 EMBEDDING_MIN_COSINE = 0.85
 EMBEDDING_TOP_K = 10
+SPAN_MIN_TOKENS = 16   # a verbatim run this long is evidence of a copy, not a common phrase
+SPAN_MIN_SHARE = 0.2   # of the sample's tokens
 SCAN_BATCH = 20_000
 
 
@@ -81,6 +84,34 @@ def _embedding_neighbours(samples: list[tuple[int, str]]) -> list[tuple[int, int
     return found
 
 
+def _verbatim_spans(samples: list[tuple[int, str]]) -> list[tuple[int, int, float]]:
+    """Documents sharing long verbatim spans with a sample, through the attribution span
+    indexes that exist (the newest of each version); score = the share of the sample's tokens
+    inside spans found in that document."""
+    from attribution.engine.spans import SpanParams
+    from attribution.models import SpanIndex
+    from attribution.services.spans import spans_of_text
+
+    indexes = {i.version_id: i for i in SpanIndex.objects.filter(
+        state=SpanIndex.State.SUCCEEDED).select_related("checkpoint").order_by("pk")}
+    params = SpanParams(min_length=SPAN_MIN_TOKENS, max_count=10_000, max_docs=100,
+                        max_density=1.0)
+    found: dict[tuple[int, int], float] = {}
+    for index in indexes.values():
+        for work, text in samples:
+            ids, spans, _ = spans_of_text(text, index, params)
+            covered: dict[int, np.ndarray] = {}
+            for span in spans:
+                for doc in span.documents:
+                    mask = covered.setdefault(doc.document, np.zeros(len(ids), dtype=bool))
+                    mask[span.start:span.start + span.length] = True
+            for doc, mask in covered.items():
+                share = float(mask.mean())
+                if share >= SPAN_MIN_SHARE:
+                    found[(work, doc)] = max(share, found.get((work, doc), 0.0))
+    return [(work, doc, share) for (work, doc), share in found.items()]
+
+
 def takedown_scope(*, request_id: int) -> TakedownRequest | None:
     """Find the matches of a request in scoping; None when it is not (any more) scoping."""
     with job_lock("takedown_scope", request_id) as mine:
@@ -109,6 +140,8 @@ def takedown_scope(*, request_id: int) -> TakedownRequest | None:
             add(pk, Method.NEAR_DUPLICATE, score, work)
         for work, pk, score in _embedding_neighbours(samples):
             add(pk, Method.EMBEDDING, score, work)
+        for work, pk, score in _verbatim_spans(samples):
+            add(pk, Method.SPAN, score, work)
         return _publish(request, list(rows.values()))
 
 

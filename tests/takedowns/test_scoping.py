@@ -76,6 +76,33 @@ def test_scoping_finds_the_work_its_near_duplicate_and_a_claimed_source(corpus):
     assert takedown_scope(request_id=request.pk).matches.count() == done.matches.count()
 
 
+def test_scoping_finds_a_quoted_passage_through_the_span_index_and_nothing_else(
+        users, make_source, ingest_texts, publish_version):
+    from attribution.services.spans import span_index_build, span_index_create
+
+    work = prose(7, 90)
+    passage = " ".join(work.split()[20:70])
+    quoting = f"{prose(400, 80)} {passage} {prose(401, 80)}"  # a long quote in a longer text
+    ingest_texts(make_source(owner=users["holder_a"].rights_holder), [prose(8)])
+    ingest_texts(make_source(name="quotes"), [quoting] + [prose(500 + i) for i in range(6)])
+    version = publish_version("quoted")
+    run = training_run_execute(run_id=training_run_create(
+        version=version, actor=None, enqueue=False, config={**TINY_MODEL, "epochs": 1}).pk)
+    index = span_index_build(index_id=span_index_create(version=version, checkpoint=run.checkpoint,
+                                                        actor=None, enqueue=False).pk)
+    assert index.state == "succeeded", index.error
+    request = takedown_file(actor=users["holder_a"], data={
+        "legal_basis": "voluntary", "claimant_name": "Ann", "claimant_email": "a@a.example",
+        "works": [{"title": "Quoted", "sample_text": work}]})
+    takedown_decide(request=request, actor=users["curator"], to="accepted")
+    done = takedown_scope(request_id=takedown_scope_start(request=request,
+                                                          actor=users["curator"]).pk)
+    found = {(m.document.text, m.method): m.score for m in done.matches.select_related(
+        "document")}
+    assert set(found) == {(quoting, "verbatim_span")}  # too short a share for MinHash
+    assert 0.4 < found[(quoting, "verbatim_span")] < 0.7  # 50 of 90 words
+
+
 def test_a_curators_review_is_kept_when_scoping_runs_again_and_shapes_the_lineage(
         corpus, client_as):
     request = file_and_accept(corpus)
