@@ -51,6 +51,47 @@ def _from_form(post: Any, with_basis: bool) -> dict[str, Any]:
     return data
 
 
+MAX_WORK_FILES = 20
+MAX_WORK_FILE_BYTES = 2 * 1024 * 1024
+TEXT_SUFFIXES = (".txt", ".md", ".html", ".htm", ".csv", ".json", ".xml", ".rst", ".tex")
+
+
+def _uploaded_works(files: Any, title: str) -> list[dict[str, Any]]:
+    """One work per uploaded text file: its text is the sample scoping searches for."""
+    uploads = files.getlist("work_files")
+    if len(uploads) > MAX_WORK_FILES:
+        raise ValidationError({"work_files": f"at most {MAX_WORK_FILES} files"})
+    works = []
+    for upload in uploads:
+        name = upload.name[:200]
+        if not name.lower().endswith(TEXT_SUFFIXES):
+            raise ValidationError({"work_files": f"{name}: only text files "
+                                                 f"({', '.join(TEXT_SUFFIXES)})"})
+        if upload.size > MAX_WORK_FILE_BYTES:
+            raise ValidationError({"work_files": f"{name}: larger than 2 MB"})
+        try:
+            text = upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ValidationError({"work_files": f"{name}: not UTF-8 text"}) from None
+        if not text.strip():
+            raise ValidationError({"work_files": f"{name}: the file is empty"})
+        works.append({"title": title or name, "identifiers": [f"file:{name}"],
+                      "sample_text": text})
+    return works
+
+
+def _with_files(data: dict[str, Any], request: HttpRequest) -> dict[str, Any]:
+    uploaded = _uploaded_works(request.FILES, request.POST.get("work_title", "").strip())
+    if uploaded:
+        # A title typed with files names the files' works, not a work of its own.
+        first = data.get("works", [])
+        if first and not (first[0]["urls"] or first[0]["identifiers"]
+                          or first[0]["sample_text"].strip()):
+            first = []
+        data["works"] = first + uploaded
+    return data
+
+
 def _form_context(post: Any = None, error: ValidationError | None = None) -> dict[str, Any]:
     return {"bases": TakedownRequest.Basis.choices, "remedies": TakedownRequest.Remedy.choices,
             "authorities": TakedownRequest.Authority.choices, "statements": STATEMENTS,
@@ -83,7 +124,8 @@ def takedown_new(request: HttpRequest) -> HttpResponse:
         from takedowns.services.requests import takedown_file
 
         try:
-            filed = takedown_file(actor=actor, data=_from_form(request.POST, with_basis=True))
+            filed = takedown_file(actor=actor, data=_with_files(
+                _from_form(request.POST, with_basis=True), request))
         except ValidationError as exc:
             return render(request, "dashboards/takedown_new.html",
                           _form_context(request.POST, exc), status=400)
@@ -164,8 +206,8 @@ def takedown_detail(request: HttpRequest, takedown_id: int) -> HttpResponse:
                 takedown_withdraw(request=found, actor=actor,
                                   reason=request.POST.get("reason", "")[:5000])
             elif action == "supplement":
-                takedown_supplement(request=found, actor=actor,
-                                    data=_from_form(request.POST, with_basis=False))
+                takedown_supplement(request=found, actor=actor, data=_with_files(
+                    _from_form(request.POST, with_basis=False), request))
             else:
                 _staff_action(found, actor, request.POST)
         except ValidationError as exc:

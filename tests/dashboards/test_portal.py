@@ -74,3 +74,28 @@ def test_the_portal_shows_each_holder_only_its_own_and_auditors_cannot_file(clie
     assert client.get("/takedowns/new/").status_code == 403
     client.logout()
     assert client.get("/takedowns/")["Location"].startswith("/accounts/login/")
+
+
+def test_works_uploaded_as_text_files_become_works_with_their_text_as_sample(client, users):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from provenance.engine.text import content_hash, normalise
+
+    client.force_login(users["holder_a"])
+    essay = "The tide came in over the quay and the lanterns went out one by one."
+    files = [SimpleUploadedFile("tide.txt", essay.encode(), "text/plain"),
+             SimpleUploadedFile("notes.md", b"# Notes\nShort notes.", "text/markdown")]
+    form = {**FORM, "work_title": "", "work_urls": "", "work_sample": ""}
+    answer = client.post("/takedowns/new/", {**form, "work_files": files})
+    assert answer.status_code == 302
+    works = TakedownRequest.objects.get().works.order_by("pk")
+    assert [(w.title, w.identifiers) for w in works] == [
+        ("tide.txt", ["file:tide.txt"]), ("notes.md", ["file:notes.md"])]
+    assert works[0].sample_sha256 == content_hash(normalise(essay))
+    binary = SimpleUploadedFile("scan.pdf", b"%PDF-1.7", "application/pdf")
+    refused = client.post("/takedowns/new/", {**form, "work_files": [binary]})
+    assert refused.status_code == 400 and b"scan.pdf: only text files" in refused.content
+    latin = SimpleUploadedFile("old.txt", "café".encode("latin-1"), "text/plain")
+    refused = client.post("/takedowns/new/", {**form, "work_files": [latin]})
+    assert refused.status_code == 400 and b"old.txt: not UTF-8 text" in refused.content
+    assert TakedownRequest.objects.count() == 1
