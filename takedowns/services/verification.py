@@ -158,8 +158,14 @@ def _certify(request: TakedownRequest, th: Thresholds) -> tuple[dict[str, Any], 
             row = {"run": run.pk, "method": run.method, **row}
             rows.append(row)
             outcomes.append((run, row, chosen))
+        from takedowns.services.attribution_check import attribution_before_after
+
+        remediated = {f"{r['method']} (run {r['run']})": chosen for run, r, chosen in outcomes
+                      if run.checkpoint_id == checkpoint.pk and chosen is not None}
         checkpoints.append({
             "checkpoint": checkpoint.pk, "name": checkpoint.name,
+            "attribution": attribution_before_after(checkpoint, set(group[0].forget_documents),
+                                                    remediated),
             "forget_documents": len(sets.forget), "holdout_documents": len(sets.holdout),
             "retain_documents": len(sets.retain), "canary_tested": sets.canary is not None,
             "original": metrics.summary(original),

@@ -9,7 +9,10 @@ import random
 import pytest
 from django.core import mail
 
+from attribution.models import ModelOutput
 from attribution.services.outputs import model_output_create, model_output_generate
+from attribution.services.runs import attribution_run_create, attribution_run_execute
+from attribution.services.spans import span_index_build
 from provenance.engine import lm
 from provenance.engine.merkle import main as merkle_main
 from provenance.engine.merkle import verify_receipt
@@ -72,8 +75,25 @@ def data_remediated(trained, client_as) -> TakedownRequest:
     return TakedownRequest.objects.get(pk=request.pk)
 
 
+def _attributed_output(trained) -> ModelOutput:
+    """An output of the original that repeats an essay, attributed (spans) before the request."""
+    essay = Document.objects.filter(occurrences__source=trained["essays"],
+                                    memberships__version=trained["version"]).first()
+    words = essay.text.split()
+    output = ModelOutput.objects.create(checkpoint=trained["checkpoint"],
+                                        prompt=" ".join(words[:6]),
+                                        completion=" " + " ".join(words[6:24]),
+                                        state="succeeded", params={"max_new_tokens": 24})
+    run = attribution_run_create(output=output, actor=None, methods=["spans"], enqueue=False)
+    span_index_build(index_id=run.span_index.pk)
+    assert attribution_run_execute(run_id=run.pk) == "done"
+    assert run.results.filter(document=essay).exists()
+    return output
+
+
 def test_remediation_verification_decision_and_receipt(trained, client_as, tmp_path,
                                                        django_capture_on_commit_callbacks):
+    triggering = _attributed_output(trained)
     request = data_remediated(trained, client_as)
     assert request.scope["remediation"]["purge_pending"] is True
     url = f"/api/v1/takedowns/{request.pk}/"
@@ -118,6 +138,12 @@ def test_remediation_verification_decision_and_receipt(trained, client_as, tmp_p
     assert original["mia_auc_loss"] > retrain["mia_auc_loss"]
     assert original["forget_loss"] < retrain["forget_loss"]
     assert entry["separability"]["separable"], entry["separability"]
+    [before_after] = entry["attribution"]["outputs"]
+    assert before_after["output"] == triggering.pk and before_after["credited_by"] == ["spans"]
+    assert before_after["verbatim_share_before"] > 0.5
+    retrained = [v for k, v in before_after["verbatim_share_after"].items()
+                 if k.startswith("retrain")]
+    assert retrained and retrained[0] < before_after["verbatim_share_before"]
     rows = {r["method"]: r for r in entry["runs"]}
     assert rows["output_filter"]["verdict"] == "interim"
     assert rows["output_filter"]["summary"]["verbatim_rouge_l"] <= original["verbatim_rouge_l"]
