@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -225,3 +226,39 @@ def test_model_remediation_is_refused_out_of_turn_and_for_bad_input(trained, cli
     assert curator.post(f"{url}cancel-run/", {"run": run["id"]}, format="json"
                         ).status_code == 409
     assert curator.post(f"{url}cancel-run/", {"run": 10**6}, format="json").status_code == 404
+
+
+def test_an_unlearning_run_killed_mid_way_resumes_from_its_last_candidate(trained, client_as):
+    """A worker killed while unlearning leaves the run `running` with its saved state; the
+    redelivered task goes on from there and the run ends with every candidate once."""
+    from provenance.services.jobs import job_lock
+    from takedowns.engine import unlearning
+    from takedowns.engine.unlearn_config import UnlearnConfig
+    from takedowns.services.unlearning import _claim, run_dir
+
+    request = data_remediated(trained, client_as)
+    config = {"steps": 12, "eval_every": 4, "learning_rate": 5e-4, "retain_documents": 40}
+    answer = client_as("curator").post(f"/api/v1/takedowns/{request.pk}/remediate-models/", {
+        "methods": ["graddiff"], "config": {"graddiff": config}}, format="json")
+    run = UnlearningRun.objects.get(pk=answer.json()[0]["id"])
+    with job_lock("unlearning", run.pk):
+        assert _claim(run.pk) is not None  # the first delivery starts ...
+    sets = verification_sets(trained["checkpoint"], run.forget_documents, 40)
+
+    def killed_at_step_8(progress: lm.Progress) -> bool:
+        if progress.step == 8:
+            raise SystemExit("worker killed")  # ... and dies once step 8 is saved
+        return True
+
+    with pytest.raises(SystemExit):
+        unlearning.unlearn(Path(trained["checkpoint"].path), sets.forget, sets.retain,
+                           "graddiff", UnlearnConfig.from_dict(config), run_dir(run.pk),
+                           on_progress=killed_at_step_8)
+    assert UnlearningRun.objects.get(pk=run.pk).state == "running"
+    saved = {p.name: p.stat().st_mtime_ns for p in (run_dir(run.pk) / "candidates").iterdir()}
+    assert sorted(saved) == ["step-00004", "step-00008"]
+    done = unlearning_run_execute(run_id=run.pk)  # the redelivered task
+    assert done.state == "succeeded", done.error
+    assert [c["step"] for c in done.candidates] == [4, 8, 12] and done.position == 12
+    kept = {p.name: p.stat().st_mtime_ns for p in (run_dir(run.pk) / "candidates").iterdir()}
+    assert {k: kept[k] for k in saved} == saved  # resumed at step 8, not started again
