@@ -4,9 +4,10 @@ verification metric, with unlearning time / retrain time. Needs the database:
 
     python -m config.embedded exec --throwaway -- python bench/takedown_eval.py
 
-The workspace is the demo's corpus at `--per-source` documents a source (so the removed source
-gives at least 100 forget documents and the version holds at least 100 back), curated for
-academic use with a 20% held-out split, and the default model trained on it. Harbor Press files
+The workspace is the demo's corpus at `--per-source` documents a source, curated for academic use
+with a `--holdout` split (so that the removed source gives at least 100 forget documents and at
+least 100 held-out ones of its own: membership is tested against text of the same source), and
+the default model trained on it. Harbor Press files
 a request for its whole essays source; it goes through the product's services (scoping, review,
 data remediation), then model remediation runs in this process and verification judges it with
 the default thresholds. Writes bench/results/takedown.json.
@@ -34,7 +35,7 @@ SWEEP = {  # unlearning settings tried after the defaults
 }
 
 
-def workspace(per_source: int) -> dict[str, Any]:
+def workspace(per_source: int, holdout: float) -> dict[str, Any]:
     from django.conf import settings
 
     from provenance import demo
@@ -55,7 +56,7 @@ def workspace(per_source: int) -> dict[str, Any]:
             src, Path(settings.ARTIFACT_DIR) / "bench-takedown"))
     dataset = datasets.dataset_create(actor=None, slug="bench-takedown", title="Takedown bench")
     job = datasets.curation_job_create(dataset=dataset, actor=None, enqueue=False, recipe={
-        "intended_use": "academic", "publish": True, "holdout_fraction": 0.2})
+        "intended_use": "academic", "publish": True, "holdout_fraction": holdout})
     finished = datasets.curation_run(job_id=job.pk)
     assert finished is not None and finished.version is not None
     version = finished.version
@@ -147,7 +148,10 @@ def fmt(value: Any, spec: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--per-source", type=int, default=150)
+    parser.add_argument("--per-source", type=int, default=300)
+    parser.add_argument("--holdout", type=float, default=0.4,
+                        help="held-out fraction of the curated version (the removed source's "
+                             "held-out documents are the membership test's non-members)")
     parser.add_argument("--epochs", type=int, default=20)
     args = parser.parse_args()
     import django
@@ -161,7 +165,7 @@ def main() -> int:
 
     started = time.perf_counter()
     call_command("migrate", verbosity=0, stdout=io.StringIO())
-    ws = workspace(args.per_source)
+    ws = workspace(args.per_source, args.holdout)
     print(f"version {ws['version']}: {ws['version'].document_count} documents, excluded "
           f"{ws['version'].exclusions_by_reason}", flush=True)
     t0 = time.perf_counter()
@@ -209,7 +213,7 @@ def main() -> int:
     print(f"\nunlearning that passes like the retrain: "
           f"{', '.join(r['model'] for r in passing) or 'none'}; best time ratio "
           f"{fmt(best, '.3f')} (goal <= 0.1)")
-    out = {"per_source": args.per_source, "epochs": args.epochs,
+    out = {"per_source": args.per_source, "holdout": args.holdout, "epochs": args.epochs,
            "forget_documents": entry["forget_documents"],
            "holdout_documents": entry["holdout_documents"],
            "separability": entry["separability"], "thresholds": certificate["thresholds"],

@@ -29,6 +29,8 @@ MIN_TOKENS = 8  # shorter texts give no meaningful prefix test
 def token_logprobs(model: Any, tokenizer: Any, texts: Sequence[str],
                    batch_size: int = 32) -> list[np.ndarray]:
     """Log-probability of every token of each text after an EOS start (up to the context)."""
+    if not texts:
+        return []
     device = next(model.parameters()).device
     limit, eos = lm.context_length(model), tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
@@ -55,6 +57,8 @@ def continuations(model: Any, tokenizer: Any, texts: Sequence[str], prefix: int,
                   batch_size: int = 32) -> list[tuple[list[int], list[int]]]:
     """(generated, true) continuation token ids of each long-enough text, greedy, batched with
     left padding."""
+    if not texts:
+        return []
     device = next(model.parameters()).device
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos

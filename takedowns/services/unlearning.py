@@ -36,6 +36,7 @@ from provenance.models import (
     TrainingRun,
     User,
     VersionExclusion,
+    VersionMember,
 )
 from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_fail, job_lock
@@ -191,10 +192,17 @@ def verification_sets(checkpoint: ModelCheckpoint, forget_ids: list[int], retain
     rest = [t for t, d in zip(everything.texts, everything.documents, strict=True)
             if d not in set(forget_ids)]
     retain = random.Random(seed).sample(rest, min(retain_n, len(rest)))
+    # Held-out text from the forget set's own sources: a membership test between different
+    # distributions (a removed source's style against everyone else's) measures the style.
+    # Held-out documents the same request removed still count (never trained on either way),
+    # until their text is purged.
+    sources = set(VersionMember.objects.filter(version=checkpoint.version,
+                                               document_id__in=forget_ids)
+                  .values_list("source_id", flat=True))
     holdout = list(Document.objects.filter(
         pk__in=VersionExclusion.objects.filter(
-            version=checkpoint.version, reason=VersionExclusion.Reason.HELD_OUT)
-        .values("document_id"), removed_at__isnull=True)
+            version=checkpoint.version, reason=VersionExclusion.Reason.HELD_OUT,
+            source_id__in=sources).values("document_id"), text_purged=False)
         .order_by("sha256").values_list("text", flat=True)[:HOLDOUT_MAX])
     return Sets(forget=forget, retain=retain, holdout=holdout,
                 canary=_canary(checkpoint, set(forget_ids)))

@@ -18,6 +18,7 @@ Runs as `takedowns.unlearn_verify` on the gpu queue; the transaction is opened o
 
 from __future__ import annotations
 
+import logging
 import shutil
 from typing import Any
 
@@ -37,6 +38,7 @@ from takedowns.models import OutputFilter, TakedownRequest, UnlearningRun
 from takedowns.services.requests import _transition
 from takedowns.services.unlearning import Sets, run_dir, verification_sets
 
+log = logging.getLogger(__name__)
 State = TakedownRequest.State
 Method = UnlearningRun.Method
 RETAIN_SAMPLE = 256
@@ -82,6 +84,7 @@ def takedown_verify(*, request_id: int) -> TakedownRequest | None:
         try:
             certificate, outcomes = _certify(request, thresholds())
         except Exception as exc:
+            log.exception("verification of takedown %s failed", request_id)
             TakedownRequest.objects.filter(pk=request_id).update(verification={
                 "state": "failed", "error": str(exc)[:2000],
                 "finished_at": timezone.now().isoformat()})

@@ -49,9 +49,9 @@ def trained(users, make_source, ingest_texts, publish_version, settings):
     essays = make_source(owner=users["holder_a"].rights_holder, name="essays")
     other = make_source(name="other")
     canary_register(source=essays, actor=None, spec={"copies": 4})
-    ingest_texts(essays, [prose(i) for i in range(16)])
-    ingest_texts(other, [prose(1000 + i) for i in range(90)])
-    version = publish_version("remediated", holdout_fraction=0.2)
+    ingest_texts(essays, [prose(i) for i in range(40)])
+    ingest_texts(other, [prose(1000 + i) for i in range(70)])
+    version = publish_version("remediated", holdout_fraction=0.3)
     run = training_run_execute(run_id=training_run_create(
         version=version, actor=None, enqueue=False, config=MODEL).pk)
     assert run.state == "succeeded", run.error

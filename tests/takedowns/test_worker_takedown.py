@@ -39,9 +39,9 @@ def test_a_takedown_runs_from_filing_to_receipt_on_a_worker(
         verification_env, worker, users, client_as, make_source,  # noqa: F811
         ingest_texts, publish_version):
     essays = make_source(owner=users["holder_a"].rights_holder, name="essays")
-    ingest_texts(essays, [prose(i) for i in range(14)])
-    ingest_texts(make_source(name="other"), [prose(1000 + i) for i in range(80)])
-    version = publish_version("worked", holdout_fraction=0.2)
+    ingest_texts(essays, [prose(i) for i in range(30)])
+    ingest_texts(make_source(name="other"), [prose(1000 + i) for i in range(60)])
+    version = publish_version("worked", holdout_fraction=0.3)
     training_run_execute(run_id=training_run_create(version=version, actor=None,
                                                     enqueue=False, config=MODEL).pk)
     holder, curator = client_as("holder_a"), client_as("curator")

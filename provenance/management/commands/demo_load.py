@@ -81,6 +81,24 @@ class Command(BaseCommand):
             self.stdout.write(f"  canary test: power {test.power}, calibration "
                               f"{test.calibration:.3f}; detected in {', '.join(found)}")
 
+    def _takedown(self, essays: list[str]) -> None:
+        """Harbor Press asks for one essay to be taken out (DMCA): a request waiting for a
+        curator, to follow from the portal."""
+        from takedowns.services.requests import takedown_file
+
+        harbor = User.objects.get(username=HOLDER_LOGINS["Harbor Press"])
+        request = takedown_file(actor=harbor, data={
+            "legal_basis": "dmca_512", "remedy": "both",
+            "claimant_name": "Harbor Press rights desk",
+            "claimant_email": "rights@harbor.example", "organisation": "Harbor Press",
+            "postal_address": "1 Quay Street, Harbor Town", "authority": "owner",
+            "statements": {"good_faith": True, "accuracy": True, "authority_under_perjury": True},
+            "signature": "Harbor Press rights desk",
+            "works": [{"title": "Essay: " + essays[3].split(".")[0],
+                       "urls": ["https://harborpress.example.com/essays/3"],
+                       "sample_text": essays[3]}]})
+        self.stdout.write(f"  takedown request {request.reference}: {request.state}")
+
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
         if opts["if_empty"] and RightsHolder.objects.exists():
             self.stdout.write("demo workspace: data present, not loading")
@@ -122,7 +140,8 @@ class Command(BaseCommand):
                                   "academic")]:
             dataset = datasets.dataset_create(actor=admin, slug=slug, title=title)
             job = datasets.curation_job_create(dataset=dataset, actor=admin, enqueue=False,
-                                               recipe={"intended_use": use, "publish": True})
+                                               recipe={"intended_use": use, "publish": True,
+                                                       "holdout_fraction": 0.1})
             finished = datasets.curation_run(job_id=job.pk)
             assert finished is not None and finished.version is not None
             version = finished.version
@@ -131,6 +150,7 @@ class Command(BaseCommand):
         by_key = {src.key: src for src in corpus}
         self._train(admin, version, [by_key[key].texts[-1].split(". ")[0] + "."
                                      for key in PROMPT_SOURCES])
+        self._takedown(by_key["essays"].texts)
         path = credentials_path()
         path.write_text(json.dumps({"password": password, "users": users}, indent=2))
         path.chmod(0o600)
