@@ -34,7 +34,7 @@ class Measurement:
     holdout_loss: list[float]
     holdout_mink: list[float]
     retain_perplexity: float
-    holdout_perplexity: float
+    holdout_perplexity: float        # on held-out text of the other sources, when there is some
     verbatim_rouge: list[float]      # ROUGE-L F1 of the greedy continuation of forget prefixes
     verbatim_exact: list[bool]
     holdout_rouge: list[float]       # the same on held-out text: what generalisation alone gives

@@ -115,10 +115,11 @@ def perplexity(logprobs: Sequence[np.ndarray]) -> float:
 
 def measure(model_dir: str, forget: Sequence[str], holdout: Sequence[str],
             retain: Sequence[str], th: Thresholds, canary: Sequence[str] | None = None,
-            device: str | None = None,
-            redactor: Callable[[str], str] | None = None) -> Measurement:
+            device: str | None = None, redactor: Callable[[str], str] | None = None,
+            utility: Sequence[str] | None = None) -> Measurement:
     """`canary`: the removed source's canary sequence followed by its null sequences;
-    `redactor`: an output filter applied to every generated continuation."""
+    `redactor`: an output filter applied to every generated continuation; `utility`: held-out
+    text for the held-out perplexity (default: `holdout`)."""
     model, tokenizer = lm.load(model_dir, device=device)
     f_lp, h_lp = token_logprobs(model, tokenizer, forget), token_logprobs(model, tokenizer,
                                                                           holdout)
@@ -137,6 +138,7 @@ def measure(model_dir: str, forget: Sequence[str], holdout: Sequence[str],
         holdout_loss=[-float(x.mean()) for x in h_lp],
         holdout_mink=[min_k_prob(x, th.min_k) for x in h_lp],
         retain_perplexity=perplexity(token_logprobs(model, tokenizer, retain)),
-        holdout_perplexity=perplexity(h_lp),
+        holdout_perplexity=perplexity(token_logprobs(model, tokenizer, utility)
+                                      if utility else h_lp),
         verbatim_rouge=rouge, verbatim_exact=exact,
         holdout_rouge=verbatim(tokenizer, holdout_pairs)[0], canary_p=canary_p)

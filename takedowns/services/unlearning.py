@@ -51,6 +51,7 @@ RunState = UnlearningRun.State
 Method = UnlearningRun.Method
 ACTIVE = (RunState.QUEUED, RunState.RUNNING)
 HOLDOUT_MAX = 1000
+UTILITY_MAX = 256
 CANARY_NULLS = 500  # smallest p-value 1/501: a hard fail (p <= 0.01) can be seen
 FILTER_NGRAM = 8
 
@@ -168,7 +169,8 @@ def unlearning_run_cancel(*, run: UnlearningRun, actor: User) -> UnlearningRun:
 class Sets:
     forget: list[str]
     retain: list[str]
-    holdout: list[str]
+    holdout: list[str]        # never trained on, from the forget set's sources (membership)
+    utility: list[str]        # never trained on, from the other sources (held-out perplexity)
     canary: list[str] | None  # a removed source's canary, then its null sequences
 
 
@@ -199,12 +201,18 @@ def verification_sets(checkpoint: ModelCheckpoint, forget_ids: list[int], retain
     sources = set(VersionMember.objects.filter(version=checkpoint.version,
                                                document_id__in=forget_ids)
                   .values_list("source_id", flat=True))
-    holdout = list(Document.objects.filter(
-        pk__in=VersionExclusion.objects.filter(
-            version=checkpoint.version, reason=VersionExclusion.Reason.HELD_OUT,
-            source_id__in=sources).values("document_id"), text_purged=False)
-        .order_by("sha256").values_list("text", flat=True)[:HOLDOUT_MAX])
-    return Sets(forget=forget, retain=retain, holdout=holdout,
+    held = VersionExclusion.objects.filter(version=checkpoint.version,
+                                           reason=VersionExclusion.Reason.HELD_OUT)
+
+    def texts(rows: Any, limit: int) -> list[str]:
+        return list(Document.objects.filter(pk__in=rows.values("document_id"),
+                                            text_purged=False)
+                    .order_by("sha256").values_list("text", flat=True)[:limit])
+
+    # Utility is measured on what the model should still know: held-out text of the rest.
+    return Sets(forget=forget, retain=retain,
+                holdout=texts(held.filter(source_id__in=sources), HOLDOUT_MAX),
+                utility=texts(held.exclude(source_id__in=sources), UTILITY_MAX),
                 canary=_canary(checkpoint, set(forget_ids)))
 
 

@@ -115,7 +115,7 @@ def _certify(request: TakedownRequest, th: Thresholds) -> tuple[dict[str, Any], 
     def measured(path: str, sets: Sets, redactor: Any = None) -> metrics.Measurement:
         nonlocal done
         m = measure(path, sets.forget, sets.holdout, sets.retain, th, sets.canary,
-                    redactor=redactor)
+                    redactor=redactor, utility=sets.utility)
         done += 1
         _progress(request, done, total)
         return m
