@@ -143,11 +143,16 @@ def judge(model: Measurement, original: Measurement, reference: Measurement | No
         base = reference.verbatim_rouge if reference is not None else model.holdout_rouge
         baseline = float(np.mean(base)) if base else 0.0
         value = float(np.mean(model.verbatim_rouge))
+        status = PASS if value <= baseline + th.verbatim_margin else FAIL
+        detail: dict[str, Any] = {}
+        if len(model.verbatim_rouge) < th.min_verbatim_documents:
+            status = INSUFFICIENT
+            detail["reason"] = (f"{len(model.verbatim_rouge)} forget document(s), fewer than "
+                                f"{th.min_verbatim_documents}: measured, not judged")
         criteria["verbatim"] = _criterion(
-            PASS if value <= baseline + th.verbatim_margin else FAIL, rouge_l=value,
-            exact=float(np.mean(model.verbatim_exact)), baseline=baseline,
-            baseline_of="retrain" if reference is not None else "held-out text",
-            limit=baseline + th.verbatim_margin)
+            status, rouge_l=value, exact=float(np.mean(model.verbatim_exact)),
+            baseline=baseline, baseline_of="retrain" if reference is not None
+            else "held-out text", limit=baseline + th.verbatim_margin, **detail)
     else:
         criteria["verbatim"] = _criterion(INSUFFICIENT, reason="no forget document is long "
                                                                "enough for a prefix test")

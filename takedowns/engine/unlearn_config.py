@@ -75,10 +75,13 @@ class Thresholds:
     """When a remediated model passes. Defaults from the issue: |privleak| <= 15 (MUSE) on at
     least 100 forget and 100 held-out documents; the removed source's canary at p > 0.05 (p <=
     0.01 is a hard fail); verbatim memorisation at most the retrain's + 0.02; retain perplexity
-    at most 1.1 x the original's."""
+    at most 1.1 x the original's. Below `min_verbatim_documents` forget documents long enough
+for a prefix test, verbatim memorisation is reported but not judged (one document's ROUGE-L is
+noise)."""
 
     privleak: float = 15.0
     min_documents: int = 100
+    min_verbatim_documents: int = 10  # fewer prefixes: ROUGE-L is measured, not judged
     canary_p: float = 0.05
     canary_hard_p: float = 0.01
     verbatim_margin: float = 0.02

@@ -30,6 +30,7 @@ def _model_line(run: UnlearningRun) -> dict[str, Any]:
             "result": {"name": run.result.name, "sha256": run.result.sha256}
             if run.result else None,
             "chosen_step": row.get("chosen_step"),
+            "by_construction": row.get("by_construction"),
             "mia_auc": summary.get("mia_auc_mink"), "privleak": leak.get("privleak"),
             "privleak_interval": [leak["low"], leak["high"]] if "low" in leak else None,
             "verbatim_rouge_l": summary.get("verbatim_rouge_l"),
@@ -87,6 +88,8 @@ def notice_text(notice: dict[str, Any]) -> list[str]:
             line += f"; verbatim ROUGE-L {model['verbatim_rouge_l']:.3f}"
         if model["canary_p"] is not None:
             line += f"; canary p = {model['canary_p']:.3f}"
+        if model["by_construction"]:
+            line += f" ({model['by_construction']})"
         lines.append(line)
     if notice["verification"]["verdict"]:
         lines.append(f"Verification: {notice['verification']['verdict']}.")

@@ -139,7 +139,9 @@ def _certify(request: TakedownRequest, th: Thresholds) -> tuple[dict[str, Any], 
             if run.pk in measured_retrains:
                 m = measured_retrains[run.pk]
                 judged = metrics.judge(m, original, None, th)
-                row = {"summary": metrics.summary(m), **judged}
+                row = {"summary": metrics.summary(m), **judged,
+                       "by_construction": f"trained from scratch on {run.version}, which holds "
+                                          f"none of the removed documents"}
                 chosen = run.result
             elif run.method == Method.OUTPUT_FILTER:
                 active = OutputFilter.objects.get(request=request, checkpoint=checkpoint)

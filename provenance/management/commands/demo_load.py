@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from attribution.services.outputs import model_output_create
 from provenance import demo
-from provenance.models import DatasetVersion, Document, RightsHolder, User
+from provenance.models import DatasetVersion, DataSource, Document, RightsHolder, User
 from provenance.services import datasets, documents, ingest, sources
 from provenance.services.canaries import (
     canary_register,
@@ -81,11 +81,13 @@ class Command(BaseCommand):
             self.stdout.write(f"  canary test: power {test.power}, calibration "
                               f"{test.calibration:.3f}; detected in {', '.join(found)}")
 
-    def _takedown(self, essays: list[str]) -> None:
-        """Harbor Press asks for one essay to be taken out (DMCA): a request waiting for a
-        curator, to follow from the portal."""
+    def _takedown(self, essays: DataSource, version: DatasetVersion) -> None:
+        """Harbor Press asks for one essay the demo model trained on to be taken out (DMCA): a
+        request waiting for a curator, to follow from the portal."""
         from takedowns.services.requests import takedown_file
 
+        essay = Document.objects.filter(occurrences__source=essays,
+                                        memberships__version=version).order_by("sha256")[3].text
         harbor = User.objects.get(username=HOLDER_LOGINS["Harbor Press"])
         request = takedown_file(actor=harbor, data={
             "legal_basis": "dmca_512", "remedy": "both",
@@ -94,9 +96,9 @@ class Command(BaseCommand):
             "postal_address": "1 Quay Street, Harbor Town", "authority": "owner",
             "statements": {"good_faith": True, "accuracy": True, "authority_under_perjury": True},
             "signature": "Harbor Press rights desk",
-            "works": [{"title": "Essay: " + essays[3].split(".")[0],
+            "works": [{"title": "Essay: " + essay.split(".")[0],
                        "urls": ["https://harborpress.example.com/essays/3"],
-                       "sample_text": essays[3]}]})
+                       "sample_text": essay}]})
         self.stdout.write(f"  takedown request {request.reference}: {request.state}")
 
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
@@ -150,7 +152,7 @@ class Command(BaseCommand):
         by_key = {src.key: src for src in corpus}
         self._train(admin, version, [by_key[key].texts[-1].split(". ")[0] + "."
                                      for key in PROMPT_SOURCES])
-        self._takedown(by_key["essays"].texts)
+        self._takedown(made["essays"], version)
         path = credentials_path()
         path.write_text(json.dumps({"password": password, "users": users}, indent=2))
         path.chmod(0o600)
