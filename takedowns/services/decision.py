@@ -50,8 +50,8 @@ def decision_notice(request: TakedownRequest) -> dict[str, Any]:
         "legal_basis": request.get_legal_basis_display(),
         "decided_at": timezone.now().isoformat(),
         "found": {"by_method": dict(Counter(m.method for m in matches)),
-                  "confirmed": sum(m.confirmed is True for m in matches),
-                  "dismissed": sum(m.confirmed is False for m in matches)},
+                  "confirmed": len({m.document_id for m in matches if m.confirmed is True}),
+                  "dismissed": len({m.document_id for m in matches if m.confirmed is False})},
         "removed": {"documents": len(remediation.get("documents", [])),
                     "text_purged": bool(remediation.get("purged")),
                     "versions": [{"version": v["version"],
@@ -93,6 +93,11 @@ def notice_text(notice: dict[str, Any]) -> list[str]:
         lines.append(line)
     if notice["verification"]["verdict"]:
         lines.append(f"Verification: {notice['verification']['verdict']}.")
+    if not all(notice["verification"]["separable"].values()):
+        lines.append("These measurements cannot tell the original model from one that never saw "
+                     "the work (too few documents, or too little memorised), so they neither "
+                     "confirm nor refute the removal; a retrained model holds none of the "
+                     "documents by construction.")
     return lines
 
 
