@@ -39,6 +39,7 @@ def test_a_curator_takes_a_request_from_acceptance_to_decision_on_its_page(
     review = client.get(page).content.decode()
     assert "Matches to review" in review
     documents = set(request.matches.values_list("document_id", flat=True))
+    assert f"{len(documents)} document(s) matched" in review
     answer = client.post(page, {"action": "review",
                                 **{f"doc_{d}": "confirm" for d in documents}})
     assert answer.status_code == 302
