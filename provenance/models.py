@@ -478,3 +478,17 @@ class LedgerEntry(models.Model):
         ordering = ["seq"]
         verbose_name_plural = "ledger entries"
         indexes = [models.Index(fields=["subject_type", "subject_id"])]
+
+
+class LedgerCheckpoint(models.Model):
+    """A signed tree head of the ledger: its size, Merkle root (RFC 9162) and the signed note in
+    the transparency-dev checkpoint format. One per size; never changed."""
+
+    size = models.PositiveBigIntegerField(unique=True)
+    root = models.CharField(max_length=64)
+    note = models.TextField()
+    key_name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-size"]

@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 
 from provenance.apis import data as apis
 from provenance.apis import training
+from provenance.apis.log import TransparencyLogViewSet
 
 
 class TokenView(ObtainAuthToken):
@@ -22,6 +23,7 @@ router.register("versions", apis.VersionViewSet, basename="version")
 router.register("ingest-jobs", apis.IngestJobViewSet, basename="ingest-job")
 router.register("curation-jobs", apis.CurationJobViewSet, basename="curation-job")
 router.register("ledger", apis.LedgerViewSet, basename="ledger")
+router.register("log", TransparencyLogViewSet, basename="log")
 router.register("training-runs", training.TrainingRunViewSet, basename="training-run")
 router.register("checkpoints", training.CheckpointViewSet, basename="checkpoint")
 router.register("canary-tests", training.CanaryTestRunViewSet, basename="canary-test")

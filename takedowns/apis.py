@@ -184,7 +184,7 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
     @action(detail=True, methods=["get"])
     def receipt(self, request: Request, pk: str) -> Response:
         """The decision's ledger entry with an RFC 9162 inclusion proof, to keep and check
-        offline (python -m provenance.engine.merkle --receipt FILE)."""
+        offline (python -m provenance.engine.verify receipt FILE)."""
         receipt = takedown_receipt(self.get_object())
         if receipt is None:
             return Response({"detail": "no ledger entry yet"}, status=status.HTTP_404_NOT_FOUND)

@@ -200,6 +200,12 @@ TRAILMARK: dict[str, Any] = {
                                           "takedowns@trailmark.invalid"),
     # When a remediated model passes verification: overrides of
     # takedowns.engine.unlearn_config.Thresholds (privleak, min_documents, canary_p, ...).
+    # The transparency log: the checkpoints' origin line (and signing key name), and the
+    # Ed25519 signing key (base64 32-byte seed, or a file holding one; default: one made in the
+    # state folder on first use).
+    "LEDGER_ORIGIN": os.environ.get("TRAILMARK_LEDGER_ORIGIN", "trailmark.invalid/ledger"),
+    "LEDGER_KEY": os.environ.get("TRAILMARK_LEDGER_KEY", ""),
+    "LEDGER_KEY_FILE": os.environ.get("TRAILMARK_LEDGER_KEY_FILE", ""),
     "TAKEDOWN_VERIFICATION": json.loads(os.environ.get("TRAILMARK_TAKEDOWN_VERIFICATION",
                                                        "{}")),
 }

@@ -73,27 +73,55 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
     return sn == 0 and r == root
 
 
-def verify_receipt(receipt: dict) -> bool:
-    """A ledger receipt (as Trailmark hands it out) checked with the standard library alone: the
-    payload's and the entry's hashes recomputed, and the entry's inclusion in the tree of that
-    root. (Sorted compact JSON equals RFC 8785 for the strings and integers these hold.)"""
-    import json
+def consistency_proof(hashes: Sequence[bytes], first: int) -> list[bytes]:
+    """RFC 9162 2.1.4.1 PROOF(first, D[n]) over leaf hashes: what shows that the tree of the
+    first `first` leaves is a prefix of the tree of all of them."""
+    if not 0 <= first <= len(hashes):
+        raise IndexError(f"no tree of {first} leaves inside one of {len(hashes)}")
+    if first in (0, len(hashes)):
+        return []
 
-    def jcs(value: dict) -> bytes:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False).encode()
+    def subproof(m: int, leaves: Sequence[bytes], whole: bool) -> list[bytes]:
+        if m == len(leaves):
+            return [] if whole else [root_from_leaf_hashes(leaves)]
+        k = _largest_power_of_two_below(len(leaves))
+        if m <= k:
+            return subproof(m, leaves[:k], whole) + [root_from_leaf_hashes(leaves[k:])]
+        return subproof(m - k, leaves[k:], False) + [root_from_leaf_hashes(leaves[:k])]
 
-    entry, proof = receipt["entry"], receipt["inclusion_proof"]
-    header = jcs(entry["header"])
-    if "payload" in entry and hashlib.sha256(jcs(entry["payload"])).hexdigest() != \
-            entry["header"]["payload_hash"]:
+    return subproof(first, hashes, True)
+
+
+def verify_consistency(first: int, second: int, proof: Sequence[bytes], first_root: bytes,
+                       second_root: bytes) -> bool:
+    """RFC 9162 2.1.4.2: is the tree of `first` leaves with `first_root` a prefix of the tree of
+    `second` leaves with `second_root`?"""
+    if not 0 <= first <= second:
         return False
-    recomputed = hashlib.sha256(bytes.fromhex(entry["prev_hash"]) + header).hexdigest()
-    if recomputed != entry["entry_hash"]:
+    if first == second:
+        return not proof and first_root == second_root
+    if first == 0:
+        return not proof
+    if not proof:
         return False
-    return verify_inclusion(leaf_hash(bytes.fromhex(entry["entry_hash"])), proof["leaf_index"],
-                            proof["tree_size"], [bytes.fromhex(h) for h in proof["path"]],
-                            bytes.fromhex(proof["root"]))
+    path = list(proof)
+    if first & (first - 1) == 0:  # a power of two: the old root is a node of the new tree
+        path.insert(0, first_root)
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = node_hash(sr, c)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and fr == first_root and sr == second_root
 
 
 def manifest_root(sha256_hex: Sequence[str]) -> str:
@@ -108,16 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import sys
 
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["--receipt"] and len(args) == 2:
-        import json
-
-        with open(args[1], encoding="utf-8") as handle:
-            ok = verify_receipt(json.load(handle))
-        print("receipt verified" if ok else "receipt does NOT verify")
-        return 0 if ok else 1
     if not args:
-        print("usage: python -m provenance.engine.merkle MANIFEST [EXPECTED_ROOT]\n"
-              "       python -m provenance.engine.merkle --receipt RECEIPT.json",
+        print("usage: python -m provenance.engine.merkle MANIFEST [EXPECTED_ROOT]",
               file=sys.stderr)
         return 2
     with open(args[0], encoding="ascii") as handle:

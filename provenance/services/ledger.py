@@ -77,20 +77,23 @@ def ledger_verify_chain() -> tuple[bool, int | None]:
 
 
 def ledger_receipt(entry: LedgerEntry) -> dict[str, Any]:
-    """What a party to an event keeps: the entry (header, payload, hashes) and an RFC 9162
-    inclusion proof of its hash in the Merkle tree over every entry hash so far. Anyone can check
-    it offline: `python -m provenance.engine.merkle --receipt FILE`."""
-    from provenance.engine.merkle import inclusion_proof, leaf_hash, root_from_leaf_hashes
+    """What a party to an event keeps: the entry (header, payload, hashes), an RFC 9162 inclusion
+    proof of its hash in the ledger's Merkle tree, and the signed checkpoint of that tree. Anyone
+    can check it offline: `python -m provenance.engine.verify receipt FILE`."""
+    from provenance.services.transparency import (
+        ledger_checkpoint_latest,
+        ledger_inclusion,
+        ledger_verifier_key,
+    )
 
-    leaves = [leaf_hash(bytes.fromhex(h)) for h in
-              LedgerEntry.objects.order_by("seq").values_list("entry_hash", flat=True)]
-    index = entry.seq - 1  # seq counts from 1 without gaps (one advisory-locked appender)
+    checkpoint = ledger_checkpoint_latest()
+    proof = ledger_inclusion(seq=entry.seq, tree_size=checkpoint.size)
     return {
         "format": "trailmark-ledger-receipt/1",
         "entry": {"header": entry_header(entry), "payload": entry.payload,
                   "prev_hash": entry.prev_hash, "entry_hash": entry.entry_hash},
-        "inclusion_proof": {"leaf_index": index, "tree_size": len(leaves),
-                            "root": root_from_leaf_hashes(leaves).hex(),
-                            "path": [h.hex() for h in inclusion_proof(leaves, index)]},
-        "verify_with": "python -m provenance.engine.merkle --receipt RECEIPT.json",
+        "inclusion_proof": {k: proof[k] for k in ("leaf_index", "tree_size", "root", "path")},
+        "checkpoint": checkpoint.note,
+        "verifier_key": ledger_verifier_key(),
+        "verify_with": "python -m provenance.engine.verify receipt RECEIPT.json",
     }

@@ -15,8 +15,8 @@ from attribution.services.outputs import model_output_create, model_output_gener
 from attribution.services.runs import attribution_run_create, attribution_run_execute
 from attribution.services.spans import span_index_build
 from provenance.engine import lm
-from provenance.engine.merkle import main as merkle_main
-from provenance.engine.merkle import verify_receipt
+from provenance.engine.verify import check_receipt
+from provenance.engine.verify import main as verify_main
 from provenance.models import Document, ModelCheckpoint
 from provenance.services.canaries import canary_register
 from provenance.services.training import training_run_create, training_run_execute
@@ -181,14 +181,15 @@ def test_remediation_verification_decision_and_receipt(trained, client_as, tmp_p
     assert all(d.text_purged and d.text == "" for d in removed)
 
     receipt = client_as("holder_a").get(f"{url}receipt/").json()
-    assert receipt["state"] == "decided" and verify_receipt(receipt)
+    assert receipt["state"] == "decided" and check_receipt(receipt) == []
     assert receipt["entry"]["payload"]["notice_sha256"]
     path = tmp_path / "receipt.json"
     path.write_text(json.dumps(receipt))
-    assert merkle_main(["--receipt", str(path)]) == 0
+    assert verify_main(["receipt", str(path)]) == 0
     forged = {**receipt, "entry": {**receipt["entry"], "payload": {
         **receipt["entry"]["payload"], "to": "rejected"}}}
-    assert not verify_receipt(forged)
+    assert check_receipt(forged) == [f"entry {receipt['entry']['header']['seq']}: the payload "
+                                     f"does not match its hash"]
     [message] = [m for m in mail.outbox if "decided" in m.subject]
     assert "Receipt: ledger entry" in message.body and "Model " in message.body
 

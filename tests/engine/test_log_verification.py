@@ -1,0 +1,81 @@
+"""Signed checkpoints, consistency proofs and the offline verifier: engines only."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import rfc8785
+
+from provenance.engine import checkpoint as notes
+from provenance.engine.merkle import (
+    consistency_proof,
+    leaf_hash,
+    root_from_leaf_hashes,
+    verify_consistency,
+)
+from provenance.engine.verify import GENESIS, check_log, main
+
+SEED = bytes(range(32))
+
+
+def test_a_checkpoint_note_verifies_with_its_key_and_not_when_altered_or_by_another_key():
+    cp = notes.Checkpoint("example.org/log", 7, hashlib.sha256(b"root").digest())
+    note = notes.sign(cp, "example.org/log", SEED)
+    lines = note.split("\n")
+    assert lines[:2] == ["example.org/log", "7"] and len(lines[2]) == 44  # base64 of 32 bytes
+    assert lines[3] == "" and lines[4].startswith("\u2014 example.org/log ")
+    key = notes.verifier_key("example.org/log", notes.public_key(SEED))
+    assert notes.open_note(note, key) == cp
+    with pytest.raises(ValueError, match="does not verify"):
+        notes.open_note(note.replace("\n7\n", "\n8\n"), key)
+    other = notes.verifier_key("example.org/log", notes.public_key(bytes(32)))
+    with pytest.raises(ValueError, match="no signature"):
+        notes.open_note(note, other)
+    with pytest.raises(ValueError, match="hash does not match"):
+        notes.parse_verifier_key(key.replace("example.org/log", "evil.org/log"))
+
+
+def test_consistency_proofs_hold_between_every_pair_of_sizes_and_fail_on_a_rewrite():
+    leaves = [leaf_hash(hashlib.sha256(str(i).encode()).digest()) for i in range(33)]
+    for n in range(1, 34):
+        new_root = root_from_leaf_hashes(leaves[:n])
+        for m in range(0, n + 1):
+            proof = consistency_proof(leaves[:n], m)
+            old_root = root_from_leaf_hashes(leaves[:m])
+            assert verify_consistency(m, n, proof, old_root, new_root), (m, n)
+    rewritten = leaves[:5] + [leaf_hash(b"changed")] + leaves[6:20]
+    proof = consistency_proof(rewritten, 10)
+    assert not verify_consistency(10, 20, proof, root_from_leaf_hashes(leaves[:10]),
+                                  root_from_leaf_hashes(rewritten))
+
+
+def _export(n: int) -> list[dict]:
+    entries, prev = [], GENESIS
+    for seq in range(1, n + 1):
+        payload = {"n": seq, "share": seq / 3}
+        header = {"seq": seq, "event": "test", "payload_hash":
+                  hashlib.sha256(rfc8785.dumps(payload)).hexdigest()}
+        entry_hash = hashlib.sha256(bytes.fromhex(prev) + rfc8785.dumps(header)).hexdigest()
+        entries.append({"header": header, "payload": payload, "prev_hash": prev,
+                        "entry_hash": entry_hash})
+        prev = entry_hash
+    return entries
+
+
+def test_an_exported_log_verifies_against_its_checkpoint_and_a_tampered_one_does_not(tmp_path):
+    entries = _export(12)
+    root = root_from_leaf_hashes([leaf_hash(bytes.fromhex(e["entry_hash"])) for e in entries])
+    note = notes.sign(notes.Checkpoint("t/log", 12, root), "t/log", SEED)
+    key = notes.verifier_key("t/log", notes.public_key(SEED))
+    assert check_log(entries, note, key) == []
+    tampered = json.loads(json.dumps(entries))
+    tampered[4]["payload"]["n"] = 99
+    assert check_log(tampered, note, key) == ["entry 5: the payload does not match its hash"]
+    export = tmp_path / "log.jsonl"
+    export.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    (tmp_path / "log.checkpoint").write_text(note)
+    assert main(["log", str(export), str(tmp_path / "log.checkpoint"), "--key", key]) == 0
+    export.write_text("".join(json.dumps(e) + "\n" for e in tampered))
+    assert main(["log", str(export), str(tmp_path / "log.checkpoint"), "--key", key]) == 1
