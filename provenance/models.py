@@ -492,3 +492,15 @@ class LedgerCheckpoint(models.Model):
 
     class Meta:
         ordering = ["-size"]
+
+
+class PersonCommitment(models.Model):
+    """The only link from the ledger to a person. Ledger entries name people (actors, and any
+    personal data a payload needs) by `reference`, a salted SHA-256 commitment; deleting this row
+    erases the person from the ledger without touching a hashed row, so the tree still
+    verifies."""
+
+    label = models.CharField(max_length=500, unique=True)      # e.g. "user:5:alice"
+    salt = models.CharField(max_length=64)
+    reference = models.CharField(max_length=80, unique=True)   # "person:<sha256 hex>"
+    created_at = models.DateTimeField(auto_now_add=True)

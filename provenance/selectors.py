@@ -86,9 +86,15 @@ def curation_job_list(user: Any) -> QuerySet[CurationJob]:
 
 
 def ledger_list(user: Any) -> QuerySet[LedgerEntry]:
-    if role_of(user) in {Role.ADMIN, Role.CURATOR, Role.AUDITOR}:
-        return LedgerEntry.objects.all()
-    return LedgerEntry.objects.none()
+    """Entries with their actor resolved through the erasable commitments (None once erased)."""
+    if role_of(user) not in {Role.ADMIN, Role.CURATOR, Role.AUDITOR}:
+        return LedgerEntry.objects.none()
+    from django.db.models import OuterRef, Subquery
+
+    from provenance.models import PersonCommitment
+
+    return LedgerEntry.objects.annotate(actor_name=Subquery(
+        PersonCommitment.objects.filter(reference=OuterRef("actor_label")).values("label")[:1]))
 
 
 MODEL_READERS = {Role.ADMIN, Role.CURATOR, Role.AUDITOR, Role.RESEARCHER}

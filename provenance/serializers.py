@@ -181,9 +181,13 @@ class CurationJobIn(serializers.Serializer):
 
 
 class LedgerEntryOut(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_name", default=None, read_only=True,
+                                  help_text="who, while the person is not erased")
+
     class Meta:
         model = LedgerEntry
-        fields = ["seq", "created_at", "actor_label", "event", "subject_type", "subject_id",
+        fields = ["seq", "created_at", "actor", "actor_label", "event", "subject_type",
+                  "subject_id",
                   "payload", "payload_hash", "prev_hash", "entry_hash"]
 
 

@@ -4,13 +4,14 @@ inside its own transaction, so the entry exists exactly when the change does."""
 from __future__ import annotations
 
 import hashlib
+import secrets
 from typing import Any
 
 from django.db import connection, models, transaction
 from django.utils import timezone
 
 from provenance.engine.canonical import canonical_hash, canonical_json
-from provenance.models import LedgerEntry, User
+from provenance.models import LedgerEntry, PersonCommitment, User
 
 GENESIS = "0" * 64
 # Arbitrary constant naming the ledger's advisory lock: appends are serialised so the chain has no
@@ -35,10 +36,33 @@ def entry_header(entry: LedgerEntry) -> dict[str, Any]:
     }
 
 
+def person_reference(label: str) -> str:
+    """The ledger's name for a person or a piece of personal data: a salted commitment, made
+    once per label. Erasing the person deletes the salt; the ledger keeps an unlinkable hash."""
+    found = PersonCommitment.objects.filter(label=label).values_list("reference",
+                                                                     flat=True).first()
+    if found:
+        return found
+    salt = secrets.token_hex(32)
+    reference = "person:" + hashlib.sha256(bytes.fromhex(salt) + label.encode()).hexdigest()
+    commitment, _ = PersonCommitment.objects.get_or_create(
+        label=label, defaults={"salt": salt, "reference": reference})
+    return commitment.reference
+
+
 def _actor_label(actor: User | None) -> str:
     if actor is None:
         return "system"
-    return f"user:{actor.pk}:{actor.username}"
+    return person_reference(f"user:{actor.pk}:{actor.username}")
+
+
+@transaction.atomic
+def ledger_forget_person(*, user: User, actor: User | None) -> int:
+    """Erase a person from the ledger: their commitments lose their salt and label. Returns how
+    many were erased; the entries themselves are untouched and still verify."""
+    erased, _ = PersonCommitment.objects.filter(label__startswith=f"user:{user.pk}:").delete()
+    ledger_append(actor=actor, event="ledger.person_erased", payload={"commitments": erased})
+    return erased
 
 
 @transaction.atomic

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from provenance.engine import licenses, watermark
 from provenance.models import DataSource, LicenseSignal, OptOutSignal, RightsHolder, User
-from provenance.services.ledger import ledger_append
+from provenance.services.ledger import ledger_append, person_reference
 
 HOLDER_FIELDS = {"name", "kind", "contact_name", "contact_email", "url"}
 SOURCE_FIELDS = {"name", "uri", "description", "terms_url", "status"}
@@ -32,8 +32,11 @@ def rights_holder_create(*, actor: User | None, verified: bool = False,
                           verified=verified, verified_at=timezone.now() if verified else None)
     holder.full_clean()
     holder.save()
+    # A person's name is personal data: the ledger holds an erasable commitment to it.
+    name = holder.name if holder.kind == RightsHolder.Kind.ORGANISATION else \
+        person_reference(f"holder:{holder.pk}:{holder.name}")
     ledger_append(actor=actor, event="rights_holder.created", subject=holder,
-                  payload={"name": holder.name, "kind": holder.kind, "verified": verified})
+                  payload={"name": name, "kind": holder.kind, "verified": verified})
     return holder
 
 

@@ -95,3 +95,39 @@ def test_a_last_entry_rewritten_with_fresh_hashes_is_caught_by_the_signed_checkp
         call_command("ledger", "verify", stdout=io.StringIO(), stderr=errors)
     assert "checkpoint of size 4: the ledger's first 4 entries no longer give its root" in \
         errors.getvalue()
+
+
+def test_erasing_a_person_unlinks_them_from_the_ledger_and_the_log_still_verifies(
+        users, client_as):
+    from provenance.models import LedgerEntry
+    from provenance.services.ledger import ledger_forget_person
+
+    curator = users["curator"]
+    ledger_append(actor=curator, event="test.by_curator", payload={})
+    ledger_append(actor=curator, event="test.by_curator", payload={})
+    signed = client_as("anonymous").get("/api/v1/log/checkpoint/").json()
+    rows = client_as("auditor").get("/api/v1/ledger/", {"event": "test.by_curator"}).json()
+    assert [r["actor"] for r in rows["results"]] == [f"user:{curator.pk}:curator"] * 2
+    assert rows["results"][0]["actor_label"] == rows["results"][1]["actor_label"]
+    assert rows["results"][0]["actor_label"].startswith("person:")
+    stored = LedgerEntry.objects.values_list("actor_label", "payload")
+    assert not any("curator" in label or "curator" in str(payload) for label, payload in stored)
+    assert ledger_forget_person(user=curator, actor=users["admin"]) == 1
+    rows = client_as("auditor").get("/api/v1/ledger/", {"event": "test.by_curator"}).json()
+    assert [r["actor"] for r in rows["results"]] == [None, None]
+    call_command("ledger", "verify", stdout=io.StringIO())  # nothing hashed was touched
+    opened = notes.open_note(signed["note"], signed["verifier_key"])
+    assert opened.size == 2
+
+
+def test_a_person_rights_holders_name_enters_the_ledger_only_as_a_commitment():
+    from provenance.models import LedgerEntry, PersonCommitment
+    from provenance.services.sources import rights_holder_create
+
+    person = rights_holder_create(actor=None, name="Ada Writer", kind="person")
+    rights_holder_create(actor=None, name="Quay Press", kind="organisation")
+    names = [e.payload["name"] for e in LedgerEntry.objects.filter(
+        event="rights_holder.created").order_by("seq")]
+    assert names[0].startswith("person:") and names[1] == "Quay Press"
+    assert PersonCommitment.objects.get(reference=names[0]).label == \
+        f"holder:{person.pk}:Ada Writer"
