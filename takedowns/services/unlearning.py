@@ -58,9 +58,16 @@ FILTER_NGRAM = 8
 
 def affected_checkpoints(document_ids: set[int]) -> list[ModelCheckpoint]:
     """Checkpoints trained on a version holding any of the documents (remediated models of
-    earlier requests included: they were trained or unlearned from such versions too)."""
+    earlier requests included: they were trained or unlearned on such versions too)."""
     return list(ModelCheckpoint.objects.filter(version__members__document_id__in=document_ids)
-                .exclude(kind=ModelCheckpoint.Kind.UNLEARNED).distinct().order_by("pk"))
+                .distinct().order_by("pk"))
+
+
+def origin_run(checkpoint: ModelCheckpoint) -> TrainingRun | None:
+    """The training run behind a checkpoint: its own, or (unlearned) its nearest ancestor's."""
+    while checkpoint.run is None and checkpoint.parent is not None:
+        checkpoint = checkpoint.parent
+    return checkpoint.run
 
 
 def _remediated_version(request: TakedownRequest, checkpoint: ModelCheckpoint
@@ -75,10 +82,11 @@ def _config_for(method: str, checkpoint: ModelCheckpoint, config: dict[str, Any]
                 ) -> dict[str, Any]:
     try:
         if method == Method.RETRAIN:
-            if checkpoint.run is None:
+            run = origin_run(checkpoint)
+            if run is None:
                 raise ValidationError({"methods": f"checkpoint {checkpoint.pk} was imported: "
                                                   f"Trailmark has no recipe to retrain it"})
-            return TrainConfig.from_dict({**checkpoint.run.config, **config}).to_dict()
+            return TrainConfig.from_dict({**run.config, **config}).to_dict()
         if method == Method.OUTPUT_FILTER:
             return {"ngram": FILTER_NGRAM}
         return UnlearnConfig.from_dict(config).to_dict()
@@ -176,10 +184,11 @@ class Sets:
 
 def _export(checkpoint: ModelCheckpoint, **kwargs: Any) -> Any:
     """The checkpoint's training text as it saw it (its own canaries and watermarks)."""
-    if checkpoint.run is None:
+    run = origin_run(checkpoint)
+    if run is None:
         return training_export(checkpoint.version, marks={"canaries": {}}, **kwargs)
-    return training_export(checkpoint.version, marks=checkpoint.run.marks,
-                           watermarks=bool(checkpoint.run.config.get("watermarks")), **kwargs)
+    return training_export(checkpoint.version, marks=run.marks,
+                           watermarks=bool(run.config.get("watermarks")), **kwargs)
 
 
 def verification_sets(checkpoint: ModelCheckpoint, forget_ids: list[int], retain_n: int,
@@ -219,7 +228,8 @@ def verification_sets(checkpoint: ModelCheckpoint, forget_ids: list[int], retain
 def _canary(checkpoint: ModelCheckpoint, forget: set[int]) -> list[str] | None:
     """The canary of a source all of whose carriers are in the forget set (if some stay, the
     model is meant to know it still)."""
-    marks = checkpoint.run.marks.get("canaries", {}) if checkpoint.run else {}
+    run = origin_run(checkpoint)
+    marks = run.marks.get("canaries", {}) if run else {}
     for source, carriers in sorted(marks.items()):
         if carriers and set(carriers) <= forget:
             canary = SourceCanary.objects.filter(source_id=int(source)).first()

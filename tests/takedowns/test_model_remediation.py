@@ -263,3 +263,19 @@ def test_an_unlearning_run_killed_mid_way_resumes_from_its_last_candidate(traine
     assert [c["step"] for c in done.candidates] == [4, 8, 12] and done.position == 12
     kept = {p.name: p.stat().st_mtime_ns for p in (run_dir(run.pk) / "candidates").iterdir()}
     assert {k: kept[k] for k in saved} == saved  # resumed at step 8, not started again
+
+
+def test_a_model_unlearned_for_an_earlier_request_is_in_scope_of_a_later_one(trained):
+    from takedowns.services.unlearning import _config_for, affected_checkpoints, origin_run
+
+    original = trained["checkpoint"]
+    unlearned = ModelCheckpoint.objects.create(
+        name="unlearned", kind="unlearned", parent=original, version=trained["version"],
+        path=original.path, sha256="0" * 64)
+    documents = set(trained["version"].members.values_list("document_id", flat=True)[:3])
+    assert {c.pk for c in affected_checkpoints(documents)} == {original.pk, unlearned.pk}
+    assert origin_run(unlearned) == original.run
+    assert _config_for("retrain", unlearned, {})["n_embd"] == MODEL["n_embd"]
+    sets = verification_sets(unlearned, sorted(documents), 5)
+    assert len(sets.forget) == 3 and sets.forget == verification_sets(
+        original, sorted(documents), 5).forget  # the text as the family was trained on it
