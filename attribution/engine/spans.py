@@ -251,3 +251,13 @@ def find_spans(shards: Sequence[SpanShard], query: Sequence[int], params: SpanPa
             SpanDocument(d, d in blocked) for d in docs[:params.max_docs])))
     keep = max(1, math.floor(params.max_density * len(query))) if spans else 0
     return sorted(spans, key=lambda s: (-s.length, s.start))[:keep]
+
+
+def coverage(length: int, spans: Sequence[Span]) -> dict[int, np.ndarray]:
+    """For each document, which of the query's `length` tokens lie in a span found in it."""
+    covered: dict[int, np.ndarray] = {}
+    for span in spans:
+        for doc in span.documents:
+            mask = covered.setdefault(doc.document, np.zeros(length, dtype=bool))
+            mask[span.start:span.start + span.length] = True
+    return covered

@@ -336,33 +336,38 @@ def generate(model: Any, tokenizer: Any, prompt: str, params: DecodeParams) -> s
 
 
 @torch.no_grad()
-def sequence_loss(model: Any, tokenizer: Any, texts: Sequence[str],
-                  batch_size: int = 64) -> list[float]:
-    """Mean next-token negative log-likelihood of each text (nats per token), each text read
-    from a fresh start (EOS), in padded batches."""
+def token_logprobs(model: Any, tokenizer: Any, texts: Sequence[str],
+                   batch_size: int = 64) -> list[Any]:
+    """The log-probability of every token of each text (numpy arrays), each text read from a
+    fresh start (EOS) up to the model's context, in padded batches."""
+    if not texts:
+        return []
     device = next(model.parameters()).device
-    limit = context_length(model)
-    eos = tokenizer.eos_token_id
+    limit, eos = context_length(model), tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     encoded = [[eos, *ids][:limit] for ids in
                tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
-    losses: list[float] = []
+    out = []
     for start in range(0, len(encoded), batch_size):
         chunk = encoded[start:start + batch_size]
-        width = max(len(ids) for ids in chunk)
+        width = max(len(seq) for seq in chunk)
         ids = torch.full((len(chunk), width), pad, dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
         for row, seq in enumerate(chunk):
-            ids[row, :len(seq)] = torch.tensor(seq)
-            mask[row, :len(seq)] = 1
+            ids[row, :len(seq)], mask[row, :len(seq)] = torch.tensor(seq), 1
         ids, mask = ids.to(device), mask.to(device)
         logits = model(input_ids=ids, attention_mask=mask).logits.float()
-        nll = torch.nn.functional.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1),
-            reduction="none").view(len(chunk), -1)
-        weight = mask[:, 1:].float()
-        losses.extend((nll * weight).sum(1).div(weight.sum(1).clamp(min=1)).tolist())
-    return losses
+        logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+        out += [logp[row, :len(seq) - 1].cpu().numpy() for row, seq in enumerate(chunk)]
+    return out
+
+
+def sequence_loss(model: Any, tokenizer: Any, texts: Sequence[str],
+                  batch_size: int = 64) -> list[float]:
+    """Mean next-token negative log-likelihood of each text (nats per token; 0 for an empty
+    text)."""
+    return [float(-x.mean()) if x.size else 0.0
+            for x in token_logprobs(model, tokenizer, texts, batch_size)]
 
 
 def load_watermark_heads(model: Any, tokenizer: Any,

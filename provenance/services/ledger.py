@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterator
 from typing import Any
 
 from django.db import connection, models, transaction
@@ -89,15 +90,28 @@ def ledger_append(*, actor: User | None, event: str, subject: models.Model | Non
     return entry
 
 
-def ledger_verify_chain() -> tuple[bool, int | None]:
-    """Recompute every hash in order. (True, None) if intact, else (False, first bad seq)."""
+def entry_export(entry: LedgerEntry) -> dict[str, Any]:
+    """An entry as it leaves the database: in receipts and exports, and as verifiers read it."""
+    return {"header": entry_header(entry), "payload": entry.payload,
+            "prev_hash": entry.prev_hash, "entry_hash": entry.entry_hash}
+
+
+def ledger_problems(progress: Any = None) -> Iterator[tuple[int, str]]:
+    """Every entry recomputed in order, as the offline verifier does: (seq, what is wrong)."""
+    from provenance.engine.verify import entry_problems
+
     prev = GENESIS
-    for entry in LedgerEntry.objects.order_by("seq").iterator(chunk_size=2000):
-        if (entry.prev_hash != prev or entry.payload_hash != canonical_hash(entry.payload)
-                or entry.entry_hash != entry_hash(prev, entry_header(entry))):
-            return False, entry.seq
+    entries = LedgerEntry.objects.order_by("seq").iterator(chunk_size=2000)
+    for entry in progress(entries) if progress else entries:
+        for problem in entry_problems(entry_export(entry), prev):
+            yield entry.seq, problem
         prev = entry.entry_hash
-    return True, None
+
+
+def ledger_verify_chain() -> tuple[bool, int | None]:
+    """(True, None) if every entry is intact, else (False, the first bad seq)."""
+    first = next(ledger_problems(), None)
+    return (True, None) if first is None else (False, first[0])
 
 
 def ledger_receipt(entry: LedgerEntry) -> dict[str, Any]:
@@ -114,8 +128,7 @@ def ledger_receipt(entry: LedgerEntry) -> dict[str, Any]:
     proof = ledger_inclusion(seq=entry.seq, tree_size=checkpoint.size)
     return {
         "format": "trailmark-ledger-receipt/1",
-        "entry": {"header": entry_header(entry), "payload": entry.payload,
-                  "prev_hash": entry.prev_hash, "entry_hash": entry.entry_hash},
+        "entry": entry_export(entry),
         "inclusion_proof": {k: proof[k] for k in ("leaf_index", "tree_size", "root", "path")},
         "checkpoint": checkpoint.note,
         "verifier_key": ledger_verifier_key(),

@@ -26,33 +26,6 @@ MIN_TOKENS = 8  # shorter texts give no meaningful prefix test
 
 
 @torch.no_grad()
-def token_logprobs(model: Any, tokenizer: Any, texts: Sequence[str],
-                   batch_size: int = 32) -> list[np.ndarray]:
-    """Log-probability of every token of each text after an EOS start (up to the context)."""
-    if not texts:
-        return []
-    device = next(model.parameters()).device
-    limit, eos = lm.context_length(model), tokenizer.eos_token_id
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    encoded = [[eos, *ids][:limit] for ids in
-               tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
-    out: list[np.ndarray] = []
-    for start in range(0, len(encoded), batch_size):
-        chunk = encoded[start:start + batch_size]
-        width = max(len(s) for s in chunk)
-        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, seq in enumerate(chunk):
-            ids[row, :len(seq)], mask[row, :len(seq)] = torch.tensor(seq), 1
-        ids, mask = ids.to(device), mask.to(device)
-        logits = model(input_ids=ids, attention_mask=mask).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-        for row, seq in enumerate(chunk):
-            out.append(logp[row, :len(seq) - 1].cpu().numpy())
-    return out
-
-
-@torch.no_grad()
 def continuations(model: Any, tokenizer: Any, texts: Sequence[str], prefix: int, length: int,
                   batch_size: int = 32) -> list[tuple[list[int], list[int]]]:
     """(generated, true) continuation token ids of each long-enough text, greedy, batched with
@@ -121,8 +94,8 @@ def measure(model_dir: str, forget: Sequence[str], holdout: Sequence[str],
     `redactor`: an output filter applied to every generated continuation; `utility`: held-out
     text for the held-out perplexity (default: `holdout`)."""
     model, tokenizer = lm.load(model_dir, device=device)
-    f_lp, h_lp = token_logprobs(model, tokenizer, forget), token_logprobs(model, tokenizer,
-                                                                          holdout)
+    f_lp = lm.token_logprobs(model, tokenizer, forget)
+    h_lp = lm.token_logprobs(model, tokenizer, holdout)
     forget_pairs = continuations(model, tokenizer, forget, th.prefix_tokens,
                                  th.continuation_tokens)
     holdout_pairs = continuations(model, tokenizer, holdout, th.prefix_tokens,
@@ -137,8 +110,8 @@ def measure(model_dir: str, forget: Sequence[str], holdout: Sequence[str],
         forget_mink=[min_k_prob(x, th.min_k) for x in f_lp],
         holdout_loss=[-float(x.mean()) for x in h_lp],
         holdout_mink=[min_k_prob(x, th.min_k) for x in h_lp],
-        retain_perplexity=perplexity(token_logprobs(model, tokenizer, retain)),
-        holdout_perplexity=perplexity(token_logprobs(model, tokenizer, utility)
+        retain_perplexity=perplexity(lm.token_logprobs(model, tokenizer, retain)),
+        holdout_perplexity=perplexity(lm.token_logprobs(model, tokenizer, utility)
                                       if utility else h_lp),
         verbatim_rouge=rouge, verbatim_exact=exact,
         holdout_rouge=verbatim(tokenizer, holdout_pairs)[0], canary_p=canary_p)

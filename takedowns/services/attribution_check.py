@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from attribution.engine.spans import SpanParams
+import numpy as np
+
+from attribution.engine.spans import SpanParams, coverage
 from attribution.models import AttributionResult, ModelOutput, SpanIndex
 from attribution.services.spans import spans_of_text
 from provenance.engine.lm_config import DecodeParams
@@ -21,13 +23,8 @@ PARAMS = SpanParams(min_length=8, max_count=10_000, max_docs=100, max_density=1.
 
 def _share(text: str, index: SpanIndex, forget: set[int]) -> float:
     ids, spans, _ = spans_of_text(strip(text), index, PARAMS)
-    if not ids:
-        return 0.0
-    covered = [False] * len(ids)
-    for span in spans:
-        if any(d.document in forget for d in span.documents):
-            covered[span.start:span.start + span.length] = [True] * span.length
-    return sum(covered) / len(ids)
+    masks = [mask for doc, mask in coverage(len(ids), spans).items() if doc in forget]
+    return float(np.logical_or.reduce(masks).mean()) if masks else 0.0
 
 
 def attribution_before_after(checkpoint: ModelCheckpoint, forget: set[int],

@@ -88,7 +88,7 @@ def _verbatim_spans(samples: list[tuple[int, str]]) -> list[tuple[int, int, floa
     """Documents sharing long verbatim spans with a sample, through the attribution span
     indexes that exist (the newest of each version); score = the share of the sample's tokens
     inside spans found in that document."""
-    from attribution.engine.spans import SpanParams
+    from attribution.engine.spans import SpanParams, coverage
     from attribution.models import SpanIndex
     from attribution.services.spans import spans_of_text
 
@@ -100,12 +100,7 @@ def _verbatim_spans(samples: list[tuple[int, str]]) -> list[tuple[int, int, floa
     for index in indexes.values():
         for work, text in samples:
             ids, spans, _ = spans_of_text(text, index, params)
-            covered: dict[int, np.ndarray] = {}
-            for span in spans:
-                for doc in span.documents:
-                    mask = covered.setdefault(doc.document, np.zeros(len(ids), dtype=bool))
-                    mask[span.start:span.start + span.length] = True
-            for doc, mask in covered.items():
+            for doc, mask in coverage(len(ids), spans).items():
                 share = float(mask.mean())
                 if share >= SPAN_MIN_SHARE:
                     found[(work, doc)] = max(share, found.get((work, doc), 0.0))

@@ -5,26 +5,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from provenance.engine import checkpoint as notes
 from provenance.engine.merkle import root_from_leaf_hashes
-from provenance.engine.verify import GENESIS, entry_problems
 from provenance.models import LedgerCheckpoint, LedgerEntry
-from provenance.services.ledger import entry_header
+from provenance.services.ledger import entry_export, ledger_problems
 from provenance.services.transparency import (
     leaf_hashes,
     ledger_checkpoint_latest,
     ledger_verifier_key,
 )
-
-
-def exported(entry: LedgerEntry) -> dict[str, Any]:
-    return {"header": entry_header(entry), "payload": entry.payload,
-            "prev_hash": entry.prev_hash, "entry_hash": entry.entry_hash}
 
 
 class Command(BaseCommand):
@@ -37,12 +30,9 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
         if opts["what"] == "export":
             return self._export(opts["file"])
-        problems, prev = [], GENESIS
-        entries = LedgerEntry.objects.order_by("seq")
-        for entry in tqdm(entries.iterator(chunk_size=2000), total=entries.count(),
-                          desc="entries", unit="entry", disable=None):
-            problems += entry_problems(exported(entry), prev)
-            prev = entry.entry_hash
+        total = LedgerEntry.objects.count()
+        problems = [problem for _, problem in ledger_problems(
+            lambda rows: tqdm(rows, total=total, desc="entries", unit="entry", disable=None))]
         hashes, verifier = leaf_hashes(), ledger_verifier_key()
         checkpoints = LedgerCheckpoint.objects.order_by("size")
         for signed in checkpoints:
@@ -71,7 +61,7 @@ class Command(BaseCommand):
         with path.open("w", encoding="utf-8") as out:
             for entry in LedgerEntry.objects.order_by("seq")[:signed.size].iterator(
                     chunk_size=2000):
-                out.write(json.dumps(exported(entry), ensure_ascii=False) + "\n")
+                out.write(json.dumps(entry_export(entry), ensure_ascii=False) + "\n")
         note = path.with_suffix(".checkpoint")
         note.write_text(signed.note, encoding="utf-8")
         self.stdout.write(f"wrote {signed.size} entries to {path} and the signed checkpoint to "
