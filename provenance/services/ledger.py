@@ -119,13 +119,15 @@ def ledger_receipt(entry: LedgerEntry) -> dict[str, Any]:
     proof of its hash in the ledger's Merkle tree, and the signed checkpoint of that tree. Anyone
     can check it offline: `python -m provenance.engine.verify receipt FILE`."""
     from provenance.services.transparency import (
+        leaf_hashes,
         ledger_checkpoint_latest,
         ledger_inclusion,
         ledger_verifier_key,
     )
 
-    checkpoint = ledger_checkpoint_latest()
-    proof = ledger_inclusion(seq=entry.seq, tree_size=checkpoint.size)
+    hashes = leaf_hashes()  # read once for the checkpoint and the proof
+    checkpoint = ledger_checkpoint_latest(hashes)
+    proof = ledger_inclusion(seq=entry.seq, tree_size=checkpoint.size, hashes=hashes)
     return {
         "format": "trailmark-ledger-receipt/1",
         "entry": entry_export(entry),

@@ -56,9 +56,10 @@ def leaf_hashes(size: int | None = None) -> list[bytes]:
     return [leaf_hash(bytes.fromhex(h)) for h in rows]
 
 
-def ledger_checkpoint_latest() -> LedgerCheckpoint:
-    """The signed checkpoint of the ledger as it is now (signed once per size)."""
-    hashes = leaf_hashes()
+def ledger_checkpoint_latest(hashes: list[bytes] | None = None) -> LedgerCheckpoint:
+    """The signed checkpoint of the ledger as it is now (signed once per size); `hashes`: the
+    leaf hashes when the caller has them already."""
+    hashes = leaf_hashes() if hashes is None else hashes
     found = LedgerCheckpoint.objects.filter(size=len(hashes)).first()
     if found is not None:
         return found
@@ -83,9 +84,10 @@ def _tree_size(value: Any, name: str, largest: int) -> int:
     return size
 
 
-def ledger_inclusion(*, seq: Any, tree_size: Any = None) -> dict[str, Any]:
+def ledger_inclusion(*, seq: Any, tree_size: Any = None,
+                     hashes: list[bytes] | None = None) -> dict[str, Any]:
     """The proof that entry `seq` is in the tree of `tree_size` entries (default: all)."""
-    hashes = leaf_hashes()
+    hashes = leaf_hashes() if hashes is None else hashes
     size = len(hashes) if tree_size in (None, "") else _tree_size(tree_size, "tree_size",
                                                                    len(hashes))
     index = _tree_size(seq, "seq", size) - 1
