@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance.engine.options import reject_unknown
+from provenance.engine.options import check_types, reject_unknown
 
 
 @dataclass
@@ -41,19 +41,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        reject_unknown(cls, data, "training")
-        for name, value in data.items():
-            default = cls.__dataclass_fields__[name].default
-            if isinstance(default, bool):
-                ok = isinstance(value, bool)
-            elif name == "extra_special_tokens":
-                ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-            elif isinstance(default, float):
-                ok = isinstance(value, int | float) and not isinstance(value, bool)
-            else:
-                ok = isinstance(value, int) and not isinstance(value, bool)
-            if not ok:
-                raise ValueError(f"{name} has the wrong type ({type(value).__name__})")
+        check_types(cls, data, "training")
         config = cls(**data)
         config.validate()
         return config

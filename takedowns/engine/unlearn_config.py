@@ -6,26 +6,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from provenance.engine.options import reject_unknown
+from provenance.engine.options import check_types
 
 METHODS = ("retrain", "graddiff", "npo", "output_filter")
 APPROXIMATE = ("graddiff", "npo")
-
-
-def _typed(cls: Any, data: dict[str, Any], what: str) -> None:
-    reject_unknown(cls, data, what)
-    for name, value in data.items():
-        default = cls.__dataclass_fields__[name].default
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, float):
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-        elif isinstance(default, int):
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        else:
-            ok = isinstance(value, str)
-        if not ok:
-            raise ValueError(f"{name} has the wrong type ({type(value).__name__})")
 
 
 @dataclass
@@ -45,7 +29,7 @@ class UnlearnConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UnlearnConfig:
-        _typed(cls, data, "unlearning")
+        check_types(cls, data, "unlearning")
         config = cls(**data)
         config.validate()
         return config
@@ -93,7 +77,7 @@ noise)."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Thresholds:
-        _typed(cls, data, "verification")
+        check_types(cls, data, "verification")
         thresholds = cls(**data)
         if thresholds.min_documents < 2 or thresholds.bootstrap < 100:
             raise ValueError("min_documents must be at least 2 and bootstrap at least 100")
