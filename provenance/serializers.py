@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rest_framework import serializers
 
+from provenance.engine import readers
 from provenance.models import (
     CanaryTest,
     CanaryTestRun,
@@ -165,6 +168,12 @@ class IngestJobIn(serializers.Serializer):
     def validate(self, attrs: dict) -> dict:
         if bool(attrs.get("file")) == bool(attrs.get("path")):
             raise serializers.ValidationError({"file": "give exactly one of file or path"})
+        upload = attrs.get("file")
+        if upload is not None and attrs.get("format") is None:
+            try:  # refuse a file of no readable type before it is stored
+                readers.detect_format(Path(upload.name))
+            except readers.IngestFileError as exc:
+                raise serializers.ValidationError({"file": str(exc)}) from None
         return attrs
 
 

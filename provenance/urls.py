@@ -6,12 +6,14 @@ from rest_framework.routers import DefaultRouter
 from provenance.apis import data as apis
 from provenance.apis import training
 from provenance.apis.log import TransparencyLogViewSet
+from provenance.throttling import PasswordThrottle
 
 
 class TokenView(ObtainAuthToken):
     """POST username + password, get the token for `Authorization: Token ...`."""
 
     permission_classes = [AllowAny]
+    throttle_classes = [PasswordThrottle]  # shares the sign-in page's count per address
 
 
 router = DefaultRouter()

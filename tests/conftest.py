@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from provenance.models import DatasetVersion, DataSource, RightsHolder, User
@@ -24,6 +25,11 @@ def _artifacts_in_tmp(settings, tmp_path: Path) -> None:
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    cache.clear()
+
+
 @pytest.fixture
 def holder_a(db) -> RightsHolder:
     return RightsHolderFactory(name="Holder A")
@@ -37,7 +43,8 @@ def holder_b(db) -> RightsHolder:
 @pytest.fixture
 def users(db, holder_a: RightsHolder, holder_b: RightsHolder) -> dict[str, User]:
     return {
-        "admin": UserFactory(username="admin", role=Role.ADMIN),
+        "admin": UserFactory(username="admin", role=Role.ADMIN, is_staff=True,
+                             is_superuser=True),  # as `make run` creates it
         "curator": UserFactory(username="curator", role=Role.CURATOR),
         "holder_a": UserFactory(username="holder_a", role=Role.RIGHTS_HOLDER,
                                 rights_holder=holder_a),

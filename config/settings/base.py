@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 STATE_DIR = Path(os.environ.get("TRAILMARK_STATE_DIR", BASE_DIR / "var")).resolve()
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "provenance",
     "attribution",
     "takedowns",
@@ -65,7 +67,31 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
+
+# Security headers on every response. Scripts and styles come from our own static files only
+# (no inline code, no CDN), so the policy can be strict.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -91,6 +117,23 @@ DATABASES = {
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
         conn_health_checks=True,
     )
+}
+
+
+def _cache_location(broker: str) -> str:
+    # Kombu spells a Unix socket `redis+socket://PATH`; redis-py spells it `unix://PATH`.
+    return "unix://" + broker.removeprefix("redis+socket://") \
+        if broker.startswith("redis+socket://") else broker
+
+
+# The cache holds the request-rate counters, shared by every web process through Redis.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": _cache_location(os.environ.get("TRAILMARK_CACHE_URL") or os.environ.get(
+            "CELERY_BROKER_URL", "redis://localhost:6379/0")),
+        "KEY_PREFIX": "trailmark",
+    }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "provenance.User"
@@ -136,11 +179,28 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "provenance.apis.exception_handler",
+    # Requests per client: anonymous by address, signed-in by user; "auth" is the password
+    # endpoints (the API token and the sign-in page), per address.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.ScopedRateThrottle",
+    ],
+    # Clients are told apart by REMOTE_ADDR, or by X-Forwarded-For behind this many proxies.
+    "NUM_PROXIES": int(os.environ.get("TRAILMARK_NUM_PROXIES", "0")),
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": os.environ.get("TRAILMARK_THROTTLE_ANON", "300/min"),
+        "user": os.environ.get("TRAILMARK_THROTTLE_USER", "3000/min"),
+        "auth": os.environ.get("TRAILMARK_THROTTLE_AUTH", "10/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Trailmark API",
     "DESCRIPTION": "Provenance, attribution and takedowns for the data behind language models.",
     "VERSION": "1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {

@@ -18,7 +18,7 @@ from provenance.services.transparency import (
 )
 
 
-class CheckpointOut(serializers.Serializer):
+class LogCheckpointOut(serializers.Serializer):
     size = serializers.IntegerField()
     root_hash = serializers.CharField(help_text="RFC 9162 Merkle root, hex")
     note = serializers.CharField(help_text="transparency-dev checkpoint, Ed25519-signed note")
@@ -27,9 +27,9 @@ class CheckpointOut(serializers.Serializer):
 
 class TransparencyLogViewSet(ServiceViewSet):
     anonymous_read = True
-    serializer_class = CheckpointOut
+    serializer_class = LogCheckpointOut
 
-    @extend_schema(responses={200: CheckpointOut})
+    @extend_schema(responses={200: LogCheckpointOut})
     @action(detail=False, methods=["get"])
     def checkpoint(self, request: Request) -> Response:
         """The latest signed checkpoint (tree size and Merkle root)."""

@@ -1,0 +1,232 @@
+"""The whole access matrix: every OpenAPI operation and every URL in the URLconf, for each of the
+seven principals. The per-app matrices (provenance, takedowns) hold most operations; this module
+holds the model, attribution and remaining ones, the HTML pages, and two completeness checks that
+fail when an endpoint is added without a row here.
+
+What the rows encode: no cross-holder reads or writes (another holder's object answers 404),
+no anonymous writes, auditors read and start attribution runs but change nothing, rights-holders
+see no models.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from attribution.models import AttributionRun, GradientIndex, ModelOutput
+from attribution.services.reports import attribution_report_write
+from provenance.models import CanaryTestRun, DataSource, ModelCheckpoint, TrainingRun
+from provenance.services.canaries import canary_register
+from takedowns.services.requests import takedown_file
+from tests.provenance import test_api_permissions as provenance_matrix
+from tests.provenance.test_api_permissions import ROLES, Op
+from tests.provenance.test_api_permissions import world as provenance_world  # noqa: F401
+from tests.takedowns import test_takedown_permissions as takedown_matrix
+
+pytestmark = pytest.mark.django_db
+MODELS_READ = {"admin": 200, "curator": 200, "auditor": 200, "researcher": 200}
+SIGNED_IN = {r: 200 for r in ROLES if r != "anonymous"}
+EVERYONE = {r: 200 for r in ROLES}
+
+
+@pytest.fixture
+def world(provenance_world, users):  # noqa: F811
+    from provenance.models import DatasetVersion
+
+    version = DatasetVersion.objects.get(pk=provenance_world["pub"])
+    trained = TrainingRun.objects.create(version=version, state="succeeded")
+    checkpoint = ModelCheckpoint.objects.create(
+        name="ck", kind=ModelCheckpoint.Kind.TRAINED, version=version, run=trained,
+        path="/nonexistent", sha256="0" * 64)
+    run = TrainingRun.objects.create(version=version)  # queued: it can be cancelled
+    output = ModelOutput.objects.create(checkpoint=checkpoint, prompt="p", completion="c",
+                                        state="succeeded")
+    attribution = AttributionRun.objects.create(output=output, state="succeeded")
+    attribution_report_write(run=attribution)
+    index = GradientIndex.objects.create(version=version, checkpoint=checkpoint, state="failed")
+    canary = CanaryTestRun.objects.create(checkpoint=checkpoint)
+    canary_register(source=DataSource.objects.get(pk=provenance_world["sa"]), actor=None)
+    td = takedown_file(actor=users["holder_a"], data=takedown_matrix.NOTICE)
+    return {**provenance_world, "ck": checkpoint.pk, "run": run.pk, "out": output.pk,
+            "arun": attribution.pk, "gidx": index.pk, "canary": canary.pk, "td": td.pk}
+
+
+OPS = [
+    # training runs and checkpoints
+    Op("read a training run", "get", "/api/v1/training-runs/{run}/", MODELS_READ),
+    Op("cancel a training run", "post", "/api/v1/training-runs/{run}/cancel/",
+       {"admin": 200, "curator": 200, "researcher": 200}, body={}),
+    Op("read a checkpoint", "get", "/api/v1/checkpoints/{ck}/", MODELS_READ),
+    Op("register a local checkpoint", "post", "/api/v1/checkpoints/",
+       {"admin": 400, "curator": 400},  # allowed; the path is outside TRAILMARK_IMPORT_DIRS
+       body=lambda w: {"path": "/etc", "version": w["pub"], "name": "mine"}),
+    Op("start a canary test", "post", "/api/v1/canary-tests/",
+       {"admin": 202, "curator": 202, "researcher": 202}, body=lambda w: {"checkpoint": w["ck"]}),
+    Op("read a canary test", "get", "/api/v1/canary-tests/{canary}/", MODELS_READ),
+    Op("read a source's canary", "get", "/api/v1/sources/{sa}/canary/",
+       {**SIGNED_IN, "holder_b": 404}),
+    Op("list a source's licence signals", "get", "/api/v1/sources/{sa}/license-signals/",
+       {**SIGNED_IN, "holder_b": 404}),
+    Op("detect watermarks", "post", "/api/v1/watermarks/detect/", SIGNED_IN,
+       body={"text": "a text to look for watermarks in"}),
+    # outputs and attribution
+    Op("generate an output", "post", "/api/v1/outputs/",
+       {"admin": 202, "curator": 202, "researcher": 202},
+       body=lambda w: {"checkpoint": w["ck"], "prompt": "Once"}),
+    Op("read an output", "get", "/api/v1/outputs/{out}/", MODELS_READ),
+    Op("list gradient indexes", "get", "/api/v1/gradient-indexes/", MODELS_READ),
+    Op("read a gradient index", "get", "/api/v1/gradient-indexes/{gidx}/", MODELS_READ),
+    Op("build a gradient index", "post", "/api/v1/gradient-indexes/",
+       {"admin": 202, "curator": 202}, body=lambda w: {"checkpoint": w["ck"]}),
+    Op("rebuild a gradient index", "post", "/api/v1/gradient-indexes/{gidx}/rebuild/",
+       {"admin": 202, "curator": 202}, body={}),
+    Op("list attribution runs", "get", "/api/v1/attribution-runs/", MODELS_READ),
+    Op("start an attribution run", "post", "/api/v1/attribution-runs/",
+       {**MODELS_READ, "admin": 202, "curator": 202, "auditor": 202, "researcher": 202},
+       body=lambda w: {"output": w["out"]}),
+    Op("read an attribution run", "get", "/api/v1/attribution-runs/{arun}/", MODELS_READ),
+    Op("read a report", "get", "/api/v1/attribution-runs/{arun}/report/", MODELS_READ),
+    Op("download a report as PDF", "get", "/api/v1/attribution-runs/{arun}/report-pdf/",
+       MODELS_READ),
+    # data, jobs and tokens
+    Op("read a dataset", "get", "/api/v1/datasets/{dataset}/", EVERYONE),
+    Op("read a curation job", "get", "/api/v1/curation-jobs/{curation}/",
+       {**SIGNED_IN, "holder_a": 404, "holder_b": 404}),
+    Op("retry an ingest", "post", "/api/v1/ingest-jobs/{job_a}/retry/",
+       {"admin": 409, "curator": 409, "holder_a": 409, "holder_b": 404}, body={}),
+    Op("get an API token", "post", "/api/v1/auth/token/", {r: 400 for r in ROLES},
+       body={"username": "admin", "password": "wrong"}),
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
+def test_model_attribution_and_remaining_operations_role_matrix(
+        op: Op, role: str, world, client_as, django_capture_on_commit_callbacks):
+    client = client_as(role)
+    body = op.body(world) if callable(op.body) else op.body
+    with django_capture_on_commit_callbacks(execute=False):
+        response = getattr(client, op.method)(op.path.format(**world), body, format="json") \
+            if body is not None else getattr(client, op.method)(op.path.format(**world))
+    assert response.status_code == op.expect.get(role, op.other), (
+        role, op.name, response.content[:300])
+
+
+@dataclass
+class Page:
+    name: str
+    path: str
+    expect: dict[str, int]
+    other: int = 302  # to the sign-in page
+    login: str = "/accounts/login/"
+
+
+HIDDEN = {"anonymous": 302}  # models are not public: sign in, then 404 unless your role reads them
+PAGES = [
+    Page("home", "/", EVERYONE),
+    Page("health", "/health/", EVERYONE),
+    Page("sign in", "/accounts/login/", {"anonymous": 200}),  # the signed-in are sent home
+    Page("sign out (a form posts here)", "/accounts/logout/", {r: 405 for r in ROLES}),
+    Page("training runs", "/runs/", SIGNED_IN),
+    Page("a training run", "/runs/{run}/", {**MODELS_READ, **HIDDEN}, other=404),
+    Page("a checkpoint", "/checkpoints/{ck}/", {**MODELS_READ, **HIDDEN}, other=404),
+    Page("watermark check", "/watermarks/", SIGNED_IN),
+    Page("a source", "/sources/{sa}/", {**SIGNED_IN, "holder_b": 404}),
+    Page("an output", "/outputs/{out}/", {**MODELS_READ, **HIDDEN}, other=404),
+    Page("an attribution run", "/attribution/{arun}/", {**MODELS_READ, **HIDDEN}, other=404),
+    Page("takedowns", "/takedowns/", SIGNED_IN),
+    Page("file a takedown", "/takedowns/new/",
+         {"admin": 200, "curator": 200, "holder_a": 200, "holder_b": 200, "auditor": 403,
+          "researcher": 403}),
+    Page("a takedown", "/takedowns/{td}/",
+         {"admin": 200, "curator": 200, "auditor": 200, "holder_a": 200, "holder_b": 404,
+          "researcher": 404}),
+    Page("a takedown's receipt", "/takedowns/{td}/receipt.json",
+         {"admin": 200, "curator": 200, "auditor": 200, "holder_a": 200, "holder_b": 404,
+          "researcher": 404}),
+    Page("the admin site", "/admin/", {"admin": 200}, login="/admin/login/"),
+    Page("the OpenAPI schema", "/api/schema/", EVERYONE),
+    Page("the API docs", "/api/docs/", EVERYONE),
+    Page("the API root", "/api/v1/", {**SIGNED_IN, "anonymous": 403}),
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_page_role_matrix(page: Page, role: str, world, users):
+    client = Client()
+    if role != "anonymous":
+        client.force_login(users[role])
+    response = client.get(page.path.format(**world))
+    expected = page.expect.get(role, page.other)
+    assert response.status_code == expected, (role, page.name, response.content[:200])
+    if expected == 302:
+        where = "/" if page.path == "/accounts/login/" else page.login
+        assert response["Location"].split("?")[0] == where, response["Location"]
+
+
+def test_a_holders_takedown_list_page_links_only_its_own_requests(world, users):
+    theirs = takedown_file(actor=users["holder_b"], data=takedown_matrix.NOTICE)
+    for role, expected in (("holder_a", {world["td"]}), ("holder_b", {theirs.pk}),
+                           ("curator", {world["td"], theirs.pk})):
+        client = Client()
+        client.force_login(users[role])
+        page = client.get("/takedowns/").content.decode()
+        assert {int(m) for m in re.findall(r'href="/takedowns/(\d+)/"', page)} == expected
+
+
+def _template(path: str) -> str:
+    """/api/v1/sources/{sa}/canary/?x=1 and /api/v1/sources/{id}/canary/ both become
+    /api/v1/sources/{}/canary/."""
+    return re.sub(r"\{[^}]*\}", "{}", path.split("?")[0])
+
+
+def _all_ops() -> list[Op]:
+    return provenance_matrix.OPS + takedown_matrix.OPS + OPS
+
+
+def test_every_openapi_operation_has_a_row_in_a_matrix():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    in_schema = {(method.upper(), _template(path)) for path, item in schema["paths"].items()
+                 for method in item}
+    in_matrix = {(op.method.upper(), _template(op.path)) for op in _all_ops()}
+    assert len(in_schema) >= 80
+    assert in_schema - in_matrix == set(), "operations with no row"
+    assert in_matrix - in_schema == set(), "rows for operations that do not exist"
+
+
+def _url_templates(patterns, prefix: str = "") -> set[str]:
+    found: set[str] = set()
+    for p in patterns:
+        route = prefix + str(p.pattern)
+        if isinstance(p, URLResolver):
+            if route == "admin/":
+                found.add("/admin/")  # Django's own site: staff only, covered as one page
+                continue
+            found |= _url_templates(p.url_patterns, route)
+        elif isinstance(p, URLPattern):
+            found.add(route)
+    return found
+
+
+def _normalise(route: str) -> str | None:
+    """A URLconf route (path or router regex) as a path template; None for the routers' format
+    suffix variants (`.json`), which serve the same view as the path without one."""
+    if "format" in route:
+        return None
+    route = route.replace("^", "").replace("$", "")
+    route = re.sub(r"<[^>]+>|\(\?P<[^>]+>[^)]*\)", "{}", route)
+    return "/" + route.replace("\\.", ".") if not route.startswith("/") else route
+
+
+def test_every_url_in_the_urlconf_is_covered_by_a_matrix():
+    routes = {_normalise(r) for r in _url_templates(get_resolver().url_patterns)} - {None}
+    covered = {_template(op.path) for op in _all_ops()} | {_template(p.path) for p in PAGES}
+    assert len(routes) > 60
+    assert routes - covered == set(), "URLs with no row in any matrix"

@@ -1,0 +1,161 @@
+"""The web layer's defences: security headers and a strict Content-Security-Policy, CSRF on
+session-authenticated writes, request-rate limits on public and password endpoints, limits on
+what may be uploaded, and a deployment check that passes under the production settings."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+from rest_framework.throttling import SimpleRateThrottle
+
+pytestmark = pytest.mark.django_db
+ROOT = Path(__file__).resolve().parent.parent
+NOTICE = {"legal_basis": "voluntary", "claimant_name": "Ann", "claimant_email": "a@a.example",
+          "works": [{"title": "Tide", "urls": ["https://a.example/tide"]}]}
+
+
+def _signed_in(user, *, csrf: bool) -> APIClient:
+    client = APIClient(enforce_csrf_checks=csrf)
+    assert client.login(username=user.username, password="pw")
+    return client
+
+
+@pytest.mark.parametrize("path", ["/", "/api/v1/datasets/", "/accounts/login/", "/api/docs/"])
+def test_every_response_carries_the_security_headers(path, client):
+    response = client.get(path)
+    assert response.status_code == 200
+    csp = response["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";") if d.strip())
+    assert directives["script-src"] == "'self'"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert response["Cross-Origin-Opener-Policy"] == "same-origin"
+
+
+def test_no_template_carries_inline_script_or_style_that_the_policy_would_block():
+    templates = list((ROOT / "dashboards" / "templates").rglob("*.html"))
+    assert templates
+    for template in templates:
+        text = template.read_text()
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), template.name
+        assert not re.search(r"\sstyle=|<style", text), template.name
+        assert not re.search(r"\son[a-z]+=", text), template.name  # onclick= and the like
+
+
+def test_the_api_docs_are_served_from_our_own_static_files(client):
+    page = client.get("/api/docs/").content.decode()
+    assert "cdn" not in page.lower() and "/static/drf_spectacular_sidecar/" in page
+
+
+def test_a_session_write_without_the_csrf_token_is_refused(users):
+    client = _signed_in(users["holder_a"], csrf=True)
+    refused = client.post("/api/v1/takedowns/", NOTICE, format="json")
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+    client.get("/takedowns/new/")  # a page with a form sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+    accepted = client.post("/api/v1/takedowns/", NOTICE, format="json", HTTP_X_CSRFTOKEN=token)
+    assert accepted.status_code == 201
+
+
+def test_a_portal_form_without_the_csrf_token_is_refused(users):
+    client = _signed_in(users["holder_a"], csrf=True)
+    response = client.post("/takedowns/new/", {"legal_basis": "voluntary"})
+    assert response.status_code == 403
+
+
+def test_a_token_client_needs_no_csrf_token(users):
+    from rest_framework.authtoken.models import Token
+
+    client = APIClient(enforce_csrf_checks=True)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=users['holder_a'])}")
+    assert client.post("/api/v1/takedowns/", NOTICE, format="json").status_code == 201
+
+
+@pytest.fixture
+def low_rates(monkeypatch):
+    # DRF reads the rates once, at import; tests lower them on the class.
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES",
+                        {"anon": "5/min", "user": "8/min", "auth": "3/min"})
+
+
+def test_anonymous_reads_are_rate_limited_per_address(low_rates, client):
+    answers = [client.get("/api/v1/log/checkpoint/").status_code for _ in range(6)]
+    assert answers == [200] * 5 + [429]
+    refused = client.get("/api/v1/datasets/")
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert "throttled" in refused.json()["detail"].lower()
+    other = client.get("/api/v1/datasets/", REMOTE_ADDR="10.1.2.3")
+    assert other.status_code == 200
+
+
+def test_signed_in_clients_are_rate_limited_per_user(low_rates, client_as):
+    curator = client_as("curator")
+    assert [curator.get("/api/v1/sources/").status_code for _ in range(9)][-2:] == [200, 429]
+    assert client_as("auditor").get("/api/v1/sources/").status_code == 200
+
+
+def test_password_guessing_is_slowed_on_the_token_and_sign_in_endpoints(low_rates, users,
+                                                                        client):
+    token = [client.post("/api/v1/auth/token/", {"username": "admin", "password": "x"})
+             .status_code for _ in range(4)]
+    assert token == [400, 400, 400, 429]
+    pages = [client.post("/accounts/login/", {"username": "admin", "password": "x"})
+             for _ in range(4)]
+    # The sign-in page shares the token endpoint's count for this address.
+    assert [p.status_code for p in pages] == [429] * 4
+    assert b"Too many sign-in attempts" in pages[-1].content and pages[-1]["Retry-After"]
+    elsewhere = client.post("/accounts/login/", {"username": "admin", "password": "pw"},
+                            REMOTE_ADDR="10.9.9.9")
+    assert elsewhere.status_code == 302
+
+
+def test_an_upload_of_an_unreadable_type_is_refused_before_it_is_stored(client_as, make_source,
+                                                                        holder_a):
+    source = make_source(owner=holder_a)
+    response = client_as("holder_a").post(
+        "/api/v1/ingest-jobs/",
+        {"source": source.pk, "file": SimpleUploadedFile("tool.exe", b"MZ\x90\x00")},
+        format="multipart")
+    assert response.status_code == 400
+    assert "tool.exe" in str(response.json()["file"])
+    assert not (Path(settings.ARTIFACT_DIR) / "uploads").exists()
+
+
+def test_an_upload_over_the_size_limit_is_refused(client_as, make_source, holder_a, settings):
+    settings.TRAILMARK = {**settings.TRAILMARK, "UPLOAD_MAX_BYTES": 16}
+    source = make_source(owner=holder_a)
+    response = client_as("holder_a").post(
+        "/api/v1/ingest-jobs/",
+        {"source": source.pk, "file": SimpleUploadedFile("big.jsonl", b'{"text": "x"}\n' * 4)},
+        format="multipart")
+    assert response.status_code == 400 and "upload limit" in str(response.json()["file"])
+
+
+def test_a_request_body_over_the_memory_limit_is_a_clear_4xx(client_as, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    body = {**NOTICE, "description": "x" * 4096}
+    response = client_as("holder_a").post("/api/v1/takedowns/", body, format="json")
+    assert response.status_code in (400, 413)
+    assert "too large" in response.content.decode().lower()
+
+
+def test_the_deployment_check_passes_under_the_production_settings(tmp_path):
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.production",
+           "DJANGO_SECRET_KEY": secrets.token_urlsafe(64), "TRAILMARK_STATE_DIR": str(tmp_path),
+           "DJANGO_ALLOWED_HOSTS": "trailmark.example"}
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy",
+                             "--fail-level", "WARNING"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
