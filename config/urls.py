@@ -2,7 +2,9 @@ from csp.constants import UNSAFE_INLINE
 from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
+from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from provenance.throttling import SignInView
@@ -21,3 +23,13 @@ urlpatterns = [
         SpectacularSwaggerSplitView.as_view(url_name="schema")), name="api-docs"),
     path("", include("dashboards.urls")),
 ]
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """An API client gets JSON for a path that names nothing (e.g. /api/v1/versions/0.5/)."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": f"no such resource: {request.path}"}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+handler404 = not_found

@@ -191,6 +191,7 @@ class CurationJobIn(serializers.Serializer):
 
 class LedgerEntryOut(serializers.ModelSerializer):
     actor = serializers.CharField(source="actor_name", default=None, read_only=True,
+                                  allow_null=True,
                                   help_text="who, while the person is not erased")
 
     class Meta:
@@ -201,7 +202,8 @@ class LedgerEntryOut(serializers.ModelSerializer):
 
 
 class TrainingRunOut(JobFields):
-    checkpoint = serializers.PrimaryKeyRelatedField(read_only=True)  # type: ignore[var-annotated]
+    checkpoint = serializers.PrimaryKeyRelatedField(  # type: ignore[var-annotated]
+        read_only=True, allow_null=True)
 
     class Meta:
         model = TrainingRun

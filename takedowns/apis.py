@@ -156,7 +156,8 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
                         status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={200: s.UnlearningRunOut(many=True)})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None,
+            filter_backends=[])  # a whole list: a request has a handful of runs
     def runs(self, request: Request, pk: str) -> Response:
         """The model-remediation runs, with live progress and each one's certificate."""
         rows = self.get_object().unlearning_runs.select_related("result").order_by("pk")

@@ -143,7 +143,7 @@ class WorkOut(serializers.ModelSerializer):
 
 
 class EventOut(serializers.ModelSerializer):
-    actor = serializers.CharField(source="actor.username", default=None)
+    actor = serializers.CharField(source="actor.username", default=None, allow_null=True)
     ledger_seq = serializers.IntegerField(source="ledger_entry.seq", default=None)
 
     class Meta:

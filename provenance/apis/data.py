@@ -114,7 +114,8 @@ class SourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVie
 
     @extend_schema(request=s.OptOutSignalIn, responses={200: s.OptOutSignalOut(many=True),
                                                         201: s.OptOutSignalOut})
-    @action(detail=True, methods=["get", "post"], url_path="opt-out-signals")
+    @action(detail=True, methods=["get", "post"], url_path="opt-out-signals",
+            pagination_class=None, filter_backends=[])  # a whole list, unfiltered
     def opt_out_signals(self, request: Request, pk: str | None = None) -> Response:
         return self._signals(request, "opt_out_signals", s.OptOutSignalOut, s.OptOutSignalIn,
                              sources.opt_out_signal_record)
@@ -135,7 +136,8 @@ class SourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVie
 
     @extend_schema(request=s.LicenseSignalIn, responses={200: s.LicenseSignalOut(many=True),
                                                          201: s.LicenseSignalOut})
-    @action(detail=True, methods=["get", "post"], url_path="license-signals")
+    @action(detail=True, methods=["get", "post"], url_path="license-signals",
+            pagination_class=None, filter_backends=[])  # a whole list, unfiltered
     def license_signals(self, request: Request, pk: str | None = None) -> Response:
         return self._signals(request, "license_signals", s.LicenseSignalOut, s.LicenseSignalIn,
                              sources.license_signal_add)

@@ -37,7 +37,10 @@ def documents_embed(*, limit: int | None = None) -> int:
 
 
 def documents_embed_later() -> None:
-    """Ask the default queue to embed what is pending, after this transaction commits."""
+    """Ask the default queue to embed what is pending, after this transaction commits.
+
+    Robust: a broker that stays down past the publish retries costs only this nudge (logged),
+    not the ingest that asked; the next nudge embeds everything still pending."""
     from provenance.tasks import embed_documents_task
 
-    embed_documents_task.delay_on_commit()
+    transaction.on_commit(embed_documents_task.delay, robust=True)

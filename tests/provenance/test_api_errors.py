@@ -106,7 +106,10 @@ def test_bad_filters_and_ids_are_4xx(admin, source):
     assert admin.get("/api/v1/sources/?use_class=purple").status_code == 400
     assert admin.get("/api/v1/versions/abc/").status_code == 404
     assert admin.get("/api/v1/sources/999999/").status_code == 404
-    assert admin.get("/api/v1/documents/?limit=-1").status_code == 200
+    bad_page = admin.get("/api/v1/documents/?limit=-1")
+    assert bad_page.status_code == 400 and "from 1 to 1000" in bad_page.json()["limit"]
+    assert admin.get("/api/v1/documents/?offset=x").json()["offset"].startswith("must be")
+    assert admin.get("/api/v1/documents/?limit=2&offset=0").status_code == 200
 
 
 def test_tombstoning_twice_is_a_409_and_needs_a_reason(admin, source, ingest_texts):

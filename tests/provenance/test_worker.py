@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -24,25 +25,45 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def worker(tmp_path: Path) -> Iterator[subprocess.Popen]:
+@contextlib.contextmanager
+def running_worker(tmp_path: Path, **env_overrides: str) -> Iterator[subprocess.Popen]:
+    """A Celery worker process on both queues, on the test database and the test's artifact
+    folder (the one tests/conftest.py gives the settings), environment overrides on top."""
     env = dict(os.environ)
     url = urlsplit(env["DATABASE_URL"])
     env["DATABASE_URL"] = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
-    log = (tmp_path / "worker.log").open("wb")
+    env["TRAILMARK_ARTIFACT_DIR"] = str(tmp_path / "artifacts")
+    env.update(env_overrides)
+    log = (tmp_path / "worker.log").open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,gpu",
          "--concurrency", "1", "-l", "INFO", "-n", f"test-{uuid.uuid4().hex[:8]}@%h",
          "--without-gossip", "--without-mingle"],
         env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    yield proc
-    proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def kill_pool_processes(worker: subprocess.Popen) -> None:
+    """SIGKILL the worker's pool processes (where tasks run); the main process forks anew."""
+    children = psutil.Process(worker.pid).children()
+    assert children, "no pool process to kill"
+    for child in children:
+        child.kill()
+
+
+@pytest.fixture
+def worker(tmp_path: Path) -> Iterator[subprocess.Popen]:
+    with running_worker(tmp_path) as proc:
+        yield proc
 
 
 def wait_for(job: IngestJob, states: set[str], timeout: float = 90.0) -> IngestJob:
@@ -84,10 +105,7 @@ def test_a_worker_process_killed_mid_ingest_is_replaced_and_the_job_finishes_onc
         time.sleep(0.02)
     assert job.state == "running", "the job never started"
     assert 0 < job.rows_read < 4000, "the kill must land mid-ingest"
-    children = psutil.Process(worker.pid).children()
-    assert children, "no pool process to kill"
-    for child in children:
-        child.kill()
+    kill_pool_processes(worker)
     job = wait_for(job, {"succeeded", "failed"}, timeout=180)
     assert job.state == "succeeded", job.error
     assert (job.rows_read, job.rows_added, job.rows_duplicate) == (4000, 4000, 0)
@@ -149,8 +167,7 @@ def test_a_worker_killed_mid_training_resumes_from_its_last_checkpoint(worker,
             break
         time.sleep(0.05)
     assert run.state == "running" and run.position < run.total, "kill must land mid-run"
-    for child in psutil.Process(worker.pid).children():
-        child.kill()
+    kill_pool_processes(worker)
     run = wait_for_row(TrainingRun, run.pk, {"succeeded", "failed", "cancelled"}, timeout=180)
     assert run.state == "succeeded", run.error
     assert run.position == run.total
