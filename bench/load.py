@@ -153,10 +153,11 @@ def drive(base: str, credentials: dict, users: int, duration: float, seed: int) 
     by_role: dict[str, list[str]] = defaultdict(list)
     for entry in credentials["users"]:
         role = entry["role"].split(" ")[0]
-        by_role["auditor" if role in ("auditor", "researcher") else
-                "curator" if role in ("admin", "curator") else role].append(entry["username"])
-    plan = (["anonymous"] * 8 + ["rights_holder"] * 4 + ["curator"] * 4 + ["auditor"] * 4)
-    plan = (plan * (users // len(plan) + 1))[:users]
+        by_role["curator" if role in ("admin", "curator") else role].append(entry["username"])
+    # 40% anonymous, 20% each of the signed-in kinds, mixed from the first users on.
+    mix = ["anonymous", "rights_holder", "anonymous", "curator", "anonymous", "auditor",
+           "anonymous", "rights_holder", "curator", "auditor"]
+    plan = (mix * (users // len(mix) + 1))[:users]
     stop = time.monotonic() + duration
 
     def one(index: int, role: str) -> None:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from provenance.permissions import STAFF, Role, role_of
-from takedowns.models import TakedownRequest
+from takedowns.models import TakedownEvent, TakedownRequest
 
 
 def takedown_list(user: Any) -> QuerySet[TakedownRequest]:
     """Staff and auditors see every request; anyone else the ones they filed or their
     rights-holder's."""
-    rows = TakedownRequest.objects.prefetch_related("works", "events")
+    rows = TakedownRequest.objects.prefetch_related(
+        "works", "claimed_sources",
+        Prefetch("events", TakedownEvent.objects.select_related("actor", "ledger_entry")))
     role = role_of(user)
     if role in STAFF | {Role.AUDITOR}:
         return rows

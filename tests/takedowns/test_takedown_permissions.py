@@ -82,3 +82,25 @@ def test_each_holder_lists_only_its_own_requests(world, client_as):
     assert ids("holder_a") == {world["td"]} and ids("holder_b") == {world["other"]}
     assert ids("auditor") == ids("curator") == {world["td"], world["other"]}
     assert ids("researcher") == set()
+
+
+def test_the_takedown_list_reads_in_a_fixed_number_of_queries(users, client_as):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from takedowns.services.requests import takedown_decide
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client_as("curator").get("/api/v1/takedowns/").status_code == 200
+        return len(captured)
+
+    def more(n: int) -> None:
+        for _ in range(n):
+            request = takedown_file(actor=users["holder_a"], data=NOTICE)
+            takedown_decide(request=request, actor=users["curator"], to="accepted")
+
+    more(2)
+    few = queries()
+    more(6)
+    assert queries() == few  # no query per request, work, event or actor
