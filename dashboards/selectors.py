@@ -5,9 +5,17 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count, F, Q
 
+from dashboards.engine.cards.facts import (
+    CardWords,
+    CheckpointFacts,
+    SourceFacts,
+    TakedownFacts,
+    VersionFacts,
+)
 from provenance import selectors as prov
+from provenance.conf import setting
 from provenance.engine.watermark import detect
-from provenance.models import DatasetVersion, DataSource
+from provenance.models import DatasetVersion, DataSource, ModelCheckpoint
 from provenance.services.watermarks import watermark_codebook
 
 
@@ -127,3 +135,65 @@ def attribution_context(user: Any, run_id: int) -> dict[str, Any] | None:
             "agreement": run.summary.get("agreement", {}),
             "gradient_generation": body.get("indexes", {}).get("gradient_index", {}).get(
                 "generation")}
+
+
+def _lineage(version: DatasetVersion) -> list[int]:
+    ids: list[int] = []
+    current: DatasetVersion | None = version
+    while current is not None:
+        ids.append(current.pk)
+        current = current.parent
+    return ids
+
+
+def version_facts(version: DatasetVersion, words: dict[str, str] | None = None) -> VersionFacts:
+    """Everything a card says about a version, read once: its sources and their licences, what
+    the recipe left out, the takedowns applied to its lineage, and the models trained on it."""
+    from takedowns.models import TakedownRequest
+
+    counts = {int(k): n for k, n in version.counts_by_source.items()}
+    sources = tuple(
+        SourceFacts(id=s.pk, name=s.name, owner=s.owner.name, uri=s.uri,
+                    license=s.license_expression, use_class=s.use_class,
+                    documents=counts.get(s.pk, 0), terms_url=s.terms_url)
+        for s in DataSource.objects.filter(pk__in=counts).select_related("owner")
+        .order_by("name"))
+    lineage = set(_lineage(version))
+    takedowns = []
+    touched = Q()
+    for version_id in lineage:  # requests whose remediation made a version of this lineage
+        touched |= Q(scope__remediation__versions__contains=[{"to": version_id}])
+    for request in TakedownRequest.objects.filter(touched).order_by("pk"):
+        changes = [v for v in request.scope.get("remediation", {}).get("versions", [])
+                   if v.get("to") in lineage]
+        if changes:
+            takedowns.append(TakedownFacts(
+                reference=request.reference, legal_basis=request.legal_basis,
+                documents=sum(v.get("diff", {}).get("removed", {}).get("total", 0)
+                              for v in changes),
+                decided_at=(request.decision or {}).get("decided_at", "")[:10]))
+    checkpoints = tuple(
+        CheckpointFacts(id=c.pk, name=c.name, kind=c.kind, sha256=c.sha256,
+                        created_at=c.created_at.isoformat())
+        for c in ModelCheckpoint.objects.filter(version=version).order_by("pk"))
+    diff = {}
+    if version.parent is not None:
+        from provenance.services.datasets import version_diff
+
+        found = version_diff(version, version.parent)
+        diff = {"added": found["added"]["total"], "removed": found["removed"]["total"]}
+    base = str(setting("PUBLIC_URL")).rstrip("/")
+    known = set(CardWords.__dataclass_fields__)
+    return VersionFacts(
+        slug=version.dataset.slug, title=version.dataset.title, number=version.number,
+        url=f"{base}/datasets/{version.dataset.slug}/v{version.number}/",
+        publisher=str(setting("PUBLISHER")),
+        published_at=(version.published_at or version.created_at).isoformat(),
+        manifest_root=version.manifest_root, documents=version.document_count,
+        tokens=version.token_estimate, bytes=version.byte_count,
+        intended_use=str(version.recipe.get("intended_use", "unknown")), recipe=version.recipe,
+        sources=sources, by_license_class=dict(version.counts_by_license_class),
+        exclusions=dict(version.exclusions_by_reason),
+        parent=str(version.parent) if version.parent else "", diff=diff,
+        takedowns=tuple(takedowns), checkpoints=checkpoints,
+        words=CardWords(**{k: v for k, v in (words or {}).items() if k in known}))

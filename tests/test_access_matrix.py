@@ -19,6 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 
 from attribution.models import AttributionRun, GradientIndex, ModelOutput
 from attribution.services.reports import attribution_report_write
+from dashboards.services import version_card_render
 from provenance.models import CanaryTestRun, DataSource, ModelCheckpoint, TrainingRun
 from provenance.services.canaries import canary_register
 from takedowns.services.requests import takedown_file
@@ -31,6 +32,8 @@ pytestmark = pytest.mark.django_db
 MODELS_READ = {"admin": 200, "curator": 200, "auditor": 200, "researcher": 200}
 SIGNED_IN = {r: 200 for r in ROLES if r != "anonymous"}
 EVERYONE = {r: 200 for r in ROLES}
+DRAFT_READ = MODELS_READ
+CARD_WRITE = {"admin": 200, "curator": 200, "researcher": 200}
 
 
 @pytest.fixture
@@ -51,7 +54,8 @@ def world(provenance_world, users):  # noqa: F811
     canary = CanaryTestRun.objects.create(checkpoint=checkpoint)
     canary_register(source=DataSource.objects.get(pk=provenance_world["sa"]), actor=None)
     td = takedown_file(actor=users["holder_a"], data=takedown_matrix.NOTICE)
-    return {**provenance_world, "ck": checkpoint.pk, "run": run.pk, "out": output.pk,
+    version_card_render(version_id=version.pk)  # a draft card
+    return {**provenance_world, "fmt": "spdx", "ck": checkpoint.pk, "run": run.pk, "out": output.pk,
             "arun": attribution.pk, "gidx": index.pk, "canary": canary.pk, "td": td.pk}
 
 
@@ -92,6 +96,12 @@ OPS = [
     Op("read a report", "get", "/api/v1/attribution-runs/{arun}/report/", MODELS_READ),
     Op("download a report as PDF", "get", "/api/v1/attribution-runs/{arun}/report-pdf/",
        MODELS_READ),
+    # dataset cards: a draft is for staff, auditors and researchers; writers edit and publish
+    Op("read a version's card", "get", "/api/v1/versions/{pub}/card/", DRAFT_READ, other=404),
+    Op("edit a card", "patch", "/api/v1/versions/{pub}/card/", CARD_WRITE,
+       body={"words": {"uses": "Research."}}),
+    Op("publish a card", "post", "/api/v1/versions/{pub}/card/publish/", CARD_WRITE, body={}),
+    Op("download a card", "get", "/api/v1/versions/{pub}/card/{fmt}/", DRAFT_READ, other=404),
     # data, jobs and tokens
     Op("read a dataset", "get", "/api/v1/datasets/{dataset}/", EVERYONE),
     Op("read a curation job", "get", "/api/v1/curation-jobs/{curation}/",

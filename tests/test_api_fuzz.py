@@ -66,10 +66,11 @@ def after_call(context, case, response):
 
 
 def flatmap_path_parameters(context, path_parameters):
-    if not path_parameters or "id" not in path_parameters or not EXISTING:
+    ids = [name for name in path_parameters or {} if name == "id" or name.endswith("_id")]
+    if not ids or not EXISTING:
         return st.just(path_parameters)
-    return st.sampled_from([path_parameters["id"], *EXISTING]).map(
-        lambda id_: {**path_parameters, "id": id_})
+    return st.sampled_from([path_parameters[ids[0]], *EXISTING]).map(
+        lambda id_: {**path_parameters, ids[0]: id_})
 
 
 schema = _live_schema()

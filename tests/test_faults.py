@@ -15,13 +15,14 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 
 from provenance.models import LedgerEntry
 from takedowns.models import TakedownRequest
 from tests.provenance.test_worker import (
     kill_pool_processes,
     running_worker,
+    wait_for_row,
     worker,  # noqa: F401  (fixture)
 )
 from tests.takedowns.test_model_remediation import trained  # noqa: F401  (fixture)
@@ -76,6 +77,7 @@ def test_a_database_connection_dropped_mid_request_answers_503_and_saves_nothing
 
 
 def _until(read, done, what: str, timeout: float = 180.0, every: float = 0.05):
+    """Poll `read()` until `done(value)`: for the moment a fault must land in."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = read()
@@ -92,21 +94,10 @@ def test_a_worker_killed_mid_attribution_finishes_the_run_once(
     """SIGKILL the pool process while the run's gradient index is being built or the run is
     scoring: the unacknowledged task is redelivered, the job lock of the dead session is gone,
     and the run ends with one report and each result once."""
-    from attribution.models import AttributionResult, AttributionRun, ModelOutput
-    from attribution.services.runs import attribution_run_create
-    from provenance.services.training import training_run_create, training_run_execute
-    from tests.attribution.test_runs import FACT_MODEL, PEOPLE
+    from attribution.models import AttributionResult, AttributionRun
+    from tests.attribution.test_worker_attribution import queued_attribution
 
-    ingest_texts(make_source(name="facts"), [f"{name} was born in {city}." for name in PEOPLE
-                                             for city in ("Riga", "Lima", "Oslo", "Kyoto")])
-    run = training_run_execute(run_id=training_run_create(
-        version=publish_version(), actor=None, enqueue=False,
-        config={**FACT_MODEL, "epochs": 3}).pk)
-    output = ModelOutput.objects.create(checkpoint=run.checkpoint, prompt="Ada Arden was",
-                                        completion=" born in Riga.", state="succeeded")
-    with transaction.atomic():
-        attribution = attribution_run_create(output=output, actor=None,
-                                             methods=["spans", "influence"])
+    attribution = queued_attribution(make_source, ingest_texts, publish_version)
 
     def busy() -> str:
         attribution.refresh_from_db()
@@ -116,8 +107,7 @@ def test_a_worker_killed_mid_attribution_finishes_the_run_once(
 
     at_kill = _until(busy, lambda s: "running" in s, "attribution never started")
     kill_pool_processes(worker)
-    finished = _until(lambda: AttributionRun.objects.get(pk=attribution.pk),
-                      lambda r: r.state in ("succeeded", "failed"), "after the kill", every=0.5)
+    finished = wait_for_row(AttributionRun, attribution.pk, {"succeeded", "failed"}, 180)
     assert finished.state == "succeeded", (at_kill, finished.stage, finished.error)
     index = finished.gradient_index
     assert index.state == "succeeded" and sorted(index.shards_done) == ["final/0", "final/1"]
@@ -154,9 +144,7 @@ def test_a_worker_killed_mid_unlearning_resumes_and_saves_each_candidate_once(
                          "the run never got past its first candidate")
         assert at_kill.position < 300, "the kill must land mid-run"
         kill_pool_processes(proc)
-        done = _until(lambda: UnlearningRun.objects.get(pk=pk),
-                      lambda r: r.state in ("succeeded", "failed"), "after the kill",
-                      every=0.5)
+        done = wait_for_row(UnlearningRun, pk, {"succeeded", "failed"}, 180)
     assert done.state == "succeeded", done.error
     steps = [c["step"] for c in done.candidates]
     assert steps == [50, 100, 150, 200, 250, 300] and done.position == 300
@@ -205,13 +193,9 @@ def test_a_broker_restarted_during_an_ingest_loses_no_work(tmp_path, make_source
             broker.shutdown(save=True)
             time.sleep(2)
             broker = _start_redis(folder, socket)
-            first = _until(lambda: IngestJob.objects.get(pk=first.pk),
-                           lambda j: j.state in ("succeeded", "failed"), "after the restart",
-                           every=0.5)
+            first = wait_for_row(IngestJob, first.pk, {"succeeded", "failed"}, 180)
             second = queued_ingest(200, 10_000)
-            second = _until(lambda: IngestJob.objects.get(pk=second.pk),
-                            lambda j: j.state in ("succeeded", "failed"),
-                            "queued after the restart", every=0.5)
+            second = wait_for_row(IngestJob, second.pk, {"succeeded", "failed"}, 180)
     finally:
         with contextlib.suppress(Exception):
             broker.shutdown(save=False)

@@ -263,6 +263,9 @@ TRAILMARK: dict[str, Any] = {
     "TAKEDOWN_HOLIDAYS": os.environ.get("TRAILMARK_TAKEDOWN_HOLIDAYS", "US"),
     "TAKEDOWN_SERVICE_LEVELS": {"acknowledge": 2, "decide": 10, "dsa_16": 7, "cdsm_4": 20,
                                 "licence_revocation": 20, "voluntary": 30},
+    # Cards and the public pages: where this installation is reachable, and who publishes.
+    "PUBLIC_URL": os.environ.get("TRAILMARK_PUBLIC_URL", "http://127.0.0.1:8000/"),
+    "PUBLISHER": os.environ.get("TRAILMARK_PUBLISHER", "Trailmark demo workspace"),
     "TAKEDOWN_FROM_EMAIL": os.environ.get("TRAILMARK_TAKEDOWN_FROM_EMAIL",
                                           "takedowns@trailmark.invalid"),
     # When a remediated model passes verification: overrides of

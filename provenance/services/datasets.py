@@ -35,6 +35,7 @@ from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_fail, job_lock
 from provenance.services.ledger import ledger_append
 from provenance.services.sources import source_opted_out
+from provenance.signals import version_published
 
 Reason = VersionExclusion.Reason
 RECIPE_KEYS = {"intended_use", "sources", "allow_unknown_license", "exclude_share_alike",
@@ -341,6 +342,7 @@ def dataset_version_publish(*, version: DatasetVersion, actor: User | None) -> D
     ledger_append(actor=actor, event="dataset_version.published", subject=version,
                   payload={"manifest_root": version.manifest_root,
                            "documents": version.document_count})
+    version_published.send(sender=DatasetVersion, version=version)
     return version
 
 

@@ -16,8 +16,9 @@ from tests.provenance.test_worker import worker  # noqa: F401  (fixture)
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 
-def test_a_run_waits_for_a_chord_built_gradient_index_and_finishes_on_the_worker(
-        worker, make_source, ingest_texts, publish_version):  # noqa: F811
+def queued_attribution(make_source, ingest_texts, publish_version) -> AttributionRun:
+    """A fact model trained here, an output of it, and an attribution run by spans and
+    influence queued on commit (its gradient index: 48 documents in two shards)."""
     source = make_source(name="facts")
     ingest_texts(source, [f"{name} was born in {city}." for name in PEOPLE
                           for city in ("Riga", "Lima", "Oslo", "Kyoto")])
@@ -29,6 +30,12 @@ def test_a_run_waits_for_a_chord_built_gradient_index_and_finishes_on_the_worker
     with transaction.atomic():
         attribution = attribution_run_create(output=output, actor=None,
                                              methods=["spans", "influence"])
+    return attribution
+
+
+def test_a_run_waits_for_a_chord_built_gradient_index_and_finishes_on_the_worker(
+        worker, make_source, ingest_texts, publish_version):  # noqa: F811
+    attribution = queued_attribution(make_source, ingest_texts, publish_version)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         attribution.refresh_from_db()

@@ -1,0 +1,1 @@
+"""Pure renderers behind the pages and cards: data in, documents out; no Django."""

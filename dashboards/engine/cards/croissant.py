@@ -1,0 +1,141 @@
+"""Croissant 1.1 JSON-LD with the Responsible-AI (RAI) vocabulary.
+
+Written as plain JSON here, so that the worker needs no mlcroissant (and its pandas, rdflib...);
+the tests validate every document with mlcroissant itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dashboards.engine.cards.facts import VersionFacts
+from dashboards.engine.cards.hf import citation
+
+CONFORMS_TO = "http://mlcommons.org/croissant/1.1"
+CONTEXT: dict[str, Any] = {
+    "@language": "en",
+    "@vocab": "https://schema.org/",
+    "sc": "https://schema.org/",
+    "cr": "http://mlcommons.org/croissant/",
+    "rai": "http://mlcommons.org/croissant/RAI/",
+    "dct": "http://purl.org/dc/terms/",
+    "citeAs": "cr:citeAs",
+    "column": "cr:column",
+    "conformsTo": "dct:conformsTo",
+    "data": {"@id": "cr:data", "@type": "@json"},
+    "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
+    "examples": {"@id": "cr:examples", "@type": "@json"},
+    "extract": "cr:extract",
+    "field": "cr:field",
+    "fileProperty": "cr:fileProperty",
+    "fileObject": "cr:fileObject",
+    "fileSet": "cr:fileSet",
+    "format": "cr:format",
+    "includes": "cr:includes",
+    "isLiveDataset": "cr:isLiveDataset",
+    "jsonPath": "cr:jsonPath",
+    "key": "cr:key",
+    "md5": "cr:md5",
+    "parentField": "cr:parentField",
+    "path": "cr:path",
+    "recordSet": "cr:recordSet",
+    "references": "cr:references",
+    "regex": "cr:regex",
+    "repeated": "cr:repeated",
+    "replace": "cr:replace",
+    "samplingRate": "cr:samplingRate",
+    "separator": "cr:separator",
+    "source": "cr:source",
+    "subField": "cr:subField",
+    "transform": "cr:transform",
+    "equivalentProperty": "cr:equivalentProperty",
+}
+FIELDS = [("text", "sc:Text", "the document's normalised UTF-8 text"),
+          ("sha256", "sc:Text", "sha256 of the normalised text"),
+          ("source", "sc:Text", "the registered source the document came from"),
+          ("license", "sc:Text", "that source's SPDX licence expression")]
+
+
+def _license_urls(facts: VersionFacts) -> list[str]:
+    from license_expression import get_spdx_licensing
+
+    licensing = get_spdx_licensing()
+    urls: set[str] = set()
+    for source in facts.sources:
+        try:
+            keys = licensing.license_keys(source.license)
+        except Exception:
+            keys = []
+        urls |= {f"https://spdx.org/licenses/{key}.html" for key in keys}
+    return sorted(urls)
+
+
+def croissant(facts: VersionFacts, download_url: str) -> dict[str, Any]:
+    """The version's metadata; `download_url` serves its records as JSON Lines."""
+    words = facts.words
+    file_id = f"{facts.slug}-v{facts.number}.jsonl"
+    return {
+        "@context": CONTEXT,
+        "@type": "sc:Dataset",
+        "name": facts.name,
+        "description": words.summary or f"{facts.title}, version {facts.number}: "
+        f"{facts.documents} documents from {len(facts.sources)} registered source(s).",
+        "conformsTo": CONFORMS_TO,
+        "citeAs": words.citation or citation(facts),
+        "creator": {"@type": "sc:Organization", "name": facts.publisher},
+        "datePublished": facts.published_at[:10],
+        "version": f"{facts.number}.0.0",
+        "license": _license_urls(facts) or ["https://spdx.org/licenses/NOASSERTION"],
+        "url": facts.url,
+        "keywords": ["language model training data", "provenance", facts.intended_use],
+        **({"inLanguage": sorted(facts.languages)} if facts.languages else {}),
+        "distribution": [{
+            "@type": "cr:FileObject", "@id": file_id, "name": file_id,
+            "description": "the version's documents, one JSON object per line",
+            "contentUrl": download_url, "encodingFormat": "application/jsonlines",
+            # The manifest root identifies the members; a byte digest of an export would
+            # change with its serialisation.
+            "sha256": facts.manifest_root,
+        }],
+        "recordSet": [{
+            "@type": "cr:RecordSet", "@id": "documents", "name": "documents",
+            "description": "one record per document",
+            "field": [{
+                "@type": "cr:Field", "@id": f"documents/{name}", "name": name,
+                "description": description, "dataType": data_type,
+                "source": {"fileObject": {"@id": file_id}, "extract": {"jsonPath": name}},
+            } for name, data_type, description in FIELDS],
+        }],
+        **rai(facts),
+    }
+
+
+def rai(facts: VersionFacts) -> dict[str, Any]:
+    words = facts.words
+    sources = ", ".join(f"{s.name} ({s.owner}, {s.license}, {s.documents} documents)"
+                        for s in facts.sources)
+    left_out = ", ".join(f"{reason}: {n}" for reason, n in sorted(facts.exclusions.items()))
+    removed = "; ".join(f"{t.reference} ({t.legal_basis}): {t.documents} removed"
+                        for t in facts.takedowns)
+    return {
+        "rai:dataCollection": f"Documents from registered sources, each with an owner and a "
+                              f"licence: {sources}.",
+        "rai:dataCollectionType": ["Secondary Data Analysis"],
+        "rai:dataPreprocessingProtocol": [
+            "Unicode NFC normalisation and whitespace folding; sha256 of the normalised text",
+            "exact and MinHash near-duplicate removal",
+            f"licence policy for {facts.intended_use} use; opt-out signals honoured",
+            f"left out: {left_out or 'nothing'}",
+        ],
+        "rai:dataUseCases": [words.uses or f"training and evaluating language models "
+                                            f"({facts.intended_use} use)"],
+        "rai:dataBiases": [words.biases or "Source mix decides coverage; see the sources."],
+        "rai:dataLimitations": [words.limitations or "Licences as registered and checked "
+                                "against licence signals; not legal advice."],
+        "rai:personalSensitiveInformation": [
+            words.personal_information or "Not assessed per document; texts may name people. "
+            "Erasure requests are handled as takedowns."],
+        "rai:dataSocialImpact": "Takedowns applied to this lineage: " + (removed or "none") + ".",
+        "rai:dataReleaseMaintenancePlan": [
+            "Versions are immutable; a takedown or a new recipe produces a new version with a "
+            "diff to its parent, recorded in a public, verifiable ledger."],
+    }

@@ -1,0 +1,93 @@
+"""What every card says about a dataset version, gathered once from the database (by
+dashboards.selectors.version_facts) and rendered into each standard format here. Plain data: the
+renderers read no settings and no database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    id: int
+    name: str
+    owner: str
+    uri: str
+    license: str           # SPDX expression as registered
+    use_class: str         # commercial / non-commercial / academic / unknown
+    documents: int         # in this version
+    terms_url: str = ""
+
+
+@dataclass(frozen=True)
+class TakedownFacts:
+    reference: str
+    legal_basis: str
+    documents: int         # removed from this version's lineage by the request
+    decided_at: str        # ISO date, or "" while undecided
+
+
+@dataclass(frozen=True)
+class CheckpointFacts:
+    id: int
+    name: str
+    kind: str              # trained / imported / unlearned
+    sha256: str
+    created_at: str        # ISO timestamp
+
+
+@dataclass(frozen=True)
+class CardWords:
+    """What the researcher writes; every renderer falls back to facts where a field is empty."""
+
+    summary: str = ""
+    uses: str = ""
+    out_of_scope: str = ""
+    curation_rationale: str = ""
+    personal_information: str = ""
+    biases: str = ""
+    limitations: str = ""
+    citation: str = ""
+
+
+@dataclass(frozen=True)
+class VersionFacts:
+    slug: str
+    title: str
+    number: int
+    url: str                  # the version's public page
+    publisher: str            # the organisation running Trailmark
+    published_at: str         # ISO timestamp
+    manifest_root: str        # Merkle root over member document hashes
+    documents: int
+    tokens: int
+    bytes: int
+    intended_use: str         # the recipe's licence policy
+    recipe: dict
+    sources: tuple[SourceFacts, ...]
+    by_license_class: dict[str, int]
+    exclusions: dict[str, int]    # reason -> documents the recipe left out
+    languages: dict[str, int] = field(default_factory=dict)   # where known
+    parent: str = ""              # slug@vN of the parent version
+    diff: dict[str, int] = field(default_factory=dict)       # added / removed vs the parent
+    takedowns: tuple[TakedownFacts, ...] = ()
+    checkpoints: tuple[CheckpointFacts, ...] = ()
+    words: CardWords = CardWords()
+
+    @property
+    def name(self) -> str:
+        return f"{self.slug}@v{self.number}"
+
+    @property
+    def license_expression(self) -> str:
+        """The licences the version is declared under, together: each source's, ANDed."""
+        return all_of(s.license for s in self.sources)
+
+
+def all_of(expressions: Iterable[str]) -> str:
+    """SPDX expressions that all apply, as one: sorted, compound ones in parentheses."""
+    parts = sorted({e for e in expressions if e})
+    if not parts:
+        return "NOASSERTION"
+    return " AND ".join(f"({p})" if " " in p else p for p in parts)

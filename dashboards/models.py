@@ -1,0 +1,45 @@
+"""What the dashboards keep: the rendered, publishable documentation of dataset versions."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from provenance.models import DatasetVersion
+
+
+class VersionCard(models.Model):
+    """A dataset version's documentation: the researcher's words (editable while a draft) and
+    the three documents rendered from them and the data (a Hugging Face dataset card, Croissant
+    1.1 JSON-LD, SPDX 3.0 JSON-LD). Rendered when the version is published and on each edit;
+    publishing the card freezes it and puts its digests in the ledger."""
+
+    class State(models.TextChoices):
+        DRAFT = "draft"
+        PUBLISHED = "published"
+
+    version = models.OneToOneField(DatasetVersion, on_delete=models.PROTECT,
+                                   related_name="card")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT)
+    words = models.JSONField(default=dict)      # dashboards.engine.cards.facts.CardWords
+    hf_card = models.TextField(blank=True)
+    # As served, byte for byte (jsonb would reorder the keys, and the digests are of the bytes).
+    croissant = models.TextField(blank=True)
+    spdx = models.TextField(blank=True)
+    digests = models.JSONField(default=dict)    # {format: sha256 of the served bytes}
+    rendered_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey("provenance.User", null=True, blank=True,
+                                     on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="card_published_is_rendered",
+                condition=Q(state="draft") | (Q(published_at__isnull=False)
+                                              & Q(rendered_at__isnull=False))),
+        ]
+
+    def __str__(self) -> str:
+        return f"card of {self.version}"

@@ -1,0 +1,114 @@
+"""Writes of the dashboards app: a version's cards, rendered, edited and published. Each is one
+transaction; publishing is in the ledger with the digest of every document."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from dashboards.engine.cards.croissant import croissant
+from dashboards.engine.cards.facts import CardWords
+from dashboards.engine.cards.hf import dataset_card
+from dashboards.engine.cards.spdx import spdx_document
+from dashboards.models import VersionCard
+from dashboards.selectors import version_facts
+from provenance.conf import setting
+from provenance.models import DatasetVersion, User
+from provenance.services.errors import InvalidTransition
+from provenance.services.ledger import ledger_append
+
+WORD_LIMIT = 20_000  # characters per field of the researcher's words
+FORMATS = {  # name: (media type, file suffix)
+    "hf": ("text/markdown; charset=utf-8", "README.md"),
+    "croissant": ("application/ld+json", "croissant.json"),
+    "spdx": ("application/spdx+json", "spdx.json"),
+}
+
+
+def card_bytes(card: VersionCard, fmt: str) -> bytes:
+    """The document as served; its sha256 is what the ledger records."""
+    return {"hf": card.hf_card, "croissant": card.croissant, "spdx": card.spdx}[fmt].encode()
+
+
+def _json(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def _render(card: VersionCard) -> None:
+    facts = version_facts(card.version, card.words)
+    base = str(setting("PUBLIC_URL")).rstrip("/")
+    card.hf_card = dataset_card(facts)
+    card.croissant = _json(croissant(facts,
+                                     f"{base}/api/v1/versions/{card.version_id}/records/"))
+    card.spdx = _json(spdx_document(facts))
+    card.digests = {fmt: hashlib.sha256(card_bytes(card, fmt)).hexdigest() for fmt in FORMATS}
+    card.rendered_at = timezone.now()
+
+
+@transaction.atomic
+def version_card_render(*, version_id: int) -> VersionCard | None:
+    """(Re)render a published version's draft card; a published card stays as published."""
+    version = DatasetVersion.objects.filter(pk=version_id,
+                                            state=DatasetVersion.State.PUBLISHED).first()
+    if version is None:
+        return None
+    card, _ = VersionCard.objects.select_for_update().get_or_create(version=version)
+    if card.state == VersionCard.State.DRAFT:
+        _render(card)
+        card.save()
+    return card
+
+
+def _words(data: Any, current: dict[str, str]) -> dict[str, str]:
+    if not isinstance(data, dict):
+        raise ValidationError({"words": "an object of text fields"})
+    known = set(CardWords.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValidationError({unknown[0]: f"not a card field; give any of {sorted(known)}"})
+    for name, value in data.items():
+        if not isinstance(value, str):
+            raise ValidationError({name: "must be text"})
+        if len(value) > WORD_LIMIT:
+            raise ValidationError({name: f"at most {WORD_LIMIT} characters"})
+    return {**current, **{k: v.strip() for k, v in data.items()}}
+
+
+@transaction.atomic
+def version_card_edit(*, version: DatasetVersion, actor: User,
+                      words: Any) -> VersionCard:
+    card = _draft(version)
+    card.words = _words(words, card.words)
+    _render(card)
+    card.save()
+    return card
+
+
+@transaction.atomic
+def version_card_publish(*, version: DatasetVersion, actor: User) -> VersionCard:
+    """One action: render from the current data and words, freeze, record the digests."""
+    card = _draft(version)
+    _render(card)
+    card.state = VersionCard.State.PUBLISHED
+    card.published_at = timezone.now()
+    card.published_by = actor
+    card.save()
+    ledger_append(actor=actor, event="dataset_card.published", subject=version,
+                  payload={"version": str(version), "manifest_root": version.manifest_root,
+                           "digests": card.digests})
+    return card
+
+
+def _draft(version: DatasetVersion) -> VersionCard:
+    if version.state != DatasetVersion.State.PUBLISHED:
+        raise InvalidTransition(f"the card of {version} (publish the version first)",
+                                version.state, "write")
+    card, _ = VersionCard.objects.select_for_update().get_or_create(version=version)
+    if card.state != VersionCard.State.DRAFT:
+        raise InvalidTransition(f"the card of {version}", card.state, "change")
+    return card

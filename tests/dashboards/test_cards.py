@@ -1,0 +1,127 @@
+"""A dataset version's cards: rendered when the version is published, edited by a researcher,
+published with one action (in the ledger, with the digest of each document), downloadable in
+three formats that their own libraries validate."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import mlcroissant as mlc
+import pytest
+
+from dashboards.models import VersionCard
+from dashboards.services import version_card_render
+from dashboards.tasks import card_render_task
+from provenance.models import Document, LedgerEntry
+from takedowns.services.scoping import takedown_scope
+from tests.takedowns.test_scoping import corpus, file_and_accept  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def published(users, make_source, ingest_texts, publish_version, monkeypatch,
+              django_capture_on_commit_callbacks):
+    ingest_texts(make_source(owner=users["holder_a"].rights_holder, name="essays",
+                             license_expression="CC-BY-4.0"), ["one essay", "two essays"])
+    ingest_texts(make_source(name="forum", license_expression="MIT"), ["a post"])
+    # The render task runs here instead of on a worker, when publishing commits.
+    monkeypatch.setattr(card_render_task, "delay",
+                        lambda version_id: version_card_render(version_id=version_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        version = publish_version("cards", "commercial")
+    return version
+
+
+def test_publishing_a_version_renders_its_cards_in_three_formats(published):
+    card = VersionCard.objects.get(version=published)
+    assert card.state == "draft" and card.rendered_at is not None
+    assert "| essays |" in card.hf_card and "| forum |" in card.hf_card
+    assert "license:\n- cc-by-4.0\n- mit" in card.hf_card
+    document = json.loads(card.croissant)
+    mlc.Metadata.from_json(ctx=mlc.Context(), json_=document)  # raises when invalid
+    assert document["recordSet"][0]["field"][0]["name"] == "text"
+    graph = {node.get("spdxId"): node for node in json.loads(card.spdx)["@graph"]}
+    assert graph[next(k for k in graph if k and k.endswith("/version"))]["name"] == str(published)
+    assert set(card.digests) == {"hf", "croissant", "spdx"}
+
+
+def test_a_researcher_edits_then_publishes_the_card_and_the_ledger_holds_its_digests(
+        published, client_as):
+    url = f"/api/v1/versions/{published.pk}/card/"
+    researcher = client_as("researcher")
+    assert client_as("anonymous").get(url).status_code == 404  # a draft is not public yet
+    assert client_as("auditor").get(url).json()["state"] == "draft"
+    bad = researcher.patch(url, {"words": {"colour": "blue"}}, format="json")
+    assert bad.status_code == 400 and "colour" in bad.json()
+    assert researcher.patch(url, {"words": {"uses": 7}}, format="json").json() == {
+        "uses": ["must be text"]}
+    assert client_as("holder_a").patch(url, {"words": {"uses": "x"}},
+                                       format="json").status_code == 403
+    edited = researcher.patch(url, {"words": {"uses": "Studying provenance tools.",
+                                              "biases": "Two essays, one post."}},
+                              format="json")
+    assert edited.status_code == 200, edited.json()
+    card = VersionCard.objects.get(version=published)
+    assert "Studying provenance tools." in card.hf_card
+    assert json.loads(card.croissant)["rai:dataBiases"] == ["Two essays, one post."]
+
+    done = researcher.post(f"{url}publish/")
+    assert done.status_code == 200 and done.json()["state"] == "published"
+    entry = LedgerEntry.objects.get(event="dataset_card.published")
+    anonymous = client_as("anonymous")
+    for fmt, media in (("hf", "text/markdown"), ("croissant", "application/ld+json"),
+                       ("spdx", "application/spdx+json")):
+        response = anonymous.get(f"{url}{fmt}/")
+        assert response.status_code == 200 and response["Content-Type"].startswith(media)
+        digest = hashlib.sha256(response.content).hexdigest()
+        assert digest == response["X-Content-SHA256"] == entry.payload["digests"][fmt]
+    assert json.loads(anonymous.get(f"{url}croissant/").content)["conformsTo"].endswith("1.1")
+    assert researcher.patch(url, {"words": {"uses": "later"}},
+                            format="json").status_code == 409
+    assert researcher.post(f"{url}publish/").status_code == 409
+    assert anonymous.get(f"{url}pdf/").status_code == 404
+
+
+def test_a_card_names_the_takedowns_of_its_lineage_and_the_models_trained_on_it(
+        corpus, client_as):  # noqa: F811
+    request = file_and_accept(corpus)
+    takedown_scope(request_id=request.pk)
+    work = Document.objects.get(text=corpus["work"])
+    curator = client_as("curator")
+    url = f"/api/v1/takedowns/{request.pk}/"
+    others = [m["document"] for m in curator.get(f"{url}matches/").json()["results"]
+              if m["document"] != work.pk]
+    curator.post(f"{url}review-scope/", {"confirm": [work.pk], "dismiss": others},
+                 format="json")
+    done = curator.post(f"{url}remediate-data/", {}, format="json")
+    assert done.status_code == 200, done.json()
+    new_version = done.json()["scope"]["remediation"]["versions"][0]["to"]
+
+    after = version_card_render(version_id=new_version)
+    assert f"{request.reference} (voluntary): 1 document(s) removed" in after.hf_card
+    assert request.reference in json.loads(after.croissant)["rai:dataSocialImpact"]
+    assert "+0 / -1 documents" in after.hf_card
+
+    before = version_card_render(version_id=corpus["version"].pk)
+    assert "No takedown request has removed" in before.hf_card
+    checkpoint = corpus["checkpoint"]
+    trained_on = [n for n in json.loads(before.spdx)["@graph"]
+                  if n.get("relationshipType") == "trainedOn"]
+    assert [n["from"].rsplit("/", 1)[-1] for n in trained_on] == [f"checkpoint-{checkpoint.pk}"]
+    assert f"{checkpoint.name} (trained" in before.hf_card
+
+
+def test_a_draft_version_has_no_card_to_write(client_as, make_source, ingest_texts):
+    from provenance.services import datasets
+    from tests.factories import DatasetFactory
+
+    ingest_texts(make_source(), ["text"])
+    recipe = datasets.recipe_validate({"intended_use": "commercial"})
+    draft = datasets.version_create_from_plan(dataset=DatasetFactory(slug="d"), recipe=recipe,
+                                              plan=datasets.curation_plan(recipe), actor=None)
+    answer = client_as("curator").patch(f"/api/v1/versions/{draft.pk}/card/",
+                                        {"words": {"uses": "x"}}, format="json")
+    assert answer.status_code == 409 and "publish the version first" in answer.json()["detail"]
+    assert version_card_render(version_id=draft.pk) is None
