@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from dashboards.apis import VersionCardViewSet
+from dashboards.apis import ModelCardView, VersionCardViewSet
 from dashboards.services import FORMATS
 
 urlpatterns = [
@@ -11,4 +11,5 @@ urlpatterns = [
          VersionCardViewSet.as_view({"post": "publish"}), name="version-card-publish"),
     re_path(rf"^versions/(?P<version_id>[0-9]+)/card/(?P<fmt>{'|'.join(FORMATS)})/$",
             VersionCardViewSet.as_view({"get": "download"}), name="version-card-download"),
+    path("checkpoints/<int:checkpoint_id>/card/", ModelCardView.as_view(), name="model-card"),
 ]

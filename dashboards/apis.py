@@ -10,12 +10,15 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from dashboards import services
+from dashboards.engine.cards.model import model_card
 from dashboards.models import VersionCard
+from dashboards.selectors import checkpoint_facts
 from provenance import selectors
 from provenance.apis.base import ServiceViewSet
-from provenance.models import DatasetVersion
+from provenance.models import DatasetVersion, ModelCheckpoint
 from provenance.permissions import STAFF, Role, role_of
 
 
@@ -84,4 +87,23 @@ class VersionCardViewSet(ServiceViewSet):
                                 status=status.HTTP_200_OK)
         response["Content-Disposition"] = f'attachment; filename="{card.version}.{suffix}"'
         response["X-Content-SHA256"] = card.digests.get(fmt, "")
+        return response
+
+
+class ModelCardView(APIView):
+    """GET /api/v1/checkpoints/{id}/card/: a checkpoint's model card, public like the dataset
+    cards (the checkpoint's own record stays for model readers)."""
+
+    anonymous_read = True
+
+    @extend_schema(operation_id="v1_checkpoints_card",
+                   responses={(200, "text/markdown"): OpenApiTypes.STR})
+    def get(self, request: Request, checkpoint_id: int) -> HttpResponse:
+        checkpoint = ModelCheckpoint.objects.select_related("version__dataset", "parent").filter(
+            pk=checkpoint_id).first()
+        if checkpoint is None:
+            raise NotFound("no such checkpoint")
+        text = model_card(checkpoint_facts(checkpoint))
+        response = HttpResponse(text.encode(), content_type="text/markdown; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{checkpoint.name}.README.md"'
         return response

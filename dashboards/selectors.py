@@ -11,7 +11,9 @@ from dashboards.engine.cards.facts import (
     SourceFacts,
     TakedownFacts,
     VersionFacts,
+    all_of,
 )
+from dashboards.engine.cards.model import ModelFacts
 from provenance import selectors as prov
 from provenance.conf import setting
 from provenance.engine.watermark import detect
@@ -197,3 +199,34 @@ def version_facts(version: DatasetVersion, words: dict[str, str] | None = None) 
         parent=str(version.parent) if version.parent else "", diff=diff,
         takedowns=tuple(takedowns), checkpoints=checkpoints,
         words=CardWords(**{k: v for k, v in (words or {}).items() if k in known}))
+
+
+def checkpoint_facts(checkpoint: ModelCheckpoint) -> ModelFacts:
+    """A model card's facts: the version, its licence mix, the checkpoint's ancestors and the
+    remediation runs asked of it (each with its request and verdict)."""
+    from takedowns.models import UnlearningRun
+
+    version = checkpoint.version
+    sources = DataSource.objects.filter(pk__in=[int(k) for k in version.counts_by_source])
+    lineage = []
+    child, parent = checkpoint, checkpoint.parent
+    while parent is not None:
+        made_by = UnlearningRun.objects.filter(result=child).select_related("request").first()
+        how = (f" by {made_by.method} for {made_by.request.reference}" if made_by else "")
+        lineage.append(f"derived{how} from {parent.name} (sha256 {parent.sha256[:16]}…)")
+        child, parent = parent, parent.parent
+    remediations = tuple(
+        f"{run.request.reference} ({run.request.legal_basis}): {run.method}, {run.state}"
+        + (f", verdict {run.verdict}" if run.verdict else "")
+        + (f", remediated model {run.result.name}" if run.result else "")
+        for run in UnlearningRun.objects.filter(checkpoint=checkpoint)
+        .select_related("request", "result").order_by("pk"))
+    base = str(setting("PUBLIC_URL")).rstrip("/")
+    return ModelFacts(
+        name=checkpoint.name, kind=checkpoint.kind, sha256=checkpoint.sha256,
+        config=dict(checkpoint.config), metrics=dict(checkpoint.metrics), version=str(version),
+        version_url=f"{base}/datasets/{version.dataset.slug}/v{version.number}/",
+        manifest_root=version.manifest_root, documents=version.document_count,
+        license_expression=all_of(s.license_expression for s in sources),
+        license_mix=dict(version.counts_by_license_class), lineage=tuple(lineage),
+        remediations=remediations)

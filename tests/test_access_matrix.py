@@ -102,6 +102,7 @@ OPS = [
        body={"words": {"uses": "Research."}}),
     Op("publish a card", "post", "/api/v1/versions/{pub}/card/publish/", CARD_WRITE, body={}),
     Op("download a card", "get", "/api/v1/versions/{pub}/card/{fmt}/", DRAFT_READ, other=404),
+    Op("read a model card", "get", "/api/v1/checkpoints/{ck}/card/", EVERYONE),
     # data, jobs and tokens
     Op("read a dataset", "get", "/api/v1/datasets/{dataset}/", EVERYONE),
     Op("read a curation job", "get", "/api/v1/curation-jobs/{curation}/",

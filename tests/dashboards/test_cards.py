@@ -15,6 +15,7 @@ from dashboards.services import version_card_render
 from dashboards.tasks import card_render_task
 from provenance.models import Document, LedgerEntry
 from takedowns.services.scoping import takedown_scope
+from tests.takedowns.test_model_remediation import trained  # noqa: F401  (fixture)
 from tests.takedowns.test_scoping import corpus, file_and_accept  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
@@ -125,3 +126,40 @@ def test_a_draft_version_has_no_card_to_write(client_as, make_source, ingest_tex
                                         {"words": {"uses": "x"}}, format="json")
     assert answer.status_code == 409 and "publish the version first" in answer.json()["detail"]
     assert version_card_render(version_id=draft.pk) is None
+
+
+def test_a_model_card_shows_its_training_data_lineage_and_remediations(
+        trained, client_as, django_capture_on_commit_callbacks):  # noqa: F811
+    from huggingface_hub import ModelCard
+
+    from provenance.models import ModelCheckpoint
+    from takedowns.models import UnlearningRun
+    from tests.takedowns.test_model_remediation import data_remediated
+
+    checkpoint = trained["checkpoint"]
+    request = data_remediated(trained, client_as)
+    with django_capture_on_commit_callbacks(execute=False):  # the run is not started here
+        started = client_as("curator").post(
+            f"/api/v1/takedowns/{request.pk}/remediate-models/", {"methods": ["graddiff"]},
+            format="json")
+    assert started.status_code == 202, started.json()
+    run = UnlearningRun.objects.get(request=request)
+    child = ModelCheckpoint.objects.create(
+        name=f"{checkpoint.name}-unlearned", kind="unlearned", version=checkpoint.version,
+        parent=checkpoint, path="/nonexistent", sha256="e" * 64)
+    UnlearningRun.objects.filter(pk=run.pk).update(result=child, verdict="pass",
+                                                    state="succeeded")
+
+    answer = client_as("anonymous").get(f"/api/v1/checkpoints/{checkpoint.pk}/card/")
+    assert answer.status_code == 200 and answer["Content-Type"].startswith("text/markdown")
+    card = ModelCard(answer.content.decode())
+    assert card.data.to_dict()["datasets"][0].endswith(
+        f"/datasets/{checkpoint.version.dataset.slug}/v{checkpoint.version.number}/")
+    assert f"Trained on **{checkpoint.version}**" in card.text
+    assert "| commercial |" in card.text  # the licence mix
+    assert (f"{request.reference} (voluntary): graddiff, succeeded, verdict pass, "
+            f"remediated model {child.name}") in card.text
+    derived = client_as("anonymous").get(f"/api/v1/checkpoints/{child.pk}/card/").content
+    assert f"derived by graddiff for {request.reference} from {checkpoint.name}" in \
+        derived.decode()
+    assert client_as("anonymous").get("/api/v1/checkpoints/999999/card/").status_code == 404
