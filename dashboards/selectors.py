@@ -5,6 +5,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count, F, Q
 
+from dashboards.engine.ai_act import AiActSummary, SourceShare
 from dashboards.engine.cards.facts import (
     CardWords,
     CheckpointFacts,
@@ -151,7 +152,6 @@ def _lineage(version: DatasetVersion) -> list[int]:
 def version_facts(version: DatasetVersion, words: dict[str, str] | None = None) -> VersionFacts:
     """Everything a card says about a version, read once: its sources and their licences, what
     the recipe left out, the takedowns applied to its lineage, and the models trained on it."""
-    from takedowns.models import TakedownRequest
 
     counts = {int(k): n for k, n in version.counts_by_source.items()}
     sources = tuple(
@@ -162,10 +162,7 @@ def version_facts(version: DatasetVersion, words: dict[str, str] | None = None) 
         .order_by("name"))
     lineage = set(_lineage(version))
     takedowns = []
-    touched = Q()
-    for version_id in lineage:  # requests whose remediation made a version of this lineage
-        touched |= Q(scope__remediation__versions__contains=[{"to": version_id}])
-    for request in TakedownRequest.objects.filter(touched).order_by("pk"):
+    for request in _takedowns_touching(lineage):
         changes = [v for v in request.scope.get("remediation", {}).get("versions", [])
                    if v.get("to") in lineage]
         if changes:
@@ -230,3 +227,66 @@ def checkpoint_facts(checkpoint: ModelCheckpoint) -> ModelFacts:
         license_expression=all_of(s.license_expression for s in sources),
         license_mix=dict(version.counts_by_license_class), lineage=tuple(lineage),
         remediations=remediations)
+
+
+def _takedowns_touching(version_ids: set[int]) -> list[Any]:
+    """The takedown requests whose remediation made one of these versions."""
+    from takedowns.models import TakedownRequest
+
+    touched = Q()
+    for version_id in version_ids:
+        touched |= Q(scope__remediation__versions__contains=[{"to": version_id}])
+    return list(TakedownRequest.objects.filter(touched).order_by("pk")) if version_ids else []
+
+
+def ai_act_summary(checkpoint: ModelCheckpoint) -> AiActSummary:
+    """The training-content summary of a model: every version in its ancestry (a fine-tuned or
+    unlearned model keeps its ancestors' data), per source exact token sums."""
+    from django.db.models import Sum
+    from django.utils import timezone
+
+    from provenance.models import OptOutSignal, VersionExclusion, VersionMember
+    from takedowns.models import TakedownEvent, TakedownRequest
+
+    versions: list[DatasetVersion] = []
+    current: ModelCheckpoint | None = checkpoint
+    while current is not None:
+        if current.version not in versions:
+            versions.append(current.version)
+        current = current.parent
+    ids = [v.pk for v in versions]
+    rows = (VersionMember.objects.filter(version_id__in=ids).values("source")
+            .annotate(documents=Count("document", distinct=True),
+                      tokens=Sum("document__token_estimate")))
+    by_source = {r["source"]: r for r in rows}
+    sources = tuple(
+        SourceShare(name=s.name, owner=s.owner.name, acquisition=s.acquisition, uri=s.uri,
+                    license=s.license_expression, documents=by_source[s.pk]["documents"],
+                    tokens=by_source[s.pk]["tokens"] or 0)
+        for s in DataSource.objects.filter(pk__in=by_source).select_related("owner")
+        .order_by("name"))
+    # Every source a recipe looked at: those it kept and those it left out (an opt-out removes
+    # all of a source's documents, so it has no members).
+    considered = set(by_source) | set(VersionExclusion.objects.filter(
+        version_id__in=ids).values_list("source", flat=True).distinct())
+    lineage: set[int] = set()
+    for version in versions:
+        lineage |= set(_lineage(version))
+    removed = sum(v.get("diff", {}).get("removed", {}).get("total", 0)
+                  for request in _takedowns_touching(lineage)
+                  for v in request.scope["remediation"]["versions"] if v.get("to") in lineage)
+    accepted = TakedownEvent.objects.filter(to_state=TakedownRequest.State.ACCEPTED).values(
+        "request").distinct().count()
+    base = str(setting("PUBLIC_URL")).rstrip("/")
+    return AiActSummary(
+        provider=str(setting("PUBLISHER")), model=checkpoint.name,
+        model_sha256=checkpoint.sha256, versions=tuple(str(v) for v in versions),
+        generated_at=timezone.now().date().isoformat(), sources=sources,
+        opt_out_kinds=tuple(OptOutSignal.Kind.values),
+        sources_with_opt_out=OptOutSignal.objects.filter(
+            source_id__in=considered, opted_out=True).values("source").distinct().count(),
+        excluded_for_opt_out=sum(v.exclusions_by_reason.get("opt_out", 0) for v in versions),
+        takedowns_received=TakedownRequest.objects.count(), takedowns_accepted=accepted,
+        takedowns_rejected=TakedownRequest.objects.filter(
+            state=TakedownRequest.State.REJECTED).count(),
+        documents_removed_by_takedowns=removed, transparency_url=f"{base}/transparency/")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -108,3 +109,36 @@ def attribution_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     if context is None:
         raise Http404("no such attribution run")
     return render(request, "dashboards/attribution.html", context)
+
+
+def _checkpoint_or_404(checkpoint_id: int) -> Any:
+    from provenance.models import ModelCheckpoint
+
+    checkpoint = ModelCheckpoint.objects.select_related("version__dataset", "parent").filter(
+        pk=checkpoint_id).first()
+    if checkpoint is None:
+        raise Http404("no such model")
+    return checkpoint
+
+
+def ai_act_summary(request: HttpRequest, checkpoint_id: int) -> HttpResponse:
+    """Public: a model's EU AI Act training-content summary (Art. 53(1)(d))."""
+    from dashboards.engine.ai_act import LABELS
+
+    summary = selectors.ai_act_summary(_checkpoint_or_404(checkpoint_id))
+    groups = [(LABELS[kind], members, share) for kind, members, share in summary.by_type()]
+    return render(request, "dashboards/ai_act.html", {
+        "summary": summary, "groups": groups, "domains": summary.top_domains(),
+        "checkpoint_id": checkpoint_id,
+        "documents": sum(s.documents for s in summary.sources)})
+
+
+def ai_act_summary_pdf(request: HttpRequest, checkpoint_id: int) -> HttpResponse:
+    from dashboards.engine.ai_act import summary_pdf
+
+    checkpoint = _checkpoint_or_404(checkpoint_id)
+    response = HttpResponse(summary_pdf(selectors.ai_act_summary(checkpoint)),
+                            content_type="application/pdf")
+    response["Content-Disposition"] = \
+        f'attachment; filename="{checkpoint.name}-training-content-summary.pdf"'
+    return response

@@ -106,6 +106,7 @@ class DemoSource:
     texts: list[str] = field(default_factory=list)
     opt_out: dict[str, str] | None = None
     uri: str = ""
+    acquisition: str = "crawled"
 
 
 def build_corpus(seed: int = 7, per_source: int = 40) -> list[DemoSource]:
@@ -122,14 +123,15 @@ def build_corpus(seed: int = 7, per_source: int = 40) -> list[DemoSource]:
         _texts(rng, "letter", per_source // 2)
     return [
         DemoSource("encyclopedia", "Commons Foundation", "Open Encyclopedia", "CC-BY-SA-4.0",
-                   "jsonl", enc, uri="https://encyclopedia.example.org"),
+                   "jsonl", enc, uri="https://encyclopedia.example.org",
+                   acquisition="public_dataset"),
         DemoSource("essays", "Harbor Press", "Harbor Press Essays", "CC-BY-NC-4.0", "csv",
-                   essays, uri="https://harborpress.example.com/essays"),
+                   essays, uri="https://harborpress.example.com/essays", acquisition="licensed"),
         DemoSource("letters", "Commons Foundation", "Public Domain Letters", "CC0-1.0", "folder",
                    letters, uri="https://letters.example.org"),
         DemoSource("lectures", "Aldermoor University", "Aldermoor Lecture Notes",
                    "LicenseRef-Trailmark-Academic-Only", "parquet", lectures,
-                   uri="https://aldermoor.example.ac.uk/notes"),
+                   uri="https://aldermoor.example.ac.uk/notes", acquisition="licensed"),
         DemoSource("news", "Northwind Media", "Northwind News", "CC-BY-4.0", "jsonl", news,
                    uri="https://northwind.example.net",
                    opt_out={"kind": "robots_txt",

@@ -75,6 +75,17 @@ class DataSource(TimeStamped):
         SUSPENDED = "suspended"
         RETIRED = "retired"
 
+    class Acquisition(models.TextChoices):
+        """How the data was obtained: the source types of the EU AI Act training-content
+        summary template (Art. 53(1)(d))."""
+
+        PUBLIC_DATASET = "public_dataset", "publicly available dataset"
+        LICENSED = "licensed", "licensed from a rights-holder"
+        CRAWLED = "crawled", "crawled or scraped from online sources"
+        USER_DATA = "user_data", "data from users of the provider's services"
+        SYNTHETIC = "synthetic", "synthetic data"
+        OTHER = "other", "other"
+
     owner = models.ForeignKey(RightsHolder, on_delete=models.PROTECT, related_name="sources")
     name = models.CharField(max_length=200)
     uri = models.CharField(max_length=2000, blank=True)
@@ -85,6 +96,8 @@ class DataSource(TimeStamped):
     share_alike = models.BooleanField(default=False)
     terms_url = models.URLField(max_length=2000, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    acquisition = models.CharField(max_length=20, choices=Acquisition.choices,
+                                   default=Acquisition.OTHER)
     document_count = models.PositiveBigIntegerField(default=0)
     byte_count = models.PositiveBigIntegerField(default=0)
     # WASA-style watermark: 10 invisible characters, unique; and the key of its position rule.

@@ -77,7 +77,7 @@ class SourceOut(serializers.ModelSerializer):
         model = DataSource
         fields = ["id", "owner", "owner_name", "name", "uri", "description", "license_expression",
                   "use_class", "requires_attribution", "share_alike", "terms_url", "status",
-                  "document_count", "byte_count", "created_at", "updated_at"]
+                  "acquisition", "document_count", "byte_count", "created_at", "updated_at"]
 
 
 class SourceIn(serializers.Serializer):
@@ -89,6 +89,8 @@ class SourceIn(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True)
     terms_url = serializers.URLField(max_length=2000, required=False, allow_blank=True)
     status = serializers.ChoiceField(choices=DataSource.Status.choices, required=False)
+    acquisition = serializers.ChoiceField(choices=DataSource.Acquisition.choices,
+                                          required=False)
 
 
 class DocumentOut(serializers.ModelSerializer):

@@ -159,6 +159,8 @@ PAGES = [
     Page("a takedown's receipt", "/takedowns/{td}/receipt.json",
          {"admin": 200, "curator": 200, "auditor": 200, "holder_a": 200, "holder_b": 404,
           "researcher": 404}),
+    Page("a model's training-content summary", "/models/{ck}/ai-act/", EVERYONE),
+    Page("the same as PDF", "/models/{ck}/ai-act.pdf", EVERYONE),
     Page("the admin site", "/admin/", {"admin": 200}, login="/admin/login/"),
     Page("the OpenAPI schema", "/api/schema/", EVERYONE),
     Page("the API docs", "/api/docs/", EVERYONE),

@@ -15,7 +15,7 @@ from provenance.models import DataSource, LicenseSignal, OptOutSignal, RightsHol
 from provenance.services.ledger import ledger_append, person_reference
 
 HOLDER_FIELDS = {"name", "kind", "contact_name", "contact_email", "url"}
-SOURCE_FIELDS = {"name", "uri", "description", "terms_url", "status"}
+SOURCE_FIELDS = {"name", "uri", "description", "terms_url", "status", "acquisition"}
 
 
 def _normalised_or_error(expression: str, field: str = "license_expression") -> str:

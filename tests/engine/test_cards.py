@@ -138,3 +138,19 @@ def test_the_spdx_document_links_licences_sources_parent_and_trained_models():
     assert [t._id for t in targets(base + "checkpoint-7", "trainedOn")] == [base + "version"]
     doc = next(o for o in objects.objects if isinstance(o, spdx.SpdxDocument))
     assert {str(p).rsplit("/", 1)[-1] for p in doc.profileConformance} >= {"dataset", "ai"}
+
+
+def test_the_summary_sizes_its_data_and_keeps_the_top_tenth_of_domains():
+    from dashboards.engine.ai_act import AiActSummary, SourceShare
+
+    shares = tuple(SourceShare(f"s{i}", "o", "crawled", f"https://www.site{i}.example/x", "MIT",
+                               10, tokens) for i, tokens in enumerate([500, 300, 200] + [1] * 8))
+    summary = AiActSummary("p", "m", "0" * 64, ("v@v1",), "2026-11-27", shares, ("robots_txt",),
+                           0, 0, 0, 0, 0, 0, "https://x.example/transparency/")
+    assert summary.size_range == "less than 1 billion tokens"
+    assert summary.top_domains() == [("site0.example", 500 / 1008), ("site1.example",
+                                                                     300 / 1008)]
+    big = AiActSummary(**{**summary.__dict__, "sources": (
+        SourceShare("b", "o", "licensed", "", "MIT", 1, 2 * 10**9),)})
+    assert big.size_range == "1 billion to 10 trillion tokens" and big.top_domains() == []
+    assert [kind for kind, _, _ in summary.by_type()] == ["crawled"]

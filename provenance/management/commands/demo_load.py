@@ -119,7 +119,8 @@ class Command(BaseCommand):
             for src in corpus:
                 made[src.key] = sources.source_create(
                     actor=admin, owner=holders[src.owner], name=src.name,
-                    license_expression=src.license_expression, uri=src.uri)
+                    license_expression=src.license_expression, uri=src.uri,
+                    acquisition=src.acquisition)
                 # Every demo source opts in to a canary, so each checkpoint can be tested.
                 canary_register(source=made[src.key], actor=admin, spec={"copies": 8})
                 if src.opt_out:
