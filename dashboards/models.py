@@ -27,6 +27,9 @@ class VersionCard(models.Model):
     croissant = models.TextField(blank=True)
     spdx = models.TextField(blank=True)
     digests = models.JSONField(default=dict)    # {format: sha256 of the served bytes}
+    # The diff to the parent version ({"added": n, "removed": n}), counted once at rendering
+    # for the public pages.
+    diff = models.JSONField(default=dict)
     rendered_at = models.DateTimeField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
     published_by = models.ForeignKey("provenance.User", null=True, blank=True,

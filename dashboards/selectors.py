@@ -290,3 +290,78 @@ def ai_act_summary(checkpoint: ModelCheckpoint) -> AiActSummary:
         takedowns_rejected=TakedownRequest.objects.filter(
             state=TakedownRequest.State.REJECTED).count(),
         documents_removed_by_takedowns=removed, transparency_url=f"{base}/transparency/")
+
+
+def bars(counts: dict[Any, int], labels: dict[Any, str] | None = None) -> list[dict[str, Any]]:
+    """Rows for a horizontal bar chart: label, count, share of the total (for widths), largest
+    first."""
+    total = sum(counts.values()) or 1
+    return [{"label": (labels or {}).get(key, str(key)), "n": n, "share": n / total,
+             "width": round(100 * n / total, 1)}
+            for key, n in sorted(counts.items(), key=lambda item: -item[1])]
+
+
+def version_page(slug: str, number: int) -> dict[str, Any] | None:
+    """A published version's public page: composition, what was left out and why, the diff to
+    its parent, the takedowns applied to its lineage, the models trained on it, its cards. Every
+    figure is stored with the version or its card; nothing is counted over documents here."""
+    from dashboards.models import VersionCard
+
+    version = (DatasetVersion.objects.select_related("dataset", "parent")
+               .filter(dataset__slug=slug, number=number,
+                       state=DatasetVersion.State.PUBLISHED).first())
+    if version is None:
+        return None
+    names = dict(DataSource.objects.filter(pk__in=[int(k) for k in version.counts_by_source])
+                 .values_list("pk", "name"))
+    card = VersionCard.objects.filter(version=version).first()
+    takedowns = _takedowns_touching(set(_lineage(version)))
+    return {
+        "version": version,
+        "by_source": bars({int(k): n for k, n in version.counts_by_source.items()}, names),
+        "by_license_class": bars(version.counts_by_license_class),
+        "exclusions": bars(version.exclusions_by_reason),
+        "card": card,
+        "takedowns": takedowns,
+        "checkpoints": list(ModelCheckpoint.objects.filter(version=version).order_by("pk")),
+        "versions": list(DatasetVersion.objects.filter(
+            dataset=version.dataset, state=DatasetVersion.State.PUBLISHED).order_by("number")
+            .values_list("number", flat=True)),
+    }
+
+
+def transparency() -> dict[str, Any]:
+    """The public transparency page: takedown statistics and the ledger's latest checkpoint."""
+    from statistics import median
+
+    from provenance.models import LedgerCheckpoint
+    from takedowns.models import TakedownEvent, TakedownRequest
+
+    State = TakedownRequest.State
+    requests = list(TakedownRequest.objects.values("pk", "legal_basis", "state", "received_at"))
+    accepted = set(TakedownEvent.objects.filter(to_state=State.ACCEPTED)
+                   .values_list("request_id", flat=True))
+    decided_at = dict(TakedownEvent.objects.filter(to_state__in=[State.DECIDED, State.REJECTED])
+                      .order_by("request_id", "at").values_list("request_id", "at"))
+    by_basis: dict[str, dict[str, int]] = {}
+    days = []
+    for r in requests:
+        row = by_basis.setdefault(r["legal_basis"], {"received": 0, "accepted": 0,
+                                                     "rejected": 0})
+        row["received"] += 1
+        row["accepted"] += r["pk"] in accepted
+        row["rejected"] += r["state"] == State.REJECTED
+        if r["pk"] in decided_at:
+            days.append((decided_at[r["pk"]] - r["received_at"]).total_seconds() / 86400)
+    labels = dict(TakedownRequest.Basis.choices)
+    return {
+        "received": len(requests), "accepted": len(accepted),
+        "rejected": sum(r["state"] == State.REJECTED for r in requests),
+        "decided": len(days), "median_days": round(median(days), 1) if days else None,
+        "by_basis": [{"basis": labels.get(k, k), **v} for k, v in sorted(by_basis.items())],
+        "basis_bars": bars({k: v["received"] for k, v in by_basis.items()}, labels),
+        "checkpoint": LedgerCheckpoint.objects.order_by("-size").first(),
+        "versions": list(DatasetVersion.objects.filter(state=DatasetVersion.State.PUBLISHED)
+                         .select_related("dataset").order_by("dataset__slug", "-number")[:100]),
+        "models": list(ModelCheckpoint.objects.order_by("-pk").values("pk", "name", "kind")[:100]),
+    }

@@ -47,6 +47,7 @@ def _render(card: VersionCard) -> None:
                                      f"{base}/api/v1/versions/{card.version_id}/records/"))
     card.spdx = _json(spdx_document(facts))
     card.digests = {fmt: hashlib.sha256(card_bytes(card, fmt)).hexdigest() for fmt in FORMATS}
+    card.diff = facts.diff
     card.rendered_at = timezone.now()
 
 

@@ -5,6 +5,8 @@ from dashboards import portal, views
 urlpatterns = [
     path("", views.home, name="home"),
     path("health/", views.health, name="health"),
+    path("transparency/", views.transparency, name="transparency"),
+    path("datasets/<slug:slug>/v<int:number>/", views.version_page, name="version"),
     path("runs/", views.runs, name="runs"),
     path("runs/<int:run_id>/", views.run_detail, name="run"),
     path("checkpoints/<int:checkpoint_id>/", views.checkpoint_detail, name="checkpoint"),

@@ -142,3 +142,16 @@ def ai_act_summary_pdf(request: HttpRequest, checkpoint_id: int) -> HttpResponse
     response["Content-Disposition"] = \
         f'attachment; filename="{checkpoint.name}-training-content-summary.pdf"'
     return response
+
+
+def version_page(request: HttpRequest, slug: str, number: int) -> HttpResponse:
+    """Public: a published dataset version, its composition, lineage and cards."""
+    context = selectors.version_page(slug, number)
+    if context is None:
+        raise Http404("no such published version")
+    return render(request, "dashboards/version.html", context)
+
+
+def transparency(request: HttpRequest) -> HttpResponse:
+    """Public: takedown statistics, the ledger's latest checkpoint, versions and models."""
+    return render(request, "dashboards/transparency.html", selectors.transparency())

@@ -55,7 +55,8 @@ def world(provenance_world, users):  # noqa: F811
     canary_register(source=DataSource.objects.get(pk=provenance_world["sa"]), actor=None)
     td = takedown_file(actor=users["holder_a"], data=takedown_matrix.NOTICE)
     version_card_render(version_id=version.pk)  # a draft card
-    return {**provenance_world, "fmt": "spdx", "ck": checkpoint.pk, "run": run.pk, "out": output.pk,
+    return {**provenance_world, "fmt": "spdx", "slug": "world", "number": 1,
+            "ck": checkpoint.pk, "run": run.pk, "out": output.pk,
             "arun": attribution.pk, "gidx": index.pk, "canary": canary.pk, "td": td.pk}
 
 
@@ -140,6 +141,8 @@ HIDDEN = {"anonymous": 302}  # models are not public: sign in, then 404 unless y
 PAGES = [
     Page("home", "/", EVERYONE),
     Page("health", "/health/", EVERYONE),
+    Page("transparency", "/transparency/", EVERYONE),
+    Page("a published version", "/datasets/{slug}/v{number}/", EVERYONE),
     Page("sign in", "/accounts/login/", {"anonymous": 200}),  # the signed-in are sent home
     Page("sign out (a form posts here)", "/accounts/logout/", {r: 405 for r in ROLES}),
     Page("training runs", "/runs/", SIGNED_IN),

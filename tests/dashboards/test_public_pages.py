@@ -1,0 +1,59 @@
+"""The public transparency site, read without signing in: a dataset version's page with its
+composition charts, lineage and cards, and the transparency page with takedown statistics and
+the ledger's latest checkpoint. Every figure is stored, so each page takes a fixed number of
+queries."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.dashboards.test_cards import published  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_published_versions_page_shows_its_composition_and_cards(
+        published, client, client_as, django_assert_max_num_queries):  # noqa: F811
+    url = f"/datasets/{published.dataset.slug}/v{published.number}/"
+    with django_assert_max_num_queries(8):
+        page = client.get(url)
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert published.manifest_root in text
+    assert 'role="img"' in text and "<td>essays</td><td>2</td><td>66.7%</td>" in text
+    assert "<td>forum</td><td>1</td><td>33.3%</td>" in text
+    assert "not published yet" in text
+    client_as("researcher").post(f"/api/v1/versions/{published.pk}/card/publish/")
+    text = client.get(url).content.decode()
+    assert f"/api/v1/versions/{published.pk}/card/croissant/" in text
+    assert client.get(f"/datasets/{published.dataset.slug}/v99/").status_code == 404
+
+
+def test_the_page_cost_does_not_grow_with_the_data(
+        published, client, ingest_texts, make_source, publish_version,  # noqa: F811
+        django_assert_max_num_queries):
+    ingest_texts(make_source(name="more"), [f"another text {i}" for i in range(40)])
+    bigger = publish_version("bigger")
+    with django_assert_max_num_queries(8):
+        assert client.get(f"/datasets/{bigger.dataset.slug}/v1/").status_code == 200
+
+
+def test_the_transparency_page_counts_takedowns_and_shows_the_signed_checkpoint(
+        users, client, django_assert_max_num_queries):
+    from takedowns.services.requests import takedown_decide, takedown_file
+    from tests.takedowns.test_takedown_permissions import NOTICE
+
+    first = takedown_file(actor=users["holder_a"], data=NOTICE)
+    second = takedown_file(actor=users["holder_b"], data=NOTICE)
+    takedown_file(actor=users["holder_b"], data={**NOTICE, "legal_basis": "dmca_512"})
+    takedown_decide(request=first, actor=users["curator"], to="accepted")
+    takedown_decide(request=second, actor=users["curator"], to="rejected",
+                    reasons="Not our data.")
+    assert client.get("/api/v1/log/checkpoint/").status_code == 200  # signs one
+    with django_assert_max_num_queries(8):
+        page = client.get("/transparency/")
+    text = page.content.decode()
+    assert page.status_code == 200
+    assert "3 received, 1 accepted, 1 rejected; 1 decided, in a median of 0.0 days" in text
+    assert "<td>Voluntary request</td><td>2</td><td>1</td><td>1</td>" in text
+    assert "Latest signed checkpoint" in text and "— trailmark.invalid/ledger" in text
