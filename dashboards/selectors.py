@@ -365,3 +365,16 @@ def transparency() -> dict[str, Any]:
                          .select_related("dataset").order_by("dataset__slug", "-number")[:100]),
         "models": list(ModelCheckpoint.objects.order_by("-pk").values("pk", "name", "kind")[:100]),
     }
+
+
+def audit_context() -> dict[str, Any]:
+    from attribution.models import AttributionRun
+    from provenance.models import LedgerCheckpoint, LedgerEntry
+
+    return {
+        "entries": LedgerEntry.objects.count(),
+        "checkpoint": LedgerCheckpoint.objects.order_by("-size").first(),
+        "runs": list(AttributionRun.objects.select_related("output__checkpoint", "report")
+                     .order_by("-pk")[:50]),
+        "exports": ["ledger", "takedowns", "attribution-runs"],
+    }

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from dashboards import portal, views
 
@@ -6,6 +6,9 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("health/", views.health, name="health"),
     path("transparency/", views.transparency, name="transparency"),
+    path("audit/", views.audit, name="audit"),
+    re_path(r"^audit/export/(?P<what>ledger|takedowns|attribution-runs)\.(?P<fmt>csv|json)$",
+            views.audit_export, name="audit-export"),
     path("datasets/<slug:slug>/v<int:number>/", views.version_page, name="version"),
     path("runs/", views.runs, name="runs"),
     path("runs/<int:run_id>/", views.run_detail, name="run"),

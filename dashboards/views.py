@@ -7,7 +7,13 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 
 from dashboards import selectors
@@ -155,3 +161,37 @@ def version_page(request: HttpRequest, slug: str, number: int) -> HttpResponse:
 def transparency(request: HttpRequest) -> HttpResponse:
     """Public: takedown statistics, the ledger's latest checkpoint, versions and models."""
     return render(request, "dashboards/transparency.html", selectors.transparency())
+
+
+def _auditor(request: HttpRequest) -> None:
+    from provenance.permissions import STAFF, Role, role_of
+
+    if role_of(request.user) not in STAFF | {Role.AUDITOR}:
+        raise PermissionDenied("for auditors and staff")
+
+
+@login_required
+def audit(request: HttpRequest) -> HttpResponse:
+    """Auditors: the ledger verified on request, attribution reports, exports."""
+    _auditor(request)
+    context = selectors.audit_context()
+    if request.method == "POST":
+        from provenance.services.transparency import ledger_audit
+
+        context["audit"] = ledger_audit()
+    return render(request, "dashboards/audit.html", context)
+
+
+@login_required
+def audit_export(request: HttpRequest, what: str, fmt: str) -> StreamingHttpResponse:
+    from dashboards import exports
+
+    _auditor(request)
+    if what not in exports.EXPORTS:
+        raise Http404("no such export")
+    body = exports.as_csv(exports.rows(what)) if fmt == "csv" else \
+        exports.as_json(exports.rows(what))
+    response = StreamingHttpResponse(body, content_type="text/csv; charset=utf-8"
+                                     if fmt == "csv" else "application/json")
+    response["Content-Disposition"] = f'attachment; filename="trailmark-{what}.{fmt}"'
+    return response

@@ -55,7 +55,8 @@ def world(provenance_world, users):  # noqa: F811
     canary_register(source=DataSource.objects.get(pk=provenance_world["sa"]), actor=None)
     td = takedown_file(actor=users["holder_a"], data=takedown_matrix.NOTICE)
     version_card_render(version_id=version.pk)  # a draft card
-    return {**provenance_world, "fmt": "spdx", "slug": "world", "number": 1,
+    return {**provenance_world, "fmt": "spdx", "slug": "world", "number": 1, "export": "ledger",
+            "ext": "csv",
             "ck": checkpoint.pk, "run": run.pk, "out": output.pk,
             "arun": attribution.pk, "gidx": index.pk, "canary": canary.pk, "td": td.pk}
 
@@ -137,6 +138,7 @@ class Page:
     login: str = "/accounts/login/"
 
 
+AUDIT_PAGE = {"admin": 200, "curator": 200, "auditor": 200, "anonymous": 302}
 HIDDEN = {"anonymous": 302}  # models are not public: sign in, then 404 unless your role reads them
 PAGES = [
     Page("home", "/", EVERYONE),
@@ -164,6 +166,8 @@ PAGES = [
           "researcher": 404}),
     Page("a model's training-content summary", "/models/{ck}/ai-act/", EVERYONE),
     Page("the same as PDF", "/models/{ck}/ai-act.pdf", EVERYONE),
+    Page("audit", "/audit/", AUDIT_PAGE, other=403),
+    Page("an audit export", "/audit/export/{export}.{ext}", AUDIT_PAGE, other=403),
     Page("the admin site", "/admin/", {"admin": 200}, login="/admin/login/"),
     Page("the OpenAPI schema", "/api/schema/", EVERYONE),
     Page("the API docs", "/api/docs/", EVERYONE),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,39 @@ def ledger_consistency(*, first: Any, second: Any = None) -> dict[str, Any]:
             "first_root": root_from_leaf_hashes(hashes[:old]).hex(),
             "second_root": root_from_leaf_hashes(hashes[:new]).hex(),
             "path": [h.hex() for h in consistency_proof(hashes[:new], old)]}
+
+
+@dataclass(frozen=True)
+class LedgerAudit:
+    entries: int
+    checkpoints: int
+    problems: list[str]
+    first_bad_seq: int | None
+
+    @property
+    def verified(self) -> bool:
+        return not self.problems
+
+
+def ledger_audit(progress: Any = None) -> LedgerAudit:
+    """Everything an auditor checks, where the ledger lives: each entry recomputed in order (as
+    the offline verifier does), and each signed checkpoint opened with the verifier key and
+    matched against the tree of the entries it covers."""
+    from provenance.services.ledger import ledger_problems
+
+    found = list(ledger_problems(progress))
+    problems = [problem for _, problem in found]
+    hashes, verifier = leaf_hashes(), ledger_verifier_key()
+    checkpoints = list(LedgerCheckpoint.objects.order_by("size"))
+    for signed in checkpoints:
+        try:
+            opened = notes.open_note(signed.note, verifier)
+        except ValueError as exc:
+            problems.append(f"checkpoint of size {signed.size}: {exc}")
+            continue
+        if opened.size > len(hashes) or \
+                root_from_leaf_hashes(hashes[:opened.size]) != opened.root:
+            problems.append(f"checkpoint of size {signed.size}: the ledger's first "
+                            f"{opened.size} entries no longer give its root")
+    return LedgerAudit(entries=len(hashes), checkpoints=len(checkpoints), problems=problems,
+                       first_bad_seq=found[0][0] if found else None)

@@ -9,12 +9,10 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from provenance.engine import checkpoint as notes
-from provenance.engine.merkle import root_from_leaf_hashes
-from provenance.models import LedgerCheckpoint, LedgerEntry
-from provenance.services.ledger import entry_export, ledger_problems
+from provenance.models import LedgerEntry
+from provenance.services.ledger import entry_export
 from provenance.services.transparency import (
-    leaf_hashes,
+    ledger_audit,
     ledger_checkpoint_latest,
     ledger_verifier_key,
 )
@@ -31,26 +29,14 @@ class Command(BaseCommand):
         if opts["what"] == "export":
             return self._export(opts["file"])
         total = LedgerEntry.objects.count()
-        problems = [problem for _, problem in ledger_problems(
-            lambda rows: tqdm(rows, total=total, desc="entries", unit="entry", disable=None))]
-        hashes, verifier = leaf_hashes(), ledger_verifier_key()
-        checkpoints = LedgerCheckpoint.objects.order_by("size")
-        for signed in checkpoints:
-            try:
-                opened = notes.open_note(signed.note, verifier)
-            except ValueError as exc:
-                problems.append(f"checkpoint of size {signed.size}: {exc}")
-                continue
-            if opened.size > len(hashes) or \
-                    root_from_leaf_hashes(hashes[:opened.size]) != opened.root:
-                problems.append(f"checkpoint of size {signed.size}: the ledger's first "
-                                f"{opened.size} entries no longer give its root")
-        for problem in problems:
+        audit = ledger_audit(
+            lambda rows: tqdm(rows, total=total, desc="entries", unit="entry", disable=None))
+        for problem in audit.problems:
             self.stderr.write(f"FAIL: {problem}")
-        if problems:
-            raise CommandError(f"{len(problems)} problem(s) in the ledger")
+        if audit.problems:
+            raise CommandError(f"{len(audit.problems)} problem(s) in the ledger")
         self.stdout.write(self.style.SUCCESS(
-            f"ledger verified: {len(hashes)} entries, {checkpoints.count()} signed "
+            f"ledger verified: {audit.entries} entries, {audit.checkpoints} signed "
             f"checkpoint(s) consistent with them"))
 
     def _export(self, file: str | None) -> None:
