@@ -161,16 +161,11 @@ def version_facts(version: DatasetVersion, words: dict[str, str] | None = None) 
         for s in DataSource.objects.filter(pk__in=counts).select_related("owner")
         .order_by("name"))
     lineage = set(_lineage(version))
-    takedowns = []
-    for request in _takedowns_touching(lineage):
-        changes = [v for v in request.scope.get("remediation", {}).get("versions", [])
-                   if v.get("to") in lineage]
-        if changes:
-            takedowns.append(TakedownFacts(
-                reference=request.reference, legal_basis=request.legal_basis,
-                documents=sum(v.get("diff", {}).get("removed", {}).get("total", 0)
-                              for v in changes),
-                decided_at=(request.decision or {}).get("decided_at", "")[:10]))
+    takedowns = [
+        TakedownFacts(reference=request.reference, legal_basis=request.legal_basis,
+                      documents=_removed_from(request, lineage),
+                      decided_at=(request.decision or {}).get("decided_at", "")[:10])
+        for request in _takedowns_touching(lineage)]
     checkpoints = tuple(
         CheckpointFacts(id=c.pk, name=c.name, kind=c.kind, sha256=c.sha256,
                         created_at=c.created_at.isoformat())
@@ -239,6 +234,13 @@ def _takedowns_touching(version_ids: set[int]) -> list[Any]:
     return list(TakedownRequest.objects.filter(touched).order_by("pk")) if version_ids else []
 
 
+def _removed_from(request: Any, lineage: set[int]) -> int:
+    """Documents a takedown's remediation removed in making versions of this lineage."""
+    return sum(v.get("diff", {}).get("removed", {}).get("total", 0)
+               for v in request.scope.get("remediation", {}).get("versions", [])
+               if v.get("to") in lineage)
+
+
 def ai_act_summary(checkpoint: ModelCheckpoint) -> AiActSummary:
     """The training-content summary of a model: every version in its ancestry (a fine-tuned or
     unlearned model keeps its ancestors' data), per source exact token sums."""
@@ -272,9 +274,7 @@ def ai_act_summary(checkpoint: ModelCheckpoint) -> AiActSummary:
     lineage: set[int] = set()
     for version in versions:
         lineage |= set(_lineage(version))
-    removed = sum(v.get("diff", {}).get("removed", {}).get("total", 0)
-                  for request in _takedowns_touching(lineage)
-                  for v in request.scope["remediation"]["versions"] if v.get("to") in lineage)
+    removed = sum(_removed_from(request, lineage) for request in _takedowns_touching(lineage))
     accepted = TakedownEvent.objects.filter(to_state=TakedownRequest.State.ACCEPTED).values(
         "request").distinct().count()
     base = str(setting("PUBLIC_URL")).rstrip("/")
