@@ -6,20 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fpdf import FPDF
-
-# The core PDF fonts cover Latin-1 only; anything else is shown as "?" rather than failing.
-_LATIN1 = "latin-1"
+from provenance.engine.pdf import TextDocument
+from provenance.engine.pdf import latin1 as _text
 
 
-def _text(value: Any) -> str:
-    return str(value).encode(_LATIN1, "replace").decode(_LATIN1)
-
-
-class _Doc(FPDF):
+class _Doc(TextDocument):
     def __init__(self, digest: str) -> None:
+        self.digest = digest  # read by footer(), which the first page already calls
         super().__init__()
-        self.digest = digest
 
     def footer(self) -> None:
         self.set_y(-12)
@@ -30,13 +24,7 @@ class _Doc(FPDF):
 
 def render_pdf(body: dict[str, Any], digest: str) -> bytes:
     pdf = _Doc(digest)
-    pdf.set_auto_page_break(auto=True, margin=15)
-    pdf.add_page()
-    width = pdf.w - pdf.l_margin - pdf.r_margin
-
-    def line(text: str, size: int = 10, bold: bool = False) -> None:
-        pdf.set_font("Helvetica", "B" if bold else "", size)
-        pdf.multi_cell(width, size * 0.5, _text(text))
+    line = pdf.paragraph
 
     line(f"Attribution report, run {body['run']}", 16, bold=True)
     line(f"Format {body['format']}, {body['generator']}, {body['created_at']}", 8)

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from fpdf import FPDF
+from provenance.engine.pdf import TextDocument
 
 # The template's size ranges for text, in tokens.
 TEXT_SIZE_RANGES = [(10**9, "less than 1 billion tokens"),
@@ -85,20 +85,9 @@ LABELS = {"public_dataset": "Publicly available datasets",
           "user_data": "User data", "synthetic": "Synthetic data", "other": "Other sources"}
 
 
-def _latin1(value: object) -> str:
-    return str(value).encode("latin-1", "replace").decode("latin-1")
-
-
 def summary_pdf(summary: AiActSummary) -> bytes:
-    pdf = FPDF()
-    pdf.set_auto_page_break(auto=True, margin=15)
-    pdf.add_page()
-    width = pdf.w - pdf.l_margin - pdf.r_margin
-
-    def line(text: str, size: int = 10, bold: bool = False) -> None:
-        pdf.set_font("Helvetica", "B" if bold else "", size)
-        pdf.multi_cell(width, size * 0.5, _latin1(text))
-        pdf.ln(1)
+    pdf = TextDocument(spacing=1)
+    line = pdf.paragraph
 
     line("Public summary of training content (EU AI Act, Art. 53(1)(d))", 15, bold=True)
     line(f"Provider: {summary.provider}. Model: {summary.model} (sha256 "
