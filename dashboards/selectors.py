@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, F, Q
+from django.db.models import CharField, Count, F, Q, Sum, Value
+from django.utils import timezone
 
 from dashboards.engine.ai_act import AiActSummary, SourceShare
 from dashboards.engine.cards.facts import (
@@ -378,3 +380,83 @@ def audit_context() -> dict[str, Any]:
                      .order_by("-pk")[:50]),
         "exports": ["ledger", "takedowns", "attribution-runs"],
     }
+
+
+# The staff dashboard ------------------------------------------------------------------------
+
+# Every kind of background job, what its reference column points at, and where it is shown.
+JOB_KINDS: tuple[tuple[str, str, str, str], ...] = (
+    # (label, "app.Model", reference field, page for the reference)
+    ("ingest", "provenance.IngestJob", "source_id", "/sources/{}/"),
+    ("curation", "provenance.CurationJob", "id", "/api/v1/curation-jobs/{}/"),
+    ("training", "provenance.TrainingRun", "id", "/runs/{}/"),
+    ("canary test", "provenance.CanaryTestRun", "checkpoint_id", "/checkpoints/{}/"),
+    ("generation", "attribution.ModelOutput", "id", "/outputs/{}/"),
+    ("span index", "attribution.SpanIndex", "checkpoint_id", "/checkpoints/{}/"),
+    ("gradient index", "attribution.GradientIndex", "id", "/api/v1/gradient-indexes/{}/"),
+    ("attribution", "attribution.AttributionRun", "id", "/attribution/{}/"),
+    ("remediation", "takedowns.UnlearningRun", "request_id", "/takedowns/{}/"),
+)
+FAILED_SHOWN_FOR = timedelta(days=7)
+
+
+def jobs_board(limit: int = 100) -> dict[str, Any]:
+    """The jobs that are queued or running, and those that failed in the last week, of every
+    kind, in one query (a UNION over the job tables), newest first."""
+    from django.apps import apps
+
+    since = timezone.now() - FAILED_SHOWN_FOR
+    parts = []
+    for label, model_name, ref, _ in JOB_KINDS:
+        model = apps.get_model(model_name)
+        parts.append(
+            model.objects.filter(Q(state__in=["queued", "running"])
+                                 | Q(state="failed", updated_at__gte=since))
+            .annotate(kind=Value(label, output_field=CharField()),
+                      ref=F(ref))
+            .values("kind", "id", "ref", "state", "stage", "position", "total", "unit",
+                    "error", "created_at", "updated_at")
+            .order_by())
+    pages = {label: page for label, _, _, page in JOB_KINDS}
+    rows = list(parts[0].union(*parts[1:], all=True).order_by("-created_at")[:limit])
+    for row in rows:
+        row["url"] = pages[row["kind"]].format(row["ref"])
+        row["percent"] = round(100.0 * row["position"] / row["total"], 1) \
+            if row["total"] else 0.0
+    active = [r for r in rows if r["state"] in ("queued", "running")]
+    return {"active": active, "failed": [r for r in rows if r["state"] == "failed"]}
+
+
+def staff_context() -> dict[str, Any]:
+    """Curators and admins: sources, live job progress, takedowns overdue or nearly due, and
+    the latest attribution runs. Every list is bounded; nothing counts documents."""
+    from attribution.models import AttributionRun
+    from takedowns.models import TakedownRequest
+
+    today = timezone.localdate()
+    sources = (DataSource.objects.select_related("owner")
+               .annotate(opt_outs=Count("opt_out_signals", distinct=True))
+               .order_by("name")[:200])
+    totals = DataSource.objects.aggregate(
+        sources=Count("id"), active=Count("id", filter=Q(status=DataSource.Status.ACTIVE)),
+        occurrences=Sum("document_count"), bytes=Sum("byte_count"))
+    done = ["rejected", "closed", "withdrawn", "duplicate", "restored", "decided"]
+    open_requests = TakedownRequest.objects.exclude(state__in=done)
+    soon = (today + timedelta(days=3)).isoformat()
+    due = list(open_requests.filter(Q(overdue_since__isnull=False)
+                                    | Q(deadlines__decide__lte=soon))
+               .only("id", "reference", "state", "legal_basis", "deadlines", "overdue_since",
+                     "received_at")
+               .order_by(F("overdue_since").asc(nulls_last=True), "received_at")[:50])
+    takedown_counts = open_requests.aggregate(
+        open=Count("id"), overdue=Count("id", filter=Q(overdue_since__isnull=False)))
+    runs = list(AttributionRun.objects.select_related("output__checkpoint")
+                .only("id", "state", "methods", "summary", "created_at", "finished_at",
+                      "output__id", "output__checkpoint__id", "output__checkpoint__name")
+                .order_by("-id")[:20])
+    for run in runs:
+        shares = run.summary.get("sources") or []
+        run.top_source = shares[0] if shares else None  # type: ignore[attr-defined]
+    return {"sources": list(sources), "totals": totals, "jobs": jobs_board(),
+            "due": due, "takedown_counts": takedown_counts, "today": today,
+            "attribution_runs": runs}

@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("health/", views.health, name="health"),
     path("transparency/", views.transparency, name="transparency"),
+    path("staff/", views.staff, name="staff"),
     path("audit/", views.audit, name="audit"),
     re_path(r"^audit/export/(?P<what>ledger|takedowns|attribution-runs)\.(?P<fmt>csv|json)$",
             views.audit_export, name="audit-export"),

@@ -163,6 +163,19 @@ def transparency(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboards/transparency.html", selectors.transparency())
 
 
+@login_required
+def staff(request: HttpRequest) -> HttpResponse:
+    """Curators and admins: sources, live job progress, due takedowns, attribution runs.
+    `?part=jobs` is the jobs section alone, which the page polls while jobs run."""
+    from provenance.permissions import STAFF, role_of
+
+    if role_of(request.user) not in STAFF:
+        raise PermissionDenied("for curators and admins")
+    if request.GET.get("part") == "jobs":
+        return render(request, "dashboards/_jobs.html", {"jobs": selectors.jobs_board()})
+    return render(request, "dashboards/staff.html", selectors.staff_context())
+
+
 def _auditor(request: HttpRequest) -> None:
     from provenance.permissions import STAFF, Role, role_of
 

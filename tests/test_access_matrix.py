@@ -138,6 +138,7 @@ class Page:
     login: str = "/accounts/login/"
 
 
+STAFF_PAGE = {"admin": 200, "curator": 200, "anonymous": 302}
 AUDIT_PAGE = {"admin": 200, "curator": 200, "auditor": 200, "anonymous": 302}
 HIDDEN = {"anonymous": 302}  # models are not public: sign in, then 404 unless your role reads them
 PAGES = [
@@ -166,6 +167,8 @@ PAGES = [
           "researcher": 404}),
     Page("a model's training-content summary", "/models/{ck}/ai-act/", EVERYONE),
     Page("the same as PDF", "/models/{ck}/ai-act.pdf", EVERYONE),
+    Page("operations (staff)", "/staff/", STAFF_PAGE, other=403),
+    Page("its live jobs section", "/staff/?part=jobs", STAFF_PAGE, other=403),
     Page("audit", "/audit/", AUDIT_PAGE, other=403),
     Page("an audit export", "/audit/export/{export}.{ext}", AUDIT_PAGE, other=403),
     Page("the admin site", "/admin/", {"admin": 200}, login="/admin/login/"),

@@ -62,6 +62,23 @@
     setTimeout(tick, 1500);
   }
 
+  // <section data-live-part="/staff/?part=jobs">: the server renders the section again; poll it
+  // every 2 s while its first element says jobs are active, every 15 s otherwise.
+  function part(el) {
+    async function tick() {
+      try {
+        const r = await fetch(el.dataset.livePart, {credentials: "same-origin"});
+        if (r.ok) el.innerHTML = await r.text();
+      } catch (e) { /* the next tick tries again */ }
+      const first = el.firstElementChild;
+      const active = first && Number(first.dataset.active || 0) > 0;
+      setTimeout(tick, active ? 2000 : 15000);
+    }
+    const first = el.firstElementChild;
+    setTimeout(tick, first && Number(first.dataset.active || 0) > 0 ? 2000 : 15000);
+  }
+
   document.querySelectorAll("[data-live]").forEach(job);
+  document.querySelectorAll("[data-live-part]").forEach(part);
   document.querySelectorAll("[data-live-takedown]").forEach(takedown);
 })();
