@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from config.embedded import start_in_background, stop_background  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "load.json"
 
 
@@ -185,27 +187,11 @@ def pct(values: list[float], q: float) -> float:
 
 
 def start_server(state: Path, port: int, web_workers: int) -> subprocess.Popen:
-    env = {**os.environ, "TRAILMARK_STATE_DIR": str(state), "HF_HUB_OFFLINE": "1",
-           "TRAILMARK_WEB_WORKERS": str(web_workers),
-           # every client of this benchmark is 127.0.0.1: lift the per-address limits
-           "TRAILMARK_THROTTLE_ANON": "1000000/min", "TRAILMARK_THROTTLE_AUTH": "100000/min",
-           "TRAILMARK_THROTTLE_USER": "1000000/min"}
-    log = (state / "server.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "config.embedded", "run", "--port",
-                               str(port)], cwd=ROOT, env=env, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 900  # first start: migrations and the demo's training
-    while time.monotonic() < deadline:
-        if (state / "demo_credentials.json").exists():
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/", timeout=5):
-                    return server
-            except OSError:
-                pass
-        if server.poll() is not None:
-            raise SystemExit(f"the server stopped; see {state / 'server.log'}")
-        time.sleep(1)
-    raise SystemExit("the server did not come up in 15 minutes")
+    return start_in_background(state, port, {
+        "TRAILMARK_WEB_WORKERS": str(web_workers),
+        # every client of this benchmark is 127.0.0.1: lift the per-address limits
+        "TRAILMARK_THROTTLE_ANON": "1000000/min", "TRAILMARK_THROTTLE_AUTH": "100000/min",
+        "TRAILMARK_THROTTLE_USER": "1000000/min"})
 
 
 def main() -> None:
@@ -237,8 +223,7 @@ def main() -> None:
         elapsed = time.monotonic() - started
     finally:
         if server is not None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(120)
+            stop_background(server)
     report(tally, args, elapsed, base)
 
 

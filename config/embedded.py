@@ -161,6 +161,52 @@ def cmd_exec(state: Path, command: list[str]) -> int:
         return subprocess.call(command, env=env, cwd=ROOT)
 
 
+# What a launcher's own environment must not pass on to a stack started beside it: the services
+# and settings of the caller (a test run inside `exec`, say).
+CALLER_ONLY = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "TRAILMARK_CACHE_URL",
+               "DJANGO_SETTINGS_MODULE")
+
+
+def start_in_background(state: Path, port: int, env: dict[str, str] | None = None,
+                        timeout: float = 900.0) -> subprocess.Popen[bytes]:
+    """Start `run` (its own embedded services, the demo workspace, a worker and the web server)
+    in `state`, in a new process group, and return once it answers /health/ with the demo's
+    credentials written. For benchmarks and browser tests; stop it with `stop_background`."""
+    import urllib.request
+
+    state.mkdir(parents=True, exist_ok=True)
+    child_env = {k: v for k, v in os.environ.items() if k not in CALLER_ONLY}
+    child_env.update({"TRAILMARK_STATE_DIR": str(state), "HF_HUB_OFFLINE": "1", **(env or {})})
+    log = (state / "server.log").open("wb")
+    server = subprocess.Popen([sys.executable, "-m", "config.embedded", "run", "--port",
+                               str(port)], cwd=ROOT, env=child_env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout  # first start: migrations and the demo's training
+    while time.monotonic() < deadline:
+        if (state / "demo_credentials.json").exists():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/", timeout=5):
+                    return server
+            except OSError:
+                pass
+        if server.poll() is not None:
+            raise RuntimeError(f"the server stopped; see {state / 'server.log'}")
+        time.sleep(1)
+    stop_background(server)
+    raise RuntimeError(f"the server did not come up in {timeout:.0f} s; see "
+                       f"{state / 'server.log'}")
+
+
+def stop_background(server: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m config.embedded")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -14,6 +14,7 @@ urlpatterns = [
     path("runs/", views.runs, name="runs"),
     path("runs/<int:run_id>/", views.run_detail, name="run"),
     path("checkpoints/<int:checkpoint_id>/", views.checkpoint_detail, name="checkpoint"),
+    path("models/<int:checkpoint_id>/", views.model_page, name="model"),
     path("models/<int:checkpoint_id>/ai-act/", views.ai_act_summary, name="ai-act-summary"),
     path("models/<int:checkpoint_id>/ai-act.pdf", views.ai_act_summary_pdf,
          name="ai-act-summary-pdf"),

@@ -151,11 +151,36 @@ def ai_act_summary_pdf(request: HttpRequest, checkpoint_id: int) -> HttpResponse
 
 
 def version_page(request: HttpRequest, slug: str, number: int) -> HttpResponse:
-    """Public: a published dataset version, its composition, lineage and cards."""
+    """Public: a published version, its composition, lineage and cards. Researchers and staff
+    publish its cards from here (one action, recorded in the ledger)."""
+    from provenance.permissions import STAFF, Role, role_of
+
     context = selectors.version_page(slug, number)
     if context is None:
         raise Http404("no such published version")
-    return render(request, "dashboards/version.html", context)
+    writer = role_of(request.user) in STAFF | {Role.RESEARCHER}
+    if request.method == "POST":
+        if not writer:
+            raise PermissionDenied("only researchers and staff publish cards")
+        from dashboards.services import version_card_publish
+        from provenance.services.errors import InvalidTransition
+
+        assert isinstance(request.user, User)  # a writer is signed in
+        try:
+            version_card_publish(version=context["version"], actor=request.user)
+        except InvalidTransition as exc:
+            context["form_error"] = str(exc)
+            return render(request, "dashboards/version.html", {**context, "writer": writer},
+                          status=409)
+        return redirect(request.path)
+    return render(request, "dashboards/version.html", {**context, "writer": writer})
+
+
+def model_page(request: HttpRequest, checkpoint_id: int) -> HttpResponse:
+    """Public: a model's card, the same facts as the Hugging Face README it downloads as."""
+    checkpoint = _checkpoint_or_404(checkpoint_id)
+    return render(request, "dashboards/model.html", {
+        "checkpoint": checkpoint, "facts": selectors.checkpoint_facts(checkpoint)})
 
 
 def transparency(request: HttpRequest) -> HttpResponse:

@@ -165,6 +165,7 @@ PAGES = [
     Page("a takedown's receipt", "/takedowns/{td}/receipt.json",
          {"admin": 200, "curator": 200, "auditor": 200, "holder_a": 200, "holder_b": 404,
           "researcher": 404}),
+    Page("a model card", "/models/{ck}/", EVERYONE),
     Page("a model's training-content summary", "/models/{ck}/ai-act/", EVERYONE),
     Page("the same as PDF", "/models/{ck}/ai-act.pdf", EVERYONE),
     Page("operations (staff)", "/staff/", STAFF_PAGE, other=403),

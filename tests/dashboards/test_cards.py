@@ -163,3 +163,14 @@ def test_a_model_card_shows_its_training_data_lineage_and_remediations(
     assert f"derived by graddiff for {request.reference} from {checkpoint.name}" in \
         derived.decode()
     assert client_as("anonymous").get("/api/v1/checkpoints/999999/card/").status_code == 404
+    # The same card as a public page, linked from the transparency page
+    page = client_as("anonymous").get(f"/models/{checkpoint.pk}/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert f"Model card: {checkpoint.name}" in html and checkpoint.sha256 in html
+    assert f'href="/datasets/{checkpoint.version.dataset.slug}/v{checkpoint.version.number}/"' \
+        in html and "<td>commercial</td>" in html
+    assert f"{request.reference} (voluntary): graddiff, succeeded, verdict pass" in html
+    assert f'href="/models/{checkpoint.pk}/"' in \
+        client_as("anonymous").get("/transparency/").content.decode()
+    assert client_as("anonymous").get("/models/999999/").status_code == 404

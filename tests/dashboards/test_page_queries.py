@@ -17,7 +17,7 @@ from tests.test_access_matrix import world  # noqa: F401
 pytestmark = pytest.mark.django_db
 PAGES = ["/", "/transparency/", "/datasets/{slug}/v{number}/", "/runs/", "/runs/{run}/",
          "/checkpoints/{ck}/", "/sources/{sa}/", "/outputs/{out}/", "/attribution/{arun}/",
-         "/takedowns/", "/takedowns/{td}/", "/models/{ck}/ai-act/", "/audit/",
+         "/takedowns/", "/takedowns/{td}/", "/models/{ck}/", "/models/{ck}/ai-act/", "/audit/",
          "/staff/", "/staff/?part=jobs"]
 
 

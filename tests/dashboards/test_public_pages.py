@@ -57,3 +57,30 @@ def test_the_transparency_page_counts_takedowns_and_shows_the_signed_checkpoint(
     assert "3 received, 1 accepted, 1 rejected; 1 decided, in a median of 0.0 days" in text
     assert "<td>Voluntary request</td><td>2</td><td>1</td><td>1</td>" in text
     assert "Latest signed checkpoint" in text and "— trailmark.invalid/ledger" in text
+
+
+def test_a_researcher_publishes_the_cards_from_the_versions_page(published, users):  # noqa: F811
+    from django.test import Client
+
+    from dashboards.models import VersionCard
+    from provenance.models import LedgerEntry
+
+    url = f"/datasets/{published.dataset.slug}/v{published.number}/"
+    anonymous, auditor, researcher = Client(), Client(), Client()
+    auditor.force_login(users["auditor"])
+    researcher.force_login(users["researcher"])
+    assert "Publish the cards" not in anonymous.get(url).content.decode()
+    assert "Publish the cards" not in auditor.get(url).content.decode()
+    assert auditor.post(url).status_code == 403
+    assert anonymous.post(url).status_code == 403
+    assert "Publish the cards" in researcher.get(url).content.decode()
+    assert researcher.post(url).status_code == 302
+    card = VersionCard.objects.get(version=published)
+    assert card.state == "published"
+    assert LedgerEntry.objects.filter(event="dataset_card.published").count() == 1
+    text = anonymous.get(url).content.decode()
+    assert f"sha256 {card.digests['croissant']}" in text and " download>" in text
+    again = researcher.post(url)  # already published: a clear refusal, nothing written
+    assert again.status_code == 409 and "cannot" in again.content.decode()
+    assert LedgerEntry.objects.filter(event="dataset_card.published").count() == 1
+
