@@ -4,14 +4,22 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+CHROMIUM ?= /usr/bin/chromium
+SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: run test install lint bench clean
 
 run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m config.embedded run
 
-test: $(STAMP).test
-	HF_HUB_OFFLINE=1 $(PY) -m config.embedded exec --throwaway -- $(PY) -m pytest $(PYTEST_ARGS)
+test: $(STAMP).test $(CHROMIUM)
+	HF_HUB_OFFLINE=1 TRAILMARK_CHROMIUM=$(CHROMIUM) $(PY) -m config.embedded exec --throwaway -- $(PY) -m pytest $(PYTEST_ARGS)
+
+# The browser tests drive Debian's Chromium; installed here when missing (root or sudo).
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests"
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
 lint: $(STAMP).test
 	$(VENV)/bin/ruff check .
