@@ -46,3 +46,18 @@ class VersionCard(models.Model):
 
     def __str__(self) -> str:
         return f"card of {self.version}"
+
+
+class VersionComposition(models.Model):
+    """Figures of a published version counted once over its members, when it is published, so
+    no page counts documents per request (the version row itself is immutable)."""
+
+    version = models.OneToOneField(DatasetVersion, on_delete=models.PROTECT,
+                                   related_name="composition")
+    by_source = models.JSONField(default=dict)   # {source id: {"documents": n, "tokens": n}}
+    by_language = models.JSONField(default=dict)  # {primary language subtag | "": documents}
+    exclusions_by_source = models.JSONField(default=dict)  # {source id: documents left out}
+    computed_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"composition of {self.version}"

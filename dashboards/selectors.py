@@ -3,10 +3,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import CharField, Count, F, Q, Sum, Value
 from django.utils import timezone
 
+from dashboards.composition import version_composition
 from dashboards.engine.ai_act import AiActSummary, SourceShare
 from dashboards.engine.cards.facts import (
     CardWords,
@@ -19,6 +21,7 @@ from dashboards.engine.cards.facts import (
 from dashboards.engine.cards.model import ModelFacts
 from provenance import selectors as prov
 from provenance.conf import setting
+from provenance.engine.text import language_name
 from provenance.engine.watermark import detect
 from provenance.models import DatasetVersion, DataSource, ModelCheckpoint
 from provenance.services.watermarks import watermark_codebook
@@ -192,6 +195,7 @@ def version_facts(version: DatasetVersion, words: dict[str, str] | None = None) 
         exclusions=dict(version.exclusions_by_reason),
         parent=str(version.parent) if version.parent else "", diff=diff,
         takedowns=tuple(takedowns), checkpoints=checkpoints,
+        languages={tag: n for tag, n in version_composition(version).by_language.items() if tag},
         words=CardWords(**{k: v for k, v in (words or {}).items() if k in known}))
 
 
@@ -243,13 +247,43 @@ def _removed_from(request: Any, lineage: set[int]) -> int:
                if v.get("to") in lineage)
 
 
+_ANCESTRY = """
+SELECT x.source_id, count(*), coalesce(sum(d.token_estimate), 0)
+FROM (SELECT DISTINCT document_id, source_id FROM provenance_versionmember
+      WHERE version_id = ANY(%s)) x
+JOIN provenance_document d ON d.id = x.document_id GROUP BY 1
+"""
+
+
+def _ancestry_by_source(versions: list[DatasetVersion]) -> tuple[dict[int, tuple[int, int]],
+                                                                  set[int]]:
+    """Per source (documents, tokens) over the union of the versions' members, and every source
+    a recipe looked at: those it kept and those it left out (an opt-out removes all of a
+    source's documents, so it has no members). One version: its stored composition. Several (a
+    fine-tuned or unlearned model): their union, each document once, counted once per ancestry
+    and cached (published versions never change)."""
+    compositions = [version_composition(v) for v in versions]
+    considered = {int(k) for c in compositions
+                  for k in (*c.by_source, *c.exclusions_by_source)}
+    if len(compositions) == 1:
+        return ({int(k): (v["documents"], v["tokens"])
+                 for k, v in compositions[0].by_source.items()}, considered)
+    key = "trailmark:ancestry-by-source:" + ",".join(str(v.pk) for v in
+                                                      sorted(versions, key=lambda v: v.pk))
+    found = cache.get(key)
+    if found is None:
+        with connection.cursor() as cursor:
+            cursor.execute(_ANCESTRY, [[v.pk for v in versions]])
+            found = {source: (documents, int(tokens))
+                     for source, documents, tokens in cursor.fetchall()}
+        cache.set(key, found, timeout=None)
+    return found, considered
+
+
 def ai_act_summary(checkpoint: ModelCheckpoint) -> AiActSummary:
     """The training-content summary of a model: every version in its ancestry (a fine-tuned or
     unlearned model keeps its ancestors' data), per source exact token sums."""
-    from django.db.models import Sum
-    from django.utils import timezone
-
-    from provenance.models import OptOutSignal, VersionExclusion, VersionMember
+    from provenance.models import OptOutSignal
     from takedowns.models import TakedownEvent, TakedownRequest
 
     versions: list[DatasetVersion] = []
@@ -258,21 +292,13 @@ def ai_act_summary(checkpoint: ModelCheckpoint) -> AiActSummary:
         if current.version not in versions:
             versions.append(current.version)
         current = current.parent
-    ids = [v.pk for v in versions]
-    rows = (VersionMember.objects.filter(version_id__in=ids).values("source")
-            .annotate(documents=Count("document", distinct=True),
-                      tokens=Sum("document__token_estimate")))
-    by_source = {r["source"]: r for r in rows}
+    by_source, considered = _ancestry_by_source(versions)
     sources = tuple(
         SourceShare(name=s.name, owner=s.owner.name, acquisition=s.acquisition, uri=s.uri,
-                    license=s.license_expression, documents=by_source[s.pk]["documents"],
-                    tokens=by_source[s.pk]["tokens"] or 0)
+                    license=s.license_expression, documents=by_source[s.pk][0],
+                    tokens=by_source[s.pk][1])
         for s in DataSource.objects.filter(pk__in=by_source).select_related("owner")
         .order_by("name"))
-    # Every source a recipe looked at: those it kept and those it left out (an opt-out removes
-    # all of a source's documents, so it has no members).
-    considered = set(by_source) | set(VersionExclusion.objects.filter(
-        version_id__in=ids).values_list("source", flat=True).distinct())
     lineage: set[int] = set()
     for version in versions:
         lineage |= set(_lineage(version))
@@ -318,8 +344,11 @@ def version_page(slug: str, number: int) -> dict[str, Any] | None:
                  .values_list("pk", "name"))
     card = VersionCard.objects.filter(version=version).first()
     takedowns = _takedowns_touching(set(_lineage(version)))
+    languages = version_composition(version).by_language
     return {
         "version": version,
+        "by_language": bars(languages, {tag: language_name(tag) if tag else "not declared"
+                                        for tag in languages}),
         "by_source": bars({int(k): n for k, n in version.counts_by_source.items()}, names),
         "by_license_class": bars(version.counts_by_license_class),
         "exclusions": bars(version.exclusions_by_reason),

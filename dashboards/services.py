@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from dashboards.composition import version_composition
 from dashboards.engine.cards.croissant import croissant
 from dashboards.engine.cards.facts import CardWords
 from dashboards.engine.cards.hf import dataset_card
@@ -58,6 +59,7 @@ def version_card_render(*, version_id: int) -> VersionCard | None:
                                             state=DatasetVersion.State.PUBLISHED).first()
     if version is None:
         return None
+    version_composition(version)  # counted once, here, for the pages and the cards
     card, _ = VersionCard.objects.select_for_update().get_or_create(version=version)
     if card.state == VersionCard.State.DRAFT:
         _render(card)

@@ -152,15 +152,15 @@ def write_files(source: DemoSource, folder: Path) -> Path:
         with path.open("w", encoding="utf-8") as out:
             for i, text in enumerate(source.texts):
                 out.write(json.dumps({"id": f"{source.key}-{i}", "text": text,
-                                      "url": f"{source.uri}/{i}"}) + "\n")
+                                      "url": f"{source.uri}/{i}", "language": "en"}) + "\n")
         return path
     if source.fmt == "csv":
         path = folder / f"{source.key}.csv"
         with path.open("w", encoding="utf-8", newline="") as out:
             writer = csv.writer(out)
-            writer.writerow(["id", "title", "text"])
+            writer.writerow(["id", "title", "text", "lang"])
             for i, text in enumerate(source.texts):
-                writer.writerow([f"{source.key}-{i}", text.split(".")[0], text])
+                writer.writerow([f"{source.key}-{i}", text.split(".")[0], text, "en-GB"])
         return path
     if source.fmt == "folder":
         path = folder / source.key

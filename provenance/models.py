@@ -166,6 +166,9 @@ class Document(models.Model):
     text = models.TextField()  # emptied when purged after a takedown; the hash stays
     byte_count = models.PositiveIntegerField()
     token_estimate = models.PositiveIntegerField()
+    # BCP 47, as the record that first brought the text declared it ("language" or "lang"); ""
+    # when unknown.
+    language = models.CharField(max_length=35, blank=True, default="")
     minhash = models.BinaryField()  # 128 x uint32 little-endian (datasketch affine32)
     embedding = VectorField(dimensions=EMBEDDING_DIM, null=True, blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)

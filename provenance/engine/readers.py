@@ -18,7 +18,7 @@ from typing import IO
 
 FORMATS = ("jsonl", "csv", "folder", "parquet")
 FOLDER_SUFFIXES = {".txt", ".md", ".markdown"}
-META_FIELDS = ("id", "url")
+META_FIELDS = ("id", "url", "language", "lang")
 
 
 class IngestFileError(ValueError):

@@ -9,6 +9,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import langcodes
 import numpy as np
 from datasketch import LeanMinHash, MinHash
 
@@ -26,6 +27,26 @@ def normalise(text: str) -> str:
     """Unicode NFC with every run of whitespace folded to one space, trimmed. NUL characters are
     dropped: they carry no text and PostgreSQL cannot store them."""
     return _WS.sub(" ", unicodedata.normalize("NFC", text.replace("\x00", ""))).strip()
+
+
+def language_tag(value: str) -> str:
+    """A record's declared language as a standard BCP 47 tag ("eng" and "EN_us" become "en" and
+    "en-US"), or "" when it is not one: the language stays unknown rather than wrong."""
+    value = value.strip()
+    if not value or len(value) > 35:
+        return ""
+    try:
+        return str(langcodes.standardize_tag(value.replace("_", "-")))
+    except (ValueError, LookupError):
+        return ""
+
+
+def language_name(tag: str) -> str:
+    """English name of a tag's language ("fr" -> "French"); the tag itself if it has none."""
+    try:
+        return str(langcodes.Language.get(tag).display_name())
+    except (ValueError, LookupError):
+        return tag
 
 
 def content_hash(normalised: str) -> str:

@@ -22,7 +22,7 @@ from django.utils import timezone
 from provenance.conf import setting
 from provenance.engine.prefetch import Prefetch
 from provenance.engine.readers import IngestFileError, Reader, Row, detect_format, open_reader
-from provenance.engine.text import Prepared, minhash_signatures, prepare
+from provenance.engine.text import Prepared, language_tag, minhash_signatures, prepare
 from provenance.models import DataSource, IngestJob, User
 from provenance.services.embeddings import documents_embed_later
 from provenance.services.errors import InvalidTransition
@@ -34,15 +34,17 @@ ProgressCallback = Callable[[IngestJob], None]
 _STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS trailmark_ingest_stage (
     sha256 char(64), text text, byte_count integer, token_estimate integer, minhash bytea,
-    external_id varchar(500), url varchar(2000), file varchar(500), line bigint
+    external_id varchar(500), url varchar(2000), file varchar(500), line bigint,
+    language varchar(35)
 ) ON COMMIT DELETE ROWS
 """
-_STAGE_COLUMNS = "sha256, text, byte_count, token_estimate, minhash, external_id, url, file, line"
+_STAGE_COLUMNS = ("sha256, text, byte_count, token_estimate, minhash, external_id, url, file, "
+                  "line, language")
 
 _INSERT_DOCUMENTS = """
-INSERT INTO provenance_document (sha256, text, byte_count, token_estimate, minhash,
+INSERT INTO provenance_document (sha256, text, byte_count, token_estimate, minhash, language,
                                  removal_reason, text_purged, created_at)
-SELECT sha256, text, byte_count, token_estimate, minhash, '', false, now()
+SELECT sha256, text, byte_count, token_estimate, minhash, language, '', false, now()
 FROM trailmark_ingest_stage
 ON CONFLICT (sha256) DO NOTHING
 """
@@ -237,7 +239,9 @@ def _write_batch(job: IngestJob, batch: _Batch) -> None:
                     for doc, row, sig in batch.docs:
                         cp.write_row((doc.sha256, doc.text, doc.byte_count, doc.token_estimate,
                                       sig, row.meta.get("id", "")[:500],
-                                      row.meta.get("url", "")[:2000], row.file[:500], row.line))
+                                      row.meta.get("url", "")[:2000], row.file[:500], row.line,
+                                      language_tag(row.meta.get("language")
+                                                   or row.meta.get("lang") or "")))
                 cursor.execute(_INSERT_DOCUMENTS)
                 added = cursor.rowcount
                 cursor.execute(_INSERT_OCCURRENCES, {"source": job.source_id, "job": job.pk})

@@ -53,3 +53,23 @@ def test_anyone_reads_a_models_training_content_summary(model, client):
     assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"
     assert pdf.content.startswith(b"%PDF") and len(pdf.content) > 1500
     assert client.get("/models/999999/ai-act/").status_code == 404
+
+
+def test_a_derived_models_summary_counts_each_document_of_its_ancestry_once(model, client):
+    from dashboards.selectors import ai_act_summary
+    from provenance.models import ModelCheckpoint
+    from provenance.services.datasets import version_derive
+
+    version = model.version
+    removed = set(version.members.order_by("document_id").values_list("document_id",
+                                                                       flat=True)[:4])
+    derived = version_derive(parent=version, detail="a takedown", actor=None, remove=removed)
+    child = ModelCheckpoint.objects.create(name="unlearned", kind="unlearned", version=derived,
+                                           parent=model, path="/nonexistent", sha256="f" * 64)
+    parent_summary, child_summary = ai_act_summary(model), ai_act_summary(child)
+    assert child_summary.versions == (str(derived), str(version))
+    # The derived version is a subset: the union is the parent's data, each document once.
+    assert [(s.name, s.documents, s.tokens) for s in child_summary.sources] == \
+        [(s.name, s.documents, s.tokens) for s in parent_summary.sources]
+    assert sum(s.documents for s in child_summary.sources) == 18
+    assert "18 documents" in client.get(f"/models/{child.pk}/ai-act/").content.decode()

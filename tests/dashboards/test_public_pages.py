@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from dashboards.services import version_card_render
 from tests.dashboards.test_cards import published  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
@@ -34,6 +35,7 @@ def test_the_page_cost_does_not_grow_with_the_data(
         django_assert_max_num_queries):
     ingest_texts(make_source(name="more"), [f"another text {i}" for i in range(40)])
     bigger = publish_version("bigger")
+    version_card_render(version_id=bigger.pk)  # what the worker does on publication
     with django_assert_max_num_queries(8):
         assert client.get(f"/datasets/{bigger.dataset.slug}/v1/").status_code == 200
 
@@ -84,3 +86,27 @@ def test_a_researcher_publishes_the_cards_from_the_versions_page(published, user
     assert again.status_code == 409 and "cannot" in again.content.decode()
     assert LedgerEntry.objects.filter(event="dataset_card.published").count() == 1
 
+
+
+def test_the_version_page_charts_languages_counted_once_at_publication(
+        make_source, write_jsonl, publish_version, client, django_assert_max_num_queries):
+    from dashboards.models import VersionComposition
+    from provenance.services.ingest import ingest_path
+
+    source = make_source(name="multilingual")
+    rows = ([{"text": f"texte numéro {i}", "language": "fr"} for i in range(3)]
+            + [{"text": f"text number {i}", "language": "en-US"} for i in range(2)]
+            + [{"text": "undeclared text"}])
+    ingest_path(source=source, path=write_jsonl(rows), actor=None)
+    version = publish_version("languages")
+    url = f"/datasets/{version.dataset.slug}/v1/"
+    client.get(url)  # the first reader counts, if the card task has not yet
+    composition = VersionComposition.objects.get(version=version)
+    assert composition.by_language == {"fr": 3, "en": 2, "": 1}
+    assert composition.by_source == {str(source.pk): {"documents": 6,
+                                                      "tokens": version.token_estimate}}
+    with django_assert_max_num_queries(8):
+        text = client.get(url).content.decode()
+    chart = text.split('id="by-language-title"')[1].split("</figure>")[0]
+    assert "<td>French</td><td>3</td><td>50.0%</td>" in chart
+    assert "<td>English</td><td>2</td>" in chart and "<td>not declared</td><td>1</td>" in chart

@@ -5,6 +5,8 @@ import pytest
 from provenance.engine.merkle import leaf_hash, manifest_root, node_hash, root_from_leaf_hashes
 from provenance.engine.text import (
     content_hash,
+    language_name,
+    language_tag,
     minhash_from_bytes,
     minhash_signatures,
     normalise,
@@ -65,3 +67,15 @@ def test_manifest_root_ignores_order_and_repeats():
 
 def test_nul_characters_are_dropped_when_normalising():
     assert normalise("a\x00b \x00 c") == "ab c"
+
+
+@pytest.mark.parametrize("declared, tag", [
+    ("en", "en"), ("eng", "en"), ("EN_us", "en-US"), ("fr-FR", "fr-FR"), (" de ", "de"),
+    ("english", ""), ("", ""), ("x", ""), ("zz-1", ""), ("a" * 40, "")])
+def test_declared_languages_become_standard_tags_or_unknown(declared, tag):
+    assert language_tag(declared) == tag
+
+
+def test_languages_have_english_names():
+    assert language_name("fr") == "French" and language_name("pt-BR") == "Portuguese (Brazil)"
+    assert language_name("not a tag") == "not a tag"

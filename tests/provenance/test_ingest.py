@@ -137,3 +137,20 @@ def test_text_postgres_cannot_store_is_handled_row_by_row(make_source, write_jso
     assert job.errors[0]["line"] == 2 and "surrogate" in job.errors[0]["reason"]
     assert Document.objects.filter(text="nul inside").exists()
     assert Occurrence.objects.filter(external_id="xy").exists()
+
+
+def test_a_records_declared_language_is_kept_as_a_standard_tag(make_source, write_jsonl, tmp_path):
+    source = make_source()
+    path = write_jsonl([{"text": "bonjour tout le monde", "language": "fra"},
+                        {"text": "good morning everyone", "lang": "EN_gb"},
+                        {"text": "no language here"},
+                        {"text": "a language that is not one", "language": "klingon!"}])
+    ingest_path(source=source, path=path, actor=None)
+    assert dict(Document.objects.values_list("text", "language")) == {
+        "bonjour tout le monde": "fr", "good morning everyone": "en-GB",
+        "no language here": "", "a language that is not one": ""}
+    table = tmp_path / "rows.csv"
+    with table.open("w", newline="") as out:
+        csv.writer(out).writerows([["text", "lang"], ["guten Tag zusammen", "de"]])
+    ingest_path(source=source, path=table, actor=None)
+    assert Document.objects.get(text="guten Tag zusammen").language == "de"
