@@ -170,9 +170,9 @@ def build(documents: int, timings: dict[str, float]) -> dict[str, object]:
                         bar.update(job.rows_read - done[0])
                         done[0] = job.rows_read
 
-                    job = ingest_path(source=source, path=path, actor=admin,
-                                      on_progress=progress)
-                    assert job.state == "succeeded", job.error
+                    ingest = ingest_path(source=source, path=path, actor=admin,
+                                         on_progress=progress)
+                    assert ingest.state == "succeeded", ingest.error
                 bar.close()
     version = DatasetVersion.objects.filter(dataset__slug=DATASET, number=1).first()
     if version is None:
