@@ -255,6 +255,10 @@ JOIN provenance_document d ON d.id = x.document_id GROUP BY 1
 """
 
 
+def ancestry_cache_key(version_ids: list[int]) -> str:
+    return "ancestry-by-source:" + ",".join(str(pk) for pk in sorted(version_ids))
+
+
 def _ancestry_by_source(versions: list[DatasetVersion]) -> tuple[dict[int, tuple[int, int]],
                                                                   set[int]]:
     """Per source (documents, tokens) over the union of the versions' members, and every source
@@ -268,8 +272,7 @@ def _ancestry_by_source(versions: list[DatasetVersion]) -> tuple[dict[int, tuple
     if len(compositions) == 1:
         return ({int(k): (v["documents"], v["tokens"])
                  for k, v in compositions[0].by_source.items()}, considered)
-    key = "trailmark:ancestry-by-source:" + ",".join(str(v.pk) for v in
-                                                      sorted(versions, key=lambda v: v.pk))
+    key = ancestry_cache_key([v.pk for v in versions])
     found = cache.get(key)
     if found is None:
         with connection.cursor() as cursor:
