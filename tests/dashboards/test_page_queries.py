@@ -18,7 +18,8 @@ pytestmark = pytest.mark.django_db
 PAGES = ["/", "/transparency/", "/datasets/{slug}/v{number}/", "/runs/", "/runs/{run}/",
          "/checkpoints/{ck}/", "/sources/{sa}/", "/outputs/{out}/", "/attribution/{arun}/",
          "/takedowns/", "/takedowns/{td}/", "/models/{ck}/", "/models/{ck}/ai-act/", "/audit/",
-         "/staff/", "/staff/?part=jobs"]
+         "/staff/", "/staff/?part=jobs", "/watermarks/", "/takedowns/new/",
+         "/models/{ck}/ai-act.pdf"]
 
 
 def _queries(client: Client, path: str) -> int:
