@@ -33,7 +33,7 @@ ProgressCallback = Callable[[IngestJob], None]
 
 _STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS trailmark_ingest_stage (
-    sha256 char(64), text text, byte_count integer, token_estimate integer, minhash bytea,
+    sha256 varchar(64), text text, byte_count integer, token_estimate integer, minhash bytea,
     external_id varchar(500), url varchar(2000), file varchar(500), line bigint,
     language varchar(35)
 ) ON COMMIT DELETE ROWS

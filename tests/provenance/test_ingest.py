@@ -154,3 +154,26 @@ def test_a_records_declared_language_is_kept_as_a_standard_tag(make_source, writ
         csv.writer(out).writerows([["text", "lang"], ["guten Tag zusammen", "de"]])
     ingest_path(source=source, path=table, actor=None)
     assert Document.objects.get(text="guten Tag zusammen").language == "de"
+
+
+def test_each_batch_finds_known_documents_through_the_hash_index(make_source, ingest_texts):
+    """The staging table's sha256 once was char(64): PostgreSQL then cast every document's hash
+    to compare them and scanned the whole table per batch (861 docs/s at 10^6 documents, 5,449
+    with the index)."""
+    from django.db import connection
+
+    from provenance.services.ingest import _COUNT_BLOCKED, _INSERT_OCCURRENCES
+
+    ingest_texts(make_source(), ["a text to stage"])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid"
+                       " = %s::regclass AND attname = 'sha256'", ["trailmark_ingest_stage"])
+        staged = cursor.fetchone()[0]
+        cursor.execute("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid"
+                       " = 'provenance_document'::regclass AND attname = 'sha256'")
+        assert staged == cursor.fetchone()[0]
+        cursor.execute("SET LOCAL enable_seqscan = off")  # the tables here are tiny
+        for sql in (_INSERT_OCCURRENCES, _COUNT_BLOCKED):
+            cursor.execute("EXPLAIN " + sql, {"source": 1, "job": 1})
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            assert "Seq Scan on provenance_document" not in plan, plan
