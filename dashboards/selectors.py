@@ -364,34 +364,42 @@ def version_page(slug: str, number: int) -> dict[str, Any] | None:
     }
 
 
+_TAKEDOWNS_BY_BASIS = """
+SELECT r.legal_basis, count(*),
+       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM takedowns_takedownevent e
+                                      WHERE e.request_id = r.id AND e.to_state = 'accepted')),
+       count(*) FILTER (WHERE r.state = 'rejected')
+FROM takedowns_takedownrequest r GROUP BY 1 ORDER BY 1
+"""
+# Days from receipt to the first decision (decided or rejected), over the requests decided.
+_DECISION_DAYS = """
+SELECT count(*), percentile_cont(0.5) WITHIN GROUP (
+           ORDER BY extract(epoch FROM d.at - r.received_at) / 86400)
+FROM takedowns_takedownrequest r
+JOIN (SELECT request_id, min(at) AS at FROM takedowns_takedownevent
+      WHERE to_state IN ('decided', 'rejected') GROUP BY request_id) d ON d.request_id = r.id
+"""
+
+
 def transparency() -> dict[str, Any]:
-    """The public transparency page: takedown statistics and the ledger's latest checkpoint."""
-    from statistics import median
-
+    """The public transparency page: takedown statistics (counted by the database, two queries
+    whatever the number of requests) and the ledger's latest checkpoint."""
     from provenance.models import LedgerCheckpoint
-    from takedowns.models import TakedownEvent, TakedownRequest
+    from takedowns.models import TakedownRequest
 
-    State = TakedownRequest.State
-    requests = list(TakedownRequest.objects.values("pk", "legal_basis", "state", "received_at"))
-    accepted = set(TakedownEvent.objects.filter(to_state=State.ACCEPTED)
-                   .values_list("request_id", flat=True))
-    decided_at = dict(TakedownEvent.objects.filter(to_state__in=[State.DECIDED, State.REJECTED])
-                      .order_by("request_id", "at").values_list("request_id", "at"))
-    by_basis: dict[str, dict[str, int]] = {}
-    days = []
-    for r in requests:
-        row = by_basis.setdefault(r["legal_basis"], {"received": 0, "accepted": 0,
-                                                     "rejected": 0})
-        row["received"] += 1
-        row["accepted"] += r["pk"] in accepted
-        row["rejected"] += r["state"] == State.REJECTED
-        if r["pk"] in decided_at:
-            days.append((decided_at[r["pk"]] - r["received_at"]).total_seconds() / 86400)
+    with connection.cursor() as cursor:
+        cursor.execute(_TAKEDOWNS_BY_BASIS)
+        by_basis = {basis: {"received": received, "accepted": accepted, "rejected": rejected}
+                    for basis, received, accepted, rejected in cursor.fetchall()}
+        cursor.execute(_DECISION_DAYS)
+        decided, median_days = cursor.fetchone()
     labels = dict(TakedownRequest.Basis.choices)
     return {
-        "received": len(requests), "accepted": len(accepted),
-        "rejected": sum(r["state"] == State.REJECTED for r in requests),
-        "decided": len(days), "median_days": round(median(days), 1) if days else None,
+        "received": sum(v["received"] for v in by_basis.values()),
+        "accepted": sum(v["accepted"] for v in by_basis.values()),
+        "rejected": sum(v["rejected"] for v in by_basis.values()),
+        "decided": decided,
+        "median_days": round(median_days, 1) if median_days is not None else None,
         "by_basis": [{"basis": labels.get(k, k), **v} for k, v in sorted(by_basis.items())],
         "basis_bars": bars({k: v["received"] for k, v in by_basis.items()}, labels),
         "checkpoint": LedgerCheckpoint.objects.order_by("-size").first(),

@@ -42,22 +42,36 @@ def test_the_page_cost_does_not_grow_with_the_data(
 
 def test_the_transparency_page_counts_takedowns_and_shows_the_signed_checkpoint(
         users, client, django_assert_max_num_queries):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from takedowns.models import TakedownEvent, TakedownRequest
     from takedowns.services.requests import takedown_decide, takedown_file
     from tests.takedowns.test_takedown_permissions import NOTICE
 
     first = takedown_file(actor=users["holder_a"], data=NOTICE)
     second = takedown_file(actor=users["holder_b"], data=NOTICE)
-    takedown_file(actor=users["holder_b"], data={**NOTICE, "legal_basis": "dmca_512"})
+    third = takedown_file(actor=users["holder_b"], data={**NOTICE, "legal_basis": "dmca_512"})
     takedown_decide(request=first, actor=users["curator"], to="accepted")
     takedown_decide(request=second, actor=users["curator"], to="rejected",
                     reasons="Not our data.")
+    takedown_decide(request=third, actor=users["curator"], to="rejected", reasons="Not ours.")
+    # Received 2 and 5 days before their decisions: a median of 3.5 days. A second decision of
+    # the same request (after an appeal, say) does not move its time to the first one.
+    now = timezone.now()
+    TakedownRequest.objects.filter(pk=second.pk).update(received_at=now - timedelta(days=2))
+    TakedownRequest.objects.filter(pk=third.pk).update(received_at=now - timedelta(days=5))
+    TakedownEvent.objects.create(request=third, from_state="rejected", to_state="decided",
+                                 at=now + timedelta(days=30))
     assert client.get("/api/v1/log/checkpoint/").status_code == 200  # signs one
     with django_assert_max_num_queries(8):
         page = client.get("/transparency/")
     text = page.content.decode()
     assert page.status_code == 200
-    assert "3 received, 1 accepted, 1 rejected; 1 decided, in a median of 0.0 days" in text
+    assert "3 received, 1 accepted, 2 rejected; 2 decided, in a median of 3.5 days" in text
     assert "<td>Voluntary request</td><td>2</td><td>1</td><td>1</td>" in text
+    assert "<td>DMCA §512 notice</td><td>1</td><td>0</td><td>1</td>" in text
     assert "Latest signed checkpoint" in text and "— trailmark.invalid/ledger" in text
 
 
