@@ -47,8 +47,7 @@ def open_takedowns(user: Any) -> list[Any]:
 
     if role_of(user) not in STAFF:
         return []
-    done = ["rejected", "closed", "withdrawn", "duplicate", "restored"]
-    rows = (TakedownRequest.objects.exclude(state__in=done)
+    rows = (TakedownRequest.objects.exclude(state__in=TakedownRequest.FINAL_STATES)
             .only("id", "reference", "state", "legal_basis", "deadlines", "overdue_since")
             .order_by(F("overdue_since").asc(nulls_last=True), "received_at")[:50])
     return list(rows)
@@ -472,6 +471,7 @@ def staff_context() -> dict[str, Any]:
     the latest attribution runs. Every list is bounded; nothing counts documents."""
     from attribution.models import AttributionRun
     from takedowns.models import TakedownRequest
+    from takedowns.services.deadlines import RUNNING
 
     today = timezone.localdate()
     sources = (DataSource.objects.select_related("owner")
@@ -480,11 +480,13 @@ def staff_context() -> dict[str, Any]:
     totals = DataSource.objects.aggregate(
         sources=Count("id"), active=Count("id", filter=Q(status=DataSource.Status.ACTIVE)),
         occurrences=Sum("document_count"), bytes=Sum("byte_count"))
-    done = ["rejected", "closed", "withdrawn", "duplicate", "restored", "decided"]
-    open_requests = TakedownRequest.objects.exclude(state__in=done)
+    open_requests = TakedownRequest.objects.exclude(state__in=TakedownRequest.FINAL_STATES)
     soon = (today + timedelta(days=3)).isoformat()
+    # Overdue as the deadline checker flags it, or a decision deadline that still runs and
+    # falls within 3 days.
     due = list(open_requests.filter(Q(overdue_since__isnull=False)
-                                    | Q(deadlines__decide__lte=soon))
+                                    | Q(state__in=RUNNING["decide"],
+                                        deadlines__decide__lte=soon))
                .only("id", "reference", "state", "legal_basis", "deadlines", "overdue_since",
                      "received_at")
                .order_by(F("overdue_since").asc(nulls_last=True), "received_at")[:50])

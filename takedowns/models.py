@@ -48,6 +48,10 @@ class TakedownRequest(models.Model):
         DATA_SUBJECT = "data_subject"
         REPRESENTATIVE = "representative"
 
+    # Where a request ends: no state follows, no deadline runs.
+    FINAL_STATES = frozenset({State.REJECTED, State.CLOSED, State.RESTORED, State.WITHDRAWN,
+                              State.DUPLICATE})
+
     reference = models.CharField(max_length=20, unique=True, editable=False)
     filed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                  on_delete=models.SET_NULL, related_name="takedowns_filed")

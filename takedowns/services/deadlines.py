@@ -38,8 +38,7 @@ def takedown_deadlines_check(today: date | None = None) -> list[str]:
     today = today or timezone.localdate()
     newly = []
     for request in TakedownRequest.objects.select_for_update().exclude(
-            state__in=[State.REJECTED, State.CLOSED, State.RESTORED, State.WITHDRAWN,
-                       State.DUPLICATE]):
+            state__in=TakedownRequest.FINAL_STATES):
         missed = missed_deadline(request, today)
         if missed == request.overdue_since:
             continue

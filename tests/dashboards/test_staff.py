@@ -71,11 +71,15 @@ def test_takedowns_overdue_or_nearly_due_are_listed_overdue_first(curator, users
         deadlines={"decide": (today + timedelta(days=1)).isoformat()})
     TakedownRequest.objects.filter(pk=later.pk).update(
         deadlines={"decide": (today + timedelta(days=20)).isoformat()})
+    # Decided: its decision deadline no longer runs, though its date has passed.
+    decided = takedown_file(actor=users["holder_a"], data=NOTICE)
+    TakedownRequest.objects.filter(pk=decided.pk).update(
+        state="decided", deadlines={"decide": (today - timedelta(days=1)).isoformat()})
     page = curator.get("/staff/").content.decode()
     due = page.split('id="due-heading"')[1].split("</table>")[0]
     assert due.index(overdue.reference) < due.index(soon.reference)
-    assert later.reference not in due
-    assert "3 open takedown requests, 1 overdue" in page
+    assert later.reference not in due and decided.reference not in due
+    assert "4 open takedown requests, 1 overdue" in page
 
 
 def test_attribution_runs_show_their_top_source_and_sources_their_opt_outs(
