@@ -41,7 +41,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from load import Tally, User, pct  # noqa: E402  (bench/load.py: the same timed client)
+from load import UNTHROTTLED, Tally, User, pct  # noqa: E402  (bench/load.py: the same timed client)
 
 from config.embedded import services  # noqa: E402
 
@@ -238,9 +238,7 @@ def pages(world: dict[str, object]) -> tuple[list[tuple[str, str]], list[tuple[s
 
 
 def serve(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = {**env, "DJANGO_SETTINGS_MODULE": "config.settings.local",
-           "TRAILMARK_THROTTLE_ANON": "1000000/min", "TRAILMARK_THROTTLE_AUTH": "100000/min",
-           "TRAILMARK_THROTTLE_USER": "1000000/min"}
+    env = {**env, "DJANGO_SETTINGS_MODULE": "config.settings.local", **UNTHROTTLED}
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "collectstatic", "--no-input",
                     "-v", "0"], env=env, check=True)
     web = subprocess.Popen([sys.executable, "-m", "gunicorn", "config.wsgi", "-b",

@@ -43,6 +43,9 @@ sys.path.insert(0, str(ROOT))
 from config.embedded import start_in_background, stop_background  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "load.json"
+# Every client of a benchmark is 127.0.0.1: the per-address limits are lifted.
+UNTHROTTLED = {"TRAILMARK_THROTTLE_ANON": "1000000/min", "TRAILMARK_THROTTLE_AUTH": "100000/min",
+               "TRAILMARK_THROTTLE_USER": "1000000/min"}
 
 
 @dataclass
@@ -187,11 +190,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 def start_server(state: Path, port: int, web_workers: int) -> subprocess.Popen:
-    return start_in_background(state, port, {
-        "TRAILMARK_WEB_WORKERS": str(web_workers),
-        # every client of this benchmark is 127.0.0.1: lift the per-address limits
-        "TRAILMARK_THROTTLE_ANON": "1000000/min", "TRAILMARK_THROTTLE_AUTH": "100000/min",
-        "TRAILMARK_THROTTLE_USER": "1000000/min"})
+    return start_in_background(state, port,
+                               {"TRAILMARK_WEB_WORKERS": str(web_workers), **UNTHROTTLED})
 
 
 def main() -> None:
