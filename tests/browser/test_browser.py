@@ -145,7 +145,7 @@ def test_a_rights_holder_files_a_takedown_and_sees_its_status(site: Site):
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name=reference))
     assert row.count() == 1
     assert row.get_by_role("cell").nth(2).inner_text() == state
-    # The demo's own DMCA notice from Harbor Press is listed too; Northwind's would not be.
+    # The demo's own DMCA notice from Harbor Press is listed too (a header row and two rows).
     assert page.get_by_role("row").count() >= 3
     shot(page, "harbor-takedowns")
     context.close()
