@@ -132,7 +132,7 @@ def test_a_rights_holder_files_a_takedown_and_sees_its_status(site: Site):
         "The kitchen smelled of cardamom and the radio played the shipping forecast.")
     shot(page, "harbor-takedown-form")
     page.get_by_role("button", name="File the request").click()
-
+    page.wait_for_url(re.compile(r"/takedowns/\d+/$"))  # a click does not wait for the page
     heading = page.get_by_role("heading", level=1)
     assert re.fullmatch(r"Takedown request TD-[\w-]+", heading.inner_text())
     reference = heading.inner_text().removeprefix("Takedown request ")
@@ -142,6 +142,7 @@ def test_a_rights_holder_files_a_takedown_and_sees_its_status(site: Site):
     shot(page, "harbor-takedown-filed")
 
     page.get_by_role("navigation", name="main").get_by_role("link", name="Takedowns").click()
+    page.wait_for_url(re.compile(r"/takedowns/$"))
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name=reference))
     assert row.count() == 1
     assert row.get_by_role("cell").nth(2).inner_text() == state
@@ -157,11 +158,14 @@ def test_an_auditor_runs_attribution_and_reads_the_report(site: Site):
     page = site.page(context, "auditor")
     page.goto("/")
     page.get_by_role("navigation", name="main").get_by_role("link", name="Models").click()
+    page.wait_for_url(re.compile(r"/runs/$"))
     page.locator("a[href^='/checkpoints/']").first.click()
+    page.wait_for_url(re.compile(r"/checkpoints/\d+/$"))
     # The demo's generations run on the worker after start: wait for one to be done.
     output = page.locator("a[href^='/outputs/']").first
     output.wait_for()
     output.click()
+    page.wait_for_url(re.compile(r"/outputs/\d+/$"))
     for _ in range(60):
         if page.get_by_role("button", name="Start attribution").count():
             break
@@ -180,6 +184,7 @@ def test_an_auditor_runs_attribution_and_reads_the_report(site: Site):
     shot(page, "auditor-attribution-report")
 
     page.get_by_role("navigation", name="main").get_by_role("link", name="Audit").click()
+    page.wait_for_url(re.compile(r"/audit/$"))
     run_id = run_url.rstrip("/").rsplit("/", 1)[1]
     row = page.get_by_role("row").filter(has=page.get_by_role("link", name=run_id, exact=True))
     with page.expect_download() as pdf:
@@ -204,12 +209,14 @@ def test_anyone_reads_the_transparency_page_and_downloads_the_cards(site: Site):
     page = site.page(context, "anonymous")
     page.goto("/")
     page.get_by_role("navigation", name="main").get_by_role("link", name="Transparency").click()
+    page.wait_for_url(re.compile(r"/transparency/$"))
     assert page.get_by_role("heading", level=1).inner_text() == "Transparency"
     assert re.search(r"\d+ received, \d+ accepted, \d+ rejected", page.content())
     assert page.locator("svg[role=img] title").count() >= 1  # the chart, drawn on the server
     shot(page, "anonymous-transparency")
 
     page.get_by_role("link", name="demo-research@v1", exact=True).click()
+    page.wait_for_url(re.compile(r"/datasets/demo-research/v1/$"))
     assert page.locator("svg[role=img]").count() >= 3  # by source, licence class, left out
     shot(page, "anonymous-version")
     for name, check in (("Hugging Face dataset card", lambda b: b.startswith(b"---\n")),
@@ -226,11 +233,13 @@ def test_anyone_reads_the_transparency_page_and_downloads_the_cards(site: Site):
         assert check(body), name
 
     page.get_by_role("link", name="model card").first.click()
+    page.wait_for_url(re.compile(r"/models/\d+/$"))
     assert page.get_by_role("heading", level=1).inner_text().startswith("Model card:")
     with page.expect_download() as readme:
         page.get_by_role("link", name=re.compile("Download as a Hugging Face model card")).click()
     assert readme.value.path().read_text().startswith("---\n")
     page.get_by_role("link", name="EU AI Act training-content summary").click()
+    page.wait_for_url(re.compile(r"/models/\d+/ai-act/$"))
     assert "tokens" in page.content()
     shot(page, "anonymous-ai-act")
     context.close()
