@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.test import Client
 from rest_framework.test import APIClient
 
 from provenance.models import DatasetVersion, DataSource, RightsHolder, User
@@ -61,6 +62,19 @@ def client_as(users: dict[str, User]) -> Callable[[str], APIClient]:
         client = APIClient()
         if name != "anonymous":
             client.force_authenticate(users[name])
+        return client
+
+    return make
+
+
+@pytest.fixture
+def pages_as(users: dict[str, User]) -> Callable[[str], Client]:
+    """A browser-like client for the HTML pages, signed in with a session (forms and CSRF as a
+    browser meets them), or anonymous."""
+    def make(name: str) -> Client:
+        client = Client()
+        if name != "anonymous":
+            client.force_login(users[name])
         return client
 
     return make

@@ -19,10 +19,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def auditor(users) -> Client:
-    client = Client()
-    client.force_login(users["auditor"])
-    return client
+def auditor(pages_as) -> Client:
+    return pages_as("auditor")
 
 
 def test_an_auditor_verifies_the_ledger_and_sees_a_tampered_row(users, auditor):

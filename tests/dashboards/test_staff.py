@@ -23,10 +23,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def curator(users) -> Client:
-    client = Client()
-    client.force_login(users["curator"])
-    return client
+def curator(pages_as) -> Client:
+    return pages_as("curator")
 
 
 def test_jobs_of_every_kind_show_their_progress_and_failures_show_their_error(
@@ -103,10 +101,9 @@ def test_attribution_runs_show_their_top_source_and_sources_their_opt_outs(
     assert "<td>1</td>" in row  # one opt-out signal
 
 
-def test_only_curators_and_admins_see_it_and_only_they_get_the_link(users):
+def test_only_curators_and_admins_see_it_and_only_they_get_the_link(pages_as):
     for role, status in (("admin", 200), ("curator", 200), ("auditor", 403),
                          ("researcher", 403), ("holder_a", 403)):
-        client = Client()
-        client.force_login(users[role])
+        client = pages_as(role)
         assert client.get("/staff/").status_code == status, role
         assert ('href="/staff/"' in client.get("/").content.decode()) is (status == 200), role
