@@ -286,10 +286,7 @@ class IngestJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Service
         else:
             if role not in STAFF:
                 raise PermissionDenied("only staff may ingest from a server path")
-            path = Path(data["path"]).resolve()
-            roots: list[Path] = setting("IMPORT_DIRS")
-            if not any(path.is_relative_to(root) for root in roots):
-                raise DRFValidationError({"path": "not under TRAILMARK_IMPORT_DIRS"})
+            path = ingest.import_path_check(data["path"])
             name = path.name
         job = ingest.ingest_job_create(source=source, path=path, actor=self.actor,
                                        fmt=data.get("format"), text_field=data["text_field"],

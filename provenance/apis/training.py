@@ -17,7 +17,7 @@ from provenance import serializers as s
 from provenance.apis.base import ServiceViewSet
 from provenance.conf import setting
 from provenance.permissions import STAFF, Role
-from provenance.services import canaries, training, watermarks
+from provenance.services import canaries, ingest, training, watermarks
 
 TRAINS = STAFF | {Role.RESEARCHER}
 READS = STAFF | {Role.AUDITOR, Role.RESEARCHER}
@@ -58,10 +58,7 @@ class CheckpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Servic
     def create(self, request: Request) -> Response:
         """Register a local Hugging Face causal-LM folder (bring your own model)."""
         data = self.valid(s.CheckpointRegisterIn)
-        path = Path(data["path"]).resolve()
-        roots: list[Path] = setting("IMPORT_DIRS")
-        if not any(path.is_relative_to(root) for root in roots):
-            raise DRFValidationError({"path": "not under TRAILMARK_IMPORT_DIRS"})
+        path = ingest.import_path_check(data["path"])
         checkpoint = training.checkpoint_register_local(
             path=path, version=data["version"], name=data["name"], actor=self.actor,
             parent=data.get("parent"))

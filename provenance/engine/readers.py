@@ -46,17 +46,47 @@ def detect_format(path: Path) -> str:
     return by_suffix[suffix]
 
 
+def _depth_under(path: Path, roots: tuple[Path, ...]) -> int:
+    """How many parts the closest of `roots` that holds `path` has (0: none holds it)."""
+    return max((len(root.parts) for root in roots if path.is_relative_to(root)), default=0)
+
+
+@dataclass(frozen=True)
+class ReadScope:
+    """Where a reader may read, by real path (links resolved): under one of `allowed` (empty:
+    anywhere) and not under one of `denied`, the closer root deciding when both hold a file (so
+    an uploads folder can sit inside a denied state folder, and a denied folder given as the
+    input itself stays denied)."""
+
+    allowed: tuple[Path, ...] = ()
+    denied: tuple[Path, ...] = ()
+
+    def refuses(self, path: Path) -> str | None:
+        real = path.resolve()
+        inside = _depth_under(real, self.allowed) if self.allowed else len(real.parts)
+        if inside == 0:
+            return "its real path is outside the import folders (a link out of them): not read"
+        if _depth_under(real, self.denied) >= inside:
+            return "its real path is inside Trailmark's state folder: not read"
+        return None
+
+
 class Reader:
     """Iterate rows; `position` / `total` measure progress in `unit`s."""
 
     unit = "bytes"
 
-    def __init__(self, path: Path, *, text_field: str = "text", max_bytes: int = 1 << 20) -> None:
+    def __init__(self, path: Path, *, text_field: str = "text", max_bytes: int = 1 << 20,
+                 scope: ReadScope = ReadScope()) -> None:
         if not path.exists():
             raise IngestFileError(f"{path}: no such file or folder")
+        refused = scope.refuses(path)
+        if refused:
+            raise IngestFileError(f"{path.name}: {refused}")
         self.path = path
         self.text_field = text_field
         self.max_bytes = max_bytes
+        self.scope = scope
         self.position = 0
         self.total = self._total()
 
@@ -225,13 +255,23 @@ class FolderReader(Reader):
         for index, file in enumerate(self._list, start=1):
             self.position = index
             name = str(file.relative_to(base))
-            size = file.stat().st_size
+            # A file may be a link: judge and read what it points to, never follow it out of
+            # the import folders (a link to /etc/passwd or to the secret key).
+            refused = self.scope.refuses(file)
+            if refused:
+                yield Row(name, None, error=refused)
+                continue
+            real = file.resolve()
+            if not real.is_file():  # a FIFO or device would block or never end
+                yield Row(name, None, error="not a regular file: not read")
+                continue
+            size = real.stat().st_size
             if size > self.max_bytes:
                 yield Row(name, None, error=f"file is {size} bytes, over the "
                                             f"{self.max_bytes}-byte limit")
                 continue
             try:
-                text = file.read_bytes().decode("utf-8-sig")
+                text = real.read_bytes().decode("utf-8-sig")
             except UnicodeDecodeError as exc:
                 yield Row(name, None, error=f"not valid UTF-8 at byte {exc.start}")
                 continue

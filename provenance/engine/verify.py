@@ -5,8 +5,11 @@ engine modules, `rfc8785` (canonical JSON) and `cryptography` (Ed25519).
     python -m provenance.engine.verify log EXPORT.jsonl CHECKPOINT.txt --key VERIFIER_KEY
 
 `receipt`: the entry's hashes recomputed from its header and payload, its inclusion in the tree
-of the receipt's signed checkpoint, and that checkpoint's signature (by the key given, else the
-one the receipt names: then only consistency, not authenticity, is shown).
+of the receipt's signed checkpoint, and that checkpoint's signature by the key given. A receipt
+proves something only through that signature: with `--key`, a receipt without a checkpoint, or
+with one the key did not sign, fails. Without `--key` only the receipt's internal consistency
+can be checked (anyone can recompute hashes and a one-leaf tree, and sign with a key of their
+own): it says so and exits 1 unless `--unsigned-ok` is given.
 `log`: every entry of an export (one JSON object per line, as `manage.py ledger export` writes
 them) recomputed in order (payload hash, chain, entry hash), the Merkle root of the first
 `size` entries compared with the signed checkpoint's, and the checkpoint's signature.
@@ -44,7 +47,14 @@ def entry_problems(entry: dict[str, Any], prev_hash: str) -> list[str]:
     return problems
 
 
+UNSIGNED = ("no verifier key given: only the receipt's internal consistency was checked, not "
+            "that the log's key signed it (pass --key with the log's published verifier key)")
+
+
 def check_receipt(receipt: dict[str, Any], verifier: str | None = None) -> list[str]:
+    """What is wrong with a receipt ([] if nothing). With `verifier` (the log's published key) the
+    receipt must carry a checkpoint that key signed, for the proof's tree; without it, the
+    signature is checked against the key the receipt itself names, which shows consistency only."""
     entry, proof = receipt["entry"], receipt["inclusion_proof"]
     problems = entry_problems(entry, entry["prev_hash"])
     leaf = leaf_hash(bytes.fromhex(entry["entry_hash"]))
@@ -52,10 +62,14 @@ def check_receipt(receipt: dict[str, Any], verifier: str | None = None) -> list[
                             [bytes.fromhex(h) for h in proof["path"]],
                             bytes.fromhex(proof["root"])):
         problems.append("the inclusion proof does not lead to the root")
-    if "checkpoint" in receipt:
+    if "checkpoint" not in receipt:
+        if verifier is not None:
+            problems.append("the receipt carries no signed checkpoint, so nothing signed by "
+                            "the key vouches for it")
+    else:
         try:
             signed = notes.open_note(receipt["checkpoint"],
-                                     verifier or receipt["verifier_key"])
+                                     verifier or str(receipt.get("verifier_key", "")))
         except ValueError as exc:
             problems.append(f"checkpoint: {exc}")
         else:
@@ -89,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     one = sub.add_parser("receipt", help="check a receipt")
     one.add_argument("receipt")
     one.add_argument("--key", help="the log's verifier key (name+hash+base64)")
+    one.add_argument("--unsigned-ok", action="store_true",
+                     help="without --key, exit 0 when the receipt is internally consistent")
     log = sub.add_parser("log", help="check an exported log against a signed checkpoint")
     log.add_argument("export")
     log.add_argument("checkpoint")
@@ -96,8 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.what == "receipt":
         with open(args.receipt, encoding="utf-8") as handle:
-            problems = check_receipt(json.load(handle), args.key)
-        ok_text = "receipt verified"
+            try:
+                problems = check_receipt(json.load(handle), args.key)
+            except (KeyError, TypeError, ValueError) as exc:  # not shaped like a receipt
+                problems = [f"not a Trailmark receipt: {type(exc).__name__} {exc}"]
+        ok_text = "receipt verified against the key given"
+        if args.key is None:
+            print(f"WARNING: {UNSIGNED}", file=sys.stderr)
+            ok_text = "receipt internally consistent (NOT verified: no key given)"
+            if not problems and not args.unsigned_ok:
+                print(ok_text)
+                return 1
     else:
         with open(args.checkpoint, encoding="utf-8") as handle:
             note = handle.read()

@@ -21,7 +21,14 @@ from django.utils import timezone
 
 from provenance.conf import setting
 from provenance.engine.prefetch import Prefetch
-from provenance.engine.readers import IngestFileError, Reader, Row, detect_format, open_reader
+from provenance.engine.readers import (
+    IngestFileError,
+    Reader,
+    ReadScope,
+    Row,
+    detect_format,
+    open_reader,
+)
 from provenance.engine.text import Prepared, language_tag, minhash_signatures, prepare
 from provenance.models import DataSource, IngestJob, User
 from provenance.services.embeddings import documents_embed_later
@@ -72,10 +79,30 @@ def _options() -> dict[str, int]:
             "max_bytes": int(setting("INGEST_MAX_DOC_BYTES"))}
 
 
+def import_path_check(value: str, field: str = "path") -> Path:
+    """A server path that staff may read through the API: under TRAILMARK_IMPORT_DIRS once links
+    are resolved, and outside the state folder (even where an import folder holds it)."""
+    path = Path(value).resolve()
+    if not any(path.is_relative_to(root) for root in setting("IMPORT_DIRS")):
+        raise ValidationError({field: "not under TRAILMARK_IMPORT_DIRS"})
+    if path.is_relative_to(Path(settings.STATE_DIR).resolve()):
+        raise ValidationError({field: "inside Trailmark's state folder, which is never read"})
+    return path
+
+
+def read_scope(path: Path) -> ReadScope:
+    """Where an ingest of `path` may read: the import folders, the uploads folder and the input
+    itself; never the state folder (secret key, ledger key, database), wherever links point."""
+    uploads = (Path(settings.ARTIFACT_DIR) / "uploads").resolve()
+    allowed = (*setting("IMPORT_DIRS"), uploads, path.resolve())
+    return ReadScope(allowed=tuple(allowed), denied=(Path(settings.STATE_DIR).resolve(),))
+
+
 def _check_readable(path: Path, fmt: str | None, text_field: str) -> str:
     try:
         fmt = fmt or detect_format(path)
-        open_reader(path, fmt, text_field=text_field, max_bytes=_options()["max_bytes"])
+        open_reader(path, fmt, text_field=text_field, max_bytes=_options()["max_bytes"],
+                    scope=read_scope(path))
     except IngestFileError as exc:
         raise ValidationError({"file": str(exc)}) from exc
     return fmt
@@ -197,7 +224,7 @@ def ingest_run(*, job_id: int, on_progress: ProgressCallback | None = None) -> I
 def _run(job: IngestJob, on_progress: ProgressCallback | None) -> None:
     opts = _options()
     reader = open_reader(Path(job.path), job.format, text_field=job.text_field,
-                         max_bytes=opts["max_bytes"])
+                         max_bytes=opts["max_bytes"], scope=read_scope(Path(job.path)))
     job.total, job.unit = reader.total, reader.unit
     job.save(update_fields=["total", "unit", "updated_at"])
     # Parse and hash the next batches in a thread while this one waits on PostgreSQL.

@@ -79,3 +79,66 @@ def test_an_exported_log_verifies_against_its_checkpoint_and_a_tampered_one_does
     assert main(["log", str(export), str(tmp_path / "log.checkpoint"), "--key", key]) == 0
     export.write_text("".join(json.dumps(e) + "\n" for e in tampered))
     assert main(["log", str(export), str(tmp_path / "log.checkpoint"), "--key", key]) == 1
+
+
+def _receipt(entries: list[dict], index: int, seed: bytes = SEED) -> dict:
+    from provenance.engine.merkle import inclusion_proof
+
+    leaves = [leaf_hash(bytes.fromhex(e["entry_hash"])) for e in entries]
+    root = root_from_leaf_hashes(leaves)
+    return {"entry": entries[index],
+            "inclusion_proof": {"leaf_index": index, "tree_size": len(leaves), "root": root.hex(),
+                                "path": [h.hex() for h in inclusion_proof(leaves, index)]},
+            "checkpoint": notes.sign(notes.Checkpoint("t/log", len(leaves), root), "t/log", seed),
+            "verifier_key": notes.verifier_key("t/log", notes.public_key(seed))}
+
+
+def _forged(receipt: dict) -> dict:
+    """The outside probe's forgery: the payload changed, its hashes recomputed, the inclusion
+    proof replaced by a one-leaf tree and the signed checkpoint dropped."""
+    entry = json.loads(json.dumps(receipt["entry"]))
+    entry["payload"]["n"] = "rejected"
+    entry["header"]["payload_hash"] = hashlib.sha256(rfc8785.dumps(entry["payload"])).hexdigest()
+    entry["entry_hash"] = hashlib.sha256(bytes.fromhex(entry["prev_hash"])
+                                         + rfc8785.dumps(entry["header"])).hexdigest()
+    root = leaf_hash(bytes.fromhex(entry["entry_hash"]))
+    return {"entry": entry, "verifier_key": receipt["verifier_key"],
+            "inclusion_proof": {"leaf_index": 0, "tree_size": 1, "root": root.hex(), "path": []}}
+
+
+def test_a_forged_receipt_without_a_checkpoint_fails_with_the_key(tmp_path, capsys):
+    entries = _export(9)
+    genuine = _receipt(entries, 4)
+    key = genuine["verifier_key"]
+    forged = _forged(genuine)
+    path = tmp_path / "forged.json"
+    path.write_text(json.dumps(forged))
+    assert main(["receipt", str(path), "--key", key]) == 1
+    assert "no signed checkpoint" in capsys.readouterr().err
+    (tmp_path / "genuine.json").write_text(json.dumps(genuine))
+    assert main(["receipt", str(tmp_path / "genuine.json"), "--key", key]) == 0
+    assert "verified against the key given" in capsys.readouterr().out
+
+
+def test_a_receipt_signed_by_another_key_fails_with_the_logs_key(tmp_path, capsys):
+    entries = _export(3)
+    real_key = notes.verifier_key("t/log", notes.public_key(SEED))
+    forged = _receipt(entries, 1, seed=bytes(32))  # self-consistent, signed by the forger
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(forged))
+    assert main(["receipt", str(path), "--key", real_key]) == 1
+    assert "no signature" in capsys.readouterr().err
+
+
+def test_without_a_key_a_receipt_is_only_called_consistent_and_fails_unless_told(tmp_path,
+                                                                                  capsys):
+    path = tmp_path / "forged.json"
+    path.write_text(json.dumps(_forged(_receipt(_export(9), 4))))
+    assert main(["receipt", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert "NOT verified" in captured.out and "internal consistency" in captured.err
+    assert main(["receipt", str(path), "--unsigned-ok"]) == 0
+    assert "NOT verified" in capsys.readouterr().out
+    path.write_text(json.dumps({"entry": {}}))
+    assert main(["receipt", str(path), "--unsigned-ok"]) == 1
+    assert "not a Trailmark receipt" in capsys.readouterr().err

@@ -1,11 +1,12 @@
 import csv
+import os
 import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from provenance.engine.readers import IngestFileError, detect_format, open_reader
+from provenance.engine.readers import IngestFileError, ReadScope, detect_format, open_reader
 
 
 def rows_of(path, **opts):
@@ -139,3 +140,29 @@ def test_a_csv_field_over_the_limit_is_a_bad_row_and_reading_goes_on(tmp_path):
     rows = rows_of(path, max_bytes=1000)
     assert rows[0].error is not None
     assert rows[-1].text == "after"
+
+
+def test_a_read_scope_lets_the_closer_root_decide(tmp_path):
+    state = tmp_path / "state"
+    scope = ReadScope(allowed=(tmp_path / "imports", state / "artifacts" / "uploads"),
+                      denied=(state,))
+    assert scope.refuses(tmp_path / "imports" / "a.txt") is None
+    assert scope.refuses(state / "artifacts" / "uploads" / "x" / "a.jsonl") is None
+    assert "outside the import folders" in scope.refuses(tmp_path / "elsewhere.txt")
+    assert "outside the import folders" in scope.refuses(state / "artifacts" / "model.bin")
+    inside = ReadScope(allowed=(tmp_path,), denied=(state,))  # an import folder above the state
+    assert "state folder" in inside.refuses(state / "secret_key")
+    assert ReadScope().refuses(tmp_path / "anything") is None  # no scope given: the engine alone
+
+
+def test_a_folder_reader_reports_links_out_of_its_scope_and_special_files(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.txt").write_text("kept")
+    (folder / "out.txt").symlink_to("/etc/hostname")
+    os.mkfifo(folder / "pipe.txt")
+    rows = rows_of(folder, scope=ReadScope(allowed=(folder,)))
+    assert [(r.file, r.text) for r in rows if r.error is None] == [("a.txt", "kept")]
+    assert {r.file: r.error for r in rows if r.error} == {
+        "out.txt": "its real path is outside the import folders (a link out of them): not read",
+        "pipe.txt": "not a regular file: not read"}

@@ -253,3 +253,49 @@ def test_the_schema_and_docs_are_served(client_as):
     schema = anon.get("/api/schema/")
     assert schema.status_code == 200 and b"/api/v1/versions/" in schema.content
     assert anon.get("/api/docs/").status_code == 200
+
+
+def test_a_folder_ingest_does_not_follow_links_out_of_the_import_folders(
+        admin, source, settings, tmp_path, django_capture_on_commit_callbacks):
+    """The outside probe linked the system's password file and the installation's secret key
+    into an import folder: both became documents. Now each is a bad row, never read."""
+    state = tmp_path / "state"
+    (state / "artifacts").mkdir(parents=True)
+    (state / "secret_key").write_text("the installation's secret key")
+    settings.STATE_DIR, settings.ARTIFACT_DIR = state, state / "artifacts"
+    imports = tmp_path / "imports"
+    folder = imports / "docs"
+    folder.mkdir(parents=True)
+    # The worst case: an import folder that holds the state folder too.
+    settings.TRAILMARK = {**settings.TRAILMARK, "IMPORT_DIRS": [tmp_path]}
+    (folder / "a.md").write_text("an honest document")
+    (folder / "passwd.txt").symlink_to("/etc/passwd")
+    (folder / "key.txt").symlink_to(state / "secret_key")
+    (imports / "other.txt").write_text("in another import folder: may be linked")
+    (folder / "other.txt").symlink_to(imports / "other.txt")
+    with django_capture_on_commit_callbacks(execute=False):
+        response = admin.post("/api/v1/ingest-jobs/", {"source": source.pk, "path": str(folder)},
+                              format="multipart")
+    assert response.status_code == 202, response.json()
+    ingest_run_task(response.json()["id"])
+    job = IngestJob.objects.get()
+    assert (job.state, job.rows_added, job.rows_bad) == ("succeeded", 2, 2)
+    assert {e["file"]: e["reason"].split(":")[0] for e in job.errors} == {
+        "key.txt": "its real path is inside Trailmark's state folder",
+        "passwd.txt": "its real path is outside the import folders (a link out of them)"}
+    texts = set(Document.objects.values_list("text", flat=True))
+    assert texts == {"an honest document", "in another import folder: may be linked"}
+
+
+def test_the_state_folder_cannot_be_ingested_through_an_import_folder(admin, source, settings,
+                                                                      tmp_path):
+    state = tmp_path / "var"
+    state.mkdir()
+    (state / "secret_key").write_text("secret")
+    settings.STATE_DIR = state
+    settings.TRAILMARK = {**settings.TRAILMARK, "IMPORT_DIRS": [tmp_path]}
+    for path in (state, state / "secret_key"):
+        response = admin.post("/api/v1/ingest-jobs/", {"source": source.pk, "path": str(path)},
+                              format="multipart")
+        assert response.status_code == 400 and "state folder" in response.json()["path"][0]
+    assert not IngestJob.objects.exists()

@@ -18,6 +18,7 @@ from provenance.engine import lm
 from provenance.engine.verify import check_receipt
 from provenance.engine.verify import main as verify_main
 from provenance.models import Document, ModelCheckpoint
+from provenance.services.transparency import ledger_verifier_key
 from provenance.services.canaries import canary_register
 from provenance.services.training import training_run_create, training_run_execute
 from takedowns.engine.output_filter import BLOCKED, shingle_hashes
@@ -185,7 +186,8 @@ def test_remediation_verification_decision_and_receipt(trained, client_as, tmp_p
     assert receipt["entry"]["payload"]["notice_sha256"]
     path = tmp_path / "receipt.json"
     path.write_text(json.dumps(receipt))
-    assert verify_main(["receipt", str(path)]) == 0
+    assert verify_main(["receipt", str(path), "--key", ledger_verifier_key()]) == 0
+    assert verify_main(["receipt", str(path)]) == 1  # no key: consistency only, not verified
     forged = {**receipt, "entry": {**receipt["entry"], "payload": {
         **receipt["entry"]["payload"], "to": "rejected"}}}
     assert check_receipt(forged) == [f"entry {receipt['entry']['header']['seq']}: the payload "
