@@ -7,9 +7,11 @@ from django.urls import include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from provenance.throttling import SignInView
+from provenance.throttling import SignInView, password_throttled
 
 urlpatterns = [
+    # Before the site's own URLs, so that its sign-in counts password attempts like ours.
+    path("admin/login/", password_throttled(admin.site.login), name="admin-login"),
     path("admin/", admin.site.urls),
     # Every role signs in here (the admin site's own login admits staff only).
     path("accounts/login/", SignInView.as_view(), name="login"),

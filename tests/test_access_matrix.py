@@ -173,6 +173,8 @@ PAGES = [
     Page("audit", "/audit/", AUDIT_PAGE, other=403),
     Page("an audit export", "/audit/export/{export}.{ext}", AUDIT_PAGE, other=403),
     Page("the admin site", "/admin/", {"admin": 200}, login="/admin/login/"),
+    Page("the admin site's sign-in (rate-limited)", "/admin/login/", {"admin": 302}, other=200,
+         login="/admin/"),  # a signed-in superuser is sent on to the site
     Page("the OpenAPI schema", "/api/schema/", EVERYONE),
     Page("the API docs", "/api/docs/", EVERYONE),
     Page("the API root", "/api/v1/", {**SIGNED_IN, "anonymous": 403}),

@@ -120,6 +120,21 @@ def test_password_guessing_is_slowed_on_the_token_and_sign_in_endpoints(low_rate
     assert elsewhere.status_code == 302
 
 
+def test_the_admin_sites_sign_in_shares_the_password_limit(low_rates, users, client):
+    """The outside probe made 25 wrong guesses at the superuser's password on /admin/login/,
+    then the right one, all answered."""
+    guesses = [client.post("/admin/login/", {"username": "admin", "password": f"guess{i}"},
+                           REMOTE_ADDR="10.7.7.7").status_code for i in range(5)]
+    assert guesses == [200, 200, 200, 429, 429]
+    right = client.post("/admin/login/", {"username": "admin", "password": "pw"},
+                        REMOTE_ADDR="10.7.7.7")
+    assert right.status_code == 429 and int(right["Retry-After"]) > 0
+    token = client.post("/api/v1/auth/token/", {"username": "admin", "password": "pw"},
+                        REMOTE_ADDR="10.7.7.7")
+    assert token.status_code == 429  # one count for the address across the three endpoints
+    assert client.get("/admin/login/", REMOTE_ADDR="10.7.7.7").status_code == 200
+
+
 def test_an_upload_of_an_unreadable_type_is_refused_before_it_is_stored(client_as, make_source,
                                                                         holder_a):
     source = make_source(owner=holder_a)
