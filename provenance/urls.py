@@ -1,6 +1,7 @@
 from django.urls import include, path
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.permissions import AllowAny
+from rest_framework.settings import api_settings
 from rest_framework.routers import DefaultRouter
 
 from provenance.apis import data as apis
@@ -14,6 +15,7 @@ class TokenView(ObtainAuthToken):
 
     permission_classes = [AllowAny]
     throttle_classes = [PasswordThrottle]  # shares the sign-in page's count per address
+    parser_classes = api_settings.DEFAULT_PARSER_CLASSES  # ObtainAuthToken names DRF's own
 
 
 router = DefaultRouter()

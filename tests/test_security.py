@@ -174,3 +174,23 @@ def test_the_deployment_check_passes_under_the_production_settings(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(("who", "path", "body"), [
+    ("anonymous", "/api/v1/auth/token/", '{"username": "admin", "password": %s}'),
+    ("holder_a", "/api/v1/takedowns/",
+     '{"legal_basis": "voluntary", "claimant_name": "A", "works": [{"title": %s}]}'),
+    ("admin", "/api/v1/curation-jobs/", '{"dataset": 1, "recipe": {"filters": %s}}'),
+    ("curator", "/api/v1/training-runs/", '{"version": 1, "config": %s}'),
+])
+@pytest.mark.parametrize("depth", [40, 100_000])
+def test_deeply_nested_json_is_a_400_that_names_the_limit(client_as, who, path, body, depth):
+    """100,000 levels raised RecursionError in the parser (a 500, anonymously on the token
+    endpoint); 40 levels parsed, then could exhaust the recursion of what reads it next."""
+    response = client_as(who).post(path, body % _nested(depth), content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert "nested deeper than 32 levels" in response.json()["detail"]

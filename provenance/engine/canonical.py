@@ -14,3 +14,22 @@ def canonical_json(value: Any) -> bytes:
 
 def canonical_hash(value: Any) -> str:
     return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+# JSON that Trailmark accepts is nested at most this deep: every document it takes (takedown
+# works, recipes, options, records) needs a handful of levels, and deeper input only serves to
+# exhaust the recursion of the parser, the canonicaliser or the serializers after it.
+MAX_JSON_DEPTH = 32
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON (a scalar is 0, [] and {} are 1), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in item)
+    return deepest

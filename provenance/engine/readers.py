@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from provenance.engine.canonical import MAX_JSON_DEPTH, json_depth
+
 FORMATS = ("jsonl", "csv", "folder", "parquet")
 FOLDER_SUFFIXES = {".txt", ".md", ".markdown"}
 META_FIELDS = ("id", "url", "language", "lang")
@@ -158,8 +160,15 @@ class JsonlReader(Reader):
                     continue
                 try:
                     record = json.loads(decoded)
+                    too_deep = json_depth(record) > MAX_JSON_DEPTH
                 except json.JSONDecodeError as exc:
                     yield Row(name, number, error=f"invalid JSON: {exc.msg} at column {exc.colno}")
+                    continue
+                except RecursionError:  # one line must not fail the whole ingest
+                    too_deep = True
+                if too_deep:
+                    yield Row(name, number, error=f"JSON nested deeper than {MAX_JSON_DEPTH} "
+                                                  "levels (the limit)")
                     continue
                 if not isinstance(record, dict):
                     yield Row(name, number, error="a line must be a JSON object")

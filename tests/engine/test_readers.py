@@ -166,3 +166,18 @@ def test_a_folder_reader_reports_links_out_of_its_scope_and_special_files(tmp_pa
     assert {r.file: r.error for r in rows if r.error} == {
         "out.txt": "its real path is outside the import folders (a link out of them): not read",
         "pipe.txt": "not a regular file: not read"}
+
+
+def test_a_deeply_nested_jsonl_line_is_one_bad_row(tmp_path):
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"text": "first"}\n'
+                    + '{"text": "deep", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
+                    + '{"text": "nested but fine", "x": ' + "[" * 30 + "]" * 30 + "}\n"
+                    + '{"text": "too deep", "x": ' + "[" * 40 + "]" * 40 + "}\n"
+                    + 'null\n{"text": "last"}\n')
+    rows = rows_of(path)
+    assert [r.text for r in rows if r.error is None] == ["first", "nested but fine", "last"]
+    assert [(r.line, r.error) for r in rows if r.error] == [
+        (2, "JSON nested deeper than 32 levels (the limit)"),
+        (4, "JSON nested deeper than 32 levels (the limit)"),
+        (5, "a line must be a JSON object")]

@@ -79,3 +79,14 @@ def test_declared_languages_become_standard_tags_or_unknown(declared, tag):
 def test_languages_have_english_names():
     assert language_name("fr") == "French" and language_name("pt-BR") == "Portuguese (Brazil)"
     assert language_name("not a tag") == "not a tag"
+
+
+def test_json_depth_counts_levels_without_recursion():
+    from provenance.engine.canonical import json_depth
+
+    assert [json_depth(v) for v in (1, "s", [], {}, [1, [2]], {"a": [{"b": {}}]})] == [
+        0, 0, 1, 1, 2, 4]
+    deep: list = []
+    for _ in range(200_000):
+        deep = [deep]
+    assert json_depth(deep) == 200_001
