@@ -181,3 +181,70 @@ def test_a_deeply_nested_jsonl_line_is_one_bad_row(tmp_path):
         (2, "JSON nested deeper than 32 levels (the limit)"),
         (4, "JSON nested deeper than 32 levels (the limit)"),
         (5, "a line must be a JSON object")]
+
+
+def test_parquet_page_headers_give_each_pages_size_without_decompressing(tmp_path):
+    from provenance.engine.parquet_pages import page_sizes
+
+    path = tmp_path / "d.parquet"
+    texts = [f"row {i} " + "x" * (i % 700) for i in range(3000)]
+    pq.write_table(pa.table({"text": texts}), path, compression="zstd", data_page_size=16_384,
+                   write_batch_size=16,
+                   use_dictionary=False)
+    chunk = pq.ParquetFile(path).metadata.row_group(0).column(0)
+    with path.open("rb") as handle:
+        sizes = list(page_sizes(handle, chunk.data_page_offset, chunk.total_compressed_size))
+    assert len(sizes) > 10  # several pages, each found from the one before
+    assert sum(u for u, _ in sizes) <= chunk.total_uncompressed_size
+    # the rest is the headers (with their statistics); the pages end where the chunk does
+    assert sum(u for u, _ in sizes) > chunk.total_uncompressed_size - 2000 * len(sizes)
+    assert max(u for u, _ in sizes) < 3 * 16_384
+
+
+def test_a_parquet_row_group_with_an_oversized_page_is_refused_and_the_rest_read(tmp_path,
+                                                                                monkeypatch):
+    from provenance.engine.readers import ParquetReader
+
+    monkeypatch.setattr(ParquetReader, "MIN_PAGE_LIMIT", 4096)
+    path = tmp_path / "d.parquet"
+    with pq.ParquetWriter(path, pa.schema([("text", pa.string()), ("id", pa.string())]),
+                          compression="zstd") as writer:
+        writer.write_table(pa.table({"text": ["one", "two"], "id": ["1", "2"]}))
+        writer.write_table(pa.table({"text": ["b" * 50_000, "small"], "id": ["3", "4"]}))
+        writer.write_table(pa.table({"text": ["three", "c" * 900], "id": ["5", "6"]}))
+    rows = rows_of(path, max_bytes=500)
+    assert [(r.line, r.text, r.meta["id"]) for r in rows if not r.error] == [
+        (1, "one", "1"), (2, "two", "2"), (5, "three", "5")]
+    assert [(r.line, r.error) for r in rows if r.error] == [
+        (3, "row group 2 (rows 3 to 4): column 'text' has a page of 50013 bytes uncompressed, "
+            "over the 4096-byte page limit; not read"),  # its dictionary: both strings
+        (6, "text is 900 bytes, over the 500-byte limit")]
+
+
+BOMB_READ = """
+import resource, sys
+from pathlib import Path
+from provenance.engine.readers import open_reader
+reader = open_reader(Path(sys.argv[1]))
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rows = list(reader)
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(len(rows), rows[-1].error, grown // 1024)
+"""
+
+
+def test_a_parquet_decompression_bomb_is_refused_before_it_inflates(tmp_path):
+    """The outside probe's file: a few KB of zstd holding one 300 MB string grew the worker by
+    1.6 GB before the per-document limit applied. Here 120 MB, read in a fresh process whose
+    peak memory is measured around the read."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "bomb.parquet"
+    pq.write_table(pa.table({"text": ["ok", "a" * (120 << 20)]}), path, compression="zstd")
+    assert path.stat().st_size < 100_000
+    done = subprocess.run([sys.executable, "-c", BOMB_READ, str(path)], capture_output=True,
+                          text=True, check=True, timeout=120)
+    count, *error, grown_mb = done.stdout.split()
+    assert count == "1" and "over the 33554432-byte page limit; not read" in " ".join(error)
+    assert int(grown_mb) < 40, done.stdout  # the string alone would be 120 MB
