@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,7 +12,6 @@ from rest_framework.views import APIView
 from provenance import selectors
 from provenance import serializers as s
 from provenance.apis.base import ServiceViewSet
-from provenance.conf import setting
 from provenance.permissions import STAFF, Role
 from provenance.services import canaries, ingest, training, watermarks
 

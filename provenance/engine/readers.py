@@ -371,8 +371,8 @@ class ParquetReader(Reader):
                     for value, length, record in zip(values, over, meta, strict=True):
                         self.position += 1
                         if length is not None:
-                            yield Row(name, self.position, error=f"text is {length} bytes, over "
-                                                                  f"the {self.max_bytes}-byte limit")
+                            yield Row(name, self.position, error=f"text is {length} bytes, "
+                                      f"over the {self.max_bytes}-byte limit")
                             continue
                         yield self._checked(name, self.position, value, _meta(record))
 

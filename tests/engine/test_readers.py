@@ -1,6 +1,6 @@
 import csv
-import os
 import json
+import os
 
 import pyarrow as pa
 import pyarrow.parquet as pq
