@@ -103,6 +103,24 @@ def _manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, check=True)
 
 
+def _as_app_role(env: dict[str, str]) -> dict[str, str]:
+    """After migrating as the owner: the embedded database's application role (no superuser,
+    owns no table, no TRUNCATE; config/db_roles.py) granted its rows, and the environment the
+    demo, worker and web server use to connect as it. A DATABASE_URL given from outside is
+    used as it is: its role is the deployment's choice (docs/deployment.md)."""
+    if os.environ.get("DATABASE_URL"):
+        return env
+    import psycopg
+
+    from config.db_roles import APP_ROLE, app_role_sql
+
+    with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(app_role_sql(DB_NAME).encode())
+    owner = env["DATABASE_URL"]
+    scheme, rest = owner.split("://", 1)
+    return {**env, "DATABASE_URL": f"{scheme}://{APP_ROLE}:@{rest.split('@', 1)[1]}"}
+
+
 def _stop(children: list[subprocess.Popen[bytes]], timeout: float = 20.0) -> None:
     for child in children:
         if child.poll() is None:
@@ -120,6 +138,7 @@ def cmd_run(state: Path, host: str, port: int) -> int:
     with services(state) as env:
         _with_settings(env, "config.settings.local")
         _manage(env, "migrate", "--no-input", "-v", "0")
+        env = _as_app_role(env)
         _manage(env, "collectstatic", "--no-input", "-v", "0")
         _manage(env, "demo_load", "--if-empty")
         worker = subprocess.Popen(

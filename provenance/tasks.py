@@ -45,3 +45,14 @@ def embed_documents_task() -> None:
 
     if documents_embed() > 0:
         embed_documents_task.delay()
+
+
+@shared_task(name="provenance.ledger_checkpoint", ignore_result=True, expires=55,
+             soft_time_limit=50, time_limit=60)
+def ledger_checkpoint_task() -> None:
+    """Sign the ledger's tail (beat, every minute): an entry left unsigned for long is what a
+    deleted checkpoint looks like, and `ledger verify` reports it. Expires so that a backlog
+    of these after downtime collapses into the next one."""
+    from provenance.services.transparency import ledger_checkpoint_latest
+
+    ledger_checkpoint_latest()

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.db import transaction
+from django.db.backends.postgresql.operations import DatabaseOperations
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -19,6 +21,27 @@ from provenance.services.ingest import ingest_path
 from tests.factories import DatasetFactory, RightsHolderFactory, UserFactory
 
 Role = User.Role
+_flush = DatabaseOperations.execute_sql_flush
+
+
+def _flush_past_the_guards(self: DatabaseOperations, sql_list: list[str]) -> None:
+    """Between transactional tests Django empties every table with one TRUNCATE, which the
+    evidence tables refuse (migration 0011). The tests connect as the superuser, which may set
+    session_replication_role = replica for that one transaction; the application's role may not
+    (tests/provenance/test_database_guards.py)."""
+    with transaction.atomic(using=self.connection.alias):
+        with self.connection.cursor() as cursor:
+            cursor.execute("SET LOCAL session_replication_role = replica")
+        _flush(self, sql_list)
+
+
+DatabaseOperations.execute_sql_flush = _flush_past_the_guards  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _ledger_witness_in_tmp(settings, tmp_path: Path) -> None:
+    # Each test has a ledger of its own, so a witness of its own.
+    settings.TRAILMARK = {**settings.TRAILMARK, "LEDGER_WITNESS_FILE": tmp_path / "witness"}
 
 
 @pytest.fixture(autouse=True)

@@ -246,6 +246,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
 CELERY_BEAT_SCHEDULE = {
     # Overdue takedowns stand out on the staff pages, and staff hear of each once.
     "takedown-deadlines": {"task": "takedowns.check_deadlines", "schedule": 15 * 60},
+    # The ledger's tail is signed every minute, so that every entry is soon covered.
+    "ledger-checkpoint": {"task": "provenance.ledger_checkpoint", "schedule": 60},
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -281,6 +283,11 @@ TRAILMARK: dict[str, Any] = {
     "LEDGER_ORIGIN": os.environ.get("TRAILMARK_LEDGER_ORIGIN", "trailmark.invalid/ledger"),
     "LEDGER_KEY": os.environ.get("TRAILMARK_LEDGER_KEY", ""),
     "LEDGER_KEY_FILE": os.environ.get("TRAILMARK_LEDGER_KEY_FILE", ""),
+    # The latest signed checkpoint is also kept outside the database (default: in the state
+    # folder), so that checkpoints deleted from it are noticed; and an entry must be covered by
+    # a signed checkpoint within this many seconds (the worker signs one every minute).
+    "LEDGER_WITNESS_FILE": os.environ.get("TRAILMARK_LEDGER_WITNESS_FILE", ""),
+    "LEDGER_CHECKPOINT_GRACE": int(os.environ.get("TRAILMARK_LEDGER_CHECKPOINT_GRACE", "900")),
     "TAKEDOWN_VERIFICATION": json.loads(os.environ.get("TRAILMARK_TAKEDOWN_VERIFICATION",
                                                        "{}")),
 }

@@ -20,6 +20,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from provenance.models import User
 from provenance.services.errors import InvalidTransition
+from provenance.services.transparency import LedgerTampered
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -43,6 +44,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # A database guard (immutable version, append-only table) refused the write.
         message = str(exc).split("trailmark:", 1)[1].splitlines()[0].strip()
         return Response({"detail": message}, status=status.HTTP_409_CONFLICT)
+    elif isinstance(exc, LedgerTampered):
+        return Response({"detail": f"the ledger cannot be signed: {exc}. Nothing more is "
+                                   "signed until an auditor has looked (manage.py ledger "
+                                   "verify)."}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
     return drf_exception_handler(exc, context)
 
 

@@ -9,14 +9,17 @@ TRAILMARK_LEDGER_KEY_FILE, else one made for this installation in the state fold
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from provenance.conf import setting
 from provenance.engine import checkpoint as notes
@@ -57,22 +60,96 @@ def leaf_hashes(size: int | None = None) -> list[bytes]:
     return [leaf_hash(bytes.fromhex(h)) for h in rows]
 
 
+class LedgerTampered(Exception):
+    """The ledger no longer extends what was signed before: nothing more is signed until an
+    auditor has looked (`manage.py ledger verify`). Answered as 503."""
+
+
+def _witness_path() -> Path:
+    return Path(setting("LEDGER_WITNESS_FILE") or Path(settings.STATE_DIR) / "ledger_witness")
+
+
+def _witnessed() -> notes.Checkpoint | None:
+    """The latest checkpoint this installation signed, as kept outside the database."""
+    path = _witness_path()
+    if not path.exists():
+        return None
+    try:
+        return notes.open_note(path.read_text(encoding="utf-8"), ledger_verifier_key())
+    except ValueError as exc:
+        raise LedgerTampered(f"the witness file {path} does not verify: {exc}") from None
+
+
+def _witness(note: str, size: int) -> None:
+    """Keep `note` as the witness unless the witness already holds a larger tree (two workers
+    may sign at once); written whole or not at all."""
+    path = _witness_path()
+    current = _witnessed()
+    if current is not None and current.size >= size:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(note, encoding="utf-8")
+    partial.replace(path)
+
+
+def _prefix_problem(label: str, size: int, root: str, hashes: list[bytes]) -> str | None:
+    if size > len(hashes):
+        return f"{label} covers {size} entries; the ledger has {len(hashes)}"
+    if root_from_leaf_hashes(hashes[:size]).hex() != root:
+        return f"the ledger's first {size} entries no longer give the root of {label}"
+    return None
+
+
+def _witness_problems(hashes: list[bytes]) -> list[str]:
+    """The witness (outside the database) must be in the database and a prefix of the ledger."""
+    witnessed = _witnessed()
+    if witnessed is None:
+        return []
+    latest = LedgerCheckpoint.objects.order_by("-size").values_list("size", flat=True).first()
+    problems = []
+    if latest is None or latest < witnessed.size:
+        problems.append(f"the witnessed checkpoint of size {witnessed.size} is missing from the "
+                        f"database (the largest there: {latest or 'none'}): checkpoints were "
+                        f"deleted")
+    found = _prefix_problem("the witnessed checkpoint", witnessed.size, witnessed.root.hex(),
+                            hashes)
+    return problems + ([found] if found else [])
+
+
+def _extension_problems(hashes: list[bytes]) -> list[str]:
+    """What stops the ledger as it is (`hashes`) from being signed: the latest stored checkpoint
+    and the witness must each be the root of a prefix of it."""
+    problems = _witness_problems(hashes)
+    latest = LedgerCheckpoint.objects.order_by("-size").first()
+    found = latest and _prefix_problem("the latest stored checkpoint", latest.size, latest.root,
+                                       hashes)
+    return problems + ([found] if found else [])
+
+
 def ledger_checkpoint_latest(hashes: list[bytes] | None = None) -> LedgerCheckpoint:
     """The signed checkpoint of the ledger as it is now (signed once per size); `hashes`: the
-    leaf hashes when the caller has them already."""
+    leaf hashes when the caller has them already. A new size is signed only when it extends the
+    checkpoints signed before (LedgerTampered otherwise), and is kept as the witness once its
+    transaction commits."""
     hashes = leaf_hashes() if hashes is None else hashes
     found = LedgerCheckpoint.objects.filter(size=len(hashes)).first()
     if found is not None:
         return found
+    problems = _extension_problems(hashes)
+    if problems:
+        raise LedgerTampered("; ".join(problems))
     origin = str(setting("LEDGER_ORIGIN"))
     root = root_from_leaf_hashes(hashes)
     note = notes.sign(notes.Checkpoint(origin, len(hashes), root), origin, _seed())
     try:
         with transaction.atomic():
-            return LedgerCheckpoint.objects.create(size=len(hashes), root=root.hex(),
-                                                   note=note, key_name=origin)
+            signed = LedgerCheckpoint.objects.create(size=len(hashes), root=root.hex(),
+                                                     note=note, key_name=origin)
     except IntegrityError:  # signed at the same moment by another request
         return LedgerCheckpoint.objects.get(size=len(hashes))
+    transaction.on_commit(lambda: _witness(note, len(hashes)))
+    return signed
 
 
 def _tree_size(value: Any, name: str, largest: int) -> int:
@@ -132,6 +209,11 @@ def ledger_audit(progress: Any = None) -> LedgerAudit:
     found = list(ledger_problems(progress))
     problems = [problem for _, problem in found]
     hashes, verifier = leaf_hashes(), ledger_verifier_key()
+    try:
+        problems += _witness_problems(hashes)
+    except LedgerTampered as exc:  # the witness file itself does not verify
+        problems.append(str(exc))
+    problems += _uncovered_tail()
     checkpoints = list(LedgerCheckpoint.objects.order_by("size"))
     for signed in checkpoints:
         try:
@@ -145,3 +227,17 @@ def ledger_audit(progress: Any = None) -> LedgerAudit:
                             f"{opened.size} entries no longer give its root")
     return LedgerAudit(entries=len(hashes), checkpoints=len(checkpoints), problems=problems,
                        first_bad_seq=found[0][0] if found else None)
+
+
+def _uncovered_tail() -> list[str]:
+    """Entries older than the grace period that no signed checkpoint covers: what deleted
+    checkpoints (or a signer that stopped) leave behind."""
+    latest = LedgerCheckpoint.objects.order_by("-size").values_list("size", flat=True).first()
+    cutoff = timezone.now() - timedelta(seconds=int(setting("LEDGER_CHECKPOINT_GRACE")))
+    stale = LedgerEntry.objects.filter(seq__gt=latest or 0, created_at__lt=cutoff)
+    first = stale.order_by("seq").values_list("seq", flat=True).first()
+    if first is None:
+        return []
+    return [f"entries from {first} on are older than {setting('LEDGER_CHECKPOINT_GRACE')} s and "
+            f"covered by no signed checkpoint (the latest covers {latest or 0}): checkpoints "
+            f"were deleted, or none has been signed since (the worker signs one a minute)"]

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from provenance.models import LedgerEntry
 from provenance.services.ledger import entry_export
 from provenance.services.transparency import (
+    LedgerTampered,
     ledger_audit,
     ledger_checkpoint_latest,
     ledger_verifier_key,
@@ -43,7 +44,10 @@ class Command(BaseCommand):
         if not file:
             raise CommandError("name the file to write: manage.py ledger export FILE")
         path = Path(file)
-        signed = ledger_checkpoint_latest()
+        try:
+            signed = ledger_checkpoint_latest()
+        except LedgerTampered as exc:
+            raise CommandError(f"not exported, nothing signed: {exc}") from None
         with path.open("w", encoding="utf-8") as out:
             for entry in LedgerEntry.objects.order_by("seq")[:signed.size].iterator(
                     chunk_size=2000):
