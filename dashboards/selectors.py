@@ -104,7 +104,12 @@ def source_context(user: Any, source_id: int) -> dict[str, Any] | None:
         return None
     results = CanaryTest.objects.filter(source=source).select_related("checkpoint").order_by(
         "-run_id")[:20]
+    from provenance.permissions import sees_holder_details
+
+    owner = source.owner
     return {"source": source, "signals": list(source.opt_out_signals.order_by("-observed_at")),
+            "owner_name": owner.name if sees_holder_details(user, owner.pk)
+            else owner.public_name,
             "watermark_visible": visible(source.watermark) if source.watermark else "none",
             "trust": TRUST, "canary": SourceCanary.objects.filter(source=source).first(),
             "canary_results": list(results)}
@@ -159,7 +164,7 @@ def version_facts(version: DatasetVersion, words: dict[str, str] | None = None) 
 
     counts = {int(k): n for k, n in version.counts_by_source.items()}
     sources = tuple(
-        SourceFacts(id=s.pk, name=s.name, owner=s.owner.name, uri=s.uri,
+        SourceFacts(id=s.pk, name=s.name, owner=s.owner.public_name, uri=s.uri,
                     license=s.license_expression, use_class=s.use_class,
                     documents=counts.get(s.pk, 0), terms_url=s.terms_url)
         for s in DataSource.objects.filter(pk__in=counts).select_related("owner")
@@ -296,7 +301,7 @@ def ai_act_summary(checkpoint: ModelCheckpoint) -> AiActSummary:
         current = current.parent
     by_source, considered = _ancestry_by_source(versions)
     sources = tuple(
-        SourceShare(name=s.name, owner=s.owner.name, acquisition=s.acquisition, uri=s.uri,
+        SourceShare(name=s.name, owner=s.owner.public_name, acquisition=s.acquisition, uri=s.uri,
                     license=s.license_expression, documents=by_source[s.pk][0],
                     tokens=by_source[s.pk][1])
         for s in DataSource.objects.filter(pk__in=by_source).select_related("owner")

@@ -38,6 +38,14 @@ class RightsHolder(TimeStamped):
     def __str__(self) -> str:
         return self.name
 
+    PRIVATE_INDIVIDUAL = "a private individual"
+
+    @property
+    def public_name(self) -> str:
+        """How cards, public pages and roles without a need for it name this holder: a person's
+        name is personal data (the ledger keeps it only as an erasable commitment too)."""
+        return self.PRIVATE_INDIVIDUAL if self.kind == self.Kind.PERSON else self.name
+
 
 class User(AbstractUser):
     class Role(models.TextChoices):

@@ -19,6 +19,15 @@ def role_of(user: Any) -> str | None:
     return Role.ADMIN if user.is_superuser else user.role
 
 
+def sees_holder_details(user: Any, holder_id: int | None) -> bool:
+    """Who sees a rights-holder's personal data (a person holder's name, any holder's contact
+    name and e-mail): staff, who handle its requests, and the holder's own users. Auditors and
+    researchers read the rest of the record; their work needs no way to reach a person."""
+    role = role_of(user)
+    return role in STAFF or (role == Role.RIGHTS_HOLDER and holder_id is not None
+                             and user.rights_holder_id == holder_id)
+
+
 def holder_of(obj: Any) -> int | None:
     """The rights-holder an object belongs to, for the objects that have one."""
     for path in ("owner_id", "source.owner_id", "rights_holder_id"):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
+from typing import Any
 
 from rest_framework import serializers
 
@@ -25,6 +27,24 @@ from provenance.models import (
     TrainingRun,
     VersionExclusion,
 )
+from provenance.permissions import sees_holder_details
+
+
+def one_line(value: str) -> str:
+    """Names and titles are one line of text: they go into Markdown tables and headings, HTML
+    and the cards, where a newline, a tab or an invisible control character reshapes the
+    document. (The renderers escape Markdown and HTML as well.)"""
+    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")), None)
+    if bad is not None:
+        raise serializers.ValidationError(
+            f"control or format character U+{ord(bad):04X} at position {value.index(bad) + 1}: "
+            "a name is one line of visible text")
+    return value
+
+
+def _requester(serializer: serializers.Serializer) -> Any:
+    request = serializer.context.get("request")
+    return getattr(request, "user", None)
 
 
 class RightsHolderOut(serializers.ModelSerializer):
@@ -33,9 +53,16 @@ class RightsHolderOut(serializers.ModelSerializer):
         fields = ["id", "name", "kind", "contact_name", "contact_email", "url", "verified",
                   "verified_at", "created_at", "updated_at"]
 
+    def to_representation(self, instance: RightsHolder) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        user = _requester(self)
+        if user is not None and not sees_holder_details(user, instance.pk):
+            data.update(name=instance.public_name, contact_name="", contact_email="")
+        return data
+
 
 class RightsHolderIn(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, validators=[one_line])
     kind = serializers.ChoiceField(choices=RightsHolder.Kind.choices, required=False)
     contact_name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     contact_email = serializers.EmailField(required=False, allow_blank=True)
@@ -73,6 +100,13 @@ class OptOutSignalIn(serializers.Serializer):
 class SourceOut(serializers.ModelSerializer):
     owner_name = serializers.CharField(source="owner.name", read_only=True)
 
+    def to_representation(self, instance: DataSource) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        user = _requester(self)
+        if user is not None and not sees_holder_details(user, instance.owner_id):
+            data["owner_name"] = instance.owner.public_name
+        return data
+
     class Meta:
         model = DataSource
         fields = ["id", "owner", "owner_name", "name", "uri", "description", "license_expression",
@@ -83,7 +117,7 @@ class SourceOut(serializers.ModelSerializer):
 class SourceIn(serializers.Serializer):
     owner = serializers.PrimaryKeyRelatedField(queryset=RightsHolder.objects.all(),
                                                required=False)
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, validators=[one_line])
     license_expression = serializers.CharField(max_length=500)
     uri = serializers.CharField(max_length=2000, required=False, allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True)
@@ -121,7 +155,7 @@ class DatasetOut(serializers.ModelSerializer):
 
 class DatasetIn(serializers.Serializer):
     slug = serializers.SlugField(max_length=100)
-    title = serializers.CharField(max_length=200)
+    title = serializers.CharField(max_length=200, validators=[one_line])
     description = serializers.CharField(required=False, allow_blank=True)
 
 
@@ -228,7 +262,7 @@ class CheckpointOut(serializers.ModelSerializer):
 
 
 class CheckpointRegisterIn(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, validators=[one_line])
     path = serializers.CharField(help_text="a local Hugging Face model folder under "
                                            "TRAILMARK_IMPORT_DIRS")
     version = serializers.PrimaryKeyRelatedField(queryset=DatasetVersion.objects.all(),

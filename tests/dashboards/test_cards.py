@@ -174,3 +174,51 @@ def test_a_model_card_shows_its_training_data_lineage_and_remediations(
     assert f'href="/models/{checkpoint.pk}/"' in \
         client_as("anonymous").get("/transparency/").content.decode()
     assert client_as("anonymous").get("/models/999999/").status_code == 404
+
+
+def test_a_person_rights_holders_name_is_in_no_public_card(users, make_source, ingest_texts,
+                                                          publish_version, monkeypatch,
+                                                          django_capture_on_commit_callbacks,
+                                                          client_as, client):
+    """The ledger keeps a person holder's name only as an erasable commitment; the published
+    cards printed it. Cards, public pages and roles without a need for it (auditors,
+    researchers) now see "a private individual"; staff and the holder's own users see it."""
+    from provenance.services.sources import rights_holder_create
+
+    person = rights_holder_create(actor=None, name="Ada Lovelace-Writer", kind="person",
+                                  contact_name="Ada", contact_email="ada@example.org")
+    mine = make_source(owner=person, name="poems", license_expression="CC-BY-4.0")
+    ingest_texts(mine, ["a poem", "another poem"])
+    monkeypatch.setattr(card_render_task, "delay",
+                        lambda version_id: version_card_render(version_id=version_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        version = publish_version("people", "commercial")
+    card = VersionCard.objects.get(version=version)
+    for text in (card.hf_card, card.croissant, card.spdx):
+        assert "Ada" not in text and "a private individual" in text
+    assert "Ada" not in client.get("/").content.decode()  # the public home page lists sources
+    for role in ("auditor", "researcher"):
+        holder = client_as(role).get(f"/api/v1/rights-holders/{person.pk}/").json()
+        assert (holder["name"], holder["contact_name"], holder["contact_email"]) == (
+            "a private individual", "", "")
+        source = client_as(role).get(f"/api/v1/sources/{mine.pk}/").json()
+        assert source["owner_name"] == "a private individual"
+    for role in ("curator", "admin"):
+        holder = client_as(role).get(f"/api/v1/rights-holders/{person.pk}/").json()
+        assert (holder["name"], holder["contact_email"]) == ("Ada Lovelace-Writer",
+                                                             "ada@example.org")
+    organisation = client_as("researcher").get(
+        f"/api/v1/rights-holders/{users['holder_a'].rights_holder_id}/").json()
+    assert organisation["name"] == "Holder A" and organisation["contact_email"] == ""
+
+
+def test_names_with_control_characters_are_refused(client_as, users):
+    admin = client_as("admin")
+    for url, body, field in (
+            ("/api/v1/rights-holders/", {"name": "Evil\nPress"}, "name"),
+            ("/api/v1/sources/", {"owner": users["holder_a"].rights_holder_id,
+                                  "name": "x\u202eevil", "license_expression": "MIT"}, "name"),
+            ("/api/v1/datasets/", {"slug": "x", "title": "T\r\n# heading"}, "title")):
+        response = admin.post(url, body, format="json")
+        assert response.status_code == 400 and "control or format character" in \
+            response.json()[field][0], response.json()

@@ -154,3 +154,46 @@ def test_the_summary_sizes_its_data_and_keeps_the_top_tenth_of_domains():
         SourceShare("b", "o", "licensed", "", "MIT", 1, 2 * 10**9),)})
     assert big.size_range == "1 billion to 10 trillion tokens" and big.top_domains() == []
     assert [kind for kind, _, _ in summary.by_type()] == ["crawled"]
+
+
+INJECTION = ("Evil | Press\n# Injected heading <img src=x onerror=alert(1)> "
+             "[click](javascript:alert(1)) `code` *loud*")
+
+
+def test_names_cannot_inject_markdown_or_html_into_the_hugging_face_card():
+    """The outside probe put newlines, `#`, `|`, an <img onerror> and a javascript: link into a
+    source's and a dataset's name: the certified card carried them as structure."""
+    from dataclasses import replace
+
+    from markdown_it import MarkdownIt
+
+    facts = replace(
+        FACTS, title=INJECTION,
+        sources=(SourceFacts(1, INJECTION, INJECTION, "javascript:alert(1)", "CC-BY-4.0",
+                             "commercial", 800), *FACTS.sources[1:]),
+        words=CardWords(uses="See <script>alert(1)</script> and [this](javascript:alert(2)).",
+                        citation="``` \n<img src=x onerror=alert(3)>"))
+    body = DatasetCard(dataset_card(facts)).text
+    page = MarkdownIt("commonmark").enable("table").render(body)
+    assert "<img" not in page and "<script" not in page
+    assert 'href="javascript' not in page and "<a " not in page
+    assert page.count("<h1>") == 1 and "Injected heading" in page
+    table = page.split("<tbody>")[1].split("</tbody>")[0]
+    rows = table.count("<tr>")
+    assert rows == 3 and table.count("<td>") == 3 * 5  # one row a source, five cells each
+    assert "Evil | Press # Injected heading &lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<pre><code>" in page and "&lt;img src=x onerror=alert(3)&gt;" in page  # fenced
+    assert DatasetCard(dataset_card(FACTS)).text.count("| Harbor essays | Harbor Press |") == 1
+
+
+def test_the_model_card_escapes_names_too():
+    from dashboards.engine.cards.model import ModelFacts, model_card
+    from markdown_it import MarkdownIt
+
+    facts = ModelFacts(name=INJECTION, kind="trained", sha256="ab" * 32, config={}, metrics={},
+                       version=INJECTION, version_url="https://t.example/v1/",
+                       manifest_root="cd" * 32, documents=3, license_expression="MIT",
+                       license_mix={"commercial": 3}, lineage=(f"derived from {INJECTION}",),
+                       remediations=())
+    page = MarkdownIt("commonmark").enable("table").render(model_card(facts).split("---", 2)[2])
+    assert "<img" not in page and "<a " not in page and page.count("<h1>") == 1

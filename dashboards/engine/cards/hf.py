@@ -8,7 +8,8 @@ from pathlib import Path
 from huggingface_hub import DatasetCard, DatasetCardData
 from license_expression import get_spdx_licensing
 
-from dashboards.engine.cards.facts import VersionFacts
+from dashboards.engine.cards.facts import SourceFacts, TakedownFacts, VersionFacts
+from dashboards.engine.cards.markdown import fence, inline, prose
 
 # Licence ids the Hub's metadata accepts as they are (lower-cased SPDX ids); others are "other".
 HUB_LICENSES = frozenset({
@@ -56,6 +57,7 @@ def citation(facts: VersionFacts) -> str:
 
 
 def dataset_card(facts: VersionFacts) -> str:
+    """Every name and free text escaped for Markdown (dashboards.engine.cards.markdown)."""
     words = facts.words
     data = DatasetCardData(
         license=hub_licenses(facts), language=sorted(facts.languages) or None,
@@ -63,31 +65,43 @@ def dataset_card(facts: VersionFacts) -> str:
             facts.documents)], task_categories=["text-generation"],
         tags=["trailmark", "provenance", f"intended-use-{facts.intended_use}"])
     diff = facts.diff
+    sources = [SourceFacts(id=s.id, name=inline(s.name), owner=inline(s.owner),
+                           uri=inline(s.uri), license=inline(s.license),
+                           use_class=inline(s.use_class), documents=s.documents)
+               for s in facts.sources]
+    takedowns = [TakedownFacts(reference=inline(t.reference), legal_basis=t.legal_basis,
+                               documents=t.documents, decided_at=t.decided_at)
+                 for t in facts.takedowns]
+    checkpoints = [{"name": inline(c.name), "kind": c.kind, "sha256": c.sha256}
+                   for c in facts.checkpoints]
+    cite = words.citation or citation(facts)
     card = DatasetCard.from_template(
-        data, template_str=TEMPLATE, title=facts.title, name=facts.name,
-        summary=words.summary or f"{facts.title}, version {facts.number}: {facts.documents} "
-        f"documents from {len(facts.sources)} registered source(s), curated for "
-        f"{facts.intended_use} use.",
-        publisher=facts.publisher, published_at=facts.published_at, documents=facts.documents,
-        tokens=facts.tokens, bytes=facts.bytes, manifest_root=facts.manifest_root,
-        license_expression=facts.license_expression, parent=facts.parent,
+        data, template_str=TEMPLATE, title=inline(facts.title), name=inline(facts.name),
+        summary=prose(words.summary) if words.summary else inline(
+            f"{facts.title}, version {facts.number}: {facts.documents} documents from "
+            f"{len(facts.sources)} registered source(s), curated for {facts.intended_use} use."),
+        publisher=inline(facts.publisher), published_at=facts.published_at,
+        documents=facts.documents, tokens=facts.tokens, bytes=facts.bytes,
+        manifest_root=facts.manifest_root, license_expression=facts.license_expression,
+        parent=inline(facts.parent),
         diff_line=f"+{diff.get('added', 0)} / -{diff.get('removed', 0)} documents",
-        url=facts.url,
-        uses=words.uses or f"Training and evaluating language models where every source's "
-        f"licence allows {facts.intended_use} use.",
-        out_of_scope=words.out_of_scope or "Uses the sources' licences do not allow; "
-        "re-identifying people named in the text; redistributing the text apart from its "
-        "licences' terms.",
-        curation_rationale=words.curation_rationale or _rationale(facts),
-        sources=facts.sources, exclusions=sorted(facts.exclusions.items()),
-        personal_information=words.personal_information or "Not assessed document by "
-        "document. Texts may name people; erasure requests are handled as takedowns.",
-        biases=words.biases or "The mix of sources above decides what the data over- and "
-        "under-represents; no balancing beyond the recipe was applied.",
-        limitations=words.limitations or "Licences are as registered by each source's owner "
-        "and checked against its licence signals; they are not legal advice.",
-        takedowns=facts.takedowns, checkpoints=facts.checkpoints,
-        citation=words.citation or citation(facts))
+        url=inline(facts.url),
+        uses=prose(words.uses) if words.uses else f"Training and evaluating language models "
+        f"where every source's licence allows {facts.intended_use} use.",
+        out_of_scope=prose(words.out_of_scope or "Uses the sources' licences do not allow; "
+                           "re-identifying people named in the text; redistributing the text "
+                           "apart from its licences' terms."),
+        curation_rationale=prose(words.curation_rationale or _rationale(facts)),
+        sources=sources, exclusions=sorted(facts.exclusions.items()),
+        personal_information=prose(words.personal_information or "Not assessed document by "
+                                   "document. Texts may name people; erasure requests are "
+                                   "handled as takedowns."),
+        biases=prose(words.biases or "The mix of sources above decides what the data over- and "
+                     "under-represents; no balancing beyond the recipe was applied."),
+        limitations=prose(words.limitations or "Licences are as registered by each source's "
+                          "owner and checked against its licence signals; they are not legal "
+                          "advice."),
+        takedowns=takedowns, checkpoints=checkpoints, citation=cite, fence=fence(cite))
     return str(card)
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from dashboards.engine.cards.markdown import inline
+
 TEMPLATE = (Path(__file__).parent / "model_card.md.j2").read_text()
 
 
@@ -38,11 +40,13 @@ def model_card(facts: ModelFacts) -> str:
                          datasets=[facts.version_url], pipeline_tag="text-generation",
                          library_name="transformers", tags=["trailmark", facts.kind])
     card = ModelCard.from_template(
-        data, template_str=TEMPLATE, name=facts.name, kind=facts.kind, sha256=facts.sha256,
-        architecture=architecture, version=facts.version, manifest_root=facts.manifest_root,
-        documents=facts.documents, license_expression=facts.license_expression,
-        license_mix=sorted(facts.license_mix.items()), lineage=facts.lineage,
-        remediations=facts.remediations,
-        metrics=sorted((k, round(v, 4) if isinstance(v, float) else v)
+        data, template_str=TEMPLATE, name=inline(facts.name), kind=facts.kind,
+        sha256=facts.sha256, architecture=architecture, version=inline(facts.version),
+        manifest_root=facts.manifest_root, documents=facts.documents,
+        license_expression=facts.license_expression,
+        license_mix=sorted(facts.license_mix.items()),
+        lineage=[inline(step) for step in facts.lineage],
+        remediations=[inline(step) for step in facts.remediations],
+        metrics=sorted((inline(k), inline(round(v, 4) if isinstance(v, float) else v))
                        for k, v in facts.metrics.items()))
     return str(card)
