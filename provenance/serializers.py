@@ -30,7 +30,7 @@ from provenance.models import (
 from provenance.permissions import sees_holder_details
 
 
-def one_line(value: str) -> str:
+def one_line(value: str) -> None:
     """Names and titles are one line of text: they go into Markdown tables and headings, HTML
     and the cards, where a newline, a tab or an invisible control character reshapes the
     document. (The renderers escape Markdown and HTML as well.)"""
@@ -39,7 +39,6 @@ def one_line(value: str) -> str:
         raise serializers.ValidationError(
             f"control or format character U+{ord(bad):04X} at position {value.index(bad) + 1}: "
             "a name is one line of visible text")
-    return value
 
 
 def _requester(serializer: serializers.Serializer) -> Any:

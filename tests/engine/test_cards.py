@@ -187,8 +187,9 @@ def test_names_cannot_inject_markdown_or_html_into_the_hugging_face_card():
 
 
 def test_the_model_card_escapes_names_too():
-    from dashboards.engine.cards.model import ModelFacts, model_card
     from markdown_it import MarkdownIt
+
+    from dashboards.engine.cards.model import ModelFacts, model_card
 
     facts = ModelFacts(name=INJECTION, kind="trained", sha256="ab" * 32, config={}, metrics={},
                        version=INJECTION, version_url="https://t.example/v1/",
