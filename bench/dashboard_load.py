@@ -11,7 +11,7 @@ clients.
    rendered as the worker would; a version derived from it without 100 documents (a takedown's
    remediation); a model registered on each (the second one's ancestry holds both versions).
    Each step's time is reported.
-2. Serves it with gunicorn as `make run` does (2 sync workers unless `--web-workers`), with
+2. Serves it with gunicorn as `make run` does (2 threaded workers unless `--web-workers`), with
    the per-address rate limits lifted (every client here is 127.0.0.1).
 3. One client alone reads each page once (its first read: what a count made on demand costs)
    and 20 times more (the median: the page's own cost, with no queue).
@@ -241,10 +241,11 @@ def serve(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[byte
     env = {**env, "DJANGO_SETTINGS_MODULE": "config.settings.local", **UNTHROTTLED}
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "collectstatic", "--no-input",
                     "-v", "0"], env=env, check=True)
-    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "config.wsgi", "-b",
-                            f"127.0.0.1:{port}", "-w", str(workers), "--timeout", "120"],
-                           env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+    from config.embedded import web_command
+
+    web = subprocess.Popen(web_command("127.0.0.1", port),
+                           env={**env, "TRAILMARK_WEB_WORKERS": str(workers)}, cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(120):
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/", timeout=5):

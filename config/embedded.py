@@ -134,6 +134,12 @@ def _stop(children: list[subprocess.Popen[bytes]], timeout: float = 20.0) -> Non
             child.wait()
 
 
+def web_command(host: str, port: int) -> list[str]:
+    """The web server as `make run` starts it (and as a deployment would, behind its proxy)."""
+    return [sys.executable, "-m", "gunicorn", "config.wsgi", "-c",
+            str(ROOT / "config" / "gunicorn.conf.py"), "-b", f"{host}:{port}"]
+
+
 def cmd_run(state: Path, host: str, port: int) -> int:
     with services(state) as env:
         _with_settings(env, "config.settings.local")
@@ -149,12 +155,7 @@ def cmd_run(state: Path, host: str, port: int) -> int:
              "-n", "trailmark@%h", "-B", "-s", str(state / "celerybeat-schedule")],
             env=env, cwd=ROOT,
         )
-        web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"{host}:{port}",
-             "-w", env.get("TRAILMARK_WEB_WORKERS", "2"), "--timeout", "120",
-             "--access-logfile", "-"],
-            env=env, cwd=ROOT,
-        )
+        web = subprocess.Popen(web_command(host, port), env=env, cwd=ROOT)
         children = [worker, web]
         stopping = False
 

@@ -194,3 +194,17 @@ def test_deeply_nested_json_is_a_400_that_names_the_limit(client_as, who, path, 
     response = client_as(who).post(path, body % _nested(depth), content_type="application/json")
     assert response.status_code == 400, response.content[:300]
     assert "nested deeper than 32 levels" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(("content_type", "path"), [
+    ("multipart/form-data; boundary=x", "/api/v1/ingest-jobs/"),
+    ("application/json", "/api/v1/takedowns/"),
+    ("application/x-www-form-urlencoded", "/takedowns/new/")])
+def test_a_body_over_its_limit_is_refused_on_its_declared_length(client_as, content_type, path,
+                                                                settings):
+    settings.TRAILMARK = {**settings.TRAILMARK, "UPLOAD_MAX_BYTES": 1 << 30}
+    response = client_as("holder_a").generic("POST", path, b"--x\r\n", content_type=content_type,
+                                             CONTENT_LENGTH=str(3 << 30))
+    assert response.status_code == 413
+    assert "3221225472 bytes declared" in response.content.decode()
+    assert "nothing was read" in response.content.decode()

@@ -275,21 +275,20 @@ class IngestJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Service
         role = role_of(request.user)
         if role == Role.RIGHTS_HOLDER and source.owner_id != self.actor.rights_holder_id:
             raise PermissionDenied("you can ingest into your own sources only")
+        options = {"source": source, "actor": self.actor, "fmt": data.get("format"),
+                   "text_field": data["text_field"]}
         if data.get("file"):
             upload = data["file"]
             limit = setting("UPLOAD_MAX_BYTES")
             if upload.size > limit:
                 raise DRFValidationError({"file": f"over the {limit}-byte upload limit"})
-            path = ingest.upload_store(upload.chunks(), upload.name)
-            name = upload.name
+            job = ingest.ingest_job_create_from_upload(chunks=upload.chunks(), name=upload.name,
+                                                       **options)
         else:
             if role not in STAFF:
                 raise PermissionDenied("only staff may ingest from a server path")
             path = ingest.import_path_check(data["path"])
-            name = path.name
-        job = ingest.ingest_job_create(source=source, path=path, actor=self.actor,
-                                       fmt=data.get("format"), text_field=data["text_field"],
-                                       original_name=name)
+            job = ingest.ingest_job_create(path=path, original_name=path.name, **options)
         return self.out(job, status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={202: s.IngestJobOut})

@@ -8,6 +8,7 @@ Content is deduplicated by the sha256 of its normalised text: the same text in t
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -122,6 +123,19 @@ def ingest_job_create(*, source: DataSource, path: Path, actor: User | None, fmt
 
     ingest_run_task.delay_on_commit(job.pk)
     return job
+
+
+def ingest_job_create_from_upload(*, source: DataSource, chunks: Iterable[bytes], name: str,
+                                  actor: User, fmt: str | None = None,
+                                  text_field: str = "text") -> IngestJob:
+    """Store an upload and queue its ingest; an upload that is refused is deleted again."""
+    path = upload_store(chunks, name)
+    try:
+        return ingest_job_create(source=source, path=path, actor=actor, fmt=fmt,
+                                 text_field=text_field, original_name=name)
+    except BaseException:
+        shutil.rmtree(path.parent, ignore_errors=True)
+        raise
 
 
 def upload_store(chunks: Iterable[bytes], name: str) -> Path:

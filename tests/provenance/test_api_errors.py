@@ -155,12 +155,14 @@ def test_ingest_requests_name_the_bad_field(admin, source, body, field, settings
     assert response.status_code == 400 and field in response.json(), response.json()
 
 
-def test_an_upload_without_the_text_column_is_refused_before_a_job(admin, source):
+def test_an_upload_without_the_text_column_is_refused_before_a_job(admin, source, settings):
     response = admin.post("/api/v1/ingest-jobs/", {
         "source": source.pk, "file": SimpleUploadedFile("x.csv", b"id,body\n1,hi\n")},
         format="multipart")
     assert response.status_code == 400 and "no column 'text'" in response.json()["file"][0]
     assert not IngestJob.objects.exists()
+    uploads = settings.ARTIFACT_DIR / "uploads"
+    assert not uploads.exists() or not any(uploads.iterdir())  # the refused upload is deleted
 
 
 def test_staff_can_ingest_from_an_import_folder(admin, source, settings, tmp_path,
