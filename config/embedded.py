@@ -121,17 +121,71 @@ def _as_app_role(env: dict[str, str]) -> dict[str, str]:
     return {**env, "DATABASE_URL": f"{scheme}://{APP_ROLE}:@{rest.split('@', 1)[1]}"}
 
 
+def _die_with_parent() -> None:
+    """In a supervised child before it runs: on Linux, the kernel kills it when the launcher
+    dies, even by SIGKILL (its own group is out of reach of a signal to the launcher's)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signum)  # the child leads its own group (start_new_session)
+
+
 def _stop(children: list[subprocess.Popen[bytes]], timeout: float = 20.0) -> None:
+    """Stop each child with everything it started (a worker's pool processes and beat)."""
     for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
+        _signal_group(child, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     for child in children:
         try:
             child.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+            pass
+        _signal_group(child, signal.SIGKILL)  # what is left of the group, if anything
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(5)
+
+
+class Supervisor:
+    """Keeps each named process running: one that dies has what it left behind killed (a dead
+    worker's pool processes and beat would hold jobs and locks) and is started again, with a
+    pause that grows when it keeps dying; after `MAX_RESTARTS` in `WINDOW_S` it gives up."""
+
+    MAX_RESTARTS, WINDOW_S = 5, 120.0
+
+    def __init__(self, commands: dict[str, list[str]], env: dict[str, str]) -> None:
+        self.commands, self.env = commands, env
+        self.children = {name: self._start(name) for name in commands}
+        self.restarts: dict[str, list[float]] = {name: [] for name in commands}
+
+    def _start(self, name: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.commands[name], env=self.env, cwd=ROOT,
+                                start_new_session=True, preexec_fn=_die_with_parent)
+
+    def check(self) -> bool:
+        """Restart what died; False when something keeps dying."""
+        for name, child in self.children.items():
+            if child.poll() is None:
+                continue
+            _signal_group(child, signal.SIGKILL)
+            now = time.monotonic()
+            recent = [t for t in self.restarts[name] if now - t < self.WINDOW_S]
+            if len(recent) >= self.MAX_RESTARTS:
+                _log(f"the {name} died {len(recent) + 1} times in {self.WINDOW_S:.0f} s: "
+                     "giving up")
+                return False
+            _log(f"the {name} stopped (exit {child.returncode}); starting it again")
+            time.sleep(min(30.0, 2.0 ** len(recent)))
+            self.restarts[name] = [*recent, now]
+            self.children[name] = self._start(name)
+        return True
+
+    def stop(self) -> None:
+        _stop(list(self.children.values()))
 
 
 def web_command(host: str, port: int) -> list[str]:
@@ -147,16 +201,15 @@ def cmd_run(state: Path, host: str, port: int) -> int:
         env = _as_app_role(env)
         _manage(env, "collectstatic", "--no-input", "-v", "0")
         _manage(env, "demo_load", "--if-empty")
-        worker = subprocess.Popen(
-            # -B: the periodic tasks (takedown deadlines) run inside this one worker; a
-            # production deployment runs one `celery beat` instead.
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,gpu",
-             "--concurrency", env.get("TRAILMARK_WORKER_CONCURRENCY", "2"), "-l", "INFO",
-             "-n", "trailmark@%h", "-B", "-s", str(state / "celerybeat-schedule")],
-            env=env, cwd=ROOT,
-        )
-        web = subprocess.Popen(web_command(host, port), env=env, cwd=ROOT)
-        children = [worker, web]
+        supervisor = Supervisor({
+            # -B: the periodic tasks (takedown deadlines, ledger checkpoints, job recovery) run
+            # inside this one worker; a production deployment runs one `celery beat` instead.
+            "worker": [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q",
+                       "default,gpu", "--concurrency",
+                       env.get("TRAILMARK_WORKER_CONCURRENCY", "2"), "-l", "INFO",
+                       "-n", "trailmark@%h", "-B", "-s", str(state / "celerybeat-schedule")],
+            "web server": web_command(host, port),
+        }, env)
         stopping = False
 
         def _on_signal(signum: int, _frame: object) -> None:
@@ -166,13 +219,14 @@ def cmd_run(state: Path, host: str, port: int) -> int:
         signal.signal(signal.SIGINT, _on_signal)
         signal.signal(signal.SIGTERM, _on_signal)
         _manage(env, "demo_credentials", "--url", f"http://{host}:{port}/")
-        while not stopping and all(c.poll() is None for c in children):
+        healthy = True
+        while not stopping and healthy:
             time.sleep(0.5)
+            healthy = stopping or supervisor.check()
         _log("stopping worker and web server...")
-        _stop(children)
-        failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, -signal.SIGINT)]
+        supervisor.stop()
     _log("stopped; data kept in " + str(state))
-    return 1 if failed and not stopping else 0
+    return 0 if healthy else 1
 
 
 def cmd_exec(state: Path, command: list[str]) -> int:

@@ -195,7 +195,10 @@ class Document(models.Model):
         ]
         # Nearest neighbours by cosine (embeddings are unit length) for "similar content".
         indexes = [HnswIndex(name="document_embedding_hnsw", fields=["embedding"], m=16,
-                             ef_construction=64, opclasses=["vector_cosine_ops"])]
+                             ef_construction=64, opclasses=["vector_cosine_ops"]),
+                   # The embedding backlog, found without a scan of every document.
+                   models.Index(name="document_embedding_pending", fields=["id"],
+                                condition=Q(embedding__isnull=True, text_purged=False))]
 
     @property
     def is_removed(self) -> bool:

@@ -56,3 +56,12 @@ def ledger_checkpoint_task() -> None:
     from provenance.services.transparency import ledger_checkpoint_latest
 
     ledger_checkpoint_latest()
+
+
+@shared_task(name="provenance.jobs_recover", ignore_result=True, expires=25,
+             soft_time_limit=60, time_limit=90)
+def jobs_recover_task() -> None:
+    """Every 30 s (beat) and when a worker starts: resume the jobs whose worker died."""
+    from provenance.services.jobs import jobs_recover
+
+    jobs_recover()

@@ -249,6 +249,8 @@ CELERY_BEAT_SCHEDULE = {
     "takedown-deadlines": {"task": "takedowns.check_deadlines", "schedule": 15 * 60},
     # The ledger's tail is signed every minute, so that every entry is soon covered.
     "ledger-checkpoint": {"task": "provenance.ledger_checkpoint", "schedule": 60},
+    # A job whose worker died is resumed within half a minute (provenance.services.jobs).
+    "jobs-recover": {"task": "provenance.jobs_recover", "schedule": 30},
 }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -15,6 +15,11 @@ def documents_pending_embedding() -> int:
     return Document.objects.filter(embedding__isnull=True, text_purged=False).count()
 
 
+def embedding_backlog() -> bool:
+    """Whether any document waits for its embedding (a partial index answers it)."""
+    return Document.objects.filter(embedding__isnull=True, text_purged=False).exists()
+
+
 def documents_embed(*, limit: int | None = None) -> int:
     """Embed up to `limit` documents that have no embedding yet; the number embedded. One
     process at a time (an advisory lock): a second caller returns 0 at once."""

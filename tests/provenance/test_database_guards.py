@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
-from config.db_roles import APP_ROLE, app_role_sql
+from config.db_roles import APP_ROLE
 from provenance.models import LedgerCheckpoint, LedgerEntry
 from provenance.services.ledger import entry_hash, entry_header, ledger_append
 from provenance.services.transparency import ledger_checkpoint_latest
@@ -125,8 +125,9 @@ def test_entries_left_unsigned_past_the_grace_period_fail_verify(settings):
 
 
 def test_the_application_role_cannot_switch_a_guard_off_or_truncate():
-    """`make run` connects the web and worker processes as this role (config/db_roles.py)."""
-    sql(app_role_sql(connection.settings_dict["NAME"]))
+    """`make run` connects the web and worker processes as this role (config/db_roles.py);
+    a deployment creates it with `manage.py app_role`."""
+    call_command("app_role", stdout=io.StringIO())
     grow(1)
     with transaction.atomic():
         sql(f"SET LOCAL ROLE {APP_ROLE}")

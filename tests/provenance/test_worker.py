@@ -173,3 +173,35 @@ def test_a_worker_killed_mid_training_resumes_from_its_last_checkpoint(worker,
     assert run.position == run.total
     assert ModelCheckpoint.objects.filter(run=run).count() == 1
     assert LedgerEntry.objects.filter(event="checkpoint.created").count() == 1
+
+
+def test_a_worker_killed_whole_is_replaced_and_its_ingest_resumes_at_once(
+        tmp_path, make_source, write_jsonl):
+    """The outside probe killed the worker's main process: the interrupted ingest stayed
+    `running` for up to 2 hours (its message unacknowledged in Redis). Here the worker is
+    killed with all its processes, as `make run`'s supervisor then cleans up, and a new one
+    starts: it resumes the job at once (worker_ready, and the sweep every 30 s)."""
+    source = make_source()
+    path = write_jsonl([{"text": words(i, 400)} for i in range(4000)])
+    with running_worker(tmp_path) as first:
+        with transaction.atomic():
+            job = ingest_job_create(source=source, path=path, actor=None)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            job.refresh_from_db()
+            if job.state == "running" and job.rows_read > 0:
+                break
+            time.sleep(0.02)
+        assert job.state == "running" and 0 < job.rows_read < 4000, "kill it mid-ingest"
+        for process in [*psutil.Process(first.pid).children(recursive=True),
+                        psutil.Process(first.pid)]:
+            process.kill()
+        first.wait(10)
+    job.refresh_from_db()
+    assert job.state == "running"  # nobody is running it: only the row says so
+    with running_worker(tmp_path):
+        job = wait_for(job, {"succeeded", "failed"}, timeout=120)  # not 2 hours
+    assert job.state == "succeeded", job.error
+    assert (job.rows_read, job.rows_added, job.rows_duplicate) == (4000, 4000, 0)
+    assert Document.objects.count() == 4000
+

@@ -1,0 +1,62 @@
+"""The recovery sweep: a job marked running that no runner holds (its worker died) is sent
+again; one whose runner is alive, or that has finished, is left alone."""
+
+from __future__ import annotations
+
+import zlib
+
+import psycopg
+import pytest
+from celery import current_app
+from django.db import connection
+
+from provenance.models import Document, IngestJob
+from provenance.services.jobs import RECOVERABLE, jobs_recover
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def sent(monkeypatch) -> list[tuple[str, list]]:
+    calls: list[tuple[str, list]] = []
+    monkeypatch.setattr(current_app, "send_task",
+                        lambda name, args=(), **kw: calls.append((name, list(args))))
+    return calls
+
+
+def _hold_lock_elsewhere(kind: str, job_id: int) -> psycopg.Connection:
+    """A live runner: another database session holding the job's lock."""
+    params = connection.get_connection_params()
+    other = psycopg.connect(**{k: v for k, v in params.items()
+                               if k in ("dbname", "user", "host", "port", "password")},
+                            autocommit=True)
+    other.execute("SELECT pg_advisory_lock(%s, %s)",
+                  [zlib.crc32(kind.encode()) & 0x7FFFFFFF, job_id])
+    return other
+
+
+def test_only_running_jobs_that_nobody_runs_are_sent_again(make_source, sent):
+    source = make_source()
+    alive = IngestJob.objects.create(source=source, path="a", format="jsonl", state="running")
+    dead = IngestJob.objects.create(source=source, path="b", format="jsonl", state="running")
+    IngestJob.objects.create(source=source, path="c", format="jsonl", state="succeeded")
+    IngestJob.objects.create(source=source, path="d", format="jsonl", state="queued")
+    runner = _hold_lock_elsewhere("ingest", alive.pk)
+    try:
+        assert jobs_recover() == [("ingest", dead.pk)]
+    finally:
+        runner.close()
+    assert sent == [("provenance.ingest_run", [dead.pk])]
+
+
+def test_every_kind_of_locked_job_is_covered_and_the_embedding_backlog_resumes(
+        make_source, ingest_texts, sent, django_capture_on_commit_callbacks):
+    assert {kind.lock for kind in RECOVERABLE} == {
+        "ingest", "curation", "training", "canary_test", "generate", "span_index",
+        "attribution_run", "unlearning", "takedown_scope", "takedown_verify"}
+    with django_capture_on_commit_callbacks(execute=False):
+        ingest_texts(make_source(), ["waits for its embedding"])
+    assert Document.objects.filter(embedding__isnull=True).exists()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert jobs_recover() == [("embed", 0)]
+    assert len(callbacks) == 1  # the embedding task, sent once this commits
