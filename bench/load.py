@@ -45,7 +45,7 @@ from config.embedded import start_in_background, stop_background  # noqa: E402
 RESULTS = ROOT / "bench" / "results" / "load.json"
 # Every client of a benchmark is 127.0.0.1: the per-address limits are lifted.
 UNTHROTTLED = {"TRAILMARK_THROTTLE_ANON": "1000000/min", "TRAILMARK_THROTTLE_AUTH": "100000/min",
-               "TRAILMARK_THROTTLE_USER": "1000000/min"}
+               "TRAILMARK_THROTTLE_USER": "1000000/min", "TRAILMARK_TAKEDOWN_QUOTA": "1000000/day"}
 
 
 @dataclass

@@ -12,9 +12,10 @@ from django.shortcuts import redirect, render
 
 from provenance.models import User
 from provenance.permissions import STAFF, Role, role_of
-from provenance.services.errors import InvalidTransition
+from provenance.services.errors import InvalidTransition, QuotaExceeded
+from takedowns import serializers as s
 from takedowns.models import TakedownRequest, UnlearningRun
-from takedowns.selectors import takedown_list
+from takedowns.selectors import event_actor, takedown_list
 from takedowns.services.requests import REQUEST_FIELDS, TRANSITIONS
 
 FILERS = STAFF | {Role.RIGHTS_HOLDER}
@@ -29,13 +30,37 @@ STATEMENTS = [("good_faith", "I have a good-faith belief that the use is not aut
                             "(DSA)")]
 
 
+def _messages(detail: Any, prefix: str = "") -> list[str]:
+    """A serializer's nested errors as lines that name where: "works 2 urls 1: Enter a valid
+    URL." """
+    if isinstance(detail, dict):
+        return [m for key, value in detail.items()
+                for m in _messages(value, f"{prefix} {key}".strip())]
+    if isinstance(detail, list) and detail and not all(isinstance(d, str) for d in detail):
+        return [m for n, value in enumerate(detail, start=1) if value
+                for m in _messages(value, f"{prefix} {n}".strip())]
+    items = detail if isinstance(detail, list) else [detail]
+    return [f"{prefix}: {item}" if prefix else str(item) for item in items]
+
+
+def _valid(serializer_class: type[Any], data: dict[str, Any], plain: bool = False) -> Any:
+    """The API's input serializer applied to a form's data, so the pages accept exactly what the
+    API does (lengths, URLs, the number of works, no NUL characters); its errors become the
+    form's, each field's messages naming the item they are about."""
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        raise ValidationError({field: _messages(errors)
+                               for field, errors in serializer.errors.items()})
+    return s.plain(serializer.validated_data) if plain else serializer.validated_data
+
+
 def _lines(value: str) -> list[str]:
     return [line.strip() for line in value.splitlines() if line.strip()]
 
 
 def _from_form(post: Any, with_basis: bool) -> dict[str, Any]:
     """The service's input from the form: only what was filled in."""
-    data: dict[str, Any] = {f: post.get(f, "").strip()[:20_000] for f in TEXT_FIELDS
+    data: dict[str, Any] = {f: post.get(f, "").strip() for f in TEXT_FIELDS
                             if post.get(f, "").strip()}
     data |= {f: post[f] for f in CHOICE_FIELDS if post.get(f)
              and (with_basis or f != "legal_basis")}
@@ -124,11 +149,16 @@ def takedown_new(request: HttpRequest) -> HttpResponse:
         from takedowns.services.requests import takedown_file
 
         try:
-            filed = takedown_file(actor=actor, data=_with_files(
-                _from_form(request.POST, with_basis=True), request))
+            filed = takedown_file(actor=actor, data=_valid(s.TakedownIn, _with_files(
+                _from_form(request.POST, with_basis=True), request), plain=True))
         except ValidationError as exc:
             return render(request, "dashboards/takedown_new.html",
                           _form_context(request.POST, exc), status=400)
+        except QuotaExceeded as exc:
+            page = render(request, "dashboards/takedown_new.html",
+                          _form_context(request.POST, ValidationError(str(exc))), status=429)
+            page["Retry-After"] = str(exc.retry_after)
+            return page
         return redirect(f"/takedowns/{filed.pk}/")
     return render(request, "dashboards/takedown_new.html", _form_context())
 
@@ -136,8 +166,11 @@ def takedown_new(request: HttpRequest) -> HttpResponse:
 def _detail_context(user: Any, found: TakedownRequest) -> dict[str, Any]:
     staff = role_of(user) in STAFF
     runs = list(found.unlearning_runs.select_related("checkpoint", "result").order_by("pk"))
+    events = list(found.events.select_related("actor"))
+    for event in events:
+        event.shown_actor = event_actor(event.actor, user)  # type: ignore[attr-defined]
     return {**_form_context(), "takedown": found, "works": found.works.all(),
-            "events": found.events.select_related("actor"),
+            "events": events,
             "is_claimant": role_of(user) in FILERS, "is_staff": staff,
             "next_states": sorted(TRANSITIONS.get(found.state, set()) - {"withdrawn"}),
             "matches": found.matches.select_related("document").order_by("document_id", "method")
@@ -161,15 +194,19 @@ def _staff_action(found: TakedownRequest, actor: User, post: Any) -> None:
         raise PermissionDenied("only curators and admins move a request along")
     action = post.get("action")
     if action == "decide":
-        takedown_decide(request=found, actor=actor, to=post.get("to", ""),
-                        reasons=post.get("reasons", "")[:20_000])
+        decision = _valid(s.TakedownDecisionIn, {"to": post.get("to", ""),
+                                                  "reasons": post.get("reasons", "")})
+        takedown_decide(request=found, actor=actor, to=decision["to"],
+                        reasons=decision.get("reasons", ""))
     elif action == "scope":
         takedown_scope_start(request=found, actor=actor)
     elif action == "review":
-        ids = {int(k.split("_")[1]): v for k, v in post.items() if k.startswith("doc_")}
-        takedown_scope_review(request=found, actor=actor,
-                              confirm=[d for d, v in ids.items() if v == "confirm"],
-                              dismiss=[d for d, v in ids.items() if v == "dismiss"])
+        picked = {k.removeprefix("doc_"): v for k, v in post.items() if k.startswith("doc_")}
+        review = _valid(s.ScopeReviewIn, {
+            "confirm": [d for d, v in picked.items() if v == "confirm"],
+            "dismiss": [d for d, v in picked.items() if v == "dismiss"]})
+        takedown_scope_review(request=found, actor=actor, confirm=review.get("confirm", []),
+                              dismiss=review.get("dismiss", []))
     elif action == "remediate_data":
         takedown_remediate_data(request=found, actor=actor,
                                 purge_text=True if post.get("purge_text") else None)
@@ -177,7 +214,8 @@ def _staff_action(found: TakedownRequest, actor: User, post: Any) -> None:
         takedown_remediate_models(request=found, actor=actor,
                                   methods=post.getlist("methods"))
     elif action == "cancel_run":
-        run = found.unlearning_runs.filter(pk=int(post.get("run") or 0)).first()
+        run_id = _valid(s.CancelRunIn, {"run": post.get("run", "")})["run"]
+        run = found.unlearning_runs.filter(pk=run_id).first()
         if run is None:
             raise ValidationError({"run": "no such run on this request"})
         unlearning_run_cancel(run=run, actor=actor)
@@ -203,11 +241,12 @@ def takedown_detail(request: HttpRequest, takedown_id: int) -> HttpResponse:
             if action in ("withdraw", "supplement"):
                 actor = _actor(request)
             if action == "withdraw":
-                takedown_withdraw(request=found, actor=actor,
-                                  reason=request.POST.get("reason", "")[:5000])
+                reason = _valid(s.TakedownWithdrawIn, {"reason": request.POST.get("reason", "")})
+                takedown_withdraw(request=found, actor=actor, reason=reason.get("reason", ""))
             elif action == "supplement":
-                takedown_supplement(request=found, actor=actor, data=_with_files(
-                    _from_form(request.POST, with_basis=False), request))
+                takedown_supplement(request=found, actor=actor, data=_valid(
+                    s.TakedownFields, _with_files(_from_form(request.POST, with_basis=False),
+                                                  request), plain=True))
             else:
                 _staff_action(found, actor, request.POST)
         except ValidationError as exc:

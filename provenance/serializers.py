@@ -8,6 +8,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from provenance import selectors
 from provenance.engine import readers
 from provenance.models import (
     CanaryTest,
@@ -41,9 +42,23 @@ def one_line(value: str) -> None:
             "a name is one line of visible text")
 
 
-def _requester(serializer: serializers.Serializer) -> Any:
+def _requester(serializer: serializers.Field) -> Any:
     request = serializer.context.get("request")
     return getattr(request, "user", None)
+
+
+class VisibleId(serializers.PrimaryKeyRelatedField):
+    """The id of an object the asker can see (`selector(user)`): an id that is not theirs is
+    answered exactly like one that does not exist ("Invalid pk"), so that a create endpoint
+    does not tell whether another holder's object exists."""
+
+    def __init__(self, selector: Any, **kwargs: Any) -> None:
+        self.selector = selector
+        super().__init__(**kwargs)
+
+    def get_queryset(self) -> Any:
+        user = _requester(self)
+        return super().get_queryset() if user is None else self.selector(user)
 
 
 class RightsHolderOut(serializers.ModelSerializer):
@@ -114,8 +129,8 @@ class SourceOut(serializers.ModelSerializer):
 
 
 class SourceIn(serializers.Serializer):
-    owner = serializers.PrimaryKeyRelatedField(queryset=RightsHolder.objects.all(),
-                                               required=False)
+    owner = VisibleId(selectors.rights_holder_list, queryset=RightsHolder.objects.all(),
+                      required=False)
     name = serializers.CharField(max_length=200, validators=[one_line])
     license_expression = serializers.CharField(max_length=500)
     uri = serializers.CharField(max_length=2000, required=False, allow_blank=True)
@@ -192,8 +207,8 @@ class IngestJobOut(JobFields):
 
 class IngestJobIn(serializers.Serializer):
     # A field named "source" shadows Field.source for the type checker only.
-    source = serializers.PrimaryKeyRelatedField(  # type: ignore[assignment]
-        queryset=DataSource.objects.all())
+    source = VisibleId(  # type: ignore[assignment]
+        selectors.source_list, queryset=DataSource.objects.all())
     file = serializers.FileField(required=False, help_text="upload (multipart)")
     path = serializers.CharField(required=False, help_text="a path under TRAILMARK_IMPORT_DIRS")
     format = serializers.ChoiceField(choices=["jsonl", "csv", "folder", "parquet"],

@@ -3,8 +3,6 @@ through the workflow. Every change goes through takedowns.services."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -32,15 +30,6 @@ from takedowns.services.verification import takedown_verify_start
 CLAIMANTS = STAFF | {Role.RIGHTS_HOLDER}
 
 
-def _plain(data: dict[str, Any]) -> dict[str, Any]:
-    """Validated serializer data as plain dicts and lists for the service."""
-    out = dict(data)
-    if "statements" in out:
-        out["statements"] = dict(out["statements"])
-    if "works" in out:
-        out["works"] = [dict(w) for w in out["works"]]
-    return out
-
 
 class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     serializer_class = s.TakedownOut
@@ -58,7 +47,7 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
         """File a request. It is acknowledged at once with its reference and deadlines, and
         checked against its legal basis: a request that lacks a required element goes to
         `needs_info`, with the list of what is missing."""
-        data = _plain(self.valid(s.TakedownIn))
+        data = s.plain(self.valid(s.TakedownIn))
         sources = data.pop("claimed_sources", [])
         taken = takedown_file(actor=self.actor, data=data, claimed_sources=sources)
         return self.out(self.get_queryset().get(pk=taken.pk), status.HTTP_201_CREATED)
@@ -68,7 +57,7 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
     def supplement(self, request: Request, pk: str) -> Response:
         """Answer a `needs_info`: the given fields replace the old ones, works are added."""
         taken = takedown_supplement(request=self.get_object(), actor=self.actor,
-                                    data=_plain(self.valid(s.TakedownFields)))
+                                    data=s.plain(self.valid(s.TakedownFields)))
         return self.out(self.get_queryset().get(pk=taken.pk))
 
     @extend_schema(request=s.TakedownWithdrawIn, responses={200: s.TakedownOut})
@@ -130,7 +119,7 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
         """Record a DMCA counter notice (§512(g)(3)) to a decided request: the restore window
         (10 to 14 business days) opens and the claimant is told."""
         taken = takedown_counter_notice(request=self.get_object(), actor=self.actor,
-                                        data=_plain(self.valid(s.CounterNoticeIn)))
+                                        data=s.plain(self.valid(s.CounterNoticeIn)))
         return self.out(self.get_queryset().get(pk=taken.pk))
 
     @extend_schema(request=None, responses={200: s.TakedownOut})

@@ -25,3 +25,17 @@ def takedown_list(user: Any) -> QuerySet[TakedownRequest]:
     if user.rights_holder_id:
         mine |= Q(rights_holder_id=user.rights_holder_id)
     return rows.filter(mine)
+
+
+def event_actor(actor: Any, viewer: Any) -> str | None:
+    """Who moved a request, as this viewer may see it: staff and auditors see usernames; a
+    claimant sees its own holder's users by name and Trailmark's people by their role
+    ("curator"), never their usernames."""
+    if actor is None:
+        return None
+    if role_of(viewer) in STAFF | {Role.AUDITOR}:
+        return str(actor.username)
+    own = getattr(viewer, "rights_holder_id", None)
+    if own is not None and actor.rights_holder_id == own:
+        return str(actor.username)
+    return str(role_of(actor))

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from provenance.models import DataSource, ModelCheckpoint
+from provenance.selectors import source_list
+from provenance.serializers import VisibleId
 from takedowns.models import (
     TakedownEvent,
     TakedownMatch,
@@ -12,6 +16,17 @@ from takedowns.models import (
 )
 
 State = TakedownRequest.State
+MAX_WORKS = 1000  # works named in one request (a catalogue claim lists many; each is scoped)
+
+
+def plain(data: Any) -> dict[str, Any]:
+    """Validated serializer data as plain dicts and lists for the services."""
+    out = dict(data)
+    if "statements" in out:
+        out["statements"] = dict(out["statements"])
+    if "works" in out:
+        out["works"] = [dict(w) for w in out["works"]]
+    return out
 
 
 class WorkIn(serializers.Serializer):
@@ -49,13 +64,13 @@ class TakedownFields(serializers.Serializer):
     statements = StatementsIn(required=False)
     signature = serializers.CharField(max_length=200, required=False, allow_blank=True,
                                       help_text="the signer's typed full name")
-    works = WorkIn(many=True, required=False)
+    works = WorkIn(many=True, required=False, max_length=MAX_WORKS)  # type: ignore[call-arg]
 
 
 class TakedownIn(TakedownFields):
     legal_basis = serializers.ChoiceField(TakedownRequest.Basis.choices)
-    claimed_sources = serializers.PrimaryKeyRelatedField(
-        queryset=DataSource.objects.all(), many=True, required=False,
+    claimed_sources = VisibleId(
+        source_list, queryset=DataSource.objects.all(), many=True, required=False,
         help_text="sources whose every document is claimed (a rights-holder's own)")
 
 
@@ -143,12 +158,23 @@ class WorkOut(serializers.ModelSerializer):
 
 
 class EventOut(serializers.ModelSerializer):
-    actor = serializers.CharField(source="actor.username", default=None, allow_null=True)
+    actor = serializers.CharField(source="actor.username", default=None, allow_null=True,
+                                  help_text="a username, or for a claimant the role of "
+                                            "Trailmark's people (curator, admin)")
     ledger_seq = serializers.IntegerField(source="ledger_entry.seq", default=None)
 
     class Meta:
         model = TakedownEvent
         fields = ["from_state", "to_state", "actor", "note", "at", "ledger_seq"]
+
+    def to_representation(self, instance: TakedownEvent) -> dict[str, Any]:
+        from takedowns.selectors import event_actor
+
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is not None:
+            data["actor"] = event_actor(instance.actor, request.user)
+        return data
 
 
 class TakedownOut(serializers.ModelSerializer):

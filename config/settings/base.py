@@ -182,7 +182,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "provenance.pagination.Ordering",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "provenance.apis.exception_handler",
@@ -276,6 +276,8 @@ TRAILMARK: dict[str, Any] = {
     # Cards and the public pages: where this installation is reachable, and who publishes.
     "PUBLIC_URL": os.environ.get("TRAILMARK_PUBLIC_URL", "http://127.0.0.1:8000/"),
     "PUBLISHER": os.environ.get("TRAILMARK_PUBLISHER", "Trailmark demo workspace"),
+    # Requests one rights-holder may file per period ("N/hour", "N/day" or "N/week").
+    "TAKEDOWN_QUOTA": os.environ.get("TRAILMARK_TAKEDOWN_QUOTA", "50/day"),
     "TAKEDOWN_FROM_EMAIL": os.environ.get("TRAILMARK_TAKEDOWN_FROM_EMAIL",
                                           "takedowns@trailmark.invalid"),
     # When a remediated model passes verification: overrides of

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from provenance.models import User
-from provenance.services.errors import InvalidTransition
+from provenance.services.errors import InvalidTransition, QuotaExceeded
 from provenance.services.transparency import LedgerTampered
 
 
@@ -44,6 +44,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # A database guard (immutable version, append-only table) refused the write.
         message = str(exc).split("trailmark:", 1)[1].splitlines()[0].strip()
         return Response({"detail": message}, status=status.HTTP_409_CONFLICT)
+    elif isinstance(exc, QuotaExceeded):
+        response = Response({"detail": str(exc)}, status=status.HTTP_429_TOO_MANY_REQUESTS)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     elif isinstance(exc, LedgerTampered):
         return Response({"detail": f"the ledger cannot be signed: {exc}. Nothing more is "
                                    "signed until an auditor has looked (manage.py ledger "
@@ -64,11 +68,14 @@ class ServiceViewSet(viewsets.GenericViewSet):
         return user
 
     def valid(self, serializer_class: type[serializers.Serializer], **kwargs: Any) -> dict:
-        serializer = serializer_class(data=self.request.data, **kwargs)
+        serializer = serializer_class(data=self.request.data,
+                                      context={"request": self.request}, **kwargs)
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
 
     def out(self, instance: Any, code: int = status.HTTP_200_OK, cls: Any = None) -> Response:
-        return Response((cls or self.get_serializer_class())(instance).data, status=code)
+        serializer = (cls or self.get_serializer_class())(instance,
+                                                           context=self.get_serializer_context())
+        return Response(serializer.data, status=code)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django.db.models import Prefetch
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
@@ -146,7 +147,7 @@ class SourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVie
 
 
 class DocumentFilter(django_filters.FilterSet):
-    source = django_filters.NumberFilter(field_name="occurrences__source")
+    source = django_filters.NumberFilter(method="in_source")
     removed = django_filters.BooleanFilter(field_name="removed_at", lookup_expr="isnull",
                                            exclude=True)
 
@@ -154,13 +155,23 @@ class DocumentFilter(django_filters.FilterSet):
         model = Document
         fields = ["sha256", "source", "removed"]
 
+    def in_source(self, queryset: Any, name: str, value: int) -> Any:
+        """Documents in a source the asker can see: a rights-holder's filter on another holder's
+        source finds nothing (it would tell which of its documents that source holds too)."""
+        visible = selectors.source_list(self.request.user).filter(pk=value)
+        return queryset.filter(occurrences__source__in=visible).distinct()
+
 
 class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     filterset_class = DocumentFilter
     write_roles = STAFF
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        qs = selectors.document_list(self.request.user).prefetch_related("sources")
+        user = self.request.user
+        # A rights-holder sees only its own sources among a document's sources.
+        visible = Prefetch("sources",
+                           queryset=selectors.source_list(user).select_related(None).only("id"))
+        qs = selectors.document_list(user).prefetch_related(visible)
         return qs.defer("text", "minhash", "embedding") if self.action == "list" else qs
 
     def get_serializer_class(self):  # type: ignore[no-untyped-def]
@@ -232,7 +243,8 @@ class VersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVi
     def diff(self, request: Request, pk: str | None = None) -> Response:
         version = self.get_object()
         raw = request.query_params.get("against", "")
-        if not raw.isdigit():
+        # ASCII digits only: "²".isdigit() holds and int("²") raises; and within bigint
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
             raise DRFValidationError({"against": "give the id of the version to compare with"})
         other = self.get_queryset().filter(pk=int(raw)).first()
         if other is None:

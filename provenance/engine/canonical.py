@@ -33,3 +33,20 @@ def json_depth(value: Any) -> int:
             deepest = max(deepest, depth + 1)
             stack.extend((child, depth + 1) for child in item)
     return deepest
+
+
+def json_has_nul(value: Any) -> bool:
+    """Whether a string or key anywhere in parsed JSON holds U+0000, which PostgreSQL stores in
+    neither text nor jsonb."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

@@ -8,3 +8,11 @@ class InvalidTransition(Exception):
         super().__init__(f"cannot {action} {subject}: it is {state}")
         self.state = state
         self.action = action
+
+
+class QuotaExceeded(Exception):
+    """A per-holder quota is used up (answered as 429 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)

@@ -8,21 +8,22 @@ personal data), and followed by an e-mail to the claimant at each decision.
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import URLValidator
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from provenance.conf import setting
 from provenance.engine.canonical import canonical_hash
 from provenance.engine.text import content_hash, normalise
 from provenance.models import DataSource, User
-from provenance.services.errors import InvalidTransition
+from provenance.permissions import STAFF, role_of
+from provenance.services.errors import InvalidTransition, QuotaExceeded
 from provenance.services.ledger import ledger_append
 from takedowns.engine import regimes
 from takedowns.models import TakedownEvent, TakedownRequest, TakedownWork
@@ -191,6 +192,36 @@ def _validate(request: TakedownRequest, actor: User | None) -> None:
         request.save(update_fields=["missing", "updated_at"])
 
 
+_QUOTA_LOCK = 0x74_6B_71_75  # "tkqu": one holder's filings are counted one at a time
+PERIODS = {"hour": 3600, "day": 86_400, "week": 7 * 86_400}
+
+
+def quota() -> tuple[int, int]:
+    """TRAILMARK_TAKEDOWN_QUOTA, "N/period" (hour, day or week): requests a rights-holder may
+    file in any such period. Each filing adds permanent ledger entries, so a holder's account
+    (or a stolen one) must not be able to grow the ledger without bound."""
+    count, _, period = str(setting("TAKEDOWN_QUOTA")).partition("/")
+    return int(count), PERIODS[period.strip()]
+
+
+def _within_quota(actor: User | None) -> None:
+    holder = getattr(actor, "rights_holder_id", None)
+    if holder is None or role_of(actor) in STAFF:  # staff file on others' behalf
+        return
+    limit, seconds = quota()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_QUOTA_LOCK, holder])
+    now = timezone.now()
+    recent = TakedownRequest.objects.filter(
+        rights_holder_id=holder, received_at__gt=now - timedelta(seconds=seconds))
+    if recent.count() >= limit:
+        oldest = recent.order_by("received_at").values_list("received_at", flat=True)[0]
+        wait = int((oldest + timedelta(seconds=seconds) - now).total_seconds()) + 1
+        raise QuotaExceeded(f"your organisation has filed {limit} requests in the last "
+                            f"{seconds // 3600} hour(s), its quota; the next may be filed in "
+                            f"{wait} s (or ask Trailmark's staff)", wait)
+
+
 @transaction.atomic
 def takedown_file(*, actor: User | None, data: dict[str, Any],
                   claimed_sources: list[DataSource] | None = None) -> TakedownRequest:
@@ -204,6 +235,7 @@ def takedown_file(*, actor: User | None, data: dict[str, Any],
     if basis not in regimes.BASES:
         raise ValidationError({"legal_basis": f"one of {', '.join(regimes.BASES)}"})
     works = _clean_works(data.get("works", []))
+    _within_quota(actor)
     now = timezone.now()
     filer = actor if actor is not None and actor.is_authenticated else None
     fields = {k: v for k, v in data.items() if k in REQUEST_FIELDS}
