@@ -78,7 +78,9 @@ class VersionCardViewSet(ServiceViewSet):
     @extend_schema(operation_id="v1_versions_card_download",
                    parameters=[OpenApiParameter("fmt", str, OpenApiParameter.PATH,
                                                 enum=list(services.FORMATS))],
-                   responses={(200, media.split(";")[0]): OpenApiTypes.STR
+                   # Markdown for "hf"; a JSON-LD object for Croissant and SPDX 3
+                   responses={(200, media.split(";")[0]):
+                              OpenApiTypes.STR if media.startswith("text/") else OpenApiTypes.OBJECT
                               for media, _ in services.FORMATS.values()})
     def download(self, request: Request, version_id: str, fmt: str) -> HttpResponse:
         card = self._card(version_id)

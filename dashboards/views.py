@@ -68,9 +68,10 @@ def checkpoint_detail(request: HttpRequest, checkpoint_id: int) -> HttpResponse:
 
 @login_required
 def watermark_check(request: HttpRequest) -> HttpResponse:
+    from provenance.engine.watermark import MAX_TEXT_CHARS
     from provenance.services.watermarks import TRUST, watermark_detect
 
-    text = request.POST.get("text", "")[:1_000_000] if request.method == "POST" else ""
+    text = request.POST.get("text", "")[:MAX_TEXT_CHARS] if request.method == "POST" else ""
     result = watermark_detect(text=text, user=request.user) if text else None
     return render(request, "dashboards/watermarks.html",
                   {"text": text, "result": result, "trust": TRUST})

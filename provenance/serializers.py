@@ -9,7 +9,7 @@ from typing import Any
 from rest_framework import serializers
 
 from provenance import selectors
-from provenance.engine import readers
+from provenance.engine import readers, watermark
 from provenance.models import (
     CanaryTest,
     CanaryTestRun,
@@ -324,5 +324,5 @@ class CanaryTestRunIn(serializers.Serializer):
 
 
 class WatermarkDetectIn(serializers.Serializer):
-    text = serializers.CharField(max_length=1_000_000, trim_whitespace=False)
+    text = serializers.CharField(max_length=watermark.MAX_TEXT_CHARS, trim_whitespace=False)
     top_k = serializers.IntegerField(default=3, min_value=1, max_value=10)

@@ -1,23 +1,10 @@
 from django.urls import include, path
-from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
-from rest_framework.settings import api_settings
 
 from provenance.apis import data as apis
 from provenance.apis import training
 from provenance.apis.log import TransparencyLogViewSet
-from provenance.throttling import PasswordThrottle
-
-
-class TokenView(ObtainAuthToken):
-    """POST username + password, get the token for `Authorization: Token ...`."""
-
-    permission_classes = [AllowAny]
-    throttle_classes = [PasswordThrottle]  # shares the sign-in page's count per address
-    # ObtainAuthToken names DRF's own parsers; ours bound the depth of a JSON body.
-    parser_classes = api_settings.DEFAULT_PARSER_CLASSES  # type: ignore[assignment]
-
+from provenance.apis.tokens import TokenRevokeView, TokenView
 
 router = DefaultRouter()
 router.register("rights-holders", apis.RightsHolderViewSet, basename="rights-holder")
@@ -35,6 +22,8 @@ router.register("canary-tests", training.CanaryTestRunViewSet, basename="canary-
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
+    path("auth/logout/", TokenRevokeView.as_view(), name="auth-logout"),
+    path("auth/logout-all/", TokenRevokeView.as_view(everyone=True), name="auth-logout-all"),
     path("watermarks/detect/", training.WatermarkDetectView.as_view(), name="watermark-detect"),
     path("", include(router.urls)),
 ]

@@ -113,6 +113,11 @@ OPS = [
        {"admin": 409, "curator": 409, "holder_a": 409, "holder_b": 404}, body={}),
     Op("get an API token", "post", "/api/v1/auth/token/", {r: 400 for r in ROLES},
        body={"username": "admin", "password": "wrong"}),
+    # the matrix signs in without a token: there is no "this token" to revoke
+    Op("revoke this API token", "post", "/api/v1/auth/logout/",
+       {r: 400 for r in ROLES if r != "anonymous"}, body={}),
+    Op("revoke all of one's API tokens", "post", "/api/v1/auth/logout-all/",
+       {r: 204 for r in ROLES if r != "anonymous"}, body={}),
 ]
 
 

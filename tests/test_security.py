@@ -75,10 +75,11 @@ def test_a_portal_form_without_the_csrf_token_is_refused(users):
 
 
 def test_a_token_client_needs_no_csrf_token(users):
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     client = APIClient(enforce_csrf_checks=True)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=users['holder_a'])}")
+    client.credentials(
+        HTTP_AUTHORIZATION=f"Token {AuthToken.objects.create(user=users['holder_a'])[1]}")
     assert client.post("/api/v1/takedowns/", NOTICE, format="json").status_code == 201
 
 
@@ -208,3 +209,15 @@ def test_a_body_over_its_limit_is_refused_on_its_declared_length(client_as, cont
     assert response.status_code == 413
     assert "3221225472 bytes declared" in response.content.decode()
     assert "nothing was read" in response.content.decode()
+
+
+def test_make_run_shows_the_projects_error_pages_not_djangos_technical_ones(client, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_DEBUG"}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", TRAILMARK_STATE_DIR=str(tmp_path))
+    debug = subprocess.run([sys.executable, "-c", "import django; django.setup(); "
+                            "from django.conf import settings; print(settings.DEBUG)"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert debug.stdout.strip() == "False", debug.stderr
+    page = client.get("/no/such/page/")
+    assert page.status_code == 404 and b"There is nothing at this address" in page.content
+    assert b"URLconf" not in page.content  # Django's technical page lists the URL patterns

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -170,7 +171,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "knox.auth.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["provenance.permissions.RolePermission"],
     "DEFAULT_PARSER_CLASSES": [
@@ -200,6 +201,17 @@ REST_FRAMEWORK = {
         "user": os.environ.get("TRAILMARK_THROTTLE_USER", "3000/min"),
         "auth": os.environ.get("TRAILMARK_THROTTLE_AUTH", "10/min"),
     },
+}
+# API tokens (knox): only a SHA-512 digest is stored; a token lasts TRAILMARK_API_TOKEN_HOURS
+# from its last use (each use renews it), never more than TRAILMARK_API_TOKEN_MAX_DAYS from its
+# creation; POST /api/v1/auth/logout/ revokes it, /api/v1/auth/logout-all/ every one of its user.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=int(os.environ.get("TRAILMARK_API_TOKEN_HOURS", "24"))),
+    "AUTO_REFRESH": True,
+    "AUTO_REFRESH_MAX_TTL": timedelta(days=int(os.environ.get("TRAILMARK_API_TOKEN_MAX_DAYS",
+                                                              "30"))),
+    "TOKEN_LIMIT_PER_USER": 20,
+    "AUTH_HEADER_PREFIX": "Token",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Trailmark API",

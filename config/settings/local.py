@@ -3,5 +3,7 @@
 from .base import *  # noqa: F401,F403
 from .base import env_bool
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
+# Off unless asked for: `make run` serves the demo to anyone who can reach it, and Django's
+# technical 404 and 500 pages show settings, paths and code.
+DEBUG = env_bool("DJANGO_DEBUG", False)
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"

@@ -78,18 +78,31 @@ class Candidate:
     found: str          # the run of watermark characters it was decoded from (visible form)
 
 
+# Detection reads at most this much of a text, and compares at most MAX_WINDOWS stretches of
+# marks with the codebook: each comparison is one edit distance per source, so an input of a
+# million format characters would otherwise cost about 10^9 of them. Model outputs are far
+# shorter than either bound.
+MAX_TEXT_CHARS = 100_000
+MAX_WINDOWS = 4096
+
+
 def detect(text: str, codebook: Mapping[int, str], top_k: int = 3,
            max_distance: int = 4) -> list[Candidate]:
     """Decode every run of watermark characters in `text` against the codebook and return the
     best `top_k` sources, best first. Tolerates lost and extra characters up to max_distance.
-    Runs split by a few visible characters are joined first."""
+    Runs split by a few visible characters are joined first. Reads the first MAX_TEXT_CHARS
+    characters and the first MAX_WINDOWS windows."""
     runs = [m.group() for m in _RUN.finditer(re.sub(
         f"(?<=[{''.join(ALPHABET)}])[^{''.join(ALPHABET)}]{{1,2}}(?=[{''.join(ALPHABET)}])",
-        "", text))]
+        "", text[:MAX_TEXT_CHARS]))]
     best: dict[int, tuple[int, str]] = {}
+    budget = MAX_WINDOWS
     for run in (r for r in runs if len(r) >= LENGTH // 2):
         windows = [run] if len(run) <= LENGTH + max_distance else \
-            [run[i:i + LENGTH] for i in range(0, len(run) - LENGTH + 1)]
+            [run[i:i + LENGTH] for i in range(0, min(len(run) - LENGTH + 1, budget))]
+        budget -= len(windows)
+        if budget < 0:
+            break
         for window in windows:
             for source, code in codebook.items():
                 d = Levenshtein.distance(window, code, score_cutoff=max_distance)

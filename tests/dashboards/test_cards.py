@@ -222,3 +222,14 @@ def test_names_with_control_characters_are_refused(client_as, users):
         response = admin.post(url, body, format="json")
         assert response.status_code == 400 and "control or format character" in \
             response.json()[field][0], response.json()
+
+
+def test_the_schema_describes_each_card_download_as_what_it_is():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    content = schema["paths"]["/api/v1/versions/{version_id}/card/{fmt}/"]["get"]["responses"][
+        "200"]["content"]
+    assert content["text/markdown"]["schema"]["type"] == "string"
+    assert content["application/ld+json"]["schema"]["type"] == "object"
+    assert content["application/spdx+json"]["schema"]["type"] == "object"

@@ -89,3 +89,17 @@ def test_a_code_split_by_a_visible_character_is_still_found(codebook):
 def test_text_without_marks_names_no_source(codebook):
     assert detect(TEXT, codebook) == []
     assert detect(TEXT + ALPHABET[0] * 3, codebook) == []  # too short to be a code
+
+
+def test_detection_reads_a_bounded_part_of_its_input(codebook):
+    """A million format characters once meant about 10^9 edit distances: detection reads the
+    first MAX_TEXT_CHARS characters and compares at most MAX_WINDOWS windows."""
+    from provenance.engine import watermark
+
+    code = codebook[9]
+    padding = "x" * (watermark.MAX_TEXT_CHARS - 100)
+    assert detect(padding + f" {code} ", codebook)[0].source == 9  # inside the part read
+    assert detect(padding + "x" * 200 + f" {code} ", codebook) == []  # past it
+    flood = ALPHABET[0] * 90_000 + f" {code} "  # one huge run first: the window budget
+    assert detect(flood, codebook) == []  # is spent on it, the code after it is not reached
+    assert detect(f"{code} " + ALPHABET[1] * 50_000, codebook)[0].source == 9

@@ -301,3 +301,34 @@ def test_the_state_folder_cannot_be_ingested_through_an_import_folder(admin, sou
                               format="multipart")
         assert response.status_code == 400 and "state folder" in response.json()["path"][0]
     assert not IngestJob.objects.exists()
+
+
+def test_api_tokens_are_stored_as_digests_expire_and_can_be_revoked(users, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from knox.models import AuthToken
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    issued = client.post("/api/v1/auth/token/", {"username": "curator", "password": "pw"}).json()
+    token = issued["token"]
+    stored = AuthToken.objects.get(user=users["curator"])
+    assert token not in (stored.digest, stored.token_key) and len(stored.digest) == 128
+    assert timezone.now() < stored.expiry <= timezone.now() + timedelta(hours=24, minutes=1)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert client.get("/api/v1/sources/").status_code == 200
+    AuthToken.objects.filter(pk=stored.pk).update(expiry=timezone.now() - timedelta(seconds=1))
+    assert client.get("/api/v1/sources/").status_code == 403  # expired: refused, and deleted
+    assert not AuthToken.objects.filter(pk=stored.pk).exists()
+
+    fresh = APIClient()
+    token = fresh.post("/api/v1/auth/token/", {"username": "curator", "password": "pw"}).json()
+    other = fresh.post("/api/v1/auth/token/", {"username": "curator", "password": "pw"}).json()
+    fresh.credentials(HTTP_AUTHORIZATION=f"Token {token['token']}")
+    assert fresh.post("/api/v1/auth/logout/").status_code == 204
+    assert fresh.get("/api/v1/sources/").status_code == 403  # this one revoked
+    fresh.credentials(HTTP_AUTHORIZATION=f"Token {other['token']}")
+    assert fresh.get("/api/v1/sources/").status_code == 200  # the other still works
+    assert fresh.post("/api/v1/auth/logout-all/").status_code == 204
+    assert not AuthToken.objects.filter(user=users["curator"]).exists()
