@@ -31,14 +31,16 @@ STATEMENTS = [("good_faith", "I have a good-faith belief that the use is not aut
 
 
 def _messages(detail: Any, prefix: str = "") -> list[str]:
-    """A serializer's nested errors as lines that name where: "works 2 urls 1: Enter a valid
-    URL." """
+    """A serializer's nested errors as lines that name where: "item 2, urls item 1: Enter a
+    valid URL." (lists count from 1)."""
+    def at(key: Any) -> str:
+        name = f"item {key + 1}" if isinstance(key, int) else str(key)
+        return f"{prefix}, {name}" if prefix else name
+
     if isinstance(detail, dict):
-        return [m for key, value in detail.items()
-                for m in _messages(value, f"{prefix} {key}".strip())]
+        return [m for key, value in detail.items() for m in _messages(value, at(key))]
     if isinstance(detail, list) and detail and not all(isinstance(d, str) for d in detail):
-        return [m for n, value in enumerate(detail, start=1) if value
-                for m in _messages(value, f"{prefix} {n}".strip())]
+        return [m for n, value in enumerate(detail) if value for m in _messages(value, at(n))]
     items = detail if isinstance(detail, list) else [detail]
     return [f"{prefix}: {item}" if prefix else str(item) for item in items]
 

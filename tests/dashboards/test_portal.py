@@ -58,7 +58,8 @@ def test_bad_input_is_shown_on_the_form_and_nothing_is_saved(client, users):
     answer = client.post("/takedowns/new/", {**FORM, "work_urls": "not a url",
                                              "claimant_email": "nobody"})
     assert answer.status_code == 400
-    assert b"not an http(s) URL" in answer.content
+    assert b"works: item 1, urls, item 1: Enter a valid URL." in answer.content  # API's words
+    assert b"Enter a valid email address." in answer.content
     assert TakedownRequest.objects.count() == 0
 
 

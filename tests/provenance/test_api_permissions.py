@@ -75,8 +75,9 @@ OPS = [
     # sources
     Op("list sources", "get", "/api/v1/sources/", SIGNED_IN),
     Op("read a source", "get", "/api/v1/sources/{sa}/", {**SIGNED_IN, "holder_b": 404}),
+    # holder_b names holder_a's objects: answered like ids that do not exist (400)
     Op("create a source", "post", "/api/v1/sources/",
-       {"admin": 201, "curator": 201, "holder_a": 201},
+       {"admin": 201, "curator": 201, "holder_a": 201, "holder_b": 400},
        body=lambda w: {"owner": w["ha"], "name": "another", "license_expression": "MIT"}),
     Op("edit a source", "patch", "/api/v1/sources/{sa}/",
        {"admin": 200, "curator": 200, "holder_a": 200, "holder_b": 404},
@@ -117,7 +118,8 @@ OPS = [
     Op("read an ingest job", "get", "/api/v1/ingest-jobs/{job_a}/",
        {"admin": 200, "curator": 200, "auditor": 200, "holder_a": 200, "holder_b": 404}),
     Op("start an ingest", "post", "/api/v1/ingest-jobs/",
-       {"admin": 202, "curator": 202, "holder_a": 202}, body=upload, multipart=True),
+       {"admin": 202, "curator": 202, "holder_a": 202, "holder_b": 400}, body=upload,
+       multipart=True),
     Op("list curation jobs", "get", "/api/v1/curation-jobs/", SIGNED_IN),
     Op("start a curation", "post", "/api/v1/curation-jobs/",
        {"admin": 202, "curator": 202, "researcher": 202},
@@ -185,11 +187,12 @@ def test_a_rights_holder_cannot_register_a_source_for_another_holder(world, clie
     response = client_as("holder_a").post(
         "/api/v1/sources/", {"owner": world["hb"], "name": "x", "license_expression": "MIT"},
         format="json")
-    assert response.status_code == 403
-    assert "own rights-holder" in response.json()["detail"]
+    assert response.status_code == 400  # as if that holder did not exist
+    assert response.json()["owner"] == [f'Invalid pk "{world["hb"]}" - object does not exist.']
 
 
 def test_a_rights_holder_cannot_ingest_into_another_holders_source(world, client_as):
     response = client_as("holder_b").post("/api/v1/ingest-jobs/", upload(world),
                                           format="multipart")
-    assert response.status_code == 403
+    assert response.status_code == 400  # as if that source did not exist
+    assert response.json()["source"] == [f'Invalid pk "{world["sa"]}" - object does not exist.']
