@@ -1,7 +1,8 @@
 """Schemathesis against the live OpenAPI schema: generated requests for every operation, as an
 admin (who may call all of them), a rights-holder and an anonymous client, over the WSGI app,
-on a world where the ids in paths name real objects half the time. No answer may be a 5xx, and every answer must conform to the
-schema: its status code documented, its body valid against the documented shape."""
+on a world where the ids in paths name real objects half the time. No answer may be a 5xx, and
+every answer must conform to the schema: its status code documented, its body valid against
+the documented shape."""
 
 from __future__ import annotations
 
