@@ -9,13 +9,8 @@ class AttributionConfig(AppConfig):
         # A gradient index is built by a chord of shard tasks that hold no lock: a shard lost
         # with its worker comes back with the broker's redelivery, or staff rebuild the index.
         from attribution.models import AttributionRun, ModelOutput, SpanIndex
-        from provenance.models import Job
-        from provenance.services.jobs import recoverable
+        from provenance.services.jobs import recoverable_jobs
 
-        running = Job.State.RUNNING
-        recoverable("generate", "attribution.generate",
-                    lambda: ModelOutput.objects.filter(state=running))
-        recoverable("span_index", "attribution.span_index_build",
-                    lambda: SpanIndex.objects.filter(state=running))
-        recoverable("attribution_run", "attribution.run_execute",
-                    lambda: AttributionRun.objects.filter(state=running))
+        recoverable_jobs(("generate", "attribution.generate", ModelOutput),
+                         ("span_index", "attribution.span_index_build", SpanIndex),
+                         ("attribution_run", "attribution.run_execute", AttributionRun))

@@ -10,12 +10,10 @@ class TakedownsConfig(AppConfig):
 
         from django.utils import timezone
 
-        from provenance.models import Job
-        from provenance.services.jobs import recoverable
+        from provenance.services.jobs import recoverable, recoverable_jobs
         from takedowns.models import TakedownRequest, UnlearningRun
 
-        recoverable("unlearning", "takedowns.unlearn_run",
-                    lambda: UnlearningRun.objects.filter(state=Job.State.RUNNING))
+        recoverable_jobs(("unlearning", "takedowns.unlearn_run", UnlearningRun))
         # "scoping" also covers the minute the task may wait in its queue
         recoverable("takedown_scope", "takedowns.scope",
                     lambda: TakedownRequest.objects.filter(

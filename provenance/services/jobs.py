@@ -59,6 +59,15 @@ def recoverable(lock: str, task: str, running: Callable[[], Any]) -> None:
         RECOVERABLE.append(Recoverable(lock, task, running))
 
 
+def recoverable_jobs(*kinds: tuple[str, str, Any]) -> None:
+    """(lock, task, model) for `Job` models: their rows in state running."""
+    def running(model: Any) -> Callable[[], Any]:
+        return lambda: model.objects.filter(state=model.State.RUNNING)
+
+    for lock, task, model in kinds:
+        recoverable(lock, task, running(model))
+
+
 def _lock_free(kind: str, job_id: int) -> bool:
     with job_lock(kind, job_id) as mine:
         return mine

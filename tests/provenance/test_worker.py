@@ -34,6 +34,7 @@ def running_worker(tmp_path: Path, **env_overrides: str) -> Iterator[subprocess.
     env["DATABASE_URL"] = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
     env["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
     env["TRAILMARK_ARTIFACT_DIR"] = str(tmp_path / "artifacts")
+    env["TRAILMARK_LEDGER_WITNESS_FILE"] = str(tmp_path / "witness")  # this test's ledger only
     env.update(env_overrides)
     log = (tmp_path / "worker.log").open("ab")
     proc = subprocess.Popen(
@@ -88,12 +89,8 @@ def test_an_ingest_queued_through_the_api_service_runs_on_a_worker(worker, make_
     assert Document.objects.count() == 75
 
 
-def test_a_worker_process_killed_mid_ingest_is_replaced_and_the_job_finishes_once(
-        worker, make_source, write_jsonl, settings):
-    """SIGKILL the pool process while it ingests: Celery requeues the unacknowledged task
-    (acks_late + reject_on_worker_lost), a new pool process resumes after the last committed
-    batch, and every row lands exactly once."""
-    source = make_source()
+def ingest_started(source, write_jsonl) -> IngestJob:
+    """Queue an ingest of 4,000 documents and return once a worker is part-way through it."""
     path = write_jsonl([{"text": words(i, 400)} for i in range(4000)])
     with transaction.atomic():
         job = ingest_job_create(source=source, path=path, actor=None)
@@ -105,6 +102,16 @@ def test_a_worker_process_killed_mid_ingest_is_replaced_and_the_job_finishes_onc
         time.sleep(0.02)
     assert job.state == "running", "the job never started"
     assert 0 < job.rows_read < 4000, "the kill must land mid-ingest"
+    return job
+
+
+def test_a_worker_process_killed_mid_ingest_is_replaced_and_the_job_finishes_once(
+        worker, make_source, write_jsonl, settings):
+    """SIGKILL the pool process while it ingests: Celery requeues the unacknowledged task
+    (acks_late + reject_on_worker_lost), a new pool process resumes after the last committed
+    batch, and every row lands exactly once."""
+    source = make_source()
+    job = ingest_started(source, write_jsonl)
     kill_pool_processes(worker)
     job = wait_for(job, {"succeeded", "failed"}, timeout=180)
     assert job.state == "succeeded", job.error
@@ -182,17 +189,8 @@ def test_a_worker_killed_whole_is_replaced_and_its_ingest_resumes_at_once(
     killed with all its processes, as `make run`'s supervisor then cleans up, and a new one
     starts: it resumes the job at once (worker_ready, and the sweep every 30 s)."""
     source = make_source()
-    path = write_jsonl([{"text": words(i, 400)} for i in range(4000)])
     with running_worker(tmp_path) as first:
-        with transaction.atomic():
-            job = ingest_job_create(source=source, path=path, actor=None)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            job.refresh_from_db()
-            if job.state == "running" and job.rows_read > 0:
-                break
-            time.sleep(0.02)
-        assert job.state == "running" and 0 < job.rows_read < 4000, "kill it mid-ingest"
+        job = ingest_started(source, write_jsonl)
         for process in [*psutil.Process(first.pid).children(recursive=True),
                         psutil.Process(first.pid)]:
             process.kill()
