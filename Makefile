@@ -7,13 +7,18 @@ STAMP  := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test install lint bench clean
+.PHONY: run test install lint bench clean manage
 
 run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m config.embedded run
 
 test: $(STAMP).test $(CHROMIUM)
 	HF_HUB_OFFLINE=1 TRAILMARK_CHROMIUM=$(CHROMIUM) $(PY) -m config.embedded exec --throwaway -- $(PY) -m pytest $(PYTEST_ARGS)
+
+# manage.py against the services of a running `make run` (or its data, started for the
+# command), e.g. make manage ARGS="ledger verify"
+manage: $(STAMP)
+	DJANGO_SETTINGS_MODULE=config.settings.local HF_HUB_OFFLINE=1 $(PY) -m config.embedded exec -- $(PY) manage.py $(ARGS)
 
 # The browser tests drive Debian's Chromium; installed here when missing (root or sudo).
 $(CHROMIUM):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -70,6 +71,37 @@ def embedded_redis(state: Path) -> Iterator[str]:
         shutil.rmtree(sock_dir, ignore_errors=True)
 
 
+SERVICES_FILE = "services.json"
+
+
+def running_services(state: Path) -> dict[str, str] | None:
+    """The services a `run` in this state folder has up (None when none is): their URLs, so
+    that `exec` uses them instead of starting a second PostgreSQL or Redis on the same data."""
+    path = state / SERVICES_FILE
+    try:
+        found = json.loads(path.read_text())
+        os.kill(int(found["pid"]), 0)  # the launcher that wrote it is alive
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {k: str(v) for k, v in found.items() if k.endswith("_URL")}
+
+
+@contextlib.contextmanager
+def _announced(state: Path, urls: dict[str, str]) -> Iterator[None]:
+    """Tell the next `exec` in this state folder (and the person at the terminal) where the
+    services are, while this `run` is up."""
+    path = state / SERVICES_FILE
+    path.write_text(json.dumps({"pid": os.getpid(), **urls}))
+    path.chmod(0o600)
+    for name, url in urls.items():
+        _log(f"{name}={url}")
+    _log("`make manage ARGS='...'` runs manage.py against these services")
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def services(state: Path) -> Iterator[dict[str, str]]:
     """Yield the environment that points Django and Celery at the running services."""
@@ -78,6 +110,12 @@ def services(state: Path) -> Iterator[dict[str, str]]:
     # Children find this environment's python, celery and gunicorn first.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("HF_HUB_OFFLINE", "1")
+    shared = None if env.get("DATABASE_URL") or env.get("CELERY_BROKER_URL") \
+        else running_services(state)
+    if shared is not None:
+        _log("using the services of the `run` in this state folder")
+        yield {**env, **shared}
+        return
     with contextlib.ExitStack() as stack:
         if not env.get("DATABASE_URL"):
             env["DATABASE_URL"] = stack.enter_context(embedded_postgres(state))
@@ -199,34 +237,42 @@ def cmd_run(state: Path, host: str, port: int) -> int:
         _with_settings(env, "config.settings.local")
         _manage(env, "migrate", "--no-input", "-v", "0")
         env = _as_app_role(env)
-        _manage(env, "collectstatic", "--no-input", "-v", "0")
-        _manage(env, "demo_load", "--if-empty")
-        supervisor = Supervisor({
-            # -B: the periodic tasks (takedown deadlines, ledger checkpoints, job recovery) run
-            # inside this one worker; a production deployment runs one `celery beat` instead.
-            "worker": [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q",
-                       "default,gpu", "--concurrency",
-                       env.get("TRAILMARK_WORKER_CONCURRENCY", "2"), "-l", "INFO",
-                       "-n", "trailmark@%h", "-B", "-s", str(state / "celerybeat-schedule")],
-            "web server": web_command(host, port),
-        }, env)
-        stopping = False
-
-        def _on_signal(signum: int, _frame: object) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGINT, _on_signal)
-        signal.signal(signal.SIGTERM, _on_signal)
-        _manage(env, "demo_credentials", "--url", f"http://{host}:{port}/")
-        healthy = True
-        while not stopping and healthy:
-            time.sleep(0.5)
-            healthy = stopping or supervisor.check()
-        _log("stopping worker and web server...")
-        supervisor.stop()
+        with _announced(state, {k: env[k] for k in ("DATABASE_URL", "CELERY_BROKER_URL")}):
+            healthy = _serve(state, env, host, port)
     _log("stopped; data kept in " + str(state))
     return 0 if healthy else 1
+
+
+def _serve(state: Path, env: dict[str, str], host: str, port: int) -> bool:
+    """The demo (once), then the worker and the web server until Ctrl-C; False when one of
+    them kept dying."""
+    _manage(env, "collectstatic", "--no-input", "-v", "0")
+    _manage(env, "demo_load", "--if-empty")
+    supervisor = Supervisor({
+        # -B: the periodic tasks (takedown deadlines, ledger checkpoints, job recovery) run
+        # inside this one worker; a production deployment runs one `celery beat` instead.
+        "worker": [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q",
+                   "default,gpu", "--concurrency", env.get("TRAILMARK_WORKER_CONCURRENCY", "2"),
+                   "-l", "INFO", "-n", "trailmark@%h", "-B",
+                   "-s", str(state / "celerybeat-schedule")],
+        "web server": web_command(host, port),
+    }, env)
+    stopping = False
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    _manage(env, "demo_credentials", "--url", f"http://{host}:{port}/")
+    healthy = True
+    while not stopping and healthy:
+        time.sleep(0.5)
+        healthy = stopping or supervisor.check()
+    _log("stopping worker and web server...")
+    supervisor.stop()
+    return healthy
 
 
 def cmd_exec(state: Path, command: list[str]) -> int:

@@ -217,6 +217,14 @@ def checkpoint_facts(checkpoint: ModelCheckpoint) -> ModelFacts:
         how = (f" by {made_by.method} for {made_by.request.reference}" if made_by else "")
         lineage.append(f"derived{how} from {parent.name} (sha256 {parent.sha256[:16]}…)")
         child, parent = parent, parent.parent
+    made = UnlearningRun.objects.filter(result=checkpoint).select_related(
+        "request", "checkpoint").first()
+    origin = (f"Made by {made.method} for takedown {made.request.reference} "
+              f"({made.request.legal_basis}), to replace {made.checkpoint.name} (sha256 "
+              f"{made.checkpoint.sha256[:16]}…)"
+              + (": trained from scratch on the version without the claimed work"
+                 if made.method == UnlearningRun.Method.RETRAIN else "")
+              if made is not None else "")
     remediations = tuple(
         f"{run.request.reference} ({run.request.legal_basis}): {run.method}, {run.state}"
         + (f", verdict {run.verdict}" if run.verdict else "")
@@ -231,7 +239,7 @@ def checkpoint_facts(checkpoint: ModelCheckpoint) -> ModelFacts:
         manifest_root=version.manifest_root, documents=version.document_count,
         license_expression=all_of(s.license_expression for s in sources),
         license_mix=dict(version.counts_by_license_class), lineage=tuple(lineage),
-        remediations=remediations)
+        remediations=remediations, origin=origin)
 
 
 def _takedowns_touching(version_ids: set[int]) -> list[Any]:

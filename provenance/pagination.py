@@ -30,7 +30,14 @@ class Pages(LimitOffsetPagination):
             raise ValidationError({name: f"must be an integer {bound}, not {raw!r}"})
         return value
 
+    OTHER_STYLES = ("page_size", "page", "per_page", "cursor")
+
     def get_limit(self, request: Request) -> int | None:
+        other = [name for name in self.OTHER_STYLES if name in request.query_params]
+        if other:  # another API's paging, which would otherwise be ignored without a word
+            raise ValidationError({other[0]: f"not a parameter here: pages are chosen with "
+                                              f"{self.limit_query_param} (at most "
+                                              f"{self.max_limit}) and {self.offset_query_param}"})
         limit = self._integer(request, self.limit_query_param, 1, self.max_limit)
         return self.default_limit if limit is None else limit
 

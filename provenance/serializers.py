@@ -130,7 +130,9 @@ class SourceOut(serializers.ModelSerializer):
 
 class SourceIn(serializers.Serializer):
     owner = VisibleId(selectors.rights_holder_list, queryset=RightsHolder.objects.all(),
-                      required=False)
+                      required=False,
+                      help_text="required from staff; a rights-holder's sources are its own "
+                                "(this may be left out or name it)")
     name = serializers.CharField(max_length=200, validators=[one_line])
     license_expression = serializers.CharField(max_length=500)
     uri = serializers.CharField(max_length=2000, required=False, allow_blank=True)

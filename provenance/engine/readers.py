@@ -116,6 +116,26 @@ class Reader:
         return Row(file, line, text=text, meta=meta)
 
 
+SNIFF_BYTES = 8192
+
+
+def _refuse_binary(path: Path) -> None:
+    """A binary file (an archive or a Parquet file renamed .jsonl, say) is refused once, as a
+    whole, instead of as one bad row per line: NUL bytes in its first 8 KiB, or mostly bytes
+    that are not UTF-8 (a stray byte on one line stays that line's problem)."""
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES)
+    if b"\x00" in head:
+        raise IngestFileError(f"{path.name}: a binary file (NUL bytes in its first "
+                              f"{SNIFF_BYTES} bytes), not {path.suffix.lstrip('.') or 'text'} "
+                              f"text (or UTF-16: convert it to UTF-8 first)")
+    sample = head.decode("utf-8", errors="replace")
+    if sample and sample.count("\ufffd") > len(sample) // 10:
+        raise IngestFileError(f"{path.name}: not UTF-8 text (most of its first {SNIFF_BYTES} "
+                              f"bytes are not UTF-8): a binary file, or another encoding to "
+                              f"convert to UTF-8 first")
+
+
 def _bounded_lines(handle: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | None, int]]:
     """(line number, bytes or None when over `limit`, bytes consumed so far)."""
     number = 0
@@ -141,6 +161,10 @@ def _meta(record: Mapping[str, object]) -> dict[str, str]:
 
 
 class JsonlReader(Reader):
+    def _total(self) -> int:
+        _refuse_binary(self.path)
+        return super()._total()
+
     def __iter__(self) -> Iterator[Row]:
         name = self.path.name
         # A JSON-escaped line can be up to ~6x its text; leave room before calling it oversized.
@@ -162,7 +186,9 @@ class JsonlReader(Reader):
                     record = json.loads(decoded)
                     too_deep = json_depth(record) > MAX_JSON_DEPTH
                 except json.JSONDecodeError as exc:
-                    yield Row(name, number, error=f"invalid JSON: {exc.msg} at column {exc.colno}")
+                    # the decoder's own words may end in "at" ("Invalid control character at")
+                    reason = exc.msg.removesuffix(" at")
+                    yield Row(name, number, error=f"invalid JSON: {reason} at column {exc.colno}")
                     continue
                 except RecursionError:  # one line must not fail the whole ingest
                     too_deep = True
@@ -179,6 +205,7 @@ class JsonlReader(Reader):
 class CsvReader(Reader):
     def _total(self) -> int:
         # Check the header now, so a file without the text column is refused before any job.
+        _refuse_binary(self.path)
         with self.path.open("rb") as handle:
             first = handle.readline(1 << 20).decode("utf-8-sig", errors="replace")
         header = next(csv.reader([first]), None)

@@ -163,6 +163,16 @@ def test_a_model_card_shows_its_training_data_lineage_and_remediations(
     assert f"derived by graddiff for {request.reference} from {checkpoint.name}" in \
         derived.decode()
     assert client_as("anonymous").get("/api/v1/checkpoints/999999/card/").status_code == 404
+    # A retrain's card says what it is for (it has no parent to derive from)
+    retrained = ModelCheckpoint.objects.create(
+        name=f"{checkpoint.name}-retrained", kind="trained", version=checkpoint.version,
+        path="/nonexistent", sha256="f" * 64)
+    UnlearningRun.objects.create(request=request, checkpoint=checkpoint, method="retrain",
+                                 result=retrained, state="succeeded", verdict="pass")
+    origin = client_as("anonymous").get(f"/api/v1/checkpoints/{retrained.pk}/card/").content
+    assert (f"**Origin:** Made by retrain for takedown {request.reference} (voluntary), to "
+            f"replace {checkpoint.name} (sha256 {checkpoint.sha256[:16]}…): trained from "
+            f"scratch on the version without the claimed work.") in origin.decode()
     # The same card as a public page, linked from the transparency page
     page = client_as("anonymous").get(f"/models/{checkpoint.pk}/")
     assert page.status_code == 200

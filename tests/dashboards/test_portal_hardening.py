@@ -157,3 +157,24 @@ def test_a_holder_that_files_past_its_quota_is_told_when_it_may_file_again(clien
     assert client_as("curator").post("/api/v1/takedowns/", NOTICE,
                                      format="json").status_code == 201  # staff: no quota
     assert TakedownRequest.objects.count() == 5
+
+
+def test_another_apis_paging_parameters_are_refused_not_ignored(client_as):
+    answer = client_as("curator").get("/api/v1/sources/", {"page_size": 5})
+    assert answer.status_code == 400 and "limit" in answer.json()["page_size"]
+    assert client_as("curator").get("/api/v1/sources/", {"limit": 5}).status_code == 200
+
+
+def test_the_transparency_table_of_requests_is_headed_requests(client, users):
+    takedown_file(actor=users["holder_a"], data=NOTICE)
+    page = client.get("/transparency/").content.decode()
+    table = page.split('id="by-basis-title"')[1].split("</table>")[0]
+    assert '<th scope="col">Requests</th>' in table and ">Documents<" not in table
+
+
+def test_the_schema_says_when_a_sources_owner_is_required():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    owner = schema["components"]["schemas"]["SourceInRequest"]["properties"]["owner"]
+    assert "required from staff" in owner["description"]

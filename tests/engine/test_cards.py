@@ -198,3 +198,19 @@ def test_the_model_card_escapes_names_too():
                        remediations=())
     page = MarkdownIt("commonmark").enable("table").render(model_card(facts).split("---", 2)[2])
     assert "<img" not in page and "<a " not in page and page.count("<h1>") == 1
+
+
+def test_other_licences_are_named_once_each_with_a_link():
+    many = VersionFacts(**{**FACTS.__dict__, "sources": tuple(
+        SourceFacts(i, f"s{i}", "o", "https://o.example/", expression, "unknown", 1,
+                    terms_url="https://o.example/terms")
+        for i, expression in enumerate(["GPL-2.0-or-later", "GPL-2.0-or-later AND MIT",
+                                        "LicenseRef-odd-terms", "Zlib", "LicenseRef-odd-terms",
+                                        "Artistic-1.0-Perl", "Artistic-1.0-Perl"]))})
+    meta = DatasetCard(dataset_card(many)).data.to_dict()
+    assert meta["license"] == ["mit", "other", "zlib"]  # "other" once, not once per source
+    assert meta["license_name"] == ["artistic-1.0-perl", "gpl-2.0-or-later",
+                                    "licenseref-odd-terms"]
+    assert meta["license_link"] == ["https://spdx.org/licenses/Artistic-1.0-Perl.html",
+                                    "https://spdx.org/licenses/GPL-2.0-or-later.html",
+                                    "https://o.example/terms"]

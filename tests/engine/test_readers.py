@@ -248,3 +248,25 @@ def test_a_parquet_decompression_bomb_is_refused_before_it_inflates(tmp_path):
     count, *error, grown_mb = done.stdout.split()
     assert count == "1" and "over the 33554432-byte page limit; not read" in " ".join(error)
     assert int(grown_mb) < 40, done.stdout  # the string alone would be 120 MB
+
+
+@pytest.mark.parametrize("content", [
+    b"PK\x03\x04\x14\x00\x00\x00\x08\x00" + bytes(range(256)) * 8,  # a zip archive
+    bytes(range(128, 256)) * 40,  # no NUL, but nothing like UTF-8
+    '{"text": "utf-16"}\n'.encode("utf-16"),
+])
+def test_a_binary_file_named_jsonl_or_csv_is_refused_once(tmp_path, content):
+    for name in ("data.jsonl", "data.csv"):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(IngestFileError, match="binary file|not UTF-8 text"):
+            open_reader(path)
+
+
+def test_a_stray_byte_stays_one_bad_row_and_json_errors_read_well(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b'{"text": "good"}\n{"text": "caf\xe9"}\n{"text": "tab\there"}\n')
+    rows = rows_of(path)
+    assert [r.text for r in rows if r.error is None] == ["good"]
+    assert [r.error for r in rows if r.error] == [
+        "not valid UTF-8 at byte 13", "invalid JSON: Invalid control character at column 14"]

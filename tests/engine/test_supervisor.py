@@ -58,3 +58,19 @@ def test_a_child_that_keeps_dying_ends_the_run(monkeypatch):
         assert results == [True, True, False]
     finally:
         supervisor.stop()
+
+
+def test_exec_finds_the_services_of_a_run_in_the_same_state_folder(tmp_path):
+    """`make run` announces its services in the state folder while it is up; a command run
+    beside it uses them instead of starting a second PostgreSQL and Redis on the same data."""
+    from config.embedded import _announced, running_services
+
+    assert running_services(tmp_path) is None
+    urls = {"DATABASE_URL": "postgresql://trailmark_app:@/trailmark?host=/x",
+            "CELERY_BROKER_URL": "redis+socket:///x/redis.sock"}
+    with _announced(tmp_path, urls):
+        assert running_services(tmp_path) == urls
+    assert running_services(tmp_path) is None  # gone when the run stops
+    (tmp_path / "services.json").write_text(
+        '{"pid": 999999999, "DATABASE_URL": "postgresql://x"}')  # a run that died
+    assert running_services(tmp_path) is None

@@ -177,3 +177,18 @@ def test_each_batch_finds_known_documents_through_the_hash_index(make_source, in
             cursor.execute("EXPLAIN " + sql, {"source": 1, "job": 1})
             plan = "\n".join(row[0] for row in cursor.fetchall())
             assert "Seq Scan on provenance_document" not in plan, plan
+
+
+def test_the_cli_fails_once_on_a_binary_file_and_when_every_row_is_bad(make_source, tmp_path,
+                                                                       write_jsonl):
+    from django.core.management import CommandError, call_command
+
+    source = make_source(name="cli-source")
+    binary = tmp_path / "archive.jsonl"
+    binary.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 40)
+    with pytest.raises(CommandError, match="archive.jsonl: a binary file"):
+        call_command("ingest", source.name, str(binary), "--quiet")
+    assert not IngestJob.objects.exists()
+    bad = write_jsonl(["{broken", {"body": "no text"}], name="bad.jsonl")
+    with pytest.raises(CommandError, match="every row was bad, nothing was ingested"):
+        call_command("ingest", source.name, str(bad), "--quiet")

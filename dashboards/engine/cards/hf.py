@@ -31,15 +31,33 @@ HUB_LICENSES = frozenset({
 # The card's body: the Hub's standard sections, plus the takedowns and models of this version.
 TEMPLATE = (Path(__file__).parent / "dataset_card.md.j2").read_text()
 
+def _license_keys(expression: str) -> set[str]:
+    try:
+        return set(get_spdx_licensing().license_keys(expression))
+    except Exception:  # an unparsable expression is still named in the card's text
+        return {expression}
+
+
 def hub_licenses(facts: VersionFacts) -> list[str]:
-    licensing = get_spdx_licensing()
-    keys: set[str] = set()
+    """The Hub's `license` list: each licence the Hub knows once, and "other" once for all the
+    rest (named by `other_licenses`)."""
+    keys = {k.lower() for s in facts.sources for k in _license_keys(s.license)}
+    return sorted({k if k in HUB_LICENSES else "other" for k in keys}) or ["unknown"]
+
+
+def other_licenses(facts: VersionFacts) -> tuple[list[str], list[str]]:
+    """The licences behind "other", each once: (`license_name`, `license_link`). An SPDX id
+    links to its page on spdx.org; a LicenseRef or an unparsable string to the terms of the
+    first source that declares it (or nothing)."""
+    links: dict[str, str] = {}
     for source in facts.sources:
-        try:
-            keys |= {k.lower() for k in licensing.license_keys(source.license)}
-        except Exception:  # an unparsable expression is still named in the card's text
-            keys.add("other")
-    return sorted(k if k in HUB_LICENSES else "other" for k in keys) or ["unknown"]
+        for key in sorted(_license_keys(source.license)):
+            if key.lower() in HUB_LICENSES or key in links:
+                continue
+            known = not key.startswith("LicenseRef-") and " " not in key and "(" not in key
+            links[key] = (f"https://spdx.org/licenses/{key}.html" if known
+                          else source.terms_url or source.uri)
+    return sorted(k.lower() for k in links), [links[k] for k in sorted(links, key=str.lower)]
 
 
 def size_category(documents: int) -> str:
@@ -59,8 +77,10 @@ def citation(facts: VersionFacts) -> str:
 def dataset_card(facts: VersionFacts) -> str:
     """Every name and free text escaped for Markdown (dashboards.engine.cards.markdown)."""
     words = facts.words
+    names, links = other_licenses(facts)
     data = DatasetCardData(
-        license=hub_licenses(facts), language=sorted(facts.languages) or None,
+        license=hub_licenses(facts), license_name=names or None, license_link=links or None,
+        language=sorted(facts.languages) or None,
         pretty_name=f"{facts.title} ({facts.name})", size_categories=[size_category(
             facts.documents)], task_categories=["text-generation"],
         tags=["trailmark", "provenance", f"intended-use-{facts.intended_use}"])

@@ -29,6 +29,7 @@ class ModelFacts:
     license_mix: dict[str, int]      # licence (use) class -> documents
     lineage: tuple[str, ...]         # parent checkpoints, nearest first, as sentences
     remediations: tuple[str, ...]    # one sentence per remediation run
+    origin: str = ""                 # the takedown remediation that made it, if one did
 
 
 def model_card(facts: ModelFacts) -> str:
@@ -47,6 +48,7 @@ def model_card(facts: ModelFacts) -> str:
         license_mix=sorted(facts.license_mix.items()),
         lineage=[inline(step) for step in facts.lineage],
         remediations=[inline(step) for step in facts.remediations],
+        origin=inline(facts.origin),
         metrics=sorted((inline(k), inline(round(v, 4) if isinstance(v, float) else v))
                        for k, v in facts.metrics.items()))
     return str(card)

@@ -65,4 +65,6 @@ class Command(BaseCommand):
                    f"blocked {job.rows_blocked}, bad {job.rows_bad}")
         if job.state != IngestJob.State.SUCCEEDED:
             raise CommandError(f"{summary}: {job.error}")
+        if job.rows_read and job.rows_bad == job.rows_read:
+            raise CommandError(f"{summary}: every row was bad, nothing was ingested")
         self.stdout.write(summary)
