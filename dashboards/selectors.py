@@ -166,7 +166,8 @@ def version_facts(version: DatasetVersion, words: dict[str, str] | None = None) 
     sources = tuple(
         SourceFacts(id=s.pk, name=s.name, owner=s.owner.public_name, uri=s.uri,
                     license=s.license_expression, use_class=s.use_class,
-                    documents=counts.get(s.pk, 0), terms_url=s.terms_url)
+                    documents=counts.get(s.pk, 0), terms_url=s.terms_url,
+                    license_as_written=s.license_as_written)
         for s in DataSource.objects.filter(pk__in=counts).select_related("owner")
         .order_by("name"))
     lineage = set(_lineage(version))

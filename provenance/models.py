@@ -99,6 +99,9 @@ class DataSource(TimeStamped):
     uri = models.CharField(max_length=2000, blank=True)
     description = models.TextField(blank=True)
     license_expression = models.CharField(max_length=500)  # SPDX, normalised
+    # The licence as the owner wrote it, when Trailmark read it as another SPDX expression
+    # (a Debian short name such as "GPL-2+"); blank when it was SPDX already.
+    license_as_written = models.CharField(max_length=500, blank=True, default="")
     use_class = models.CharField(max_length=20, choices=UseClass.choices, default=UseClass.UNKNOWN)
     requires_attribution = models.BooleanField(default=False)
     share_alike = models.BooleanField(default=False)

@@ -124,8 +124,9 @@ class SourceOut(serializers.ModelSerializer):
     class Meta:
         model = DataSource
         fields = ["id", "owner", "owner_name", "name", "uri", "description", "license_expression",
-                  "use_class", "requires_attribution", "share_alike", "terms_url", "status",
-                  "acquisition", "document_count", "byte_count", "created_at", "updated_at"]
+                  "license_as_written", "use_class", "requires_attribution", "share_alike",
+                  "terms_url", "status", "acquisition", "document_count", "byte_count",
+                  "created_at", "updated_at"]
 
 
 class SourceIn(serializers.Serializer):

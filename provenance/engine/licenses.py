@@ -12,10 +12,12 @@ most restrictive wins (Longpre et al. 2023, "The Data Provenance Initiative").
 
 from __future__ import annotations
 
+import difflib
 import enum
 import functools
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import license_expression as le
 
@@ -26,6 +28,8 @@ TRAILMARK_REFS = {
     "LicenseRef-Trailmark-Non-Commercial": "non-commercial",
     "LicenseRef-Trailmark-Proprietary": "unknown",
     "LicenseRef-Trailmark-Unknown": "unknown",
+    # What copyright files call "public domain" (SPDX has no identifier for it).
+    "LicenseRef-Trailmark-Public-Domain": "commercial",
 }
 
 
@@ -123,8 +127,101 @@ def _index() -> tuple[le.Licensing, dict[str, str]]:
     return le.build_spdx_licensing(entries + extra), categories
 
 
+# SPDX's own escape hatch for a licence it does not list: accepted as it is, its use class
+# unknown (curation leaves it out unless a recipe allows unknown licences).
+LICENSE_REF = re.compile(r"LicenseRef-[A-Za-z0-9.\-]+")
+
+# The short names projects write in their copyright files (Debian's DEP-5 standard names, and
+# the usual variants), as SPDX: a version without "+" is that version only, with "+" or later.
+_GNU = {"GPL": "GPL", "LGPL": "LGPL", "AGPL": "AGPL", "GFDL": "GFDL"}
+_FIXED = {
+    "expat": "MIT", "mit/x11": "MIT", "x11": "X11", "mit-x11": "MIT",
+    "public-domain": "LicenseRef-Trailmark-Public-Domain",
+    "public domain": "LicenseRef-Trailmark-Public-Domain",
+    "pd": "LicenseRef-Trailmark-Public-Domain",
+    "artistic": "Artistic-1.0", "artistic-1": "Artistic-1.0", "artistic-2": "Artistic-2.0",
+    "perl": "(Artistic-1.0-Perl OR GPL-1.0-or-later)", "python": "PSF-2.0", "psf": "PSF-2.0",
+    "apache-2": "Apache-2.0", "apache-1.1": "Apache-1.1", "mpl-2": "MPL-2.0",
+    "mpl-1.1": "MPL-1.1", "cc0": "CC0-1.0", "zlib/libpng": "Zlib", "boost": "BSL-1.0",
+    "zope-2.1": "ZPL-2.1", "bsd-2": "BSD-2-Clause", "bsd-3": "BSD-3-Clause",
+    "bsd-4": "BSD-4-Clause", "bsd-2-clause-freebsd": "BSD-2-Clause",
+}
+_GNU_NAME = re.compile(r"^(A?L?GPL|GFDL)(?:-(\d+(?:\.\d+)?))?(\+)?$", re.IGNORECASE)
+_CC_NAME = re.compile(r"^CC-(BY(?:-NC)?(?:-SA|-ND)?)-(\d)(?:\.0)?$", re.IGNORECASE)
+_TOKEN = re.compile(r"\(|\)|,|\b(?:and|or|with)\b|[^\s(),]+(?:\s+(?:domain)\b)?",
+                    re.IGNORECASE)
+
+
+def _alias(word: str) -> str | None:
+    """The SPDX form of one licence name as copyright files write it (None: no alias)."""
+    fixed = _FIXED.get(word.lower())
+    if fixed:
+        return fixed
+    gnu = _GNU_NAME.match(word)
+    if gnu:
+        family, version, plus = gnu.group(1).upper(), gnu.group(2), gnu.group(3)
+        if version is None:  # no version named: any version
+            return f"{family}-1.0-or-later" if family != "GFDL" else "GFDL-1.1-or-later"
+        version = version if "." in version else f"{version}.0"
+        return f"{family}-{version}-{'or-later' if plus else 'only'}"
+    cc = _CC_NAME.match(word)
+    if cc:
+        return f"CC-{cc.group(1).upper()}-{cc.group(2)}.0"
+    return None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A licence as written and as SPDX: `expression` is what Trailmark reasons with, `original`
+    what the owner wrote, `aliases` the names that were read as something else."""
+
+    expression: str
+    original: str
+    aliases: dict[str, str] = field(default_factory=dict)
+
+
+def _translated(text: str) -> tuple[str, dict[str, str]]:
+    """DEP-5 syntax as SPDX: names through their aliases, "A, B" as "A AND B" (every licence
+    listed applies, the strict reading)."""
+    out, aliases = [], {}
+    for token in _TOKEN.findall(text):
+        lowered = token.lower()
+        if token == ",":
+            out.append("AND")
+        elif lowered in ("and", "or", "with", "(", ")"):
+            out.append(token.upper() if lowered in ("and", "or", "with") else token)
+        else:
+            alias = _alias(token)
+            if alias and not alias.startswith("(") and alias not in _index()[0].known_symbols:
+                alias = None  # "GPL-2.5": no such version; reported as written
+            if alias and alias != token:
+                aliases[token] = alias
+            out.append(alias or token)
+    return " ".join(out), aliases
+
+
+def suggestions(key: str, n: int = 3) -> list[str]:
+    """The closest known SPDX keys to an unknown one."""
+    known = {k.lower(): k for k in _index()[0].known_symbols}
+    return [known[m] for m in difflib.get_close_matches(key.lower(), list(known), n=n,
+                                                        cutoff=0.6)]
+
+
+def resolve_license(text: str) -> Resolved:
+    """A licence string as projects write it: SPDX as it is, Debian DEP-5 short names
+    ("GPL-2+", "Expat", "public-domain", "Artistic, GPL-1+") read as SPDX, LicenseRef-... kept.
+    LicenseError names each unknown key with the closest known ones."""
+    original = (text or "").strip()
+    if not original:
+        raise LicenseError("licence expression is empty")
+    candidate, aliases = _translated(original)
+    expression = normalise_expression(candidate)
+    return Resolved(expression=expression, original=original, aliases=aliases)
+
+
 def normalise_expression(expression: str) -> str:
-    """Canonical SPDX form ('mit or apache-2.0' -> 'MIT OR Apache-2.0'); LicenseError if bad."""
+    """Canonical SPDX form ('mit or apache-2.0' -> 'MIT OR Apache-2.0'); LicenseError if bad.
+    LicenseRef-... keys are accepted as they are."""
     if not expression or not expression.strip():
         raise LicenseError("licence expression is empty")
     licensing, _ = _index()
@@ -135,8 +232,14 @@ def normalise_expression(expression: str) -> str:
         msg = str(exc) if isinstance(exc, le.ExpressionError) else "incomplete expression"
         raise LicenseError(f"cannot parse licence expression {expression!r}: {msg}") from exc
     unknown = [key for key in info.invalid_symbols if key.strip()]
-    if unknown:
-        raise LicenseError(f"unknown licence key(s): {', '.join(unknown)}", unknown)
+    foreign = [key for key in unknown if not LICENSE_REF.fullmatch(key)]
+    if foreign:
+        hints = "; ".join(f"{key} (did you mean {' or '.join(near)}?)" if near else key
+                          for key in foreign for near in [suggestions(key)])
+        raise LicenseError(f"unknown licence key(s): {hints}; a licence SPDX does not list "
+                           f"can be written LicenseRef-<name>", foreign)
+    if unknown:  # only LicenseRefs: the structure was validated, render it
+        return str(licensing.parse(expression.strip()))
     if info.errors or not info.normalized_expression:
         raise LicenseError(f"cannot parse licence expression {expression!r}: "
                            + ("; ".join(e for e in info.errors if e.strip()) or "incomplete"))

@@ -19,10 +19,22 @@ SOURCE_FIELDS = {"name", "uri", "description", "terms_url", "status", "acquisiti
 
 
 def _normalised_or_error(expression: str, field: str = "license_expression") -> str:
+    return _resolved_or_error(expression, field).expression
+
+
+def _resolved_or_error(expression: str,
+                       field: str = "license_expression") -> licenses.Resolved:
+    """SPDX, or a name copyright files use for it (DEP-5: "GPL-2+", "Expat"...), kept as
+    written beside its SPDX form; a 400 naming each unknown key with the closest known ones."""
     try:
-        return licenses.normalise_expression(expression)
+        return licenses.resolve_license(expression)
     except licenses.LicenseError as exc:
         raise ValidationError({field: str(exc)}) from exc
+
+
+def _as_written(resolved: licenses.Resolved) -> str:
+    """The owner's own string when Trailmark read it as something else, else ''."""
+    return resolved.original if resolved.aliases else ""
 
 
 @transaction.atomic
@@ -72,10 +84,12 @@ def _apply_terms(source: DataSource, expressions: list[str]) -> None:
 @transaction.atomic
 def source_create(*, actor: User | None, owner: RightsHolder, name: str, license_expression: str,
                   **fields: Any) -> DataSource:
-    expression = _normalised_or_error(license_expression)
+    resolved = _resolved_or_error(license_expression)
+    expression = resolved.expression
     if DataSource.objects.filter(owner=owner, name=name).exists():
         raise ValidationError({"name": f"{owner.name} already has a source named {name!r}"})
     source = DataSource(owner=owner, name=name, license_expression=expression,
+                        license_as_written=_as_written(resolved),
                         **{k: v for k, v in fields.items() if k in SOURCE_FIELDS})
     _apply_terms(source, [expression])
     source.full_clean(exclude=["watermark"])
@@ -85,6 +99,7 @@ def source_create(*, actor: User | None, owner: RightsHolder, name: str, license
                                  expression=expression, observed_at=timezone.now())
     ledger_append(actor=actor, event="source.created", subject=source,
                   payload={"owner": owner.pk, "name": name, "license": expression,
+                           "license_as_written": source.license_as_written,
                            "use_class": source.use_class})
     return source
 
@@ -100,7 +115,9 @@ def source_update(*, source: DataSource, actor: User, **fields: Any) -> DataSour
     for key, value in changed.items():
         setattr(source, key, value)
     if "license_expression" in fields:
-        expression = _normalised_or_error(fields["license_expression"])
+        resolved = _resolved_or_error(fields["license_expression"])
+        expression = resolved.expression
+        source.license_as_written = _as_written(resolved)
         if expression != source.license_expression:
             # The old declaration stays in the history, inactive.
             source.license_signals.filter(origin=LicenseSignal.Origin.DECLARED,

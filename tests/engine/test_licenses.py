@@ -68,3 +68,50 @@ def test_policies_admit_only_their_use_classes():
     assert allowed(UseClass.ACADEMIC_ONLY, "academic")
     assert not allowed(UseClass.UNKNOWN, "academic")
     assert allowed(UseClass.UNKNOWN, "academic", allow_unknown=True)
+
+
+# Licence strings from real packages' machine-readable copyright files (DEP-5), as written.
+AS_WRITTEN = {
+    "GPL-2+": "GPL-2.0-or-later", "GPL-3+": "GPL-3.0-or-later", "GPL-2": "GPL-2.0-only",
+    "LGPL-2+": "LGPL-2.0-or-later", "LGPL-2.1+": "LGPL-2.1-or-later", "AGPL-3+":
+    "AGPL-3.0-or-later", "GFDL-1.3+": "GFDL-1.3-or-later", "Expat": "MIT", "MIT/X11": "MIT",
+    "public-domain": "LicenseRef-Trailmark-Public-Domain",
+    "PD": "LicenseRef-Trailmark-Public-Domain", "BSD-3-clause": "BSD-3-Clause",
+    "BSD-2-clause": "BSD-2-Clause", "Apache-2": "Apache-2.0", "Apache-2.0": "Apache-2.0",
+    "CC-BY-SA-3": "CC-BY-SA-3.0", "CC0": "CC0-1.0", "Zlib": "Zlib", "ISC": "ISC",
+    "Artistic, GPL-1+": "Artistic-1.0 AND GPL-1.0-or-later",
+    "GPL-2+ or Artistic": "GPL-2.0-or-later OR Artistic-1.0",
+    "Perl": "Artistic-1.0-Perl OR GPL-1.0-or-later",
+    "LicenseRef-odd-terms": "LicenseRef-odd-terms",
+    "MIT and LicenseRef-site-terms": "MIT AND LicenseRef-site-terms",
+}
+
+
+@pytest.mark.parametrize(("written", "spdx"), sorted(AS_WRITTEN.items()))
+def test_licence_names_as_projects_write_them_are_read_as_spdx(written, spdx):
+    from provenance.engine.licenses import resolve_license
+
+    resolved = resolve_license(written)
+    assert resolved.expression == spdx and resolved.original == written
+
+
+def test_a_licence_ref_is_accepted_with_an_unknown_use_class_until_a_curator_decides():
+    from provenance.engine.licenses import UseClass, resolve_license, terms_of
+
+    assert terms_of(resolve_license("LicenseRef-odd-terms").expression).use_class is \
+        UseClass.UNKNOWN
+    assert terms_of(resolve_license("public-domain").expression).use_class is \
+        UseClass.COMMERCIAL
+
+
+@pytest.mark.parametrize(("written", "hint"), [
+    ("Apche-2.0", "Apche-2.0 (did you mean Apache-2.0"),
+    ("GPL-2.5", "GPL-2.5 (did you mean"),
+    ("BSD", "BSD (did you mean 0BSD?)"),
+])
+def test_an_unknown_key_is_named_with_the_closest_known_ones(written, hint):
+    from provenance.engine.licenses import LicenseError, resolve_license
+
+    with pytest.raises(LicenseError) as raised:
+        resolve_license(written)
+    assert hint in str(raised.value) and "LicenseRef-<name>" in str(raised.value)

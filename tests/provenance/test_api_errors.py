@@ -332,3 +332,25 @@ def test_api_tokens_are_stored_as_digests_expire_and_can_be_revoked(users, setti
     assert fresh.get("/api/v1/sources/").status_code == 200  # the other still works
     assert fresh.post("/api/v1/auth/logout-all/").status_code == 204
     assert not AuthToken.objects.filter(user=users["curator"]).exists()
+
+
+def test_a_source_keeps_its_licence_as_written_beside_its_spdx_form(client_as, users):
+    admin = client_as("admin")
+    made = admin.post("/api/v1/sources/", {"owner": users["holder_a"].rights_holder_id,
+                                           "name": "debian docs",
+                                           "license_expression": "GPL-2+ or Artistic"},
+                      format="json")
+    assert made.status_code == 201, made.json()
+    body = made.json()
+    assert body["license_expression"] == "GPL-2.0-or-later OR Artistic-1.0"
+    assert body["license_as_written"] == "GPL-2+ or Artistic"
+    assert body["use_class"] == "commercial"
+    spdx = admin.post("/api/v1/sources/", {"owner": users["holder_a"].rights_holder_id,
+                                           "name": "plain", "license_expression": "MIT"},
+                      format="json").json()
+    assert spdx["license_as_written"] == ""  # SPDX already: nothing was read differently
+    bad = admin.post("/api/v1/sources/", {"owner": users["holder_a"].rights_holder_id,
+                                          "name": "typo", "license_expression": "Apche-2.0"},
+                     format="json")
+    assert bad.status_code == 400
+    assert "did you mean Apache-2.0" in bad.json()["license_expression"][0]

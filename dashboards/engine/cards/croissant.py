@@ -111,8 +111,9 @@ def croissant(facts: VersionFacts, download_url: str) -> dict[str, Any]:
 
 def rai(facts: VersionFacts) -> dict[str, Any]:
     words = facts.words
-    sources = ", ".join(f"{s.name} ({s.owner}, {s.license}, {s.documents} documents)"
-                        for s in facts.sources)
+    sources = ", ".join(f"{s.name} ({s.owner}, {s.license}"
+                        + (f" as written \"{s.license_as_written}\"" if s.license_as_written
+                           else "") + f", {s.documents} documents)" for s in facts.sources)
     left_out = ", ".join(f"{reason}: {n}" for reason, n in sorted(facts.exclusions.items()))
     removed = "; ".join(f"{t.reference} ({t.legal_basis}): {t.documents} removed"
                         for t in facts.takedowns)

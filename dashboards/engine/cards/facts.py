@@ -18,6 +18,7 @@ class SourceFacts:
     use_class: str         # commercial / non-commercial / academic / unknown
     documents: int         # in this version
     terms_url: str = ""
+    license_as_written: str = ""  # the owner's own string, when it was read as `license`
 
 
 @dataclass(frozen=True)

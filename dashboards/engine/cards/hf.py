@@ -87,7 +87,8 @@ def dataset_card(facts: VersionFacts) -> str:
     diff = facts.diff
     sources = [SourceFacts(id=s.id, name=inline(s.name), owner=inline(s.owner),
                            uri=inline(s.uri), license=inline(s.license),
-                           use_class=inline(s.use_class), documents=s.documents)
+                           use_class=inline(s.use_class), documents=s.documents,
+                           license_as_written=inline(s.license_as_written))
                for s in facts.sources]
     takedowns = [TakedownFacts(reference=inline(t.reference), legal_basis=t.legal_basis,
                                documents=t.documents, decided_at=t.decided_at)
