@@ -235,6 +235,8 @@ def web_command(host: str, port: int) -> list[str]:
 def cmd_run(state: Path, host: str, port: int) -> int:
     with services(state) as env:
         _with_settings(env, "config.settings.local")
+        # Where it serves, for the settings' default TRAILMARK_PUBLIC_URL (the cards' links).
+        env.update(TRAILMARK_HOST=host, TRAILMARK_PORT=str(port))
         _manage(env, "migrate", "--no-input", "-v", "0")
         env = _as_app_role(env)
         with _announced(state, {k: env[k] for k in ("DATABASE_URL", "CELERY_BROKER_URL")}):

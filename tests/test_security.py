@@ -221,3 +221,17 @@ def test_make_run_shows_the_projects_error_pages_not_djangos_technical_ones(clie
     page = client.get("/no/such/page/")
     assert page.status_code == 404 and b"There is nothing at this address" in page.content
     assert b"URLconf" not in page.content  # Django's technical page lists the URL patterns
+
+
+def test_the_public_url_follows_the_port_make_run_serves_on(tmp_path):
+    """Cards published on a `make run` started on another port named port 8000."""
+    env = {k: v for k, v in os.environ.items() if k != "TRAILMARK_PUBLIC_URL"}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.local", TRAILMARK_STATE_DIR=str(tmp_path),
+               TRAILMARK_HOST="0.0.0.0", TRAILMARK_PORT="8123")
+    read = [sys.executable, "-c", "import django; django.setup(); from django.conf import "
+            "settings; print(settings.TRAILMARK['PUBLIC_URL'])"]
+    done = subprocess.run(read, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "http://127.0.0.1:8123/", done.stderr
+    env["TRAILMARK_PUBLIC_URL"] = "https://trailmark.example.org/"
+    done = subprocess.run(read, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "https://trailmark.example.org/"

@@ -22,6 +22,13 @@ def env_bool(name: str, default: bool) -> bool:
     return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def served_url() -> str:
+    host = os.environ.get("TRAILMARK_HOST", "127.0.0.1")
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # every address: name one
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{os.environ.get('TRAILMARK_PORT', '8000')}/"
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -286,7 +293,9 @@ TRAILMARK: dict[str, Any] = {
     "TAKEDOWN_SERVICE_LEVELS": {"acknowledge": 2, "decide": 10, "dsa_16": 7, "cdsm_4": 20,
                                 "licence_revocation": 20, "voluntary": 30},
     # Cards and the public pages: where this installation is reachable, and who publishes.
-    "PUBLIC_URL": os.environ.get("TRAILMARK_PUBLIC_URL", "http://127.0.0.1:8000/"),
+    # Default: the address `make run` serves on (TRAILMARK_HOST and TRAILMARK_PORT, which the
+    # launcher passes on), so that cards published there name it.
+    "PUBLIC_URL": os.environ.get("TRAILMARK_PUBLIC_URL") or served_url(),
     "PUBLISHER": os.environ.get("TRAILMARK_PUBLISHER", "Trailmark demo workspace"),
     # Requests one rights-holder may file per period ("N/hour", "N/day" or "N/week").
     "TAKEDOWN_QUOTA": os.environ.get("TRAILMARK_TAKEDOWN_QUOTA", "50/day"),
