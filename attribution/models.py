@@ -19,6 +19,8 @@ class ModelOutput(Job):
     watermark = models.JSONField(default=dict, blank=True)
     # What a takedown's interim output filter blocked: {"words_blocked": n, "requests": [...]}
     filtered = models.JSONField(default=dict, blank=True)
+    # What a reader of a finished output should know about it (an empty completion, say).
+    note = models.CharField(max_length=500, blank=True, default="")
 
     class Meta(Job.Meta):
         pass

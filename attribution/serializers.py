@@ -11,7 +11,7 @@ class ModelOutputOut(JobFields):
     class Meta:
         model = ModelOutput
         fields = ["id", "checkpoint", "prompt", "completion", "params", "watermark", "filtered",
-                  "state", "error", "created_at", "started_at", "finished_at"]
+                  "note", "state", "error", "created_at", "started_at", "finished_at"]
 
 
 class ModelOutputIn(serializers.Serializer):

@@ -35,6 +35,10 @@ def model_output_create(*, checkpoint: ModelCheckpoint, prompt: str, actor: User
     return output
 
 
+EMPTY = ("the model ended its completion at once (end of text first): the completion is "
+         "empty, and there is nothing to attribute; try another prompt or sampling settings")
+
+
 def model_output_generate(*, output_id: int) -> ModelOutput | None:
     """Produce the completion (idempotent: a finished output is left as it is)."""
     from provenance.engine import lm
@@ -65,6 +69,6 @@ def model_output_generate(*, output_id: int) -> ModelOutput | None:
         else:
             ModelOutput.objects.filter(pk=output_id).update(
                 state=State.SUCCEEDED, completion=text, watermark=mark, filtered=filtered,
-                finished_at=timezone.now())
+                note=EMPTY if not text.strip() else "", finished_at=timezone.now())
         output.refresh_from_db()
         return output

@@ -80,6 +80,9 @@ def attribution_run_create(*, output: ModelOutput, actor: User | None,
     if output.state != ModelOutput.State.SUCCEEDED:
         raise ValidationError({"output": f"output {output.pk} is {output.state}: attribute a "
                                          f"finished output"})
+    if not output.completion.strip():
+        raise ValidationError({"output": f"output {output.pk} has an empty completion: nothing "
+                                         f"to attribute"})
     methods = list(dict.fromkeys(methods or [m.value for m in Method]))
     bad = sorted(set(methods) - {m.value for m in Method})
     if bad:

@@ -143,6 +143,10 @@ def test_a_run_refuses_unfinished_outputs_unknown_methods_and_bad_parameters(wor
     with pytest.raises(ValidationError, match="top_k"):
         attribution_run_create(output=done, actor=None, params={"influence": {"top_k": 0}},
                                enqueue=False)
+    empty = ModelOutput.objects.create(checkpoint=checkpoint, prompt="x", completion=" \n",
+                                       state="succeeded")
+    with pytest.raises(ValidationError, match="empty completion: nothing to attribute"):
+        attribution_run_create(output=empty, actor=None, enqueue=False)
     assert not AttributionRun.objects.exists() and not AttributionResult.objects.exists()
 
 
