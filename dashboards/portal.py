@@ -3,6 +3,7 @@ it. Every write goes through takedowns.services, as the API's do."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -75,7 +76,27 @@ def _from_form(post: Any, with_basis: bool) -> dict[str, Any]:
             "sample_text": post.get("work_sample", "")}
     if any(work.values()):
         data["works"] = [work]
+    if not with_basis:  # a supplement may complete the works already named
+        data["works"] = [*_work_edits(post), *data.get("works", [])]
+        if not data["works"]:
+            del data["works"]
     return data
+
+
+_EDIT = re.compile(r"^work_(\d{1,18})_(urls|identifiers|sample)$")
+
+
+def _work_edits(post: Any) -> list[dict[str, Any]]:
+    """The supplement form's per-work fields (work_<id>_urls, ..._identifiers, ..._sample), as
+    corrections of those works: only what was filled in."""
+    edits: dict[int, dict[str, Any]] = {}
+    for key, value in post.items():
+        found = _EDIT.match(key)
+        if found and value.strip():
+            field = {"sample": "sample_text"}.get(found.group(2), found.group(2))
+            edits.setdefault(int(found.group(1)), {})[field] = \
+                value if field == "sample_text" else _lines(value)
+    return [{"id": pk, **fields} for pk, fields in sorted(edits.items())]
 
 
 MAX_WORK_FILES = 20

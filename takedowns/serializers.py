@@ -30,6 +30,9 @@ def plain(data: Any) -> dict[str, Any]:
 
 
 class WorkIn(serializers.Serializer):
+    id = serializers.IntegerField(required=False, help_text="in a supplement only: the work "
+                                  "(of this request) to complete or correct; the fields given "
+                                  "replace its own")
     title = serializers.CharField(max_length=500, allow_blank=True, required=False)
     identifiers = serializers.ListField(child=serializers.CharField(max_length=200),
                                         required=False, max_length=100)

@@ -48,7 +48,9 @@ _AUTHORITY = Element("authority", "whether the claimant is the owner or an agent
 REQUIRED: dict[str, tuple[Element, ...]] = {
     "dmca_512": (
         _SIGNATURE, _WORKS, _CONTACT, _AUTHORITY,
-        Element("location", "where the material is: a URL or identifier for every work"),
+        Element("location", "where the material is: a URL, an identifier or a sample of its "
+                            "text (at least 20 characters, which Trailmark looks for in its "
+                            "own datasets) for every work (§512(c)(3)(A)(iii))"),
         Element("postal_address", "a postal address or telephone number (§512(c)(3)(A)(iv))"),
         Element("statements.good_faith", "the statement of good-faith belief that the use is not "
                                           "authorised (§512(c)(3)(A)(v))"),
@@ -62,8 +64,9 @@ REQUIRED: dict[str, tuple[Element, ...]] = {
         _SIGNATURE, _WORKS, _CONTACT,
         Element("explanation", "a substantiated explanation of why the content is illegal "
                                "(Art. 16(2)(a))"),
-        Element("location", "the exact electronic location: a URL for every work "
-                            "(Art. 16(2)(b))"),
+        Element("location", "the exact electronic location: a URL for every work, or the "
+                            "work's text (at least 20 characters) that identifies it in "
+                            "Trailmark's own datasets (Art. 16(2)(b))"),
         Element("statements.bona_fide", "the statement of bona fide belief that the notice is "
                                         "accurate and complete (Art. 16(2)(d))"),
     ),
@@ -87,6 +90,7 @@ REQUIRED: dict[str, tuple[Element, ...]] = {
 }
 
 GDPR_GROUNDS = ("a", "b", "c", "d", "e", "f")
+MIN_LOCATING_SAMPLE = 20  # characters of a work's text that locate it in Trailmark's datasets
 
 # DMCA §512(g)(3): what a counter notice must hold.
 COUNTER_NOTICE: tuple[Element, ...] = (
@@ -119,7 +123,12 @@ def present(notice: Mapping[str, Any], key: str) -> bool:
                 w.get("urls") or w.get("identifiers") or (w.get("sample_text") or "").strip()
                 or w.get("files")) for w in works)
     if key == "location":
-        return bool(works) and all(w.get("urls") or w.get("identifiers") for w in works)
+        # The material is in Trailmark's own datasets, which it searches for a work's text:
+        # a sample of it is "information reasonably sufficient to locate" it (§512(c)(3)(A)
+        # (iii)) and identifies it (DSA Art. 16(2)(b)), as a URL does elsewhere.
+        return bool(works) and all(
+            w.get("urls") or w.get("identifiers")
+            or len((w.get("sample_text") or "").strip()) >= MIN_LOCATING_SAMPLE for w in works)
     if key == "contact":
         return bool((notice.get("claimant_name") or "").strip()
                     and "@" in (notice.get("claimant_email") or ""))

@@ -80,7 +80,7 @@ def _clean_works(works: Any) -> list[dict[str, Any]]:
     for n, work in enumerate(works):
         if not isinstance(work, dict):
             raise ValidationError({"works": f"work {n + 1}: an object with a title"})
-        unknown = sorted(set(work) - WORK_FIELDS)
+        unknown = sorted(set(work) - WORK_FIELDS - {"id"})
         if unknown:
             raise ValidationError({"works": f"work {n + 1}: unknown field(s) "
                                             f"{', '.join(unknown)}"})
@@ -95,11 +95,30 @@ def _clean_works(works: Any) -> list[dict[str, Any]]:
             except ValidationError:
                 raise ValidationError({"works": f"work {n + 1}: {url!r} is not an http(s) "
                                                 f"URL"}) from None
+        if "id" in work:  # a supplement's correction of a work already named: what it gives
+            cleaned.append({"id": work["id"], **{k: work[k] for k in WORK_FIELDS if k in work}})
+            continue
         cleaned.append({"title": str(work.get("title") or "").strip()[:500],
                         "identifiers": work.get("identifiers", []),
                         "urls": work.get("urls", []),
                         "sample_text": str(work.get("sample_text") or "")})
     return cleaned
+
+
+def _edit_works(request: TakedownRequest, edits: list[dict[str, Any]]) -> None:
+    """Complete or correct works the request already names (a supplement's works with an id):
+    the fields given replace the old ones."""
+    mine = {w.pk: w for w in request.works.all()}
+    for n, edit in enumerate(edits):
+        work = mine.get(edit["id"]) if isinstance(edit["id"], int) else None
+        if work is None:
+            raise ValidationError({"works": f"work {n + 1}: this request names no work with id "
+                                            f"{edit['id']!r}"})
+        for key in WORK_FIELDS & set(edit):
+            setattr(work, key, str(edit[key]).strip()[:500] if key == "title" else edit[key])
+        work.sample_sha256 = content_hash(normalise(work.sample_text)) \
+            if work.sample_text.strip() else ""
+        work.save()
 
 
 def _add_works(request: TakedownRequest, works: list[dict[str, Any]]) -> None:
@@ -235,6 +254,9 @@ def takedown_file(*, actor: User | None, data: dict[str, Any],
     if basis not in regimes.BASES:
         raise ValidationError({"legal_basis": f"one of {', '.join(regimes.BASES)}"})
     works = _clean_works(data.get("works", []))
+    if any("id" in w for w in works):
+        raise ValidationError({"works": "a work's id names a work to correct in a supplement; "
+                                        "a new request lists its works without ids"})
     _within_quota(actor)
     now = timezone.now()
     filer = actor if actor is not None and actor.is_authenticated else None
@@ -273,8 +295,8 @@ def takedown_file(*, actor: User | None, data: dict[str, Any],
 @transaction.atomic
 def takedown_supplement(*, request: TakedownRequest, actor: User,
                         data: dict[str, Any]) -> TakedownRequest:
-    """The claimant answers a needs_info: the fields are updated, works added, and the request
-    is validated again."""
+    """The claimant answers a needs_info: the fields are updated, works added or (given with
+    their id) completed and corrected, and the request is validated again."""
     request = TakedownRequest.objects.select_for_update().get(pk=request.pk)
     if request.state != State.NEEDS_INFO:
         raise InvalidTransition(f"takedown {request.reference}", request.state, "supplement")
@@ -292,7 +314,9 @@ def takedown_supplement(*, request: TakedownRequest, actor: User,
         request.signed_at = timezone.now()
     request.full_clean()
     request.save()
-    _add_works(request, _clean_works(data.get("works", [])))
+    works = _clean_works(data.get("works", []))
+    _edit_works(request, [w for w in works if "id" in w])
+    _add_works(request, [w for w in works if "id" not in w])
     _transition(request, State.VALIDATING, actor, "information supplied")
     _validate(request, actor)
     return request

@@ -178,3 +178,49 @@ def test_the_schema_says_when_a_sources_owner_is_required():
     schema = SchemaGenerator().get_schema(request=None, public=True)
     owner = schema["components"]["schemas"]["SourceInRequest"]["properties"]["owner"]
     assert "required from staff" in owner["description"]
+
+
+NO_LOCATION = {"legal_basis": "dmca_512", "claimant_name": "Ann", "claimant_email":
+               "a@a.example", "authority": "owner", "postal_address": "1 Quay St",
+               "signature": "Ann", "statements": {"good_faith": True, "accuracy": True,
+                                                  "authority_under_perjury": True},
+               "works": [{"title": "A quotation"}]}
+
+
+def test_a_notice_in_needs_info_for_its_location_can_be_completed(client_as, pages_as):
+    """A work named by its title only could never leave needs_info: supplements only added
+    works. Now a supplement completes a work by its id, and a sample of the text locates a
+    work in Trailmark's own datasets."""
+    holder = client_as("holder_a")
+    filed = holder.post("/api/v1/takedowns/", NO_LOCATION, format="json").json()
+    assert filed["state"] == "needs_info"
+    assert [m["element"] for m in filed["missing"]] == ["works", "location"]
+    work = filed["works"][0]["id"]
+    url = f"/api/v1/takedowns/{filed['id']}/supplement/"
+    short = holder.post(url, {"works": [{"id": work, "sample_text": "too short"}]},
+                        format="json").json()
+    assert short["state"] == "needs_info" and [m["element"] for m in short["missing"]] == [
+        "location"]  # a title and a sample: a work; 9 characters do not locate it
+    done = holder.post(url, {"works": [{"id": work, "sample_text":
+                                        "The tide came in over the quay at dawn."}]},
+                       format="json").json()
+    assert done["state"] == "validating" and done["missing"] == []
+    assert len(done["works"]) == 1 and done["works"][0]["sample_sha256"]
+
+
+def test_the_portal_completes_a_work_and_refuses_another_requests_work(pages_as, users):
+    filed = takedown_file(actor=users["holder_a"], data=NO_LOCATION)
+    other = takedown_file(actor=users["holder_a"], data=NOTICE)
+    assert filed.state == "needs_info"
+    work = filed.works.get()
+    page = pages_as("holder_a")
+    wrong = page.post(f"/takedowns/{filed.pk}/", {
+        "action": "supplement", f"work_{other.works.get().pk}_urls": "https://a.example/x"})
+    assert wrong.status_code == 400 and b"names no work with id" in wrong.content
+    answer = page.post(f"/takedowns/{filed.pk}/", {
+        "action": "supplement", f"work_{work.pk}_urls": "https://holder-a.example/quote"})
+    assert answer.status_code == 302
+    filed.refresh_from_db()
+    work.refresh_from_db()
+    assert filed.state == "validating" and work.urls == ["https://holder-a.example/quote"]
+    assert work.title == "A quotation" and filed.works.count() == 1
