@@ -266,7 +266,9 @@ def version_derive(*, parent: DatasetVersion, detail: str, actor: User | None,
                    restore: dict[int, int] | None = None) -> DatasetVersion:
     """A new published version of the parent's dataset: the parent's members less `remove`
     (recorded as tombstoned exclusions) plus `restore` ({document: source}, documents a
-    takedown took out and a counter-notice brought back), nothing else changed."""
+    takedown took out and a counter-notice brought back), nothing else changed: what the
+    parent left out (held out, near-duplicates, licences...) stays left out, for the same
+    reasons, so the card of a remediated version still says so."""
     remove, restore = remove or set(), dict(restore or {})
     rows = list(parent.members.order_by("document_id").values_list(
         "document_id", "source_id", "document__sha256", "document__token_estimate",
@@ -289,8 +291,12 @@ def version_derive(*, parent: DatasetVersion, detail: str, actor: User | None,
         plan.bytes += size
         plan.by_source[str(source)] += 1
         plan.by_class[use_class] += 1
-    recipe = {**parent.recipe, "notes": f"{parent} less {len(plan.exclusions)}, plus "
-                                        f"{len(restore)} document(s): {detail}"}
+    removed = len(plan.exclusions)
+    back = {doc for doc, *_ in rows} & set(restore)
+    plan.exclusions += list(parent.exclusions.exclude(document_id__in=back).order_by(
+        "document_id").values_list("document_id", "source_id", "reason", "detail"))
+    recipe = {**parent.recipe, "notes": f"{parent} less {removed}, plus "
+                                        f"{len(back)} document(s): {detail}"}
     version = version_create_from_plan(dataset=parent.dataset, recipe=recipe, plan=plan,
                                        actor=actor)
     return dataset_version_publish(version=version, actor=actor)

@@ -131,3 +131,27 @@ def test_every_governance_change_is_chained_and_a_forged_row_is_detected(make_so
                        "WHERE seq = %s", [entries[-1].seq])
         cursor.execute("ALTER TABLE provenance_ledgerentry ENABLE TRIGGER ledger_append_only")
     assert ledger_verify_chain() == (False, entries[-1].seq)
+
+
+def test_a_derived_version_keeps_what_its_parent_left_out(make_source, ingest_texts):
+    """A remediated version recorded only its tombstoned documents, and its card said "left
+    out: tombstoned 1" while the parent's held-out and licence exclusions were silently gone."""
+    ingest_texts(make_source(license_expression="CC0-1.0"), [words(i, 60) for i in range(40)])
+    ingest_texts(make_source(license_expression="CC-BY-NC-4.0"), ["not for commercial use"])
+    recipe = datasets.recipe_validate({"intended_use": "commercial", "holdout_fraction": 0.2})
+    draft = datasets.version_create_from_plan(dataset=DatasetFactory(), recipe=recipe,
+                                              plan=datasets.curation_plan(recipe), actor=None)
+    parent = datasets.dataset_version_publish(version=draft, actor=None)
+    inherited = dict(parent.exclusions_by_reason)
+    assert inherited.get("held_out", 0) > 0 and inherited.get("license", 0) == 1
+    gone = parent.members.order_by("document_id").first().document_id
+    child = datasets.version_derive(parent=parent, detail="takedown TD-1", actor=None,
+                                    remove={gone})
+    assert child.exclusions_by_reason == {**inherited, "tombstoned": 1}
+    assert set(child.exclusions.values_list("document_id", "reason")) == {
+        *parent.exclusions.values_list("document_id", "reason"), (gone, "tombstoned")}
+    back = datasets.version_derive(parent=child, detail="counter notice", actor=None,
+                                   restore={gone: child.exclusions.get(document_id=gone)
+                                            .source_id})
+    assert back.exclusions_by_reason == inherited  # restored: a member again, not left out
+    assert back.members.filter(document_id=gone).exists()
