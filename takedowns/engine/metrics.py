@@ -23,6 +23,9 @@ from scipy.stats import rankdata
 from takedowns.engine.unlearn_config import Thresholds
 
 PASS, FAIL, INSUFFICIENT, NOT_APPLICABLE = "pass", "fail", "insufficient", "not_applicable"
+# A model that never saw the work (trained from scratch without it): removed by construction,
+# whatever metrics measured against chance say about so few documents.
+EXACT = "exact"
 
 
 @dataclass

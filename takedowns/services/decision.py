@@ -32,6 +32,7 @@ def _model_line(run: UnlearningRun) -> dict[str, Any]:
             "chosen_step": row.get("chosen_step"),
             "by_construction": row.get("by_construction"),
             "mia_auc": summary.get("mia_auc_mink"), "privleak": leak.get("privleak"),
+            "privleak_reference": leak.get("reference"),
             "privleak_interval": [leak["low"], leak["high"]] if "low" in leak else None,
             "verbatim_rouge_l": summary.get("verbatim_rouge_l"),
             "canary_p": summary.get("canary_p"),
@@ -81,9 +82,18 @@ def notice_text(notice: dict[str, Any]) -> list[str]:
     lines += [f"New dataset version without them: {v['version']}" for v in removed["versions"]]
     for model in notice["models"]:
         outcome = model["verdict"] or model["state"]
+        if outcome == "exact":
+            lines.append(f"Model {model['checkpoint']}: {model['method']}, exact: "
+                         f"{model['by_construction'] or 'it never saw the work'}.")
+            continue
         line = f"Model {model['checkpoint']}: {model['method']}, {outcome}"
         if model["privleak"] is not None:
-            line += f"; privleak {model['privleak']:+.1f}"
+            # A figure against chance is no comparison with a model without the work: say so.
+            versus = "a model retrained without the work" \
+                if model.get("privleak_reference") == "retrain" else \
+                "chance, as no retrained model was measured"
+            line += (f"; privleak {model['privleak']:+.1f} (how much better it tells your "
+                     f"documents from unseen ones than {versus}; 0 is no difference)")
         if model["verbatim_rouge_l"] is not None:
             line += f"; verbatim ROUGE-L {model['verbatim_rouge_l']:.3f}"
         if model["canary_p"] is not None:

@@ -9,7 +9,9 @@ and the removed source's canary. Then:
 * each unlearning run's candidates are judged in step order and the first that meets every
   criterion becomes the remediated checkpoint (never simply the last); the whole trade-off is
   kept in the certificate;
-* the retrain is judged against chance (it is the reference for the others);
+* the retrain is exact by construction (it never saw the work): its metrics, measured against
+  chance, are kept for the record and not judged; it is the reference for the others, and a
+  run judged in an earlier round against another reference is judged again;
 * an output filter is judged on verbatim regurgitation through the filter; it stays "interim",
   since the weights still hold the work.
 
@@ -108,7 +110,7 @@ def _certify(request: TakedownRequest, th: Thresholds) -> tuple[dict[str, Any], 
     by_checkpoint: dict[int, list[UnlearningRun]] = {}
     for run in runs:
         by_checkpoint.setdefault(run.checkpoint_id, []).append(run)
-    total = sum(1 + sum(1 + len(r.candidates) for r in group if not r.verdict)
+    total = sum(1 + sum(1 + len(r.candidates) for r in group if _to_judge(r, group))
                 for group in by_checkpoint.values())
     done = 0
 
@@ -132,16 +134,19 @@ def _certify(request: TakedownRequest, th: Thresholds) -> tuple[dict[str, Any], 
         separable = metrics.separability(original, reference, th)
         rows = []
         for run in group:
-            if run.verdict and run.certificate and run.pk not in retrains:
-                # Judged in an earlier round (a later round adds runs): kept as it was.
+            if not _to_judge(run, group):
+                # Judged in an earlier round against the same reference: kept as it was.
                 rows.append(run.certificate)
                 continue
             if run.pk in measured_retrains:
                 m = measured_retrains[run.pk]
-                judged = metrics.judge(m, original, None, th)
-                row = {"summary": metrics.summary(m), **judged,
+                record = metrics.judge(m, original, None, th)
+                row = {"summary": metrics.summary(m), "verdict": metrics.EXACT,
+                       "criteria": record["criteria"],
                        "by_construction": f"trained from scratch on {run.version}, which holds "
-                                          f"none of the removed documents"}
+                                          f"none of the removed documents",
+                       "why": "exact by construction; its metrics are measured against chance "
+                              "for the record, not judged"}
                 chosen = run.result
             elif run.method == Method.OUTPUT_FILTER:
                 active = OutputFilter.objects.get(request=request, checkpoint=checkpoint)
@@ -186,11 +191,22 @@ def _certify(request: TakedownRequest, th: Thresholds) -> tuple[dict[str, Any], 
             "checkpoints": checkpoints, "finished_at": timezone.now().isoformat()}, outcomes
 
 
+def _to_judge(run: UnlearningRun, group: list[UnlearningRun]) -> bool:
+    """Whether this round measures the run: a retrain always (it is the reference), any run not
+    judged yet, and one judged against another reference than the group's now (a retrain that
+    finished after it), so that every privleak in the certificate has the same reference."""
+    retrain = any(r.method == Method.RETRAIN and r.result_id is not None for r in group)
+    if run.method == Method.RETRAIN or not (run.verdict and run.certificate):
+        return True
+    against = ((run.certificate.get("criteria") or {}).get("privleak") or {}).get("reference")
+    return against not in (None, "retrain" if retrain else "chance (no retrain)")
+
+
 def _checkpoint_verdict(rows: list[dict[str, Any]]) -> str:
-    """Pass when one model that no longer holds the work (a retrain or an unlearned one) passes;
-    an output filter alone never passes."""
+    """Pass when one model that no longer holds the work (a retrain, exact, or an unlearned
+    one that passes) exists; an output filter alone never passes."""
     verdicts = [r["verdict"] for r in rows if r["method"] != Method.OUTPUT_FILTER]
-    if metrics.PASS in verdicts:
+    if metrics.PASS in verdicts or metrics.EXACT in verdicts:
         return metrics.PASS
     return "inconclusive" if "inconclusive" in verdicts or not verdicts else metrics.FAIL
 

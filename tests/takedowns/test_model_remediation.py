@@ -154,7 +154,9 @@ def test_remediation_verification_decision_and_receipt(trained, client_as, tmp_p
     passing = [c["step"] for c in table if c["verdict"] == "pass"]
     # The first candidate meeting every criterion, never simply the last.
     assert rows["npo"]["chosen_step"] == (passing[0] if passing else None)
-    for row in [rows["retrain"], *table]:
+    # The retrain never saw the work: exact, whatever its figures against chance say.
+    assert rows["retrain"]["verdict"] == "exact" and "by construction" in rows["retrain"]["why"]
+    for row in table:
         criteria = {c["status"] for c in row["criteria"].values()}
         assert row["verdict"] == ("fail" if "fail" in criteria else
                                   "inconclusive" if "insufficient" in criteria else "pass")
@@ -281,3 +283,30 @@ def test_a_model_unlearned_for_an_earlier_request_is_in_scope_of_a_later_one(tra
     sets = verification_sets(unlearned, sorted(documents), 5)
     assert len(sets.forget) == 3 and sets.forget == verification_sets(
         original, sorted(documents), 5).forget  # the text as the family was trained on it
+
+
+def test_the_decision_e_mail_calls_a_retrain_exact_and_says_what_privleak_is_against():
+    """The claimant was told "retrain inconclusive; privleak +37.1": a figure against chance,
+    about a model that never saw the work."""
+    from takedowns.services.decision import notice_text
+
+    line = {"checkpoint": "demo-model", "state": "succeeded", "result": None,
+            "chosen_step": None, "mia_auc": 0.7, "privleak": 37.1, "privleak_interval": None,
+            "verbatim_rouge_l": None, "canary_p": None, "retain_perplexity_ratio": 1.0,
+            "compute_seconds": 60}
+    notice = {"removed": {"documents": 3, "text_purged": False, "versions": []},
+              "found": {"by_method": {"exact": 3}, "confirmed": 3, "dismissed": 0},
+              "models": [{**line, "method": "Full retrain on the remediated version",
+                          "verdict": "exact", "privleak_reference": "chance (no retrain)",
+                          "by_construction": "trained from scratch on demo@v3, which holds "
+                                             "none of the removed documents"},
+                         {**line, "method": "Negative preference optimisation (unlearning)",
+                          "verdict": "inconclusive", "by_construction": None,
+                          "privleak_reference": "chance (no retrain)"}],
+              "verification": {"verdict": "pass", "separable": {"1": True}}}
+    text = "\n".join(notice_text(notice))
+    assert "Full retrain on the remediated version, exact: trained from scratch" in text
+    retrain_line = next(x for x in text.splitlines() if "Full retrain" in x)
+    assert "privleak" not in retrain_line and "inconclusive" not in retrain_line
+    assert "privleak +37.1 (how much better it tells your documents from unseen ones than " \
+           "chance, as no retrained model was measured; 0 is no difference)" in text
