@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from attribution.engine.aggregate import agreement_sentence
 from provenance.engine.pdf import TextDocument
 from provenance.engine.pdf import latin1 as _text
 
@@ -48,9 +49,8 @@ def render_pdf(body: dict[str, Any], digest: str) -> bytes:
         line(f"{share * 100:6.1f}%  {name}", 9)
     agreement = summary.get("agreement", {})
     if agreement:
-        verdict = "agree" if agreement.get("agree") else "DISAGREE"
-        line(f"Methods {verdict} on the top source: " + ", ".join(
-            f"{m}: {src}" for m, src in agreement.get("top_source", {}).items()), 9)
+        names = {s["source"]: s["name"] for s in summary.get("sources", [])}
+        line("Do the methods agree? " + agreement_sentence(agreement, names), 9)
     line("Ranked evidence", 12, bold=True)
     documents = body["documents"]
     for r in body["results"]:

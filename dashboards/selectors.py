@@ -8,6 +8,7 @@ from django.db import connection
 from django.db.models import CharField, Count, F, Q, Sum, Value
 from django.utils import timezone
 
+from attribution.engine.aggregate import agreement_sentence
 from dashboards.composition import version_composition
 from dashboards.engine.ai_act import AiActSummary, SourceShare
 from dashboards.engine.cards.facts import (
@@ -145,6 +146,8 @@ def attribution_context(user: Any, run_id: int) -> dict[str, Any] | None:
             **r, "source_name": names.get(r["source"], f"source {r['source']}"), "doc": doc})
     return {"run": run, "report": report, "by_method": by_method,
             "agreement": run.summary.get("agreement", {}),
+            "agreement_sentence": agreement_sentence(run.summary.get("agreement", {}),
+                                                     names),
             "gradient_generation": body.get("indexes", {}).get("gradient_index", {}).get(
                 "generation")}
 

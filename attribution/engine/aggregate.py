@@ -56,9 +56,13 @@ def group_shares(shares: Mapping[int, float], group_of: Mapping[int, str]) -> di
 
 
 def agreement(evidence: Sequence[Evidence], per_method: Mapping[str, Mapping[int, float]],
-              top: int = 5) -> dict[str, Any]:
-    """Each method's top source; pairwise overlap (Jaccard) of the top documents; whether the
-    methods that found something agree on the top source."""
+              top: int = 5, methods: Sequence[str] = ()) -> dict[str, Any]:
+    """Each method's top source; pairwise overlap (Jaccard) of the top documents; which of the
+    `methods` asked for found nothing; and a `status` that says what agrees, if anything:
+    "none" (no method found evidence), "single" (one did: nothing to compare), "disagree"
+    (different top sources), "source" (the same top source, top documents apart) or "agree"
+    (the same top source, and every pair of document-level methods shares a top document).
+    `agree` is True for "agree" only."""
     tops = {m: max(shares.items(), key=lambda kv: (kv[1], -kv[0]))[0]
             for m, shares in per_method.items() if shares}
     docs: dict[str, list[int]] = defaultdict(list)
@@ -71,5 +75,44 @@ def agreement(evidence: Sequence[Evidence], per_method: Mapping[str, Mapping[int
         pairs.append({"methods": [a, b],
                       "top_documents_jaccard": round(len(set(docs[a]) & set(docs[b]))
                                                      / len(union), 3) if union else 0.0})
-    return {"top_source": tops, "agree": len(set(tops.values())) <= 1,
-            "pairs": pairs}
+    silent = sorted(set(methods) - set(tops))
+    if not tops:
+        status = "none"
+    elif len(tops) == 1:
+        status = "single"
+    elif len(set(tops.values())) > 1:
+        status = "disagree"
+    elif any(p["top_documents_jaccard"] == 0 for p in pairs):
+        status = "source"
+    else:
+        status = "agree"
+    return {"top_source": tops, "status": status, "agree": status == "agree",
+            "found_nothing": silent, "pairs": pairs}
+
+
+def agreement_sentence(found: Mapping[str, Any], name: Mapping[int, str]) -> str:
+    """What agrees, said for an auditor: which source, how much the top documents overlap, and
+    which methods found nothing. `name`: source id -> name. Reports made before `status`
+    existed are read by their `agree` flag."""
+    tops = {m: name.get(int(s), f"source {s}") for m, s in found.get("top_source", {}).items()}
+    status = found.get("status") or ("agree" if found.get("agree") else "disagree")
+    silent = found.get("found_nothing") or []
+    tail = f" {', '.join(silent)} found nothing." if silent else ""
+    overlaps = [p["top_documents_jaccard"] for p in found.get("pairs", [])]
+    spread = f"{min(overlaps):.2f}" if overlaps and min(overlaps) == max(overlaps) else \
+        f"{min(overlaps or [0]):.2f} to {max(overlaps or [0]):.2f}"
+    overlap = (f"their top documents overlap by {spread} (Jaccard of the top 5)" if overlaps
+               else "no two of them rank documents")
+    if status == "none":
+        return "No method found evidence." + tail
+    if status == "single":
+        [(method, source)] = tops.items()
+        return f"Only {method} found evidence (top source: {source}): nothing to compare." + tail
+    if status == "disagree":
+        return ("No: the methods point to different top sources ("
+                + "; ".join(f"{m}: {s}" for m, s in tops.items()) + ")." + tail)
+    source = next(iter(tops.values()))
+    if status == "source":
+        return (f"On the source only: {', '.join(tops)} all point to {source}, but {overlap}: "
+                f"they credit different documents." + tail)
+    return f"Yes: {', '.join(tops)} all point to {source}, and {overlap}." + tail

@@ -150,7 +150,7 @@ def attribution_run_execute(*, run_id: int,
             AttributionRun.objects.filter(pk=run_id).update(stage="report",
                                                             position=len(run.methods))
             evidence = [Evidence(r.method, r.source_id, r.document_id, r.score) for r in rows]
-            _publish(run, rows, _summary(evidence), notes)
+            _publish(run, rows, _summary(evidence, list(run.methods)), notes)
         except Exception as exc:
             job_fail(AttributionRun, run_id, exc, "attribution run")
         return "done"
@@ -256,7 +256,7 @@ METHODS: dict[str, Callable[[AttributionRun], tuple[list[AttributionResult], str
     "spans": _spans, "influence": _influence, "embedding": _embedding, "watermark": _watermark}
 
 
-def _summary(evidence: list[Evidence]) -> dict[str, Any]:
+def _summary(evidence: list[Evidence], methods: list[str]) -> dict[str, Any]:
     per_method = method_shares(evidence)
     combined = combined_shares(per_method)
     sources = {s.pk: s for s in DataSource.objects.filter(pk__in=list(combined))}
@@ -270,7 +270,7 @@ def _summary(evidence: list[Evidence]) -> dict[str, Any]:
             combined, {pk: s.use_class for pk, s in sources.items()}).items()},
         "by_license": {k: round(v, 4) for k, v in group_shares(
             combined, {pk: s.license_expression for pk, s in sources.items()}).items()},
-        "agreement": agreement(evidence, per_method),
+        "agreement": agreement(evidence, per_method, methods=methods),
     }
 
 
