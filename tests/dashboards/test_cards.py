@@ -164,8 +164,11 @@ def test_a_model_card_shows_its_training_data_lineage_and_remediations(
         derived.decode()
     assert client_as("anonymous").get("/api/v1/checkpoints/999999/card/").status_code == 404
     # A retrain's card says what it is for (it has no parent to derive from)
+    from provenance.models import TrainingRun
+
     retrained = ModelCheckpoint.objects.create(
         name=f"{checkpoint.name}-retrained", kind="trained", version=checkpoint.version,
+        run=TrainingRun.objects.create(version=checkpoint.version, state="succeeded"),
         path="/nonexistent", sha256="f" * 64)
     UnlearningRun.objects.create(request=request, checkpoint=checkpoint, method="retrain",
                                  result=retrained, state="succeeded", verdict="pass")
