@@ -82,7 +82,9 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
     @extend_schema(request=None, responses={202: s.TakedownOut})
     @action(detail=True, methods=["post"])
     def scope(self, request: Request, pk: str) -> Response:
-        """Start scoping an accepted request: a worker matches the works against the corpus."""
+        """Start scoping an accepted request (a worker matches the works against the corpus),
+        or scope it again once the last attempt is done or failed; `scope.job` says how it
+        goes (queued, running, done with its matches, failed with the error)."""
         taken = takedown_scope_start(request=self.get_object(), actor=self.actor)
         return self.out(self.get_queryset().get(pk=taken.pk), status.HTTP_202_ACCEPTED)
 

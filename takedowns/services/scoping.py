@@ -10,6 +10,7 @@ matches nobody has reviewed yet and keeps the reviewed ones.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,8 @@ from provenance.services.ledger import ledger_append
 from takedowns.models import TakedownMatch, TakedownRequest
 from takedowns.services.requests import _transition
 
+log = logging.getLogger(__name__)
+
 State = TakedownRequest.State
 Method = TakedownMatch.Method
 NEAR_DUPLICATE_JACCARD = 0.5   # estimated Jaccard of 5-word shingles, as curation's dedup uses
@@ -35,10 +38,29 @@ SPAN_MIN_SHARE = 0.2   # of the sample's tokens
 SCAN_BATCH = 20_000
 
 
+def _job(request: TakedownRequest, state: str, **detail: Any) -> None:
+    """The scoping task's own state on the request (`scope.job`), for pages and clients to
+    poll: queued, running, done (with what it found) or failed (with the error)."""
+    request.scope = {**request.scope, "job": {"state": state, "at": timezone.now().isoformat(),
+                                              **detail}}
+
+
 @transaction.atomic
 def takedown_scope_start(*, request: TakedownRequest, actor: User) -> TakedownRequest:
+    """Start scoping an accepted request, or scope it again (after a failure, or to look again
+    at a corpus that has grown); the matches already reviewed are kept."""
     request = TakedownRequest.objects.select_for_update().get(pk=request.pk)
-    _transition(request, State.SCOPING, actor, "scoping started")
+    job = (request.scope.get("job") or {}).get("state")
+    if request.state == State.SCOPING and job in ("queued", "running"):
+        raise InvalidTransition(f"takedown {request.reference}", f"scoping ({job})",
+                                "scope again")
+    if request.state == State.SCOPING:
+        ledger_append(actor=actor, event="takedown.scope_rerun", subject=request,
+                      payload={"reference": request.reference, "last": job or "unknown"})
+    else:
+        _transition(request, State.SCOPING, actor, "scoping started")
+    _job(request, "queued")
+    request.save(update_fields=["scope", "updated_at"])
     from takedowns.tasks import takedown_scope_task
 
     takedown_scope_task.delay_on_commit(request.pk)
@@ -111,33 +133,47 @@ def takedown_scope(*, request_id: int) -> TakedownRequest | None:
     """Find the matches of a request in scoping; None when it is not (any more) scoping."""
     with job_lock("takedown_scope", request_id) as mine:
         request = TakedownRequest.objects.filter(pk=request_id).first()
-        if not mine or request is None or request.state != State.SCOPING:
-            return None
-        works = list(request.works.all())
-        samples = [(w.pk, w.sample_text) for w in works if w.sample_text.strip()]
-        rows: dict[tuple[int, str], TakedownMatch] = {}
+        if not mine or request is None or request.state != State.SCOPING or \
+                (request.scope.get("job") or {}).get("state") in ("done", "failed"):
+            return None  # not scoping, or a late duplicate of a finished task
+        _job(request, "running")
+        request.save(update_fields=["scope", "updated_at"])
+        try:
+            return _scope(request)
+        except Exception as exc:
+            log.exception("scoping of takedown %s failed", request_id)
+            request.refresh_from_db()
+            _job(request, "failed", error=str(exc)[:2000])
+            request.save(update_fields=["scope", "updated_at"])
+            return request
 
-        def add(doc: int, method: str, score: float, work: int | None) -> None:
-            key = (doc, method)
-            if key not in rows or rows[key].score < score:
-                rows[key] = TakedownMatch(request=request, document_id=doc, method=method,
-                                          score=round(score, 4), work_id=work)
 
-        by_hash = {w.sample_sha256: w.pk for w in works if w.sample_sha256}
-        for pk, sha in Document.objects.filter(sha256__in=list(by_hash)).values_list(
-                "pk", "sha256"):
-            add(pk, Method.EXACT, 1.0, by_hash[sha])
-        for pk in Document.objects.filter(
-                occurrences__source__in=request.claimed_sources.all()).values_list(
-                "pk", flat=True).distinct():
-            add(pk, Method.SOURCE, 1.0, None)
-        for work, pk, score in _near_duplicates(samples):
-            add(pk, Method.NEAR_DUPLICATE, score, work)
-        for work, pk, score in _embedding_neighbours(samples):
-            add(pk, Method.EMBEDDING, score, work)
-        for work, pk, score in _verbatim_spans(samples):
-            add(pk, Method.SPAN, score, work)
-        return _publish(request, list(rows.values()))
+def _scope(request: TakedownRequest) -> TakedownRequest:
+    works = list(request.works.all())
+    samples = [(w.pk, w.sample_text) for w in works if w.sample_text.strip()]
+    rows: dict[tuple[int, str], TakedownMatch] = {}
+
+    def add(doc: int, method: str, score: float, work: int | None) -> None:
+        key = (doc, method)
+        if key not in rows or rows[key].score < score:
+            rows[key] = TakedownMatch(request=request, document_id=doc, method=method,
+                                      score=round(score, 4), work_id=work)
+
+    by_hash = {w.sample_sha256: w.pk for w in works if w.sample_sha256}
+    for pk, sha in Document.objects.filter(sha256__in=list(by_hash)).values_list(
+            "pk", "sha256"):
+        add(pk, Method.EXACT, 1.0, by_hash[sha])
+    for pk in Document.objects.filter(
+            occurrences__source__in=request.claimed_sources.all()).values_list(
+            "pk", flat=True).distinct():
+        add(pk, Method.SOURCE, 1.0, None)
+    for work, pk, score in _near_duplicates(samples):
+        add(pk, Method.NEAR_DUPLICATE, score, work)
+    for work, pk, score in _embedding_neighbours(samples):
+        add(pk, Method.EMBEDDING, score, work)
+    for work, pk, score in _verbatim_spans(samples):
+        add(pk, Method.SPAN, score, work)
+    return _publish(request, list(rows.values()))
 
 
 @transaction.atomic
@@ -149,6 +185,7 @@ def _publish(request: TakedownRequest, found: list[TakedownMatch]) -> TakedownRe
     TakedownMatch.objects.bulk_create([m for m in found
                                        if (m.document_id, m.method) not in reviewed])
     request.scope = _lineage(request)
+    _job(request, "done", matches=len(found))
     request.save(update_fields=["scope", "updated_at"])
     ledger_append(actor=None, event="takedown.scoped", subject=request,
                   payload={"reference": request.reference,
@@ -193,7 +230,7 @@ def takedown_scope_review(*, request: TakedownRequest, actor: User, confirm: lis
         raise ValidationError({"confirm": f"not matched by this request: {unknown}"})
     for ids, value in ((confirm, True), (dismiss, False)):
         request.matches.filter(document_id__in=ids).update(confirmed=value, reviewed_by=actor)
-    request.scope = _lineage(request)
+    request.scope = {**_lineage(request), "job": request.scope.get("job", {})}
     request.save(update_fields=["scope", "updated_at"])
     ledger_append(actor=actor, event="takedown.scope_reviewed", subject=request,
                   payload={"reference": request.reference, "confirmed": sorted(confirm),

@@ -73,6 +73,10 @@ def test_scoping_finds_the_work_its_near_duplicate_and_a_claimed_source(corpus):
     assert not unrelated
     assert done.scope["versions"][0]["id"] == corpus["version"].pk
     assert [c["id"] for c in done.scope["checkpoints"]] == [corpus["checkpoint"].pk]
+    assert done.scope["job"]["state"] == "done"
+    assert takedown_scope(request_id=request.pk) is None  # a late duplicate of the task
+    # Scoping again (staff) replaces the unreviewed matches with the same ones.
+    takedown_scope_start(request=request, actor=corpus["users"]["curator"])
     assert takedown_scope(request_id=request.pk).matches.count() == done.matches.count()
 
 
@@ -241,3 +245,33 @@ def test_only_a_decided_dmca_request_takes_a_counter_notice(corpus, client_as):
     answer = client_as("curator").post(f"/api/v1/takedowns/{request.pk}/counter-notice/", {},
                                        format="json")
     assert answer.status_code == 409
+
+
+def test_a_failed_scoping_records_its_error_and_staff_can_run_it_again(corpus, monkeypatch,
+                                                                      client_as):
+    """A scoping that failed stayed in "scoping" with nothing shown and no way to rerun it."""
+    from takedowns.services import scoping
+
+    request = file_and_accept(corpus)
+    assert request.scope["job"]["state"] == "queued"
+
+    def broken(samples):
+        raise RuntimeError("the span index is unreadable")
+
+    monkeypatch.setattr(scoping, "_verbatim_spans", broken)
+    failed = takedown_scope(request_id=request.pk)
+    assert failed.state == "scoping" and failed.scope["job"]["state"] == "failed"
+    assert "span index is unreadable" in failed.scope["job"]["error"]
+    shown = client_as("curator").get(f"/api/v1/takedowns/{request.pk}/").json()
+    assert shown["scope"]["job"]["state"] == "failed"  # what a client polls
+    monkeypatch.undo()
+    rerun = client_as("curator").post(f"/api/v1/takedowns/{request.pk}/scope/", {},
+                                      format="json")
+    assert rerun.status_code == 202, rerun.json()
+    request.refresh_from_db()
+    assert request.scope["job"]["state"] == "queued"
+    twice = client_as("curator").post(f"/api/v1/takedowns/{request.pk}/scope/", {},
+                                      format="json")
+    assert twice.status_code == 409  # queued already
+    done = takedown_scope(request_id=request.pk)
+    assert done.scope["job"]["state"] == "done" and done.matches.exists()
