@@ -5,7 +5,20 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import CharField, Count, F, Q, Sum, Value
+from django.db.models import (
+    BigIntegerField,
+    CharField,
+    Count,
+    DateTimeField,
+    ExpressionWrapper,
+    F,
+    Q,
+    Sum,
+    TextField,
+    Value,
+)
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from attribution.engine.aggregate import agreement_sentence
@@ -465,22 +478,65 @@ def jobs_board(limit: int = 100) -> dict[str, Any]:
     parts = []
     for label, model_name, ref, _ in JOB_KINDS:
         model = apps.get_model(model_name)
-        parts.append(
+        parts.append(_job_columns(
             model.objects.filter(Q(state__in=["queued", "running"])
-                                 | Q(state="failed", updated_at__gte=since))
-            .annotate(kind=Value(label, output_field=CharField()),
-                      ref=F(ref))
-            .values("kind", "id", "ref", "state", "stage", "position", "total", "unit",
-                    "error", "created_at", "updated_at")
-            .order_by())
-    pages = {label: page for label, _, _, page in JOB_KINDS}
-    rows = list(parts[0].union(*parts[1:], all=True).order_by("-created_at")[:limit])
+                                 | Q(state="failed", updated_at__gte=since)),
+            label, F(ref), F("state"), F("stage"), F("position"), F("total"), F("unit"),
+            F("error"), F("created_at")))
+    parts += _takedown_jobs(since)
+    pages = {label: page for label, _, _, page in JOB_KINDS} | {
+        "verification": "/takedowns/{}/", "scoping": "/takedowns/{}/"}
+    rows = [{key.removeprefix("j_"): value for key, value in row.items()} for row in
+            parts[0].union(*parts[1:], all=True).order_by("-j_created")[:limit]]
     for row in rows:
         row["url"] = pages[row["kind"]].format(row["ref"])
-        row["percent"] = round(100.0 * row["position"] / row["total"], 1) \
+        row["created_at"] = row.pop("created")
+        row["percent"] = round(100.0 * (row["position"] or 0) / row["total"], 1) \
             if row["total"] else 0.0
     active = [r for r in rows if r["state"] in ("queued", "running")]
     return {"active": active, "failed": [r for r in rows if r["state"] == "failed"]}
+
+
+_COLUMNS = ("kind", "ref", "j_state", "j_stage", "j_position", "j_total", "j_unit", "j_error",
+            "j_created", "j_updated_at")
+
+
+def _job_columns(queryset: Any, kind: str, *values: Any) -> Any:
+    """One part of the jobs board's UNION: the same columns, named alike and in one order,
+    whatever the table (every column an annotation, so that Django orders them as given)."""
+    text, number = CharField(), BigIntegerField()
+    types = (number, text, text, number, number, text, TextField(), DateTimeField())
+    named = {name: ExpressionWrapper(value, output_field=field)
+             for name, value, field in zip(_COLUMNS[1:-1], values, types, strict=True)}
+    return (queryset.annotate(kind=Value(kind, output_field=text), **named,
+                              j_updated_at=F("updated_at"))
+            .values("id", *_COLUMNS).order_by())
+
+
+def _takedown_jobs(since: Any) -> list[Any]:
+    """A takedown's scoping and verification run as tasks with their state on the request
+    (`scope.job`, `verification`): they are jobs on the board too."""
+    from takedowns.models import TakedownRequest
+
+    def number(key: str) -> Any:
+        return Cast(KT(key), BigIntegerField())
+
+    verifying = TakedownRequest.objects.filter(
+        Q(verification__state="running")
+        | Q(verification__state="failed", updated_at__gte=since))
+    scoping = TakedownRequest.objects.filter(
+        Q(state=TakedownRequest.State.SCOPING) & (
+            Q(scope__job__state__in=["queued", "running"])
+            | Q(scope__job__state="failed", updated_at__gte=since)))
+    return [
+        _job_columns(verifying, "verification", F("id"), KT("verification__state"),
+                     Value("measuring the models"), number("verification__position"),
+                     number("verification__total"), Value("measurements"),
+                     Coalesce(KT("verification__error"), Value("")), F("updated_at")),
+        _job_columns(scoping, "scoping", F("id"), KT("scope__job__state"),
+                     Value("matching the works"), Value(None), Value(None), Value(""),
+                     Coalesce(KT("scope__job__error"), Value("")), F("updated_at")),
+    ]
 
 
 def staff_context() -> dict[str, Any]:

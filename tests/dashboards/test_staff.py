@@ -107,3 +107,21 @@ def test_only_curators_and_admins_see_it_and_only_they_get_the_link(pages_as):
         client = pages_as(role)
         assert client.get("/staff/").status_code == status, role
         assert ('href="/staff/"' in client.get("/").content.decode()) is (status == 200), role
+
+
+def test_takedown_verification_and_scoping_are_jobs_on_the_board_too(curator, users):
+    """Verifications ran 3 to 8 minutes with no sign of them on the jobs board."""
+    verifying = takedown_file(actor=users["holder_a"], data=NOTICE)
+    TakedownRequest.objects.filter(pk=verifying.pk).update(verification={
+        "state": "running", "position": 3, "total": 12})
+    scoping = takedown_file(actor=users["holder_a"], data=NOTICE)
+    TakedownRequest.objects.filter(pk=scoping.pk).update(
+        state="scoping", scope={"job": {"state": "failed", "error": "the span index is gone"}})
+    reviewing = takedown_file(actor=users["holder_a"], data=NOTICE)  # done: not a job now
+    TakedownRequest.objects.filter(pk=reviewing.pk).update(
+        state="scoping", scope={"job": {"state": "done", "matches": 3}})
+    page = curator.get("/staff/").content.decode()
+    assert f'href="/takedowns/{verifying.pk}/">verification #{verifying.pk}</a>' in page
+    assert 'value="25.0"' in page  # 3 of 12 measurements
+    assert f"scoping #{scoping.pk}" in page and "the span index is gone" in page
+    assert f"scoping #{reviewing.pk}" not in page
