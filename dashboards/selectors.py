@@ -12,6 +12,7 @@ from django.db.models import (
     DateTimeField,
     ExpressionWrapper,
     F,
+    Field,
     Q,
     Sum,
     TextField,
@@ -505,7 +506,8 @@ def _job_columns(queryset: Any, kind: str, *values: Any) -> Any:
     """One part of the jobs board's UNION: the same columns, named alike and in one order,
     whatever the table (every column an annotation, so that Django orders them as given)."""
     text, number = CharField(), BigIntegerField()
-    types = (number, text, text, number, number, text, TextField(), DateTimeField())
+    types: tuple[Field, ...] = (number, text, text, number, number, text, TextField(),
+                                DateTimeField())
     named = {name: ExpressionWrapper(value, output_field=field)
              for name, value, field in zip(_COLUMNS[1:-1], values, types, strict=True)}
     return (queryset.annotate(kind=Value(kind, output_field=text), **named,
