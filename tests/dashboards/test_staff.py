@@ -125,3 +125,11 @@ def test_takedown_verification_and_scoping_are_jobs_on_the_board_too(curator, us
     assert 'value="25.0"' in page  # 3 of 12 measurements
     assert f"scoping #{scoping.pk}" in page and "the span index is gone" in page
     assert f"scoping #{reviewing.pk}" not in page
+
+
+def test_an_empty_completion_says_so_on_its_page(curator, world):  # noqa: F811
+    from attribution.services.outputs import EMPTY
+
+    ModelOutput.objects.filter(pk=world["out"]).update(completion="", note=EMPTY)
+    page = curator.get(f"/outputs/{world['out']}/").content.decode()
+    assert "the completion is empty, and there is nothing to attribute" in page
