@@ -233,6 +233,10 @@ def web_command(host: str, port: int) -> list[str]:
 
 
 def cmd_run(state: Path, host: str, port: int) -> int:
+    if running_services(state) is not None:
+        _log(f"a `run` already serves {state}: stop it first, or give this one another "
+             "TRAILMARK_STATE_DIR")
+        return 1
     with services(state) as env:
         _with_settings(env, "config.settings.local")
         # Where it serves, for the settings' default TRAILMARK_PUBLIC_URL (the cards' links).
