@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from dashboards.composition import version_composition
-from dashboards.engine.cards.croissant import croissant
+from dashboards.engine.cards.croissant import Distribution, ExportFile, croissant
 from dashboards.engine.cards.facts import CardWords
 from dashboards.engine.cards.hf import dataset_card
 from dashboards.engine.cards.spdx import spdx_document
@@ -21,6 +21,7 @@ from dashboards.selectors import version_facts
 from provenance.conf import setting
 from provenance.models import DatasetVersion, User
 from provenance.services.errors import InvalidTransition
+from provenance.services.exports import manifest_sha256, version_export
 from provenance.services.ledger import ledger_append
 
 WORD_LIMIT = 20_000  # characters per field of the researcher's words
@@ -40,13 +41,23 @@ def _json(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
+def distribution(version: DatasetVersion) -> Distribution:
+    """The files a version's cards point at, each with the sha256 of its bytes as served (the
+    records exports are written now if this state of the version has none yet)."""
+    api = f"{str(setting('PUBLIC_URL')).rstrip('/')}/api/v1/versions/{version.pk}"
+    return Distribution(
+        jsonl=ExportFile(f"{api}/records/", version_export(version, "jsonl").sha256),
+        parquet=ExportFile(f"{api}/records/?format=parquet",
+                           version_export(version, "parquet").sha256),
+        manifest=ExportFile(f"{api}/manifest/", manifest_sha256(version)))
+
+
 def _render(card: VersionCard) -> None:
     facts = version_facts(card.version, card.words)
-    base = str(setting("PUBLIC_URL")).rstrip("/")
+    files = distribution(card.version)
     card.hf_card = dataset_card(facts)
-    card.croissant = _json(croissant(facts,
-                                     f"{base}/api/v1/versions/{card.version_id}/records/"))
-    card.spdx = _json(spdx_document(facts))
+    card.croissant = _json(croissant(facts, files))
+    card.spdx = _json(spdx_document(facts, files=files))
     card.digests = {fmt: hashlib.sha256(card_bytes(card, fmt)).hexdigest() for fmt in FORMATS}
     card.diff = facts.diff
     card.rendered_at = timezone.now()

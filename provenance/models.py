@@ -171,10 +171,15 @@ class OptOutSignal(models.Model):
 
 
 class Document(models.Model):
-    """One distinct normalised text; the same text in two sources is one row, two occurrences."""
+    """One distinct text as submitted; the same text in two sources is one row, two occurrences.
+
+    `sha256` is the hash of the stored text's UTF-8 bytes, as submitted (NUL characters dropped);
+    `normalised_sha256` that of its normalised form (NFC, whitespace folded), which finds the same
+    words in another layout: exact matching of takedowns and ingest's takedown block use it."""
 
     sha256 = models.CharField(max_length=64, unique=True)
-    text = models.TextField()  # emptied when purged after a takedown; the hash stays
+    normalised_sha256 = models.CharField(max_length=64, db_index=True)
+    text = models.TextField()  # emptied when purged after a takedown; the hashes stay
     byte_count = models.PositiveIntegerField()
     token_estimate = models.PositiveIntegerField()
     # BCP 47, as the record that first brought the text declared it ("language" or "lang"); ""
@@ -193,6 +198,8 @@ class Document(models.Model):
         constraints = [
             models.CheckConstraint(name="document_sha256_hex",
                                    condition=Q(sha256__regex=r"^[0-9a-f]{64}$")),
+            models.CheckConstraint(name="document_normalised_sha256_hex",
+                                   condition=Q(normalised_sha256__regex=r"^[0-9a-f]{64}$")),
             models.CheckConstraint(name="document_purged_only_when_removed",
                                    condition=Q(text_purged=False) | Q(removed_at__isnull=False)),
         ]
@@ -219,6 +226,8 @@ class Occurrence(models.Model):
                                    related_name="+")
     file = models.CharField(max_length=500, blank=True)
     line = models.PositiveBigIntegerField(null=True)
+    # The record's fields other than its text, as it came (author, title, category, id, url...).
+    metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -280,6 +289,10 @@ class IngestJob(Job):
     rows_blocked = models.PositiveBigIntegerField(default=0)    # content removed by a takedown
     rows_bad = models.PositiveBigIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)  # first MAX_REPORTED_ERRORS bad rows
+    # The report of what was kept besides the text: {field: rows that had it}, and the rows whose
+    # metadata was over the size limit (their text kept, their metadata not).
+    fields_kept = models.JSONField(default=dict, blank=True)
+    rows_metadata_dropped = models.PositiveBigIntegerField(default=0)
 
     class Meta(Job.Meta):
         pass

@@ -55,6 +55,16 @@ def document_list(user: Any) -> QuerySet[Document]:
     return Document.objects.none()
 
 
+def occurrence_list(user: Any) -> QuerySet[Occurrence]:
+    """Where documents were seen, with their records' metadata: in the sources the user sees."""
+    role = role_of(user)
+    if role in SEES_ALL:
+        return Occurrence.objects.all()
+    if role == Role.RIGHTS_HOLDER:
+        return Occurrence.objects.filter(source__owner_id=user.rights_holder_id)
+    return Occurrence.objects.none()
+
+
 def dataset_list(user: Any) -> QuerySet[Dataset]:
     if role_of(user) in SEES_ALL:
         return Dataset.objects.all()

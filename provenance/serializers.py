@@ -6,6 +6,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from provenance import selectors
@@ -22,6 +23,7 @@ from provenance.models import (
     LedgerEntry,
     LicenseSignal,
     ModelCheckpoint,
+    Occurrence,
     OptOutSignal,
     RightsHolder,
     SourceCanary,
@@ -154,9 +156,35 @@ class DocumentOut(serializers.ModelSerializer):
                   "removal_reason", "text_purged", "created_at"]
 
 
+class OccurrenceOut(serializers.ModelSerializer):
+    source_name = serializers.CharField(source="source.name", read_only=True)
+
+    class Meta:
+        model = Occurrence
+        fields = ["source", "source_name", "external_id", "url", "file", "line", "metadata",
+                  "created_at"]
+
+
 class DocumentDetailOut(DocumentOut):
+    """A document with its text as submitted, both hashes, and where it was seen: each
+    occurrence (in a source the asker can see) with its record's metadata."""
+
+    occurrences = serializers.SerializerMethodField()
+
     class Meta(DocumentOut.Meta):
-        fields = [*DocumentOut.Meta.fields, "text"]
+        fields = [*DocumentOut.Meta.fields, "normalised_sha256", "language", "text",
+                  "occurrences"]
+        extra_kwargs = {
+            "sha256": {"help_text": "sha256 of `text`, UTF-8: the text as submitted"},
+            "normalised_sha256": {"help_text": "sha256 of the normalised text (Unicode NFC, "
+                                  "whitespace folded): what exact matching compares"}}
+
+    @extend_schema_field(OccurrenceOut(many=True))
+    def get_occurrences(self, doc: Document) -> list[dict]:
+        request = self.context.get("request")
+        visible = selectors.occurrence_list(getattr(request, "user", None)).filter(document=doc)
+        return list(OccurrenceOut(visible.select_related("source").order_by("pk"),
+                                  many=True).data)
 
 
 class TombstoneIn(serializers.Serializer):
@@ -205,7 +233,10 @@ class IngestJobOut(JobFields):
         fields = ["id", "source", "original_name", "format", "text_field", "state", "stage",
                   "position", "total", "unit", "percent", "rows_read", "rows_added",
                   "rows_linked", "rows_duplicate", "rows_blocked", "rows_bad", "errors", "error",
-                  "created_at", "started_at", "finished_at"]
+                  "fields_kept", "rows_metadata_dropped", "created_at", "started_at",
+                  "finished_at"]
+        extra_kwargs = {"fields_kept": {"help_text": "the record fields kept beside the text "
+                                        "(as each occurrence's metadata): {field: rows}"}}
 
 
 class IngestJobIn(serializers.Serializer):

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import django_filters
 from django.db.models import Prefetch
-from django.http import StreamingHttpResponse
+from django.http import FileResponse, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from knox.auth import TokenAuthentication
 from rest_framework import mixins, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.exceptions import ValidationError as DRFValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from provenance import selectors
 from provenance import serializers as s
 from provenance.apis.base import ServiceViewSet
+from provenance.authentication import TokenBasicAuthentication
 from provenance.conf import setting
 from provenance.models import (
     DatasetVersion,
@@ -28,7 +35,7 @@ from provenance.models import (
     VersionExclusion,
 )
 from provenance.permissions import STAFF, Role, role_of
-from provenance.services import datasets, documents, ingest, sources
+from provenance.services import datasets, documents, exports, ingest, sources
 from provenance.services.canaries import canary_register
 from provenance.services.transparency import ledger_audit
 
@@ -190,6 +197,7 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
 # --- datasets and versions --------------------------------------------------------------------
 
 CURATES = STAFF | {Role.RESEARCHER}
+RECORDS_PAGE_MAX = 1_000
 
 
 class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
@@ -205,6 +213,21 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVi
     def create(self, request: Request) -> Response:
         dataset = datasets.dataset_create(actor=self.actor, **self.valid(s.DatasetIn))
         return self.out(dataset, status.HTTP_201_CREATED)
+
+
+class FormatIsTheFile(DefaultContentNegotiation):
+    """`?format=` names the export's file format here, not a renderer: errors are JSON."""
+
+    def select_renderer(self, request: Request, renderers: Iterable[BaseRenderer],
+                        format_suffix: str | None = None) -> tuple[BaseRenderer, str]:
+        first = next(iter(renderers))
+        return first, first.media_type
+
+
+def _whole(raw: str, field: str, least: int) -> int:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18) or int(raw) < least:
+        raise DRFValidationError({field: f"a whole number, at least {least}"})
+    return int(raw)
 
 
 class VersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
@@ -232,12 +255,61 @@ class VersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVi
         """The sorted member content hashes, one per line; the root is in X-Manifest-Root.
         Recompute it offline with `python -m provenance.engine.merkle FILE`."""
         version: DatasetVersion = self.get_object()
-        hashes = (f"{h}\n" for h in version.members.order_by("document__sha256")
-                  .values_list("document__sha256", flat=True).iterator(chunk_size=5000))
-        response = StreamingHttpResponse(hashes, content_type="text/plain")
+        response = StreamingHttpResponse(exports.manifest_lines(version),
+                                         content_type="text/plain")
         response["X-Manifest-Root"] = version.manifest_root
         response["Content-Disposition"] = f'attachment; filename="{version}.manifest.txt"'
         return response
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=list(exports.FORMATS),
+                             description="jsonl (the default) or parquet"),
+            OpenApiParameter("after", int, description="JSON Lines page: the records after "
+                             "this document id (the Link header names the next page)"),
+            OpenApiParameter("limit", int, description=f"JSON Lines page size, at most "
+                             f"{RECORDS_PAGE_MAX}")],
+        responses={(200, "application/jsonlines"): str,
+                   (200, "application/vnd.apache.parquet"): bytes})
+    @action(detail=True, methods=["get"], content_negotiation_class=FormatIsTheFile,
+            authentication_classes=[SessionAuthentication, TokenAuthentication,
+                                    TokenBasicAuthentication])
+    def records(self, request: Request, pk: str | None = None) -> HttpResponseBase:
+        """The version's documents: text as submitted, both hashes, source, licence, language
+        and the record's metadata; what its Croissant card describes. Without `after`/`limit`
+        the whole export (with its sha256 in X-Content-SHA256, the digest the card gives);
+        with them, one page of JSON Lines. Documents removed since publication are left out.
+        Clients that send only HTTP Basic credentials give an API token as the password."""
+        if role_of(request.user) not in selectors.SEES_ALL:
+            raise PermissionDenied("a version's records (its documents' text) are open to "
+                                   "staff, auditors and researchers")
+        version: DatasetVersion = self.get_object()
+        if not version.is_published:
+            raise DRFValidationError({"version": "publish the version first: a draft has no "
+                                                 "export"})
+        params = request.query_params
+        fmt = params.get("format", "jsonl")
+        if fmt not in exports.FORMATS:
+            raise DRFValidationError({"format": f"one of {sorted(exports.FORMATS)}"})
+        if "after" in params or "limit" in params:
+            if fmt != "jsonl":
+                raise DRFValidationError({"format": "pages (after, limit) are JSON Lines"})
+            after = _whole(params.get("after", "0"), "after", 0)
+            limit = _whole(params.get("limit", str(RECORDS_PAGE_MAX)), "limit", 1)
+            if limit > RECORDS_PAGE_MAX:
+                raise DRFValidationError({"limit": f"at most {RECORDS_PAGE_MAX}"})
+            page = list(exports.records(version, after=after, limit=limit))
+            response = HttpResponse(b"".join(map(exports.jsonl_line, page)),
+                                    content_type=exports.FORMATS["jsonl"])
+            if len(page) == limit:
+                response["Link"] = (f'<{request.build_absolute_uri(request.path)}?after='
+                                    f'{page[-1]["id"]}&limit={limit}>; rel="next"')
+            return response
+        export = exports.version_export(version, fmt)
+        whole = FileResponse(export.path.open("rb"), content_type=export.media_type,
+                                as_attachment=True, filename=f"{version}.{fmt}")
+        whole["X-Content-SHA256"] = export.sha256
+        return whole
 
     @extend_schema(parameters=[OpenApiParameter("against", int, required=True)],
                    responses={200: dict})

@@ -20,7 +20,7 @@ from provenance.engine.canonical import MAX_JSON_DEPTH, json_depth
 
 FORMATS = ("jsonl", "csv", "folder", "parquet")
 FOLDER_SUFFIXES = {".txt", ".md", ".markdown"}
-META_FIELDS = ("id", "url", "language", "lang")
+MAX_META_BYTES = 64 * 1024  # a record's metadata (its fields other than the text), as JSON
 
 
 class IngestFileError(ValueError):
@@ -33,7 +33,10 @@ class Row:
     line: int | None  # 1-based line (JSONL, CSV), row (Parquet); None for a whole file
     text: str | None = None
     error: str | None = None
-    meta: dict[str, str] = field(default_factory=dict)
+    # The record's other fields (author, title, id, url...) as JSON values; {} for a row whose
+    # metadata was over MAX_META_BYTES (the text is kept; the job's report counts the row).
+    meta: dict[str, object] = field(default_factory=dict)
+    meta_dropped: bool = False
 
 
 def detect_format(path: Path) -> str:
@@ -98,7 +101,8 @@ class Reader:
     def __iter__(self) -> Iterator[Row]:
         raise NotImplementedError
 
-    def _checked(self, file: str, line: int | None, text: object, meta: dict[str, str]) -> Row:
+    def _checked(self, file: str, line: int | None, text: object,
+                 meta: dict[str, object]) -> Row:
         if text is None:
             return Row(file, line, error=f"missing text field '{self.text_field}'")
         if not isinstance(text, str):
@@ -113,6 +117,8 @@ class Reader:
                        error=f"text is {size} bytes, over the {self.max_bytes}-byte limit")
         if not text.strip():
             return Row(file, line, error="text is empty")
+        if len(json.dumps(meta, ensure_ascii=False).encode()) > MAX_META_BYTES:
+            return Row(file, line, text=text, meta={}, meta_dropped=True)
         return Row(file, line, text=text, meta=meta)
 
 
@@ -155,9 +161,29 @@ def _bounded_lines(handle: IO[bytes], limit: int) -> Iterator[tuple[int, bytes |
         yield number, chunk, consumed
 
 
-def _meta(record: Mapping[str, object]) -> dict[str, str]:
-    return {k: str(record[k]).replace("\x00", "").encode("utf-8", "replace").decode()
-            for k in META_FIELDS if record.get(k) not in (None, "")}
+def _jsonable(value: object) -> object:
+    """A record's value as JSON: strings without NUL (PostgreSQL cannot store it) or lone
+    surrogates, numbers (NaN and infinities as null), lists and objects; anything else (dates,
+    decimals, bytes from Parquet) as its text."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, str):
+        return value.replace("\x00", "").encode("utf-8", "replace").decode()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    return _jsonable(value.isoformat() if hasattr(value, "isoformat") else str(value))
+
+
+def _meta(record: Mapping[str, object], text_field: str) -> dict[str, object]:
+    """Every field of the record but its text, as it came (empty ones left out)."""
+    return {str(k): _jsonable(v) for k, v in record.items()
+            if k != text_field and v not in (None, "")}
 
 
 class JsonlReader(Reader):
@@ -199,7 +225,8 @@ class JsonlReader(Reader):
                 if not isinstance(record, dict):
                     yield Row(name, number, error="a line must be a JSON object")
                     continue
-                yield self._checked(name, number, record.get(self.text_field), _meta(record))
+                yield self._checked(name, number, record.get(self.text_field),
+                                    _meta(record, self.text_field))
 
 
 class CsvReader(Reader):
@@ -265,7 +292,8 @@ class CsvReader(Reader):
                                                   f"{len(columns)}")
                 else:
                     record = dict(zip(columns, values, strict=True))
-                    yield self._checked(name, start, record.get(self.text_field), _meta(record))
+                    yield self._checked(name, start, record.get(self.text_field),
+                                    _meta(record, self.text_field))
             yield from pending
 
 
@@ -373,8 +401,9 @@ class ParquetReader(Reader):
 
         name = self.path.name
         names = self._file.schema_arrow.names
-        columns = [self.text_field] + [c for c in META_FIELDS if c in names and
-                                       c != self.text_field]
+        # The text first, then every other column: a record's metadata is kept (and the page
+        # limit guards each column read).
+        columns = [self.text_field] + [c for c in names if c != self.text_field]
         with self.path.open("rb") as handle:
             for group in range(self._file.metadata.num_row_groups):
                 size = self._file.metadata.row_group(group).num_rows
@@ -401,7 +430,8 @@ class ParquetReader(Reader):
                             yield Row(name, self.position, error=f"text is {length} bytes, "
                                       f"over the {self.max_bytes}-byte limit")
                             continue
-                        yield self._checked(name, self.position, value, _meta(record))
+                        yield self._checked(name, self.position, value,
+                                            _meta(record, self.text_field))
 
 
 READERS: dict[str, type[Reader]] = {

@@ -49,8 +49,8 @@ def language_name(tag: str) -> str:
         return tag
 
 
-def content_hash(normalised: str) -> str:
-    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def token_estimate(byte_count: int) -> int:
@@ -110,16 +110,21 @@ def minhash_from_bytes(blob: bytes) -> LeanMinHash:
 
 @dataclass(frozen=True)
 class Prepared:
-    """One document ready to store."""
+    """One document ready to store: the text as submitted (its layout kept; only NUL characters,
+    which PostgreSQL cannot store, dropped) and its normalised form, used for matching alone."""
 
     text: str
-    sha256: str
+    sha256: str             # of `text`, UTF-8: the bytes Trailmark stores and serves
+    normalised: str
+    normalised_sha256: str  # of `normalised`: the same words in another layout hash the same
     byte_count: int
     token_estimate: int
 
 
 def prepare(raw: str) -> Prepared:
-    text = normalise(raw)
+    text = raw.replace("\x00", "")
+    normalised = normalise(text)
     size = len(text.encode("utf-8"))
-    return Prepared(text=text, sha256=content_hash(text), byte_count=size,
+    return Prepared(text=text, sha256=content_hash(text), normalised=normalised,
+                    normalised_sha256=content_hash(normalised), byte_count=size,
                     token_estimate=token_estimate(size))

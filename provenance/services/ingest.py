@@ -2,12 +2,14 @@
 
 Each batch is one transaction that also advances the job's counters, so after a crash the job row
 says exactly which rows are in; a rerun skips them and goes on (no duplicates, no lost rows).
-Content is deduplicated by the sha256 of its normalised text: the same text in two sources is one
-`Document` with two `Occurrence`s, and ingesting a file twice adds nothing.
+Content is deduplicated by the sha256 of its text as submitted: the same text in two sources is one
+`Document` with two `Occurrence`s, and ingesting a file twice adds nothing. A text whose normalised
+form matches a document removed by a takedown is blocked, whatever its layout.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -41,26 +43,32 @@ ProgressCallback = Callable[[IngestJob], None]
 
 _STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS trailmark_ingest_stage (
-    sha256 varchar(64), text text, byte_count integer, token_estimate integer, minhash bytea,
-    external_id varchar(500), url varchar(2000), file varchar(500), line bigint,
-    language varchar(35)
+    sha256 varchar(64), normalised_sha256 varchar(64), text text, byte_count integer,
+    token_estimate integer, minhash bytea, external_id varchar(500), url varchar(2000),
+    file varchar(500), line bigint, language varchar(35), metadata jsonb
 ) ON COMMIT DELETE ROWS
 """
-_STAGE_COLUMNS = ("sha256, text, byte_count, token_estimate, minhash, external_id, url, file, "
-                  "line, language")
-
-_INSERT_DOCUMENTS = """
-INSERT INTO provenance_document (sha256, text, byte_count, token_estimate, minhash, language,
-                                 removal_reason, text_purged, created_at)
-SELECT sha256, text, byte_count, token_estimate, minhash, language, '', false, now()
-FROM trailmark_ingest_stage
+_STAGE_COLUMNS = ("sha256, normalised_sha256, text, byte_count, token_estimate, minhash, "
+                  "external_id, url, file, line, language, metadata")
+# A staged text is blocked when a document removed by a takedown has its normalised form (the
+# same words in another layout), unless that very text is stored and live.
+_BLOCKED = """
+EXISTS (SELECT 1 FROM provenance_document r
+        WHERE r.normalised_sha256 = s.normalised_sha256 AND r.removed_at IS NOT NULL)
+"""
+_INSERT_DOCUMENTS = f"""
+INSERT INTO provenance_document (sha256, normalised_sha256, text, byte_count, token_estimate,
+                                 minhash, language, removal_reason, text_purged, created_at)
+SELECT sha256, normalised_sha256, text, byte_count, token_estimate, minhash, language, '', false,
+       now()
+FROM trailmark_ingest_stage s WHERE NOT {_BLOCKED}
 ON CONFLICT (sha256) DO NOTHING
 """
 _INSERT_OCCURRENCES = """
 WITH linked AS (
     INSERT INTO provenance_occurrence (document_id, source_id, external_id, url, ingest_job_id,
-                                       file, line, created_at)
-    SELECT d.id, %(source)s, s.external_id, s.url, %(job)s, s.file, s.line, now()
+                                       file, line, metadata, created_at)
+    SELECT d.id, %(source)s, s.external_id, s.url, %(job)s, s.file, s.line, s.metadata, now()
     FROM trailmark_ingest_stage s JOIN provenance_document d ON d.sha256 = s.sha256
     WHERE d.removed_at IS NULL
     ON CONFLICT (source_id, document_id) DO NOTHING
@@ -69,9 +77,11 @@ WITH linked AS (
 SELECT count(*), coalesce(sum(d.byte_count), 0)
 FROM linked JOIN provenance_document d ON d.id = linked.document_id
 """
-_COUNT_BLOCKED = """
-SELECT count(*) FROM trailmark_ingest_stage s JOIN provenance_document d ON d.sha256 = s.sha256
-WHERE d.removed_at IS NOT NULL
+_COUNT_BLOCKED = f"""
+SELECT count(*) FROM trailmark_ingest_stage s
+WHERE NOT EXISTS (SELECT 1 FROM provenance_document d
+                  WHERE d.sha256 = s.sha256 AND d.removed_at IS NULL)
+  AND {_BLOCKED}
 """
 
 
@@ -182,11 +192,11 @@ def _prepare_batch(rows: list[Row], position: int) -> _Batch:
             bad.append({"file": row.file, "line": row.line, "reason": row.error})
             continue
         doc = prepare(row.text or "")
-        if not doc.text:
+        if not doc.normalised:
             bad.append({"file": row.file, "line": row.line, "reason": "text is empty"})
         elif doc.sha256 not in good:  # a repeat inside the batch counts as a duplicate
             good[doc.sha256] = (doc, row)
-    signatures = minhash_signatures([doc.text for doc, _ in good.values()])
+    signatures = minhash_signatures([doc.normalised for doc, _ in good.values()])
     docs = [(doc, row, sig) for (doc, row), sig in zip(good.values(), signatures, strict=True)]
     return _Batch(rows=len(rows), position=position, bad=bad, docs=docs,
                   in_batch_duplicates=len(rows) - len(bad) - len(good))
@@ -266,6 +276,19 @@ def _counts(job: IngestJob) -> dict[str, int]:
             "duplicate": job.rows_duplicate, "blocked": job.rows_blocked, "bad": job.rows_bad}
 
 
+def fields_kept_line(job: IngestJob) -> str:
+    """The report's words for the metadata kept: which fields, in how many rows."""
+    if not job.fields_kept:
+        return "fields kept besides the text: none (the records had no other fields)"
+    return "fields kept besides the text (each row's metadata): " + ", ".join(
+        f"{name} ({rows} rows)" for name, rows in sorted(job.fields_kept.items()))
+
+
+def _meta_text(row: Row, name: str) -> str:
+    value = row.meta.get(name)
+    return "" if value is None else str(value)
+
+
 def _write_batch(job: IngestJob, batch: _Batch) -> None:
     """One transaction: the batch's documents and occurrences, and the job's counters."""
     with transaction.atomic():
@@ -278,17 +301,24 @@ def _write_batch(job: IngestJob, batch: _Batch) -> None:
                 copy_sql = f"COPY trailmark_ingest_stage ({_STAGE_COLUMNS}) FROM STDIN"
                 with cursor.copy(copy_sql) as cp:
                     for doc, row, sig in batch.docs:
-                        cp.write_row((doc.sha256, doc.text, doc.byte_count, doc.token_estimate,
-                                      sig, row.meta.get("id", "")[:500],
-                                      row.meta.get("url", "")[:2000], row.file[:500], row.line,
-                                      language_tag(row.meta.get("language")
-                                                   or row.meta.get("lang") or "")))
+                        cp.write_row((doc.sha256, doc.normalised_sha256, doc.text, doc.byte_count,
+                                      doc.token_estimate, sig, _meta_text(row, "id")[:500],
+                                      _meta_text(row, "url")[:2000], row.file[:500], row.line,
+                                      language_tag(_meta_text(row, "language")
+                                                   or _meta_text(row, "lang")),
+                                      json.dumps(row.meta, ensure_ascii=False)))
                 cursor.execute(_INSERT_DOCUMENTS)
                 added = cursor.rowcount
                 cursor.execute(_INSERT_OCCURRENCES, {"source": job.source_id, "job": job.pk})
                 linked_new, linked_bytes = cursor.fetchone()
                 cursor.execute(_COUNT_BLOCKED)
                 blocked = cursor.fetchone()[0]
+        kept = dict(job.fields_kept)
+        for _, row, _ in batch.docs:
+            for name in row.meta:
+                kept[name] = kept.get(name, 0) + 1
+        job.fields_kept = kept
+        job.rows_metadata_dropped += sum(row.meta_dropped for _, row, _ in batch.docs)
         room = max(0, IngestJob.MAX_REPORTED_ERRORS - len(job.errors))
         job.errors = job.errors + batch.bad[:room]
         job.rows_read += batch.rows
@@ -298,8 +328,9 @@ def _write_batch(job: IngestJob, batch: _Batch) -> None:
         job.rows_bad += len(batch.bad)
         job.rows_duplicate += len(batch.docs) - linked_new - blocked + batch.in_batch_duplicates
         job.position = batch.position
-        job.save(update_fields=["errors", "rows_read", "rows_added", "rows_linked", "rows_blocked",
-                                "rows_bad", "rows_duplicate", "position", "updated_at"])
+        job.save(update_fields=["errors", "fields_kept", "rows_metadata_dropped", "rows_read",
+                                "rows_added", "rows_linked", "rows_blocked", "rows_bad",
+                                "rows_duplicate", "position", "updated_at"])
         if linked_new:
             DataSource.objects.filter(pk=job.source_id).update(
                 document_count=F("document_count") + linked_new,

@@ -160,8 +160,9 @@ def _scope(request: TakedownRequest) -> TakedownRequest:
                                       score=round(score, 4), work_id=work)
 
     by_hash = {w.sample_sha256: w.pk for w in works if w.sample_sha256}
-    for pk, sha in Document.objects.filter(sha256__in=list(by_hash)).values_list(
-            "pk", "sha256"):
+    # The normalised form: the claimant's sample matches the stored text whatever its layout.
+    for pk, sha in Document.objects.filter(normalised_sha256__in=list(by_hash)).values_list(
+            "pk", "normalised_sha256"):
         add(pk, Method.EXACT, 1.0, by_hash[sha])
     for pk in Document.objects.filter(
             occurrences__source__in=request.claimed_sources.all()).values_list(

@@ -12,7 +12,7 @@ import pytest
 from huggingface_hub import DatasetCard
 from spdx_python_model import v3_0_1 as spdx
 
-from dashboards.engine.cards.croissant import CONFORMS_TO, croissant
+from dashboards.engine.cards.croissant import CONFORMS_TO, Distribution, ExportFile, croissant
 from dashboards.engine.cards.facts import (
     CardWords,
     CheckpointFacts,
@@ -83,8 +83,14 @@ def _croissant_issues(document: dict) -> tuple[list[str], list[str]]:
     return sorted(ctx.issues.errors), sorted(ctx.issues.warnings)
 
 
+API = "https://trailmark.example/api/v1/versions/2"
+FILES = Distribution(jsonl=ExportFile(f"{API}/records/", "a" * 64),
+                     parquet=ExportFile(f"{API}/records/?format=parquet", "b" * 64),
+                     manifest=ExportFile(f"{API}/manifest/", "c" * 64))
+
+
 def test_the_croissant_document_validates_with_mlcroissant_and_carries_the_rai_fields():
-    document = croissant(FACTS, "https://trailmark.example/api/v1/versions/2/records/")
+    document = croissant(FACTS, FILES)
     errors, warnings = _croissant_issues(json.loads(json.dumps(document)))
     assert errors == [] and warnings == []
     assert document["conformsTo"] == CONFORMS_TO
@@ -98,19 +104,25 @@ def test_the_croissant_document_validates_with_mlcroissant_and_carries_the_rai_f
         assert document[key], key
     assert "TD-2026-000001" in document["rai:dataSocialImpact"]
     fields = [f["name"] for f in document["recordSet"][0]["field"]]
-    assert fields == ["text", "sha256", "source", "license"]
+    assert fields == ["id", "sha256", "normalised_sha256", "text", "source", "license",
+                      "language", "external_id", "url"]
+    # each file with the digest of its bytes; the Merkle root under a name of its own
+    assert [(f["contentUrl"], f["sha256"]) for f in document["distribution"]] == [
+        (f"{API}/records/", "a" * 64), (f"{API}/records/?format=parquet", "b" * 64),
+        (f"{API}/manifest/", "c" * 64)]
+    assert document["identifier"] == f"trailmark-manifest-merkle-root:{FACTS.manifest_root}"
 
 
 def test_mlcroissant_would_catch_a_broken_document():
     """The validation above can fail: a record field pointing at no file is an error."""
-    document = croissant(FACTS, "https://trailmark.example/records/")
+    document = croissant(FACTS, FILES)
     document["recordSet"][0]["field"][0]["source"]["fileObject"]["@id"] = "missing.jsonl"
     errors, _ = _croissant_issues(document)
     assert errors and "missing.jsonl" in errors[0]
 
 
 def test_the_spdx_document_links_licences_sources_parent_and_trained_models():
-    document = spdx_document(FACTS, concluded={2: "MIT"})
+    document = spdx_document(FACTS, concluded={2: "MIT"}, files=FILES)
     assert document["@context"] == "https://spdx.org/rdf/3.0.1/spdx-context.jsonld"
     objects = spdx.SHACLObjectSet()
     spdx.JSONLDDeserializer().read(io.BytesIO(json.dumps(document).encode()), objects)
@@ -119,7 +131,9 @@ def test_the_spdx_document_links_licences_sources_parent_and_trained_models():
     version = by_id[base + "version"]
     assert isinstance(version, spdx.dataset_DatasetPackage) and version.name == FACTS.name
     assert version.dataset_datasetSize == FACTS.bytes
-    assert version.verifiedUsing[0].hashValue == FACTS.manifest_root
+    assert version.verifiedUsing[0].hashValue == "a" * 64  # the records export's bytes
+    assert version.software_downloadLocation == f"{API}/records/"
+    assert FACTS.manifest_root in version.comment
 
     def targets(source_id: str, kind: str) -> list:
         return [t for r in objects.objects if isinstance(r, spdx.Relationship)

@@ -6,7 +6,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from provenance.engine.readers import IngestFileError, ReadScope, detect_format, open_reader
+from provenance.engine.readers import (
+    MAX_META_BYTES,
+    IngestFileError,
+    ReadScope,
+    detect_format,
+    open_reader,
+)
 
 
 def rows_of(path, **opts):
@@ -29,6 +35,7 @@ def test_jsonl_reports_each_bad_line_with_its_number_and_reason(tmp_path):
     rows = rows_of(path, max_bytes=100)
     good = [r for r in rows if r.error is None]
     assert [(r.text, r.meta) for r in good] == [("good one", {"id": "a", "url": "http://x"})]
+    assert good[0].meta_dropped is False
     errors = {r.line: r.error for r in rows if r.error}
     assert errors[2].startswith("invalid JSON")
     assert errors[3] == "missing text field 'text'"
@@ -270,3 +277,28 @@ def test_a_stray_byte_stays_one_bad_row_and_json_errors_read_well(tmp_path):
     assert [r.text for r in rows if r.error is None] == ["good"]
     assert [r.error for r in rows if r.error] == [
         "not valid UTF-8 at byte 13", "invalid JSON: Invalid control character at column 14"]
+
+
+def test_every_field_but_the_text_is_kept_as_json(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"text": "a quotation", "author": "Ada", "tags": ["x", 1],
+                                "score": float("nan"), "nested": {"k": "v\u0000"}, "empty": "",
+                                "n": None}) + "\n"
+                    + json.dumps({"text": "big", "blob": "x" * (MAX_META_BYTES + 1)}) + "\n")
+    first, second = rows_of(path)
+    assert first.meta == {"author": "Ada", "tags": ["x", 1], "score": None,
+                          "nested": {"k": "v"}}
+    assert second.text == "big" and second.meta == {} and second.meta_dropped
+
+
+def test_parquet_and_csv_keep_their_other_columns(tmp_path):
+    import datetime
+
+    table = pa.table({"text": ["one"], "when": [datetime.date(2024, 5, 1)], "rank": [3],
+                      "raw": [b"\x01\x02"]})
+    pq.write_table(table, tmp_path / "d.parquet")
+    (row,) = rows_of(tmp_path / "d.parquet")
+    assert row.meta == {"when": "2024-05-01", "rank": 3, "raw": "0102"}
+    (tmp_path / "d.csv").write_text("text,author,title\nsome text,Ada,On Engines\n")
+    (row,) = rows_of(tmp_path / "d.csv")
+    assert row.meta == {"author": "Ada", "title": "On Engines"}

@@ -21,11 +21,19 @@ def test_normalising_composes_unicode_and_folds_whitespace():
     assert content_hash(normalise(decomposed)) == content_hash(normalise("Café au lait"))
 
 
-def test_prepare_counts_bytes_of_the_normalised_text():
-    doc = prepare("  héllo   world ")
-    assert doc.text == "héllo world"
-    assert doc.byte_count == len("héllo world".encode())
-    assert doc.sha256 == hashlib.sha256("héllo world".encode()).hexdigest()
+def test_prepare_keeps_the_submitted_text_and_hashes_both_forms():
+    submitted = "  héllo\n   world \n"
+    doc = prepare(submitted)
+    assert doc.text == submitted  # the layout is kept (verse, man pages)
+    assert doc.byte_count == len(submitted.encode())
+    assert doc.sha256 == hashlib.sha256(submitted.encode()).hexdigest()
+    assert doc.normalised == "héllo world"
+    assert doc.normalised_sha256 == hashlib.sha256("héllo world".encode()).hexdigest()
+    # another layout of the same words: another stored text, the same normalised hash
+    other = prepare("héllo world")
+    assert other.sha256 != doc.sha256 and other.normalised_sha256 == doc.normalised_sha256
+    # only NUL, which PostgreSQL cannot store, is dropped
+    assert prepare("a\x00b").text == "ab"
 
 
 def test_minhash_estimates_jaccard_of_word_shingles():

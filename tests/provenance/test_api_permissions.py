@@ -108,6 +108,8 @@ OPS = [
     Op("discard a draft", "delete", "/api/v1/versions/{draft}/",
        {"admin": 204, "curator": 204, "researcher": 204}),
     Op("download a manifest", "get", "/api/v1/versions/{pub}/manifest/", {r: 200 for r in ROLES}),
+    Op("download a version's records", "get", "/api/v1/versions/{pub}/records/",
+       {"admin": 200, "curator": 200, "auditor": 200, "researcher": 200}),
     Op("diff versions", "get", "/api/v1/versions/{pub}/diff/?against={pub}",
        {r: 200 for r in ROLES}),
     Op("list exclusions", "get", "/api/v1/versions/{pub}/exclusions/",

@@ -1,4 +1,5 @@
 import csv
+import hashlib
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -44,12 +45,53 @@ def test_ingesting_the_same_file_again_adds_nothing(make_source, write_jsonl):
 
 def test_the_same_text_in_two_sources_is_one_document_linked_to_both(make_source, ingest_texts):
     a, b = make_source(), make_source()
-    ingest_texts(a, ["shared   text\nhere", "only in a"])
-    job = ingest_texts(b, ["shared text here", "only in b"])  # same after normalising
+    ingest_texts(a, ["shared text\nhere", "only in a"])
+    job = ingest_texts(b, ["shared text\nhere", "only in b"])
     assert (job.rows_added, job.rows_linked) == (1, 1)
-    shared = Document.objects.get(text="shared text here")
+    shared = Document.objects.get(text="shared text\nhere")
     assert set(shared.sources.values_list("pk", flat=True)) == {a.pk, b.pk}
     assert Document.objects.count() == 3
+
+
+def test_the_submitted_text_is_stored_as_it_came_with_both_hashes(make_source, ingest_texts):
+    verse = "Roses are red,\n    violets are blue;\n\nsugar is sweet.\n"
+    ingest_texts(make_source(), [verse])
+    ingest_texts(make_source(), ["Roses are red, violets are blue; sugar is sweet."])
+    stored, folded = Document.objects.order_by("pk")
+    assert stored.text == verse  # the layout is kept
+    assert stored.sha256 == hashlib.sha256(verse.encode()).hexdigest()
+    assert stored.byte_count == len(verse.encode())
+    # another layout of the same words is another text, with the same normalised hash
+    assert folded.sha256 != stored.sha256
+    assert folded.normalised_sha256 == stored.normalised_sha256 == hashlib.sha256(
+        b"Roses are red, violets are blue; sugar is sweet.").hexdigest()
+
+
+def test_every_record_field_is_kept_as_the_occurrences_metadata(make_source, write_jsonl):
+    source = make_source()
+    path = write_jsonl([
+        {"text": "To be or not to be -- Shakespeare", "id": "q1", "author": "Shakespeare",
+         "title": "Hamlet", "tags": ["drama"], "url": "https://example.org/q1"},
+        {"text": "a second quotation", "author": "Anon", "category": "proverb"}])
+    job = ingest_path(source=source, path=path, actor=None)
+    assert job.fields_kept == {"id": 1, "author": 2, "title": 1, "tags": 1, "url": 1,
+                               "category": 1}
+    assert job.rows_metadata_dropped == 0
+    first = Occurrence.objects.get(external_id="q1")
+    assert first.url == "https://example.org/q1"
+    assert first.metadata == {"id": "q1", "author": "Shakespeare", "title": "Hamlet",
+                              "tags": ["drama"], "url": "https://example.org/q1"}
+    assert Occurrence.objects.get(document__text="a second quotation").metadata == {
+        "author": "Anon", "category": "proverb"}
+
+
+def test_a_layout_variant_of_removed_content_is_blocked_too(make_source, ingest_texts):
+    ingest_texts(make_source(), ["taken   down\ntext"])
+    document_tombstone(document=Document.objects.get(), actor=None, reason="takedown 1",
+                       purge_text=True)
+    job = ingest_texts(make_source(), ["taken down text", "fine"])
+    assert (job.rows_added, job.rows_blocked) == (1, 1)
+    assert not Document.objects.filter(text="taken down text").exists()
 
 
 def test_repeats_inside_one_batch_are_duplicates(make_source, ingest_texts):
@@ -135,7 +177,7 @@ def test_text_postgres_cannot_store_is_handled_row_by_row(make_source, write_jso
     job = ingest_path(source=make_source(), path=path, actor=None)
     assert (job.state, job.rows_added, job.rows_bad) == (IngestJob.State.SUCCEEDED, 2, 1)
     assert job.errors[0]["line"] == 2 and "surrogate" in job.errors[0]["reason"]
-    assert Document.objects.filter(text="nul inside").exists()
+    assert Document.objects.filter(text="nul  inside").exists()  # only the NUL dropped
     assert Occurrence.objects.filter(external_id="xy").exists()
 
 
@@ -192,3 +234,24 @@ def test_the_cli_fails_once_on_a_binary_file_and_when_every_row_is_bad(make_sour
     bad = write_jsonl(["{broken", {"body": "no text"}], name="bad.jsonl")
     with pytest.raises(CommandError, match="every row was bad, nothing was ingested"):
         call_command("ingest", source.name, str(bad), "--quiet")
+
+
+def test_a_document_shows_its_hashes_and_each_visible_occurrence_with_metadata(
+        make_source, write_jsonl, client_as, holder_a, holder_b):
+    mine, theirs = make_source(owner=holder_a), make_source(owner=holder_b)
+    text = "Shared line\nwith layout"
+    ingest_path(source=mine, path=write_jsonl([{"text": text, "author": "Ada"}], "a.jsonl"),
+                actor=None)
+    job = ingest_path(source=theirs, actor=None,
+                      path=write_jsonl([{"text": text, "secret": "holder b's note"}], "b.jsonl"))
+    doc = Document.objects.get()
+    staff = client_as("curator").get(f"/api/v1/documents/{doc.pk}/").json()
+    assert staff["text"] == text
+    assert staff["sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    assert staff["normalised_sha256"] == hashlib.sha256(b"Shared line with layout").hexdigest()
+    assert [(o["source_name"], o["metadata"]) for o in staff["occurrences"]] == [
+        (mine.name, {"author": "Ada"}), (theirs.name, {"secret": "holder b's note"})]
+    holder = client_as("holder_a").get(f"/api/v1/documents/{doc.pk}/").json()
+    assert [o["metadata"] for o in holder["occurrences"]] == [{"author": "Ada"}]
+    report = client_as("curator").get(f"/api/v1/ingest-jobs/{job.pk}/").json()
+    assert report["fields_kept"] == {"secret": 1} and report["rows_metadata_dropped"] == 0

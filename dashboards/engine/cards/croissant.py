@@ -5,10 +5,12 @@ the tests validate every document with mlcroissant itself."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from dashboards.engine.cards.facts import VersionFacts
 from dashboards.engine.cards.hf import citation
+from provenance.engine.records import COLUMNS, DESCRIPTIONS
 
 CONFORMS_TO = "http://mlcommons.org/croissant/1.1"
 CONTEXT: dict[str, Any] = {
@@ -49,10 +51,25 @@ CONTEXT: dict[str, Any] = {
     "transform": "cr:transform",
     "equivalentProperty": "cr:equivalentProperty",
 }
-FIELDS = [("text", "sc:Text", "the document's normalised UTF-8 text"),
-          ("sha256", "sc:Text", "sha256 of the normalised text"),
-          ("source", "sc:Text", "the registered source the document came from"),
-          ("license", "sc:Text", "that source's SPDX licence expression")]
+# The record set's fields: every column of the export but the metadata object, whose keys differ
+# from source to source (it is in the files, described in the file's description).
+FIELDS = [(name, "sc:Integer" if name == "id" else "sc:Text", DESCRIPTIONS[name])
+          for name in COLUMNS if name != "metadata"]
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """A file the card points at, with the sha256 of its bytes as served."""
+
+    url: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Distribution:
+    jsonl: ExportFile
+    parquet: ExportFile
+    manifest: ExportFile
 
 
 def _license_urls(facts: VersionFacts) -> list[str]:
@@ -69,10 +86,12 @@ def _license_urls(facts: VersionFacts) -> list[str]:
     return sorted(urls)
 
 
-def croissant(facts: VersionFacts, download_url: str) -> dict[str, Any]:
-    """The version's metadata; `download_url` serves its records as JSON Lines."""
+def croissant(facts: VersionFacts, files: Distribution) -> dict[str, Any]:
+    """The version's metadata, pointing at its records export (JSON Lines and Parquet, each with
+    the sha256 of its bytes) and at its manifest (whose Merkle root is the version's identity)."""
     words = facts.words
     file_id = f"{facts.slug}-v{facts.number}.jsonl"
+    stem = f"{facts.slug}-v{facts.number}"
     return {
         "@context": CONTEXT,
         "@type": "sc:Dataset",
@@ -88,13 +107,28 @@ def croissant(facts: VersionFacts, download_url: str) -> dict[str, Any]:
         "url": facts.url,
         "keywords": ["language model training data", "provenance", facts.intended_use],
         **({"inLanguage": sorted(facts.languages)} if facts.languages else {}),
+        # The version's identity: the Merkle root over its members' sha256 (the manifest's).
+        "identifier": f"trailmark-manifest-merkle-root:{facts.manifest_root}",
         "distribution": [{
             "@type": "cr:FileObject", "@id": file_id, "name": file_id,
-            "description": "the version's documents, one JSON object per line",
-            "contentUrl": download_url, "encodingFormat": "application/jsonlines",
-            # The manifest root identifies the members; a byte digest of an export would
-            # change with its serialisation.
-            "sha256": facts.manifest_root,
+            "description": "the version's documents, one JSON object per line, with each "
+                           "record's metadata (its other fields, as it came) under 'metadata'; "
+                           "documents removed by a takedown after publication are left out",
+            "contentUrl": files.jsonl.url, "encodingFormat": "application/jsonlines",
+            "sha256": files.jsonl.sha256,
+        }, {
+            "@type": "cr:FileObject", "@id": f"{stem}.parquet", "name": f"{stem}.parquet",
+            "description": "the same records as Parquet (metadata as JSON text)",
+            "contentUrl": files.parquet.url, "encodingFormat": "application/x-parquet",
+            "sha256": files.parquet.sha256,
+        }, {
+            "@type": "cr:FileObject", "@id": f"{stem}.manifest.txt",
+            "name": f"{stem}.manifest.txt",
+            "description": f"the members' sha256, sorted, one per line; their Merkle root is "
+                           f"{facts.manifest_root} (recompute it with `python -m "
+                           f"provenance.engine.merkle FILE`)",
+            "contentUrl": files.manifest.url, "encodingFormat": "text/plain",
+            "sha256": files.manifest.sha256,
         }],
         "recordSet": [{
             "@type": "cr:RecordSet", "@id": "documents", "name": "documents",
@@ -122,7 +156,9 @@ def rai(facts: VersionFacts) -> dict[str, Any]:
                               f"licence: {sources}.",
         "rai:dataCollectionType": ["Secondary Data Analysis"],
         "rai:dataPreprocessingProtocol": [
-            "Unicode NFC normalisation and whitespace folding; sha256 of the normalised text",
+            "texts stored as submitted (sha256 of their UTF-8 bytes, the manifest's member "
+            "hash); a normalised form (Unicode NFC, whitespace folded, with its own sha256) "
+            "for matching only",
             "exact and MinHash near-duplicate removal",
             f"licence policy for {facts.intended_use} use; opt-out signals honoured",
             f"left out: {left_out or 'nothing'}",

@@ -11,6 +11,7 @@ from typing import Any
 
 from spdx_python_model import v3_0_1 as spdx
 
+from dashboards.engine.cards.croissant import Distribution
 from dashboards.engine.cards.facts import VersionFacts, all_of
 
 PROFILES = ["core", "software", "dataset", "ai", "simpleLicensing"]
@@ -21,9 +22,10 @@ def _time(iso: str) -> datetime:
 
 
 def spdx_document(facts: VersionFacts, concluded: dict[int, str] | None = None,
-                  tool_version: str = "") -> dict[str, Any]:
+                  tool_version: str = "", files: Distribution | None = None) -> dict[str, Any]:
     """`concluded`: per source id, the licence Trailmark concluded (its licence signals),
-    where it differs from the declared one."""
+    where it differs from the declared one. `files`: the version's records export, which the
+    version's package downloads from and is verified by (the sha256 of its bytes)."""
     base = facts.url.rstrip("/") + "/spdx/"
     created = _time(facts.published_at)
     info = spdx.CreationInfo()
@@ -57,13 +59,19 @@ def spdx_document(facts: VersionFacts, concluded: dict[int, str] | None = None,
     version.dataset_dataCollectionProcess = "Documents from registered sources, each with an " \
         "owner and a licence; opt-out signals honoured."
     version.dataset_dataPreprocessing = [
-        "Unicode NFC normalisation and whitespace folding", "exact and MinHash "
-        "near-duplicate removal", f"licence policy for {facts.intended_use} use"]
+        "texts stored as submitted, hashed with sha256 (the manifest's member hash); a "
+        "normalised form (Unicode NFC, whitespace folded) for matching only",
+        "exact and MinHash near-duplicate removal",
+        f"licence policy for {facts.intended_use} use"]
     version.dataset_hasSensitivePersonalInformation = spdx.PresenceType.noAssertion
     if facts.words.biases:
         version.dataset_knownBias = [facts.words.biases]
     version.software_packageVersion = str(facts.number)
-    version.verifiedUsing = [_hash(facts.manifest_root, info)]
+    version.comment = (f"Members identified by the Merkle root {facts.manifest_root} over their "
+                       f"sha256 (the version's manifest).")
+    if files is not None:
+        version.software_downloadLocation = files.jsonl.url
+        version.verifiedUsing = [_hash(files.jsonl.sha256, info)]
     version.suppliedBy = publisher
     elements.append(version)
     relate(version, spdx.RelationshipType.hasDeclaredLicense,

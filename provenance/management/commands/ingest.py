@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from provenance.models import DataSource, IngestJob
-from provenance.services.ingest import ingest_path
+from provenance.services.ingest import fields_kept_line, ingest_path
 
 
 def find_source(ref: str) -> DataSource:
@@ -65,6 +65,10 @@ class Command(BaseCommand):
                    f"blocked {job.rows_blocked}, bad {job.rows_bad}")
         if job.state != IngestJob.State.SUCCEEDED:
             raise CommandError(f"{summary}: {job.error}")
+        if job.rows_metadata_dropped:
+            self.stderr.write(f"  {job.rows_metadata_dropped} rows had metadata over the size "
+                              "limit: their text was kept, their other fields were not")
         if job.rows_read and job.rows_bad == job.rows_read:
             raise CommandError(f"{summary}: every row was bad, nothing was ingested")
         self.stdout.write(summary)
+        self.stdout.write(fields_kept_line(job))
