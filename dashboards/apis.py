@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,24 +23,49 @@ from provenance.models import DatasetVersion, ModelCheckpoint
 from provenance.permissions import STAFF, Role, role_of
 
 
+class RevisionOut(serializers.ModelSerializer):
+    class Meta:
+        model = VersionCard
+        fields = ["revision", "state", "reason", "digests", "published_at"]
+
+
 class CardOut(serializers.ModelSerializer):
     version = serializers.CharField(source="version.__str__", read_only=True)
     downloads = serializers.SerializerMethodField()
+    revisions = serializers.SerializerMethodField()
 
     class Meta:
         model = VersionCard
-        fields = ["version", "state", "words", "digests", "rendered_at", "published_at",
-                  "downloads"]
+        fields = ["version", "revision", "reason", "state", "words", "digests", "rendered_at",
+                  "published_at", "downloads", "revisions"]
 
     def get_downloads(self, card: VersionCard) -> dict[str, str]:
-        return {fmt: f"/api/v1/versions/{card.version_id}/card/{fmt}/"
+        return {fmt: f"/api/v1/versions/{card.version_id}/card/{fmt}/?revision={card.revision}"
                 for fmt in services.FORMATS}
+
+    @extend_schema_field(RevisionOut(many=True))
+    def get_revisions(self, card: VersionCard) -> list[dict]:
+        """Every revision the asker may read, newest first: a corrected card keeps the ones
+        it supersedes."""
+        visible = VersionCard.objects.filter(version_id=card.version_id).order_by("-revision")
+        if not self.context.get("sees_drafts"):
+            visible = visible.filter(state=VersionCard.State.PUBLISHED)
+        return list(RevisionOut(visible, many=True).data)
+
+
+class CardReviseIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=services.REASON_LIMIT,
+                                   help_text="what the new revision corrects (in the ledger)")
 
 
 class CardWordsIn(serializers.Serializer):
     words = serializers.JSONField(help_text="any of: summary, uses, out_of_scope, "
                                             "curation_rationale, personal_information, biases, "
                                             "limitations, citation (text)")
+
+
+REVISION = OpenApiParameter("revision", int, description="a revision of the card (default: "
+                            "the newest one you may read)")
 
 
 class VersionCardViewSet(ServiceViewSet):
@@ -53,14 +79,34 @@ class VersionCardViewSet(ServiceViewSet):
             raise NotFound("no such dataset version")
         return version
 
+    @property
+    def sees_drafts(self) -> bool:
+        return role_of(self.request.user) in selectors.SEES_ALL
+
+    def get_serializer_context(self) -> dict:
+        return {**super().get_serializer_context(), "sees_drafts": self.sees_drafts}
+
     def _card(self, version_id: str) -> VersionCard:
-        card = VersionCard.objects.filter(version=self._version(version_id)).first()
-        sees_drafts = role_of(self.request.user) in selectors.SEES_ALL
-        if card is None or (card.state != VersionCard.State.PUBLISHED and not sees_drafts):
+        """`?revision=N`, or the newest revision the asker may read (a draft for those who
+        read drafts; else the newest published one)."""
+        cards = VersionCard.objects.filter(version=self._version(version_id))
+        if not self.sees_drafts:
+            cards = cards.filter(state=VersionCard.State.PUBLISHED)
+        raw = self.request.query_params.get("revision")
+        if raw is not None:
+            if not (raw.isascii() and raw.isdigit() and 0 < len(raw) <= 9):
+                raise DRFValidationError({"revision": "a revision number (1, 2...)"})
+            card = cards.filter(revision=int(raw)).first()
+            if card is None:
+                raise NotFound(f"this version has no revision {raw} of its card that you "
+                               "can read")
+            return card
+        card = cards.order_by("-revision").first()
+        if card is None:
             raise NotFound("this version has no published card")
         return card
 
-    @extend_schema(responses=CardOut)
+    @extend_schema(responses=CardOut, parameters=[REVISION])
     def retrieve(self, request: Request, version_id: str) -> Response:
         return self.out(self._card(version_id))
 
@@ -75,9 +121,18 @@ class VersionCardViewSet(ServiceViewSet):
         return self.out(services.version_card_publish(version=self._version(version_id),
                                                       actor=self.actor))
 
+    @extend_schema(request=CardReviseIn, responses={201: CardOut})
+    def revise(self, request: Request, version_id: str) -> Response:
+        """Correct a published card: a new draft revision, rendered from the current data with
+        the words carried over; edit it (PATCH) and publish it. The old revision stays."""
+        reason = self.valid(CardReviseIn)["reason"]
+        return self.out(services.version_card_revise(version=self._version(version_id),
+                                                     actor=self.actor, reason=reason),
+                        status.HTTP_201_CREATED)
+
     @extend_schema(operation_id="v1_versions_card_download",
                    parameters=[OpenApiParameter("fmt", str, OpenApiParameter.PATH,
-                                                enum=list(services.FORMATS))],
+                                                enum=list(services.FORMATS)), REVISION],
                    # Markdown for "hf"; a JSON-LD object for Croissant and SPDX 3
                    responses={(200, media.split(";")[0]):
                               OpenApiTypes.STR if media.startswith("text/") else OpenApiTypes.OBJECT
@@ -87,7 +142,9 @@ class VersionCardViewSet(ServiceViewSet):
         media_type, suffix = services.FORMATS[fmt]
         response = HttpResponse(services.card_bytes(card, fmt), content_type=media_type,
                                 status=status.HTTP_200_OK)
-        response["Content-Disposition"] = f'attachment; filename="{card.version}.{suffix}"'
+        name = f"{card.version}.{suffix}" if card.revision == 1 else \
+            f"{card.version}.r{card.revision}.{suffix}"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
         response["X-Content-SHA256"] = card.digests.get(fmt, "")
         return response
 

@@ -12,14 +12,18 @@ class VersionCard(models.Model):
     """A dataset version's documentation: the researcher's words (editable while a draft) and
     the three documents rendered from them and the data (a Hugging Face dataset card, Croissant
     1.1 JSON-LD, SPDX 3.0 JSON-LD). Rendered when the version is published and on each edit;
-    publishing the card freezes it and puts its digests in the ledger."""
+    publishing the card freezes it and puts its digests in the ledger. A published card is
+    corrected by a new revision (rendered again from the current data, its words carried over),
+    published in turn; every revision stays, and the ledger has each one's digests."""
 
     class State(models.TextChoices):
         DRAFT = "draft"
         PUBLISHED = "published"
 
-    version = models.OneToOneField(DatasetVersion, on_delete=models.PROTECT,
-                                   related_name="card")
+    version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="cards")
+    revision = models.PositiveIntegerField(default=1)
+    # Why this revision corrects the one before it ("" for the first).
+    reason = models.TextField(blank=True)
     state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT)
     words = models.JSONField(default=dict)      # dashboards.engine.cards.facts.CardWords
     hf_card = models.TextField(blank=True)
@@ -37,7 +41,9 @@ class VersionCard(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        ordering = ["version", "-revision"]
         constraints = [
+            models.UniqueConstraint(fields=["version", "revision"], name="card_revision_unique"),
             models.CheckConstraint(
                 name="card_published_is_rendered",
                 condition=Q(state="draft") | (Q(published_at__isnull=False)
@@ -45,7 +51,7 @@ class VersionCard(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"card of {self.version}"
+        return f"card of {self.version}, revision {self.revision}"
 
 
 class VersionComposition(models.Model):

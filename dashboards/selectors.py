@@ -375,7 +375,9 @@ def version_page(slug: str, number: int) -> dict[str, Any] | None:
         return None
     names = dict(DataSource.objects.filter(pk__in=[int(k) for k in version.counts_by_source])
                  .values_list("pk", "name"))
-    card = VersionCard.objects.filter(version=version).first()
+    # The newest published revision (the public page shows what was published), else the draft.
+    card = (VersionCard.objects.filter(version=version)
+            .order_by(F("published_at").desc(nulls_last=True), "-revision").first())
     takedowns = _takedowns_touching(set(_lineage(version)))
     languages = version_composition(version).by_language
     return {

@@ -71,7 +71,7 @@ def version_card_render(*, version_id: int) -> VersionCard | None:
     if version is None:
         return None
     version_composition(version)  # counted once, here, for the pages and the cards
-    card, _ = VersionCard.objects.select_for_update().get_or_create(version=version)
+    card = _latest(version)
     if card.state == VersionCard.State.DRAFT:
         _render(card)
         card.save()
@@ -105,24 +105,70 @@ def version_card_edit(*, version: DatasetVersion, actor: User,
 
 @transaction.atomic
 def version_card_publish(*, version: DatasetVersion, actor: User) -> VersionCard:
-    """One action: render from the current data and words, freeze, record the digests."""
+    """One action: render from the current data and words, freeze, record the digests (and,
+    for a correction, the revision it supersedes and why)."""
     card = _draft(version)
     _render(card)
     card.state = VersionCard.State.PUBLISHED
     card.published_at = timezone.now()
     card.published_by = actor
     card.save()
+    payload: dict[str, Any] = {"version": str(version), "manifest_root": version.manifest_root,
+                               "revision": card.revision, "digests": card.digests}
+    if card.revision > 1:
+        previous = VersionCard.objects.get(version=version, revision=card.revision - 1)
+        payload |= {"supersedes": {"revision": previous.revision,
+                                   "digests": previous.digests},
+                    "reason": card.reason}
     ledger_append(actor=actor, event="dataset_card.published", subject=version,
-                  payload={"version": str(version), "manifest_root": version.manifest_root,
-                           "digests": card.digests})
+                  payload=payload)
     return card
+
+
+REASON_LIMIT = 2_000
+
+
+@transaction.atomic
+def version_card_revise(*, version: DatasetVersion, actor: User, reason: str) -> VersionCard:
+    """Start correcting a published card: a new draft revision, rendered again from the current
+    data (hosts, licences, takedowns since) with the words carried over. The published revision
+    stays, served and in the ledger; the new one is edited and published like the first."""
+    latest = _latest(version, create=False)
+    if latest is None or latest.state != VersionCard.State.PUBLISHED:
+        raise InvalidTransition(f"the card of {version} (edit and publish its draft instead)",
+                                "a draft" if latest else "not rendered yet", "revise")
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": "say what this revision corrects"})
+    if len(reason) > REASON_LIMIT:
+        raise ValidationError({"reason": f"at most {REASON_LIMIT} characters"})
+    card = VersionCard(version=version, revision=latest.revision + 1, words=latest.words,
+                       reason=reason)
+    _render(card)
+    card.save()
+    ledger_append(actor=actor, event="dataset_card.revision_started", subject=version,
+                  payload={"version": str(version), "revision": card.revision,
+                           "reason": reason})
+    return card
+
+
+def _latest(version: DatasetVersion, create: bool = True) -> VersionCard:
+    """The version's newest card revision, locked (the version row serialises card writes);
+    the first, empty draft is made when there is none and `create` holds."""
+    DatasetVersion.objects.select_for_update().filter(pk=version.pk).first()
+    card = VersionCard.objects.filter(version=version).order_by("-revision").first()
+    if card is None and create:
+        card = VersionCard.objects.create(version=version, revision=1)
+    return card  # type: ignore[return-value]
 
 
 def _draft(version: DatasetVersion) -> VersionCard:
     if version.state != DatasetVersion.State.PUBLISHED:
         raise InvalidTransition(f"the card of {version} (publish the version first)",
                                 version.state, "write")
-    card, _ = VersionCard.objects.select_for_update().get_or_create(version=version)
+    card = _latest(version)
     if card.state != VersionCard.State.DRAFT:
-        raise InvalidTransition(f"the card of {version}", card.state, "change")
+        raise InvalidTransition(f"the card of {version} (revision {card.revision}; a correction "
+                                f"is a new revision: POST /api/v1/versions/{version.pk}/card/"
+                                "revise/ with a reason)", card.state, "change")
     return card

@@ -103,6 +103,9 @@ OPS = [
     Op("edit a card", "patch", "/api/v1/versions/{pub}/card/", CARD_WRITE,
        body={"words": {"uses": "Research."}}),
     Op("publish a card", "post", "/api/v1/versions/{pub}/card/publish/", CARD_WRITE, body={}),
+    # the world's card is a draft: writers are told to edit it instead (409)
+    Op("revise a card", "post", "/api/v1/versions/{pub}/card/revise/",
+       {"admin": 409, "curator": 409, "researcher": 409}, body={"reason": "a correction"}),
     Op("download a card", "get", "/api/v1/versions/{pub}/card/{fmt}/", DRAFT_READ, other=404),
     Op("read a model card", "get", "/api/v1/checkpoints/{ck}/card/", EVERYONE),
     # data, jobs and tokens

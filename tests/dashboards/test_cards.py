@@ -246,3 +246,45 @@ def test_the_schema_describes_each_card_download_as_what_it_is():
     assert content["text/markdown"]["schema"]["type"] == "string"
     assert content["application/ld+json"]["schema"]["type"] == "object"
     assert content["application/spdx+json"]["schema"]["type"] == "object"
+
+
+def test_a_published_card_is_corrected_by_a_new_revision_and_both_stay(
+        published, client_as, settings, pages_as):
+    url = f"/api/v1/versions/{published.pk}/card/"
+    researcher, anonymous = client_as("researcher"), client_as("anonymous")
+    assert researcher.post(f"{url}revise/", {"reason": "too early"}).status_code == 409  # draft
+    first = researcher.post(f"{url}publish/").json()
+    assert first["revision"] == 1
+    old_croissant = anonymous.get(f"{url}croissant/").content
+    # the public URL was wrong when it was published: correct it with a new revision
+    settings.TRAILMARK = {**settings.TRAILMARK, "PUBLIC_URL": "https://data.example.org"}
+    assert researcher.post(f"{url}revise/", {"reason": " "}).json() == {
+        "reason": ["This field may not be blank."]}
+    assert client_as("holder_a").post(f"{url}revise/", {"reason": "x"}).status_code == 403
+    draft = researcher.post(f"{url}revise/", {"reason": "cards named the wrong host"})
+    assert draft.status_code == 201, draft.json()
+    assert (draft.json()["revision"], draft.json()["state"]) == (2, "draft")
+    assert researcher.post(f"{url}revise/", {"reason": "again"}).status_code == 409
+    # the public still reads revision 1 while revision 2 is a draft
+    assert anonymous.get(url).json()["revision"] == 1
+    assert anonymous.get(f"{url}croissant/").content == old_croissant
+    assert researcher.patch(url, {"words": {"uses": "Corrected."}},
+                            format="json").status_code == 200
+    published_2 = researcher.post(f"{url}publish/").json()
+    assert (published_2["revision"], published_2["state"]) == (2, "published")
+    new = anonymous.get(f"{url}croissant/")
+    assert b"https://data.example.org/api/v1/versions/" in new.content
+    assert anonymous.get(f"{url}croissant/", {"revision": 1}).content == old_croissant
+    assert [r["revision"] for r in anonymous.get(url).json()["revisions"]] == [2, 1]
+    # the ledger keeps both, the second naming the one it supersedes and why
+    entries = list(LedgerEntry.objects.filter(event="dataset_card.published").order_by("pk"))
+    assert [e.payload["revision"] for e in entries] == [1, 2]
+    assert entries[1].payload["supersedes"] == {"revision": 1,
+                                                "digests": entries[0].payload["digests"]}
+    assert entries[1].payload["reason"] == "cards named the wrong host"
+    assert entries[1].payload["digests"]["croissant"] == new["X-Content-SHA256"]
+    for bad in ("0", "x", "3"):
+        assert anonymous.get(url, {"revision": bad}).status_code in (400, 404)
+    page = pages_as("anonymous").get(f"/datasets/{published.dataset.slug}/v1/")
+    assert b"Revision 2" in page.content and b"cards named the wrong host" in page.content
+    assert b"croissant/?revision=2" in page.content
