@@ -16,6 +16,10 @@ urlpatterns = [
     # Every role signs in here (the admin site's own login admits staff only).
     path("accounts/login/", SignInView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # An invited user (a rights-holder onboarded without a password) chooses one here.
+    path("accounts/invitation/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(
+        template_name="dashboards/invitation.html", success_url="/accounts/login/?invited=1"),
+        name="invitation"),
     path("api/v1/", include("provenance.urls")),
     path("api/v1/", include("attribution.urls")),
     path("api/v1/", include("takedowns.urls")),

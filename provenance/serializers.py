@@ -28,6 +28,7 @@ from provenance.models import (
     RightsHolder,
     SourceCanary,
     TrainingRun,
+    User,
     VersionExclusion,
 )
 from provenance.permissions import sees_holder_details
@@ -84,6 +85,32 @@ class RightsHolderIn(serializers.Serializer):
     contact_email = serializers.EmailField(required=False, allow_blank=True)
     url = serializers.URLField(required=False, allow_blank=True)
     verified = serializers.BooleanField(required=False)
+
+
+class OnboardIn(RightsHolderIn):
+    username = serializers.RegexField(r"^[\w.@+-]+\Z", max_length=150,
+                                      help_text="the first user's username (letters, digits "
+                                                "and @.+-_)")
+    email = serializers.EmailField(help_text="where the invitation goes")
+    password = serializers.CharField(required=False, allow_blank=True, write_only=True,
+                                     trim_whitespace=False, style={"input_type": "password"},
+                                     help_text="set it now; leave it out to send an "
+                                               "invitation instead")
+
+
+class OnboardedUserOut(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "username", "email", "role"]
+
+
+class OnboardedOut(serializers.Serializer):
+    holder = RightsHolderOut()
+    user = OnboardedUserOut()
+    invited = serializers.SerializerMethodField()
+
+    def get_invited(self, done: Any) -> bool:
+        return bool(done.invitation_url)
 
 
 class LicenseSignalOut(serializers.ModelSerializer):

@@ -56,7 +56,7 @@ def world(provenance_world, users):  # noqa: F811
     td = takedown_file(actor=users["holder_a"], data=takedown_matrix.NOTICE)
     version_card_render(version_id=version.pk)  # a draft card
     return {**provenance_world, "fmt": "spdx", "slug": "world", "number": 1, "export": "ledger",
-            "ext": "csv",
+            "ext": "csv", "uid": "MQ", "token": "not-a-token",
             "ck": checkpoint.pk, "run": run.pk, "out": output.pk,
             "arun": attribution.pk, "gidx": index.pk, "canary": canary.pk, "td": td.pk}
 
@@ -156,6 +156,8 @@ PAGES = [
     Page("a published version", "/datasets/{slug}/v{number}/", EVERYONE),
     Page("sign in", "/accounts/login/", {"anonymous": 200}),  # the signed-in are sent home
     Page("sign out (a form posts here)", "/accounts/logout/", {r: 405 for r in ROLES}),
+    # an invitation link: a wrong token answers 200 with "not valid any more", for anyone
+    Page("an invitation", "/accounts/invitation/{uid}/{token}/", EVERYONE),
     Page("training runs", "/runs/", SIGNED_IN),
     Page("a training run", "/runs/{run}/", {**MODELS_READ, **HIDDEN}, other=404),
     Page("a checkpoint", "/checkpoints/{ck}/", {**MODELS_READ, **HIDDEN}, other=404),

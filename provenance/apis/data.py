@@ -35,7 +35,7 @@ from provenance.models import (
     VersionExclusion,
 )
 from provenance.permissions import STAFF, Role, role_of
-from provenance.services import datasets, documents, exports, ingest, sources
+from provenance.services import datasets, documents, exports, ingest, onboarding, sources
 from provenance.services.canaries import canary_register
 from provenance.services.transparency import ledger_audit
 
@@ -63,6 +63,15 @@ class RightsHolderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Serv
         data = self.valid(s.RightsHolderIn)
         holder = sources.rights_holder_create(actor=self.actor, **data)
         return self.out(holder, status.HTTP_201_CREATED)
+
+    @extend_schema(request=s.OnboardIn, responses={201: s.OnboardedOut})
+    @action(detail=False, methods=["post"])
+    def onboard(self, request: Request) -> Response:
+        """One action: the holder and its first user, who gets the password given or, without
+        one, an e-mailed invitation to choose it (a one-time link)."""
+        done = onboarding.rights_holder_onboard(actor=self.actor, **self.valid(s.OnboardIn))
+        return Response(s.OnboardedOut(done, context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.RightsHolderIn, responses=s.RightsHolderOut)
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
