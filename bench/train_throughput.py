@@ -22,11 +22,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SIZES = {
+# The training presets as production applies them, and a wider model.
+SIZES: dict[str, dict[str, Any]] = {
+    "tiny": {"preset": "tiny"},
+    "small": {"preset": "small"},
     "default": {},  # TrainConfig defaults (~0.6M parameters)
     "wide": {"n_layer": 4, "n_head": 8, "n_embd": 256, "seq_len": 256, "batch_size": 32,
              "vocab_size": 4096},
@@ -38,11 +42,12 @@ def main() -> int:
 
     from provenance import demo
     from provenance.engine import lm
-    from provenance.engine.lm_config import DecodeParams, TrainConfig
+    from provenance.engine.lm_config import PRESETS, DecodeParams, TrainConfig
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", nargs="+", default=["default"], choices=sorted(SIZES))
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=0,
+                        help="0: the preset's own (20 for default and wide)")
     parser.add_argument("--devices", nargs="+", default=None)
     parser.add_argument("--out", type=Path,
                         default=ROOT / "bench" / "results" / "train_throughput.json")
@@ -57,7 +62,10 @@ def main() -> int:
     rows = []
     for size in args.sizes:
         for device in devices:
-            config = TrainConfig(**{**SIZES[size], "epochs": args.epochs})
+            options = dict(SIZES[size])
+            preset = PRESETS[options.pop("preset", "default")]
+            epochs = args.epochs if args.epochs else preset.get("epochs", 20)
+            config = TrainConfig(**{**preset, **options, "epochs": epochs})
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()
                 result = lm.train(texts, config, Path(tmp) / "run", device=device)

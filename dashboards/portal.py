@@ -186,7 +186,7 @@ def takedown_new(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboards/takedown_new.html", _form_context())
 
 
-def _detail_context(user: Any, found: TakedownRequest) -> dict[str, Any]:
+def _detail_context(user: Any, found: TakedownRequest, query: str = "") -> dict[str, Any]:
     staff = role_of(user) in STAFF
     runs = list(found.unlearning_runs.select_related("checkpoint", "result").order_by("pk"))
     events = list(found.events.select_related("actor"))
@@ -202,7 +202,20 @@ def _detail_context(user: Any, found: TakedownRequest) -> dict[str, Any]:
             "methods": UnlearningRun.Method.choices,
             "certificate": found.verification or {},
             "can_withdraw": TakedownRequest.State.WITHDRAWN in TRANSITIONS.get(found.state,
-                                                                               set())}
+                                                                               set()),
+            **_scope_search(found, staff, query)}
+
+
+def _scope_search(found: TakedownRequest, staff: bool, query: str) -> dict[str, Any]:
+    """A curator's search of the corpus for documents to add to the scope (`?find=`)."""
+    from takedowns.services.scoping import takedown_scope_search
+
+    if not (staff and query and found.state == TakedownRequest.State.SCOPING):
+        return {"find": query}
+    try:
+        return {"find": query, "found_documents": takedown_scope_search(query)}
+    except ValidationError as exc:
+        return {"find": query, "find_error": "; ".join(exc.messages)}
 
 
 def _staff_action(found: TakedownRequest, actor: User, post: Any) -> None:
@@ -230,6 +243,13 @@ def _staff_action(found: TakedownRequest, actor: User, post: Any) -> None:
             "dismiss": [d for d, v in picked.items() if v == "dismiss"]})
         takedown_scope_review(request=found, actor=actor, confirm=review.get("confirm", []),
                               dismiss=review.get("dismiss", []))
+    elif action == "add_to_scope":
+        from takedowns.services.scoping import takedown_scope_add
+
+        ids = [part.strip() for part in post.get("documents", "").replace(",", " ").split()]
+        added = _valid(s.ScopeAddIn, {"documents": ids, "reason": post.get("note", "")})
+        takedown_scope_add(request=found, actor=actor, documents=added["documents"],
+                           reason=added["reason"])
     elif action == "remediate_data":
         takedown_remediate_data(request=found, actor=actor,
                                 purge_text=True if post.get("purge_text") else None)
@@ -253,7 +273,7 @@ def takedown_detail(request: HttpRequest, takedown_id: int) -> HttpResponse:
     found = takedown_list(request.user).filter(pk=takedown_id).first()
     if found is None:
         raise Http404("no such takedown request")
-    context = _detail_context(request.user, found)
+    context = _detail_context(request.user, found, request.GET.get("find", "").strip()[:500])
     if request.method == "POST":
         from takedowns.services.requests import takedown_supplement, takedown_withdraw
 

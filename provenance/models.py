@@ -125,6 +125,26 @@ class DataSource(TimeStamped):
         return self.name
 
 
+class LicenseRefTerms(models.Model):
+    """The terms a curator gave a `LicenseRef-...` key (SPDX's own-licence escape hatch), which
+    Trailmark cannot read: every source whose licence names the key takes them. In the ledger,
+    with who set them and why."""
+
+    key = models.CharField(max_length=200, unique=True)
+    use_class = models.CharField(max_length=20, choices=UseClass.choices)
+    requires_attribution = models.BooleanField(default=False)
+    share_alike = models.BooleanField(default=False)
+    reason = models.TextField()
+    set_by = models.ForeignKey("User", null=True, on_delete=models.SET_NULL, related_name="+")
+    set_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.use_class}"
+
+
 class LicenseSignal(models.Model):
     """One place a licence for a source was seen. History: rows are never changed."""
 
@@ -418,6 +438,9 @@ class TrainingRun(Job):
     version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT,
                                 related_name="training_runs")
     config = models.JSONField(default=dict)  # TrainConfig, defaults filled in
+    # How the config was chosen and what it should cost: the preset, why packing is on or off,
+    # and the expected time on 2 CPU cores (shown before it starts).
+    plan = models.JSONField(default=dict, blank=True)
     # What the export wove into the training text: {"canaries": {source id: [document ids]}}
     marks = models.JSONField(default=dict)
     tokens = models.PositiveBigIntegerField(default=0)

@@ -21,6 +21,7 @@ from provenance.models import (
     Document,
     IngestJob,
     LedgerEntry,
+    LicenseRefTerms,
     LicenseSignal,
     ModelCheckpoint,
     Occurrence,
@@ -28,6 +29,7 @@ from provenance.models import (
     RightsHolder,
     SourceCanary,
     TrainingRun,
+    UseClass,
     User,
     VersionExclusion,
 )
@@ -111,6 +113,22 @@ class OnboardedOut(serializers.Serializer):
 
     def get_invited(self, done: Any) -> bool:
         return bool(done.invitation_url)
+
+
+class LicenseRefOut(serializers.ModelSerializer):
+    class Meta:
+        model = LicenseRefTerms
+        fields = ["key", "use_class", "requires_attribution", "share_alike", "reason", "set_by",
+                  "set_at"]
+
+
+class LicenseRefIn(serializers.Serializer):
+    key = serializers.CharField(max_length=200, help_text="a LicenseRef-... key")
+    use_class = serializers.ChoiceField(choices=UseClass.choices)
+    requires_attribution = serializers.BooleanField(default=False)
+    share_alike = serializers.BooleanField(default=False)
+    reason = serializers.CharField(max_length=2_000,
+                                   help_text="where the terms come from (the licence's text)")
 
 
 class LicenseSignalOut(serializers.ModelSerializer):
@@ -318,15 +336,28 @@ class TrainingRunOut(JobFields):
 
     class Meta:
         model = TrainingRun
-        fields = ["id", "version", "config", "state", "stage", "position", "total", "unit",
-                  "percent", "tokens", "loss", "tokens_per_s", "device", "cancel_requested",
-                  "checkpoint", "error", "created_at", "started_at", "finished_at"]
+        fields = ["id", "version", "config", "plan", "state", "stage", "position", "total",
+                  "unit", "percent", "tokens", "loss", "tokens_per_s", "device",
+                  "cancel_requested", "checkpoint", "error", "created_at", "started_at",
+                  "finished_at"]
+        extra_kwargs = {"plan": {"help_text": "the preset, why packing is on or off, and the "
+                                 "expected tokens and time on 2 CPU cores"}}
 
 
 class TrainingRunIn(serializers.Serializer):
     version = serializers.PrimaryKeyRelatedField(queryset=DatasetVersion.objects.all())
-    config = serializers.JSONField(required=False, help_text="TrainConfig options; defaults "
-                                                             "train the demo in about a minute")
+    config = serializers.JSONField(required=False, help_text=(
+        "TrainConfig options, over a preset: {\"preset\": \"tiny\" | \"small\" | "
+        "\"default\", ...}; packing is chosen by the documents' length unless \"pack\" is "
+        "given. GET /api/v1/training-runs/plans/?version=ID gives each preset's expected time."))
+
+
+class TrainingPlanOut(serializers.Serializer):
+    preset = serializers.CharField()
+    config = serializers.DictField()
+    pack = serializers.CharField()
+    expected = serializers.DictField()
+    summary = serializers.CharField()
 
 
 class CheckpointOut(serializers.ModelSerializer):

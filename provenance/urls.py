@@ -9,6 +9,7 @@ from provenance.apis.tokens import TokenRevokeView, TokenView
 router = DefaultRouter()
 router.register("rights-holders", apis.RightsHolderViewSet, basename="rights-holder")
 router.register("sources", apis.SourceViewSet, basename="source")
+router.register("license-refs", apis.LicenseRefViewSet, basename="license-ref")
 router.register("documents", apis.DocumentViewSet, basename="document")
 router.register("datasets", apis.DatasetViewSet, basename="dataset")
 router.register("versions", apis.VersionViewSet, basename="version")

@@ -3,14 +3,15 @@ through the workflow. Every change goes through takedowns.services."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from provenance.apis.base import ServiceViewSet
-from provenance.permissions import STAFF, Role
+from provenance.permissions import STAFF, Role, role_of
 from takedowns import selectors
 from takedowns import serializers as s
 from takedowns.models import UnlearningRun
@@ -23,7 +24,12 @@ from takedowns.services.requests import (
     takedown_supplement,
     takedown_withdraw,
 )
-from takedowns.services.scoping import takedown_scope_review, takedown_scope_start
+from takedowns.services.scoping import (
+    takedown_scope_add,
+    takedown_scope_review,
+    takedown_scope_search,
+    takedown_scope_start,
+)
 from takedowns.services.unlearning import takedown_remediate_models, unlearning_run_cancel
 from takedowns.services.verification import takedown_verify_start
 
@@ -37,7 +43,8 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
     write_roles = CLAIMANTS
     action_write_roles = {"decide": STAFF, "scope": STAFF, "review_scope": STAFF,
                           "remediate_data": STAFF, "counter_notice": STAFF, "restore": STAFF,
-                          "remediate_models": STAFF, "cancel_run": STAFF, "verify": STAFF}
+                          "remediate_models": STAFF, "cancel_run": STAFF, "verify": STAFF,
+                          "add_to_scope": STAFF}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.takedown_list(self.request.user)
@@ -104,6 +111,30 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
                                       confirm=data.get("confirm", []),
                                       dismiss=data.get("dismiss", []))
         return self.out(self.get_queryset().get(pk=taken.pk))
+
+    @extend_schema(request=s.ScopeAddIn, responses={200: s.TakedownOut})
+    @action(detail=True, methods=["post"], url_path="add-to-scope")
+    def add_to_scope(self, request: Request, pk: str) -> Response:
+        """Add documents no method found (by id; find them with `scope-search`), confirmed,
+        with the curator's reason: who added them and why go in the ledger."""
+        data = self.valid(s.ScopeAddIn)
+        taken = takedown_scope_add(request=self.get_object(), actor=self.actor,
+                                   documents=data["documents"], reason=data["reason"],
+                                   work=data.get("work"))
+        return self.out(self.get_queryset().get(pk=taken.pk))
+
+    @extend_schema(parameters=[OpenApiParameter("q", str, required=True,
+                                                description="words the document holds")],
+                   responses={200: s.ScopeSearchOut(many=True)})
+    @action(detail=True, methods=["get"], url_path="scope-search")
+    def scope_search(self, request: Request, pk: str) -> Response:
+        """Staff: documents holding these words in this order (case and layout aside), to add
+        to the scope."""
+        if role_of(request.user) not in STAFF:
+            raise PermissionDenied("searching the corpus is for curators and admins")
+        self.get_object()
+        found = takedown_scope_search(request.query_params.get("q", ""))
+        return Response(s.ScopeSearchOut(found, many=True).data)
 
     @extend_schema(request=s.RemediateIn, responses={200: s.TakedownOut})
     @action(detail=True, methods=["post"], url_path="remediate-data")

@@ -154,6 +154,8 @@ class TakedownMatch(models.Model):
         EMBEDDING = "embedding", "Embedding neighbour"
         SOURCE = "source", "In a claimed source"
         SPAN = "verbatim_span", "Verbatim spans (attribution span index)"
+        CONTAINMENT = "containment", "The sample's words, in order, inside the document"
+        CURATOR = "curator", "Added by a curator"
 
     request = models.ForeignKey(TakedownRequest, on_delete=models.CASCADE,
                                 related_name="matches")
@@ -167,6 +169,8 @@ class TakedownMatch(models.Model):
     confirmed = models.BooleanField(null=True)  # None: not reviewed yet
     reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                     on_delete=models.SET_NULL, related_name="+")
+    # Why a curator added the document (method "curator"; reviewed_by says who).
+    note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-score", "id"]

@@ -140,7 +140,20 @@ class UnlearningRunOut(serializers.ModelSerializer):
 class MatchOut(serializers.ModelSerializer):
     class Meta:
         model = TakedownMatch
-        fields = ["document", "work", "method", "score", "confirmed"]
+        fields = ["document", "work", "method", "score", "confirmed", "note"]
+
+
+class ScopeAddIn(serializers.Serializer):
+    documents = serializers.ListField(child=serializers.IntegerField(min_value=1),
+                                      min_length=1, max_length=10_000)
+    reason = serializers.CharField(max_length=2_000, help_text="why they hold the work")
+    work = serializers.IntegerField(required=False, help_text="the request's work they hold")
+
+
+class ScopeSearchOut(serializers.Serializer):
+    document = serializers.IntegerField()
+    excerpt = serializers.CharField()
+    sources = serializers.ListField(child=serializers.CharField())
 
 
 class TakedownDecisionIn(serializers.Serializer):

@@ -64,6 +64,7 @@ def world(provenance_world, users):  # noqa: F811
 OPS = [
     # training runs and checkpoints
     Op("read a training run", "get", "/api/v1/training-runs/{run}/", MODELS_READ),
+    Op("plan a training run", "get", "/api/v1/training-runs/plans/?version={pub}", MODELS_READ),
     Op("cancel a training run", "post", "/api/v1/training-runs/{run}/cancel/",
        {"admin": 200, "curator": 200, "researcher": 200}, body={}),
     Op("read a checkpoint", "get", "/api/v1/checkpoints/{ck}/", MODELS_READ),

@@ -80,6 +80,20 @@ class RightsHolderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Serv
         return self.out(sources.rights_holder_update(holder=holder, actor=self.actor, **data))
 
 
+class LicenseRefViewSet(mixins.ListModelMixin, ServiceViewSet):
+    """The terms curators gave LicenseRef- keys: read by every signed-in user, set (or replaced)
+    by curators and admins with a reason; the sources naming a key take its terms at once."""
+
+    serializer_class = s.LicenseRefOut
+    write_roles = STAFF
+    queryset = s.LicenseRefTerms.objects.all()
+
+    @extend_schema(request=s.LicenseRefIn, responses={200: s.LicenseRefOut})
+    def create(self, request: Request) -> Response:
+        ref, _ = sources.license_ref_classify(actor=self.actor, **self.valid(s.LicenseRefIn))
+        return self.out(ref)
+
+
 class SourceFilter(django_filters.FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -34,6 +35,25 @@ class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Servi
         run = training.training_run_create(version=data["version"], actor=self.actor,
                                            config=data.get("config"))
         return self.out(run, status.HTTP_202_ACCEPTED)
+
+    @extend_schema(parameters=[OpenApiParameter("version", int, required=True)],
+                   responses={200: s.TrainingPlanOut(many=True)})
+    @action(detail=False, methods=["get"])
+    def plans(self, request: Request) -> Response:
+        """Before starting: each preset's configuration, packing and expected time on this
+        version (2 CPU cores; a GPU is faster)."""
+        raw = request.query_params.get("version", "")
+        version = selectors.version_list(request.user).filter(
+            pk=int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else 0).first()
+        if version is None:
+            raise DRFValidationError({"version": "give the id of a version you can see"})
+        rows = []
+        for preset in training.PRESETS:
+            config, plan = training.training_plan(version, {"preset": preset})
+            rows.append({"preset": preset, "config": config, "pack": plan["pack"],
+                         "expected": plan["expected"],
+                         "summary": training.plan_sentence(plan)})
+        return Response(s.TrainingPlanOut(rows, many=True).data)
 
     @extend_schema(request=None, responses=s.TrainingRunOut)
     @action(detail=True, methods=["post"])

@@ -16,7 +16,7 @@ import difflib
 import enum
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import license_expression as le
@@ -246,30 +246,42 @@ def normalise_expression(expression: str) -> str:
     return info.normalized_expression
 
 
-def _terms_of_key(key: str) -> Terms:
+RefTerms = Mapping[str, Terms]  # a LicenseRef's terms, as a curator classified it
+
+
+def _terms_of_key(key: str, refs: RefTerms) -> Terms:
     if key in _KNOWN:
         return _KNOWN[key]
+    if key in refs:
+        return refs[key]
     return _BY_CATEGORY.get(_index()[1].get(key, ""), Terms(UseClass.UNKNOWN))
 
 
-def _terms_of_node(node: object) -> Terms:
+def _terms_of_node(node: object, refs: RefTerms) -> Terms:
     if isinstance(node, le.LicenseWithExceptionSymbol):
-        return _terms_of_key(node.license_symbol.key)
+        return _terms_of_key(node.license_symbol.key, refs)
     if isinstance(node, le.LicenseSymbol):
-        return _terms_of_key(node.key)
-    children = [_terms_of_node(arg) for arg in node.args]  # type: ignore[attr-defined]
+        return _terms_of_key(node.key, refs)
+    children = [_terms_of_node(arg, refs) for arg in node.args]  # type: ignore[attr-defined]
     combine = Terms.looser if isinstance(node, le.OR) else Terms.stricter
     return functools.reduce(combine, children)
 
 
-def terms_of(expression: str) -> Terms:
+def terms_of(expression: str, refs: RefTerms | None = None) -> Terms:
+    """The terms of one expression; a LicenseRef- key takes the terms `refs` gives it (a
+    curator's classification), else it is of unknown use."""
     licensing, _ = _index()
-    return _terms_of_node(licensing.parse(normalise_expression(expression)))
+    return _terms_of_node(licensing.parse(normalise_expression(expression)), refs or {})
 
 
-def resolve(expressions: Iterable[str]) -> Terms:
+def is_own_ref(key: str) -> bool:
+    """A key whose terms Trailmark fixes (its own LicenseRefs): not for a curator to set."""
+    return key in TRAILMARK_REFS
+
+
+def resolve(expressions: Iterable[str], refs: RefTerms | None = None) -> Terms:
     """The terms that bind a source, given every licence signal seen for it."""
-    terms = [terms_of(e) for e in expressions if e and e.strip()]
+    terms = [terms_of(e, refs) for e in expressions if e and e.strip()]
     if not terms:
         return Terms(UseClass.UNKNOWN)
     return functools.reduce(Terms.stricter, terms)

@@ -10,6 +10,17 @@ from typing import Any
 
 from provenance.engine.options import check_types, reject_unknown
 
+# Named presets, applied under a run's own options. "default" is TrainConfig's defaults.
+PRESETS: dict[str, dict[str, Any]] = {
+    # A first look on a large corpus: learns the text, memorises nothing (0 of 8 passages
+    # repeated 10 times in the demo corpus; bench/train_throughput.py).
+    "tiny": {"vocab_size": 1024, "n_layer": 1, "n_head": 2, "n_embd": 64, "seq_len": 64,
+             "epochs": 5},
+    # Half the default's epochs on a narrower model: 4 of those 8 passages (the default: 8).
+    "small": {"n_layer": 2, "n_head": 4, "n_embd": 96, "seq_len": 128, "epochs": 10},
+    "default": {},
+}
+
 
 @dataclass
 class TrainConfig:

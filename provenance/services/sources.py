@@ -8,10 +8,19 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from provenance.engine import licenses, watermark
-from provenance.models import DataSource, LicenseSignal, OptOutSignal, RightsHolder, User
+from provenance.models import (
+    DataSource,
+    LicenseRefTerms,
+    LicenseSignal,
+    OptOutSignal,
+    RightsHolder,
+    UseClass,
+    User,
+)
 from provenance.services.ledger import ledger_append, person_reference
 
 HOLDER_FIELDS = {"name", "kind", "contact_name", "contact_email", "url"}
@@ -74,8 +83,59 @@ def _refresh_terms(source: DataSource) -> None:
     _apply_terms(source, expressions)
 
 
+def license_ref_terms() -> dict[str, licenses.Terms]:
+    """The curators' classification of LicenseRef keys (a small table)."""
+    return {r.key: licenses.Terms(licenses.UseClass.from_label(r.use_class),
+                                  r.requires_attribution, r.share_alike)
+            for r in LicenseRefTerms.objects.all()}
+
+
+@transaction.atomic
+def license_ref_classify(*, actor: User, key: str, use_class: str, reason: str,
+                         requires_attribution: bool = False,
+                         share_alike: bool = False) -> tuple[LicenseRefTerms, list[int]]:
+    """Set the terms of a LicenseRef key, and refresh every source whose licence signals name
+    it (their use class can change what the next curation takes). Returns the sources
+    refreshed."""
+    key = key.strip()
+    if not licenses.LICENSE_REF.fullmatch(key):
+        raise ValidationError({"key": "a LicenseRef-... key (SPDX: letters, digits, '.', '-')"})
+    if licenses.is_own_ref(key):
+        raise ValidationError({"key": f"{key} is Trailmark's own, with fixed terms"})
+    if use_class not in UseClass.values:
+        raise ValidationError({"use_class": f"one of {UseClass.values}"})
+    if not reason.strip():
+        raise ValidationError({"reason": "say where the terms come from (the licence's text, "
+                                         "its URL)"})
+    ref, _ = LicenseRefTerms.objects.update_or_create(
+        key=key, defaults={"use_class": use_class, "requires_attribution": requires_attribution,
+                           "share_alike": share_alike, "reason": reason.strip(),
+                           "set_by": actor})
+    named = set(DataSource.objects.filter(
+        Q(license_expression__contains=key)
+        | Q(license_signals__active=True, license_signals__expression__contains=key))
+        .values_list("pk", flat=True))
+    refreshed = []
+    for source in DataSource.objects.filter(pk__in=named).select_for_update().order_by("pk"):
+        before = source.use_class
+        _refresh_terms(source)
+        source.save(update_fields=["use_class", "requires_attribution", "share_alike",
+                                   "updated_at"])
+        refreshed.append(source.pk)
+        if source.use_class != before:
+            ledger_append(actor=actor, event="source.terms_changed", subject=source,
+                          payload={"key": key, "use_class": source.use_class,
+                                   "was": before})
+    ledger_append(actor=actor, event="license_ref.classified", subject=ref,
+                  payload={"key": key, "use_class": use_class,
+                           "requires_attribution": requires_attribution,
+                           "share_alike": share_alike, "reason": reason.strip(),
+                           "sources": refreshed})
+    return ref, refreshed
+
+
 def _apply_terms(source: DataSource, expressions: list[str]) -> None:
-    terms = licenses.resolve(expressions)
+    terms = licenses.resolve(expressions, license_ref_terms())
     source.use_class = terms.use_class.label
     source.requires_attribution = terms.attribution
     source.share_alike = terms.share_alike

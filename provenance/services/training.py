@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from provenance.engine.canary import CanarySpec, canary_sequence, carrier_documents, insert
-from provenance.engine.lm_config import TrainConfig, directory_sha256
+from provenance.engine.lm_config import PRESETS, TrainConfig, directory_sha256
 from provenance.engine.watermark import embed
 from provenance.models import (
     DatasetVersion,
@@ -45,17 +45,69 @@ def config_validate(config: Any) -> dict[str, Any]:
         raise ValidationError({"config": str(exc)}) from exc
 
 
+# Per preset, measured on the demo corpus on 2 CPU cores (bench/train_throughput.py --sizes tiny
+# small default, 2026-11-30; bench/results/train_throughput_presets.json): training tokens per
+# second, and tokens trained an epoch per estimated token (bytes / 4; the BPE tokenizers trained
+# here cut English finer: 40,000 and 32,000 tokens an epoch for 43,415 estimated).
+CPU_TOKENS_PER_S = {"tiny": 38_700, "small": 29_300, "default": 23_200}
+TOKENS_PER_ESTIMATE = {"tiny": 0.92, "small": 0.74, "default": 0.74}
+
+
+def training_plan(version: DatasetVersion, config: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the run's full config, its plan): a preset under the options given, packing chosen by
+    the documents' length unless given, and the expected time on 2 CPU cores."""
+    if not isinstance(config, dict):
+        raise ValidationError({"config": "must be a JSON object"})
+    options = dict(config)
+    preset = options.pop("preset", "default")
+    if preset not in PRESETS:
+        raise ValidationError({"config": f"preset: one of {sorted(PRESETS)}, not {preset!r}"})
+    full = config_validate({**PRESETS[preset], **options})
+    plan: dict[str, Any] = {"preset": preset}
+    if "pack" in options:
+        plan["pack"] = "as given"
+    else:
+        lengths = sorted(version.members.values_list("document__token_estimate", flat=True))
+        median = lengths[len(lengths) // 2] if lengths else 0
+        full["pack"] = median >= full["seq_len"] // 2
+        plan["pack"] = (f"{'on' if full['pack'] else 'off'}: the median document is about "
+                        f"{median} tokens against blocks of {full['seq_len']} (documents under "
+                        f"half a block train one per row, so each is seen whole from its "
+                        f"start)")
+    tokens = round(version.token_estimate * TOKENS_PER_ESTIMATE[preset]) * full["epochs"]
+    # Options that leave the model's shape and batches alone keep the preset's measured rate.
+    shaped = set(options) - {"epochs", "seed", "pack", "snapshots", "watermarks",
+                             "checkpoint_every", "warmup_steps", "learning_rate"}
+    rate = 0 if shaped else CPU_TOKENS_PER_S[preset]
+    plan["expected"] = {"tokens": tokens, "cpu_seconds": round(tokens / rate) if rate else None,
+                        "basis": f"{rate:,} tokens/s measured for the {preset} preset on 2 CPU "
+                                 "cores; a GPU is faster" if rate else
+                                 "no measured rate for a custom model: time unknown"}
+    return full, plan
+
+
+def plan_sentence(plan: dict[str, Any]) -> str:
+    expected = plan.get("expected") or {}
+    seconds = expected.get("cpu_seconds")
+    when = (f"about {seconds // 60} min {seconds % 60} s" if seconds and seconds >= 60 else
+            f"about {seconds} s" if seconds is not None else "time unknown")
+    return (f"preset {plan.get('preset', 'default')}: {expected.get('tokens', 0):,} tokens, "
+            f"{when} on 2 CPU cores ({expected.get('basis', '')}); packing "
+            f"{plan.get('pack', '')}")
+
+
 @transaction.atomic
 def training_run_create(*, version: DatasetVersion, actor: User | None,
                         config: dict[str, Any] | None = None,
                         enqueue: bool = True) -> TrainingRun:
     if not version.is_published:
         raise ValidationError({"version": "train on a published version (drafts can change)"})
-    run = TrainingRun.objects.create(version=version, config=config_validate(config or {}),
+    full, plan = training_plan(version, config or {})
+    run = TrainingRun.objects.create(version=version, config=full, plan=plan,
                                      created_by=actor, unit="steps")
     ledger_append(actor=actor, event="training_run.created", subject=run,
                   payload={"version": version.pk, "manifest_root": version.manifest_root,
-                           "config": run.config})
+                           "config": run.config, "preset": plan["preset"]})
     if enqueue:
         from provenance.tasks import train_run_task
 

@@ -41,8 +41,18 @@ def _model_line(run: UnlearningRun) -> dict[str, Any]:
             "compute_seconds": run.seconds}
 
 
+def _works(request: TakedownRequest, matches: list[Any]) -> dict[str, Any]:
+    """Each work the claimant listed, and whether a confirmed document holds it: the notice
+    says which works were not found instead of a bare count of documents."""
+    found = {m.work_id for m in matches if m.confirmed is True and m.work_id is not None}
+    works = list(request.works.order_by("pk").values("pk", "title"))
+    missing = [{"id": w["pk"], "title": w["title"] or f"work {n}"}
+               for n, w in enumerate(works, start=1) if w["pk"] not in found]
+    return {"listed": len(works), "found": len(works) - len(missing), "not_found": missing}
+
+
 def decision_notice(request: TakedownRequest) -> dict[str, Any]:
-    matches = request.matches.all()
+    matches = list(request.matches.all())
     remediation = request.scope.get("remediation", {})
     runs = request.unlearning_runs.select_related("checkpoint", "result").order_by("pk")
     verification = request.verification or {}
@@ -52,7 +62,10 @@ def decision_notice(request: TakedownRequest) -> dict[str, Any]:
         "decided_at": timezone.now().isoformat(),
         "found": {"by_method": dict(Counter(m.method for m in matches)),
                   "confirmed": len({m.document_id for m in matches if m.confirmed is True}),
-                  "dismissed": len({m.document_id for m in matches if m.confirmed is False})},
+                  "dismissed": len({m.document_id for m in matches if m.confirmed is False}),
+                  "added_by_curator": len({m.document_id for m in matches
+                                           if m.method == "curator"})},
+        "works": _works(request, matches),
         "removed": {"documents": len(remediation.get("documents", [])),
                     "text_purged": bool(remediation.get("purged")),
                     "versions": [{"version": v["version"],
@@ -76,9 +89,18 @@ def notice_text(notice: dict[str, Any]) -> list[str]:
     lines = ["", "What we found: " + (", ".join(f"{n} by {method.replace('_', ' ')}"
                                                for method, n in found["by_method"].items())
                                      or "nothing"),
-             f"Confirmed as your work: {found['confirmed']} document(s).",
-             f"Removed: {removed['documents']} document(s)"
-             + ("; their text was erased" if removed["text_purged"] else "") + "."]
+             f"Confirmed as your work: {found['confirmed']} document(s)"
+             + (f", holding {notice['works']['found']} of the {notice['works']['listed']} "
+                f"works you listed" if notice.get("works", {}).get("listed") else "") + "."]
+    missing = notice.get("works", {}).get("not_found", [])
+    if missing:
+        lines.append(f"Not found in our data: {len(missing)} work(s): "
+                     + "; ".join(f'"{w["title"]}"' for w in missing[:50])
+                     + ("; ..." if len(missing) > 50 else "")
+                     + ". Nothing was removed for them; reply with a URL, an identifier or a "
+                       "longer sample of each and we will look again.")
+    lines.append(f"Removed: {removed['documents']} document(s)"
+                 + ("; their text was erased" if removed["text_purged"] else "") + ".")
     lines += [f"New dataset version without them: {v['version']}" for v in removed["versions"]]
     for model in notice["models"]:
         outcome = model["verdict"] or model["state"]

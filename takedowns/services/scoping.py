@@ -1,7 +1,8 @@
 """Scoping an accepted request: which documents hold the claimed works, by exact hash, MinHash
-near-duplicates, embedding neighbours and verbatim spans (through the attribution span indexes
-that exist) of the samples, plus every document of a claimed
-source; which dataset versions and checkpoints contain them (lineage). A curator then confirms
+near-duplicates, embedding neighbours, verbatim spans (through the attribution span indexes
+that exist) and containment (a short sample inside a longer document) of the samples, plus
+every document of a claimed source, plus the documents a curator adds with a reason; which
+dataset versions and checkpoints contain them (lineage). A curator then confirms
 or dismisses each match.
 
 The scan runs on a worker (`takedowns.scope`, default queue) and can be rerun: it replaces the
@@ -11,15 +12,16 @@ matches nobody has reviewed yet and keeps the reviewed ones.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import numpy as np
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from provenance.engine.text import NUM_PERM, minhash_signatures, normalise
-from provenance.models import Document, ModelCheckpoint, User, VersionMember
+from provenance.models import Document, ModelCheckpoint, Occurrence, User, VersionMember
 from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_lock
 from provenance.services.ledger import ledger_append
@@ -36,6 +38,21 @@ EMBEDDING_TOP_K = 10
 SPAN_MIN_TOKENS = 16   # a verbatim run this long is evidence of a copy, not a common phrase
 SPAN_MIN_SHARE = 0.2   # of the sample's tokens
 SCAN_BATCH = 20_000
+# Containment: a short sample (a quotation) inside a longer stored document ("... -- Author").
+CONTAINMENT_MIN_WORDS = 4      # fewer words would be found everywhere
+CONTAINMENT_MIN_SHARE = 0.9    # of the sample's word 3-grams found in the document
+CONTAINMENT_CANDIDATES = 5_000  # documents holding every word of the samples, checked in order
+_WORD = re.compile(r"\w+")
+# Every word of a sample in a document (PostgreSQL's full-text match, in one scan for all the
+# samples); the order of the words is then checked here.
+_HOLDING_EVERY_WORD = """
+WITH docs AS (SELECT id, to_tsvector('simple', text) AS words FROM provenance_document
+              WHERE NOT text_purged)
+SELECT docs.id, array_agg(u.i - 1) FROM docs
+JOIN unnest(%s::text[]) WITH ORDINALITY AS u(sample, i)
+  ON docs.words @@ plainto_tsquery('simple', u.sample)
+GROUP BY docs.id ORDER BY docs.id LIMIT %s
+"""
 
 
 def _job(request: TakedownRequest, state: str, **detail: Any) -> None:
@@ -87,6 +104,40 @@ def _near_duplicates(samples: list[tuple[int, str]]) -> list[tuple[int, int, flo
         agree = (matrix[None, :, :] == signatures[:, None, :]).mean(axis=2)  # (works, docs)
         for w, d in zip(*np.nonzero(agree >= NEAR_DUPLICATE_JACCARD), strict=True):
             found.append((samples[w][0], rows[d][0], float(agree[w, d])))
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(normalise(text).casefold())
+
+
+def _trigrams(words: list[str]) -> set[tuple[str, ...]]:
+    return {tuple(words[i:i + 3]) for i in range(max(1, len(words) - 2))}
+
+
+def _containment(samples: list[tuple[int, str]]) -> list[tuple[int, int, float]]:
+    """(work id, document id, share) for documents that contain a sample: every word of it,
+    and at least CONTAINMENT_MIN_SHARE of its word 3-grams (so in order), whatever the case,
+    punctuation, layout or text around it (an attribution line, a collection of quotations)."""
+    usable = [(work, text, _words(text)) for work, text in samples]
+    usable = [u for u in usable if len(u[2]) >= CONTAINMENT_MIN_WORDS]
+    if not usable:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(_HOLDING_EVERY_WORD, [[" ".join(w) for _, _, w in usable],
+                                             CONTAINMENT_CANDIDATES])
+        candidates = dict(cursor.fetchall())
+    if len(candidates) >= CONTAINMENT_CANDIDATES:
+        log.warning("containment: over %d candidate documents, the rest not checked",
+                    CONTAINMENT_CANDIDATES)
+    found = []
+    wanted = [_trigrams(words) for _, _, words in usable]
+    for pk, text in Document.objects.filter(pk__in=list(candidates)).values_list("pk", "text"):
+        held = _trigrams(_words(text))
+        for index in candidates[pk]:
+            share = len(wanted[index] & held) / len(wanted[index])
+            if share >= CONTAINMENT_MIN_SHARE:
+                found.append((usable[index][0], pk, share))
+    return found
 
 
 def _embedding_neighbours(samples: list[tuple[int, str]]) -> list[tuple[int, int, float]]:
@@ -174,6 +225,8 @@ def _scope(request: TakedownRequest) -> TakedownRequest:
         add(pk, Method.EMBEDDING, score, work)
     for work, pk, score in _verbatim_spans(samples):
         add(pk, Method.SPAN, score, work)
+    for work, pk, score in _containment(samples):
+        add(pk, Method.CONTAINMENT, score, work)
     return _publish(request, list(rows.values()))
 
 
@@ -237,3 +290,73 @@ def takedown_scope_review(*, request: TakedownRequest, actor: User, confirm: lis
                   payload={"reference": request.reference, "confirmed": sorted(confirm),
                            "dismissed": sorted(dismiss)})
     return request
+
+
+NOTE_LIMIT = 2_000
+SEARCH_LIMIT = 20
+
+
+@transaction.atomic
+def takedown_scope_add(*, request: TakedownRequest, actor: User, documents: list[int],
+                       reason: str, work: int | None = None) -> TakedownRequest:
+    """A curator adds documents no method found (a quotation stored with other text, a copy
+    under another title), confirmed, with who added them and why; in the ledger. A rerun of
+    the scan keeps them."""
+    request = TakedownRequest.objects.select_for_update().get(pk=request.pk)
+    if request.state != State.SCOPING:
+        raise InvalidTransition(f"takedown {request.reference}", request.state,
+                                "add documents to the scope of")
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": "say why these documents hold the work"})
+    if len(reason) > NOTE_LIMIT:
+        raise ValidationError({"reason": f"at most {NOTE_LIMIT} characters"})
+    ids = sorted(set(documents))
+    if not ids:
+        raise ValidationError({"documents": "give at least one document id"})
+    known = set(Document.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    missing = [pk for pk in ids if pk not in known]
+    if missing:
+        raise ValidationError({"documents": f"no such document(s): {missing[:20]}"})
+    if work is not None and not request.works.filter(pk=work).exists():
+        raise ValidationError({"work": f"this request names no work with id {work}"})
+    for pk in ids:
+        TakedownMatch.objects.update_or_create(
+            request=request, document_id=pk, method=Method.CURATOR,
+            defaults={"score": 1.0, "confirmed": True, "reviewed_by": actor, "note": reason,
+                      "work_id": work})
+    # Any other match of these documents is confirmed with them.
+    request.matches.filter(document_id__in=ids).update(confirmed=True, reviewed_by=actor)
+    request.scope = {**_lineage(request), "job": request.scope.get("job", {})}
+    request.save(update_fields=["scope", "updated_at"])
+    ledger_append(actor=actor, event="takedown.scope_added", subject=request,
+                  payload={"reference": request.reference, "documents": ids, "work": work,
+                           "reason": reason})
+    return request
+
+
+def takedown_scope_search(query: str, limit: int = SEARCH_LIMIT) -> list[dict[str, Any]]:
+    """Documents whose text holds `query` (case and layout aside), for a curator to add: the
+    id, an excerpt around the first hit and the sources."""
+    words = _words(query)
+    if len(" ".join(words)) < 3:
+        raise ValidationError({"q": "give at least 3 letters to search for"})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, text FROM provenance_document WHERE NOT text_purged AND "
+            "to_tsvector('simple', text) @@ phraseto_tsquery('simple', %s) "
+            "ORDER BY id LIMIT %s", [" ".join(words), limit])
+        rows = cursor.fetchall()
+    sources: dict[int, list[str]] = {}
+    for doc, name in Occurrence.objects.filter(
+            document_id__in=[pk for pk, _ in rows]).values_list("document_id", "source__name"):
+        sources.setdefault(doc, []).append(name)
+    found = []
+    for pk, text in rows:
+        folded = normalise(text)
+        at = folded.casefold().find(words[0]) if words else 0
+        start = max(0, at - 60)
+        found.append({"document": pk, "excerpt": ("…" if start else "") + folded[start:start + 200]
+                      + ("…" if start + 200 < len(folded) else ""),
+                      "sources": sorted(sources.get(pk, []))})
+    return found

@@ -188,3 +188,45 @@ def test_training_and_generation_through_the_api(version, client_as, tmp_path, s
     assert researcher.post("/api/v1/checkpoints/", {"name": "x", "path": str(tmp_path / "byo"),
                                                     "version": version.pk},
                            format="json").status_code == 403
+
+
+def test_presets_show_their_expected_time_before_starting_and_packing_follows_length(
+        client_as, make_source, ingest_texts, publish_version):
+    from provenance.engine.lm_config import PRESETS
+    from tests.helpers import words
+
+    long_docs = make_source(name="essays")
+    ingest_texts(long_docs, [words(i, 300) for i in range(6)])
+    essays = publish_version("essays")
+    researcher = client_as("researcher")
+    plans = researcher.get("/api/v1/training-runs/plans/", {"version": essays.pk})
+    assert plans.status_code == 200, plans.json()
+    by_preset = {p["preset"]: p for p in plans.json()}
+    assert set(by_preset) == {"tiny", "small", "default"}
+    seconds = [by_preset[p]["expected"]["cpu_seconds"] for p in ("tiny", "small", "default")]
+    assert all(s is not None and s >= 0 for s in seconds) and seconds == sorted(seconds)
+    assert by_preset["tiny"]["config"]["n_embd"] == PRESETS["tiny"]["n_embd"]
+    assert by_preset["default"]["pack"].startswith("on")  # long documents: packed blocks
+    assert "2 CPU cores" in by_preset["tiny"]["summary"]
+    assert researcher.get("/api/v1/training-runs/plans/", {"version": "x"}).status_code == 400
+
+    created = researcher.post("/api/v1/training-runs/", {
+        "version": essays.pk, "config": {"preset": "tiny", "epochs": 2}}, format="json")
+    assert created.status_code == 202, created.json()
+    run = created.json()
+    assert run["config"]["n_layer"] == PRESETS["tiny"]["n_layer"] and run["config"]["epochs"] == 2
+    assert run["plan"]["preset"] == "tiny" and run["plan"]["expected"]["cpu_seconds"] is not None
+    bad = researcher.post("/api/v1/training-runs/", {"version": essays.pk,
+                                                     "config": {"preset": "huge"}},
+                          format="json")
+    assert bad.status_code == 400 and "preset" in str(bad.json()["config"])
+
+    facts = make_source(name="facts")
+    ingest_texts(facts, [f"Fact {i}: the harbour light is number {i}." for i in range(8)])
+    short = publish_version("facts")
+    short_run = researcher.post("/api/v1/training-runs/", {"version": short.pk}, format="json")
+    assert short_run.json()["config"]["pack"] is False  # short documents: one per row
+    assert "median document" in short_run.json()["plan"]["pack"]
+    told = researcher.post("/api/v1/training-runs/", {"version": short.pk,
+                                                      "config": {"pack": True}}, format="json")
+    assert told.json()["config"]["pack"] is True and told.json()["plan"]["pack"] == "as given"

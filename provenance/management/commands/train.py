@@ -10,7 +10,11 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from provenance.models import DatasetVersion
-from provenance.services.training import training_run_create, training_run_execute
+from provenance.services.training import (
+    plan_sentence,
+    training_run_create,
+    training_run_execute,
+)
 
 
 def find_version(ref: str) -> DatasetVersion:
@@ -36,6 +40,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("version", help="version id, slug@vN, or slug (latest published)")
         parser.add_argument("--config", default="{}", help="training options as JSON")
+        parser.add_argument("--preset", choices=["tiny", "small", "default"],
+                            help="a named configuration (its expected time is printed first)")
         parser.add_argument("--epochs", type=int)
         parser.add_argument("--seed", type=int)
         parser.add_argument("--quiet", action="store_true")
@@ -46,7 +52,7 @@ class Command(BaseCommand):
             config = json.loads(opts["config"])
         except json.JSONDecodeError as exc:
             raise CommandError(f"--config: {exc}") from exc
-        for key in ("epochs", "seed"):
+        for key in ("preset", "epochs", "seed"):
             if opts[key] is not None:
                 config[key] = opts[key]
         try:
@@ -54,6 +60,8 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {', '.join(v)}"
                                          for k, v in exc.message_dict.items())) from exc
+        if not opts["quiet"]:
+            self.stdout.write(f"training run {run.pk}: {plan_sentence(run.plan)}")
         bar = None
 
         def progress(p) -> None:  # type: ignore[no-untyped-def]
