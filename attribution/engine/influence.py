@@ -230,12 +230,26 @@ def _batches(featurizer: Featurizer, examples: Sequence[Example], batch_tokens: 
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
         weights = torch.zeros((len(chunk), width), dtype=torch.float32)
         for row, example in enumerate(chunk):
+            at = _window(example.weights, width)
             n = min(width, len(example.ids))
-            ids[row, :n] = torch.tensor(example.ids[:n])
+            ids[row, :n] = torch.tensor(example.ids[at:at + n])
             mask[row, :n] = 1
-            weights[row, :n] = torch.tensor(example.weights[:n])
+            weights[row, :n] = torch.tensor(example.weights[at:at + n])
         yield order[start:stop], ids, mask, weights
         start = stop
+
+
+def _window(weights: Sequence[float], width: int) -> int:
+    """Where an example longer than the model's context is read from: the window of `width`
+    tokens that holds the most counted tokens, the earliest of equals. A query whose prompt
+    fills the context keeps its completion (the prompt cut from the left, as generation cuts
+    it) instead of losing every counted token; a document keeps its head."""
+    if len(weights) <= width:
+        return 0
+    counted = np.concatenate([[0.0], np.cumsum(np.asarray(weights, dtype=np.float64))])
+    # held[i]: what the window from i counts; its first token is context only (no prediction)
+    held = counted[width:] - counted[1:len(counted) - width + 1]
+    return int(np.argmax(held >= held.max() - 1e-12))
 
 
 def _context(model: Any) -> int:

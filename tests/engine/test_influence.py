@@ -190,3 +190,22 @@ def test_a_query_counts_only_its_completion_tokens():
     assert example.weights == [0, 0, 0, 1 / 3, 1 / 3, 1 / 3]
     doc = inf.document_example(Tok(), "xyz", max_tokens=64)
     assert doc.ids == [0, 120, 121, 122, 0] and doc.weights == [0, 1, 1, 1, 1]
+
+
+def test_a_query_longer_than_the_context_keeps_its_completion(tiny):
+    """A prompt that fills the context is cut from the left: the completion's tokens stay in
+    the window, so the query's gradient is not zero (it was, the head of the prompt kept)."""
+    featurizer = inf.Featurizer(tiny, inf.FeatureSpec(k_max=4))
+    prompt = [int(t) for t in torch.randint(1, 60, (40,), generator=torch.Generator()
+                                            .manual_seed(1))]
+    completion = [5, 6, 7, 8]
+    n = len(completion)
+    example = inf.Example([0, *prompt, *completion], [0.0] * 41 + [1.0 / n] * n)
+    [features] = inf.featurize(featurizer, [example])
+    assert np.abs(features).sum() > 0
+    # the same as featurizing the last 16 tokens (the context) directly
+    tail = inf.Example(example.ids[-16:], example.weights[-16:])
+    assert np.allclose(features, inf.featurize(featurizer, [tail])[0], atol=1e-5)
+    # a document keeps its head, as before
+    assert inf._window([0.0] + [1.0] * 40, 16) == 0
+    assert inf._window([0.0] * 30 + [1.0] * 4, 16) == 18
