@@ -8,6 +8,7 @@ import base64
 import binascii
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from knox.auth import TokenAuthentication
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -33,3 +34,15 @@ class TokenBasicAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Basic realm="trailmark", charset="UTF-8"'
+
+
+class TokenBasicScheme(OpenApiAuthenticationExtension):
+    """How the schema describes it (drf-spectacular registers the subclass on import)."""
+
+    target_class = TokenBasicAuthentication
+    name = "tokenBasicAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "basic",
+                "description": "your username, and an API token (POST /api/v1/auth/token/) as "
+                               "the password; an account password is refused"}

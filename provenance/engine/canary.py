@@ -37,6 +37,7 @@ def _pseudo_words() -> list[str]:
 
 WORDS = _pseudo_words()
 CHARS = string.ascii_lowercase + string.digits
+MIN_BITS = 64  # a canary's entropy at least: 6 pseudo-words, or 13 characters
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,18 @@ class CanarySpec:
             value = getattr(spec, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ValueError(f"{name} must be an integer from {low} to {high}")
+        if spec.bits < MIN_BITS:
+            per = math.log2(len(WORDS) if spec.kind == "words" else len(CHARS))
+            raise ValueError(f"length: a {spec.kind} canary needs at least "
+                             f"{math.ceil(MIN_BITS / per)} {spec.kind} ({MIN_BITS} bits of "
+                             f"entropy) so that it cannot be guessed; {spec.length} give "
+                             f"{spec.bits:.0f} bits")
         return spec
+
+    @property
+    def bits(self) -> float:
+        """The sequence's entropy: how hard it is to guess (or to find from its commitment)."""
+        return self.length * math.log2(len(WORDS) if self.kind == "words" else len(CHARS))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +77,15 @@ def draw(spec: CanarySpec, rng: random.Random) -> str:
     if spec.kind == "words":
         return " ".join(rng.choice(WORDS) for _ in range(spec.length))
     return "".join(rng.choice(CHARS) for _ in range(spec.length))
+
+
+def commitment(spec: CanarySpec, secret: str) -> tuple[str, str]:
+    """(salt, sha256(salt || sequence)), both hex: the ledger holds the digest, which reveals
+    nothing; revealing the salt and the sequence later opens it. The salt (derived from the
+    secret, 256 bits) keeps a short sequence from being found by hashing every candidate."""
+    salt = hmac.new(secret.encode(), b"trailmark canary commitment salt", hashlib.sha256).digest()
+    digest = hashlib.sha256(salt + canary_sequence(spec, secret).encode()).hexdigest()
+    return salt.hex(), digest
 
 
 def canary_sequence(spec: CanarySpec, secret: str) -> str:

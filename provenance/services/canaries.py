@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from typing import Any
 
@@ -15,6 +14,7 @@ from provenance.engine.canary import (
     bonferroni,
     calibration,
     canary_sequence,
+    commitment,
     membership_test,
     min_null_size,
     null_sequences,
@@ -46,10 +46,14 @@ def canary_register(*, source: DataSource, actor: User | None,
         raise ValidationError({"spec": str(exc)}) from exc
     canary = SourceCanary.objects.create(source=source, spec=parsed.to_dict(),
                                          secret=secrets.token_hex(16), created_by=actor)
-    # A commitment to the sequence: proves later which canary was registered, reveals nothing.
-    digest = hashlib.sha256(canary_sequence(parsed, canary.secret).encode()).hexdigest()
+    # A salted commitment to the sequence: proves later which canary was registered, reveals
+    # nothing, and cannot be opened by hashing every candidate of a short sequence.
+    _, digest = commitment(parsed, canary.secret)
     ledger_append(actor=actor, event="source.canary_registered", subject=source,
-                  payload={"spec": parsed.to_dict(), "sequence_sha256": digest})
+                  payload={"spec": parsed.to_dict(), "sequence_commitment": digest,
+                           "commitment": "sha256(salt || sequence), the salt revealed with the "
+                                         "sequence to open it",
+                           "entropy_bits": round(parsed.bits, 1)})
     return canary
 
 

@@ -62,10 +62,19 @@ def test_bonferroni_scales_and_caps():
 
 
 @pytest.mark.parametrize("options", [{"kind": "emoji"}, {"length": 2}, {"copies": 0},
-                                     {"copies": True}, {"colour": "red"}])
+                                     {"copies": True}, {"colour": "red"},
+                                     {"kind": "chars", "length": 12},  # 62 bits: guessable
+                                     {"kind": "words", "length": 5}])
 def test_bad_canary_options_are_refused(options):
     with pytest.raises(ValueError):
         CanarySpec.from_dict(options)
+
+
+def test_a_canary_has_at_least_64_bits_of_entropy():
+    assert CanarySpec.from_dict({"kind": "chars", "length": 13}).bits >= 64
+    assert CanarySpec.from_dict({"kind": "words", "length": 6}).bits >= 64
+    with pytest.raises(ValueError, match="at least 13 chars"):
+        CanarySpec.from_dict({"kind": "chars", "length": 8})
 
 
 def test_spec_round_trips():

@@ -1,7 +1,9 @@
+import hashlib
+
 import pytest
 from django.core.exceptions import ValidationError
 
-from provenance.engine.canary import CanarySpec, canary_sequence
+from provenance.engine.canary import CanarySpec, canary_sequence, commitment
 from provenance.models import CanaryTest, LedgerEntry
 from provenance.services.canaries import (
     canary_register,
@@ -55,7 +57,15 @@ def test_a_canary_is_registered_once_and_its_options_are_checked(world):
         canary_register(source=b, actor=None, spec={"copies": 0})
     assert "spec" in err.value.message_dict
     event = LedgerEntry.objects.get(event="source.canary_registered")
-    assert len(event.payload["sequence_sha256"]) == 64 and "secret" not in str(event.payload)
+    assert "secret" not in str(event.payload)
+    # salted: not the bare sequence's digest, which a short sequence's candidates would find
+    spec = CanarySpec.from_dict(a.canary.spec)
+    sequence = canary_sequence(spec, a.canary.secret)
+    salt, digest = commitment(spec, a.canary.secret)
+    assert event.payload["sequence_commitment"] == digest
+    assert digest != hashlib.sha256(sequence.encode()).hexdigest()
+    assert digest == hashlib.sha256(bytes.fromhex(salt) + sequence.encode()).hexdigest()
+    assert event.payload["entropy_bits"] >= 64
 
 
 def test_the_trained_sources_canary_is_detected_and_the_other_is_not(world):
