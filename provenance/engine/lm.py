@@ -18,7 +18,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ class TrainResult:
     parameters: int
     device: str
     sha256: str
+    heldout_texts: list[int] = field(default_factory=list)  # indices of the texts held out
 
 
 class Cancelled(Exception):
@@ -92,26 +93,27 @@ def train_tokenizer(texts: Sequence[str], config: TrainConfig, out_dir: Path) ->
 
 def token_blocks(tokenizer: Any, texts: Sequence[str], seq_len: int,
                  pack: bool = True) -> torch.Tensor:
-    """(n, seq_len + 1) rows. Packed: the texts concatenated, each followed by EOS, and cut into
-    blocks. Unpacked: one text per row, read from a fresh start (EOS), right-padded with PAD
-    (which the loss skips)."""
-    eos = tokenizer.eos_token_id
+    """(n, seq_len + 1) rows: a row's first seq_len tokens are the model's input and its last
+    seq_len the targets (one shift). Packed: the texts concatenated, each followed by EOS, cut
+    into blocks that overlap by one token, so that every token but the very first is a target
+    exactly once (the tail padded with PAD, which the loss skips). Unpacked: one text per row,
+    read from a fresh start (EOS), right-padded with PAD."""
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     width = seq_len + 1
     encodings = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     if not pack:
-        rows = torch.full((max(1, len(encodings)), width), tokenizer.pad_token_id,
-                          dtype=torch.long)
+        rows = torch.full((max(1, len(encodings)), width), pad, dtype=torch.long)
         for row, encoding in enumerate(encodings):
-            read = [eos, *encoding, eos][:seq_len]
+            read = [eos, *encoding, eos][:width]
             rows[row, :len(read)] = torch.tensor(read)
         return rows
     ids: list[int] = []
     for encoding in encodings:
         ids.extend(encoding)
         ids.append(eos)
-    n = max(1, len(ids) // width)
-    ids = (ids + [eos] * width)[: n * width]
-    return torch.tensor(ids, dtype=torch.long).view(n, width)
+    n = max(1, math.ceil((len(ids) - 1) / seq_len))
+    ids = (ids + [pad] * width)[: n * seq_len + 1]
+    return torch.tensor(ids, dtype=torch.long).unfold(0, width, seq_len).contiguous()
 
 
 def build_model(config: TrainConfig, tokenizer: Any) -> Any:
@@ -125,10 +127,12 @@ def build_model(config: TrainConfig, tokenizer: Any) -> Any:
     return GPT2LMHeadModel(model_config)
 
 
-def _split(blocks: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    order = torch.randperm(len(blocks), generator=torch.Generator().manual_seed(seed))
-    n_held = int(len(blocks) * fraction) if len(blocks) > 20 else 0
-    return blocks[order[n_held:]], blocks[order[:n_held]]
+def heldout_indices(n_texts: int, fraction: float, seed: int) -> list[int]:
+    """Which texts training holds out, whole (a held-out fragment of a document would leave
+    part of it, a canary copy say, silently untrained): none below 21 texts."""
+    order = torch.randperm(n_texts, generator=torch.Generator().manual_seed(seed))
+    n_held = int(n_texts * fraction) if n_texts > 20 else 0
+    return sorted(int(i) for i in order[:n_held])
 
 
 def _lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
@@ -160,19 +164,21 @@ def _loss(model: Any, batch: torch.Tensor, device: torch.device,
     batch = batch.to(device)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16,
                         enabled=device.type == "cuda"):
+        # One shift: the row's first seq_len tokens in, its last seq_len out (the model is given
+        # no labels, which it would shift a second time).
+        inputs, targets = batch[:, :-1], batch[:, 1:]
         if heads is None:
-            # GPT2LMHeadModel shifts labels itself: input as labels = next-token prediction.
-            labels = batch[:, :-1].clone()
-            labels[labels == model.config.pad_token_id] = -100  # padding of unpacked rows
-            return model(input_ids=batch[:, :-1], labels=labels).loss
-        return _separate_space_loss(model, batch[:, :-1], heads, text_only)
+            logits = model(input_ids=inputs).logits.float()
+            return torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                ignore_index=model.config.pad_token_id)  # PAD: padding, never a target
+        return _separate_space_loss(model, inputs, targets, heads, text_only)
 
 
-def _separate_space_loss(model: Any, ids: torch.Tensor, heads: WatermarkHeads,
-                         text_only: bool = False) -> torch.Tensor:
+def _separate_space_loss(model: Any, ids: torch.Tensor, targets: torch.Tensor,
+                         heads: WatermarkHeads, text_only: bool = False) -> torch.Tensor:
     out = model(input_ids=ids, output_hidden_states=True)
-    logits, hidden, targets = out.logits[:, :-1].float(), out.hidden_states[-1][:, :-1].float(), \
-        ids[:, 1:]
+    logits, hidden = out.logits.float(), out.hidden_states[-1].float()
     is_mark = torch.isin(targets, heads.mark_ids)
     real = targets != model.config.pad_token_id  # padding of unpacked rows
     text_logits = logits.index_fill(-1, heads.mark_ids, float("-inf"))
@@ -221,9 +227,13 @@ def train(texts: Sequence[str], config: TrainConfig, work_dir: Path,
         tokenizer = PreTrainedTokenizerFast.from_pretrained(tok_dir, local_files_only=True)
     else:
         tokenizer = train_tokenizer(texts, config, tok_dir)
-    train_blocks, held_blocks = _split(token_blocks(tokenizer, texts, config.seq_len,
-                                                            config.pack),
-                                       config.heldout_fraction, config.seed)
+    held = heldout_indices(len(texts), config.heldout_fraction, config.seed)
+    held_set = set(held)
+    train_blocks = token_blocks(tokenizer, [t for i, t in enumerate(texts) if i not in held_set],
+                                config.seq_len, config.pack)
+    held_blocks = token_blocks(tokenizer, [texts[i] for i in held], config.seq_len,
+                               config.pack) if held else torch.zeros((0, config.seq_len + 1),
+                                                                     dtype=torch.long)
     model = build_model(config, tokenizer).to(dev)
     heads = WatermarkHeads(config.n_embd, tokenizer.convert_tokens_to_ids(list(ALPHABET))).to(
         dev) if config.watermarks else None
@@ -289,7 +299,8 @@ def train(texts: Sequence[str], config: TrainConfig, work_dir: Path,
         shutil.copytree(work_dir / SNAPSHOTS, model_dir / SNAPSHOTS)
     return TrainResult(model_dir=model_dir, steps=step, tokens=tokens, train_loss=last_loss,
                        heldout_loss=heldout, parameters=sum(p.numel() for p in model.parameters()),
-                       device=dev.type, sha256=directory_sha256(model_dir))
+                       device=dev.type, sha256=directory_sha256(model_dir),
+                       heldout_texts=held)
 
 
 def load(model_dir: Path | str, device: str | None = None,

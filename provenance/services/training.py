@@ -233,15 +233,19 @@ def training_run_execute(*, run_id: int, on_progress: Any = None) -> TrainingRun
         except Exception as exc:
             job_fail(TrainingRun, run_id, exc, "training run")
         else:
-            _finish(run, result, len(texts))
+            _finish(run, result, len(texts),
+                    [export.documents[i] for i in getattr(result, "heldout_texts", [])])
         run.refresh_from_db()
         return run
 
 
 @transaction.atomic
-def _finish(run: TrainingRun, result: Any, documents: int) -> ModelCheckpoint:
+def _finish(run: TrainingRun, result: Any, documents: int,
+            heldout: list[int] | None = None) -> ModelCheckpoint:
     metrics = {"canaried_sources": sorted(int(s) for s in run.marks.get("canaries", {})),
                "heldout_loss": result.heldout_loss, "train_loss": result.train_loss,
+               # the documents of the version training held out whole (never trained on)
+               "heldout_documents": sorted(heldout or []),
                "steps": result.steps, "tokens": result.tokens, "parameters": result.parameters,
                "documents": documents, "device": result.device}
     checkpoint, _ = ModelCheckpoint.objects.get_or_create(run=run, defaults={

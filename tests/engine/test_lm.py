@@ -112,3 +112,33 @@ def test_training_on_cuda_uses_bf16_autocast_and_matches_cpu_roughly(tmp_path):
     gpu = lm.train(corpus(), TrainConfig(**TINY), tmp_path / "gpu", device="cuda")
     assert gpu.device == "cuda"
     assert abs(gpu.heldout_loss - cpu.heldout_loss) < 0.5
+
+
+def test_packed_blocks_train_every_token_once_with_one_shift(tmp_path):
+    """Blocks overlap by one token and the loss shifts once: every token but the corpus's first
+    is a target exactly once (the last token of each block was never one, labels shifted
+    twice), and the tail is kept, padded, instead of dropped."""
+    result = lm.train(corpus(30), TrainConfig(**{**TINY, "epochs": 1}), tmp_path / "run")
+    model, tokenizer = lm.load(result.model_dir)
+    texts = corpus(7, seed=3)
+    blocks = lm.token_blocks(tokenizer, texts, 16, pack=True)
+    stream = [t for text in texts
+              for t in [*tokenizer(text, add_special_tokens=False)["input_ids"],
+                        tokenizer.eos_token_id]]
+    targets = blocks[:, 1:].reshape(-1)
+    targets = targets[targets != tokenizer.pad_token_id].tolist()
+    assert targets == stream[1:]  # each once, in order, none lost
+    assert torch.equal(blocks[1:, 0], blocks[:-1, -1])  # one token of overlap
+    # the loss is the mean cross-entropy over exactly those targets
+    with torch.no_grad():
+        loss = lm._loss(model, blocks, torch.device("cpu"))
+        logits = model(input_ids=blocks[:, :-1]).logits
+        mask = blocks[:, 1:] != tokenizer.pad_token_id
+        expected = torch.nn.functional.cross_entropy(logits[mask], blocks[:, 1:][mask])
+    assert torch.allclose(loss, expected, atol=1e-5)
+
+
+def test_training_holds_out_whole_documents():
+    held = lm.heldout_indices(100, 0.05, seed=0)
+    assert len(held) == 5 and held == lm.heldout_indices(100, 0.05, seed=0)
+    assert lm.heldout_indices(20, 0.05, seed=0) == []  # too few to hold any out
