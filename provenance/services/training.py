@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from provenance.engine.canary import CanarySpec, canary_sequence, carrier_documents, insert
@@ -67,8 +67,7 @@ def training_plan(version: DatasetVersion, config: Any) -> tuple[dict[str, Any],
     if "pack" in options:
         plan["pack"] = "as given"
     else:
-        lengths = sorted(version.members.values_list("document__token_estimate", flat=True))
-        median = lengths[len(lengths) // 2] if lengths else 0
+        median = _median_tokens(version)
         full["pack"] = median >= full["seq_len"] // 2
         plan["pack"] = (f"{'on' if full['pack'] else 'off'}: the median document is about "
                         f"{median} tokens against blocks of {full['seq_len']} (documents under "
@@ -84,6 +83,16 @@ def training_plan(version: DatasetVersion, config: Any) -> tuple[dict[str, Any],
                                  "cores; a GPU is faster" if rate else
                                  "no measured rate for a custom model: time unknown"}
     return full, plan
+
+
+def _median_tokens(version: DatasetVersion) -> int:
+    """The median member's estimated tokens, counted in the database (no list of them here)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY d.token_estimate) "
+                       "FROM provenance_versionmember m JOIN provenance_document d "
+                       "ON d.id = m.document_id WHERE m.version_id = %s", [version.pk])
+        row = cursor.fetchone()
+    return int(row[0] or 0) if row else 0
 
 
 def plan_sentence(plan: dict[str, Any]) -> str:
