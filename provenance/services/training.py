@@ -243,7 +243,7 @@ def training_run_execute(*, run_id: int, on_progress: Any = None) -> TrainingRun
             job_fail(TrainingRun, run_id, exc, "training run")
         else:
             _finish(run, result, len(texts),
-                    [export.documents[i] for i in getattr(result, "heldout_texts", [])])
+                    [export.documents[i] for i in result.heldout_texts])
         run.refresh_from_db()
         return run
 
