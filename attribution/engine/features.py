@@ -24,7 +24,10 @@ class FeatureSpec:
     # lambda as a fraction of the Fisher's mean eigenvalue; with the sampled Fisher LDS is flat
     # from 0.001 to 0.01 on the fact world (0.003 best by a hair); 1.0 suits the empirical one
     damping: float = 0.003
-    max_tokens: int = 2048   # a document longer than this is featurized from its first tokens
+    # A document is featurized over all its tokens, in context-sized windows whose gradients
+    # are summed; a positive value stops reading a document after that many tokens (a bound on
+    # the cost of very long documents). 0: no bound.
+    max_tokens: int = 0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
@@ -38,6 +41,8 @@ class FeatureSpec:
             raise ValueError("damping must be in (0, 100]")
         if spec.fisher not in ("sampled", "empirical"):
             raise ValueError("fisher must be 'sampled' or 'empirical'")
+        if spec.max_tokens and not 16 <= spec.max_tokens <= 10_000_000:
+            raise ValueError("max_tokens must be 0 (every token) or between 16 and 10000000")
         if not 0 <= spec.fisher_samples <= 64:
             raise ValueError("fisher_samples must be between 0 (automatic) and 64")
         return spec

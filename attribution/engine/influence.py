@@ -169,23 +169,46 @@ class Example:
     weights: list[float]
 
 
-def document_example(tokenizer: Any, text: str, max_tokens: int) -> Example:
+def document_example(tokenizer: Any, text: str, max_tokens: int = 0) -> Example:
     """A training document: every token counts, as in training (summed, so a longer document
-    weighs more, as removing it would)."""
+    weighs more, as removing it would). `max_tokens` > 0 stops reading after that many."""
     eos = tokenizer.eos_token_id
-    ids = [eos, *tokenizer(text, add_special_tokens=False)["input_ids"][:max_tokens - 2], eos]
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = [eos, *(ids[:max_tokens - 2] if max_tokens else ids), eos]
     return Example(ids, [0.0, *[1.0] * (len(ids) - 1)])
 
 
-def query_example(tokenizer: Any, prompt: str, completion: str, max_tokens: int) -> Example:
-    """A model output: only the completion's tokens count, averaged."""
+def query_example(tokenizer: Any, prompt: str, completion: str, max_tokens: int = 0) -> Example:
+    """A model output: only the completion's tokens count, averaged. `max_tokens` > 0 keeps the
+    completion's first tokens and the end of the prompt within that many."""
     eos = tokenizer.eos_token_id
     head = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    tail = tokenizer(completion, add_special_tokens=False)["input_ids"][:max_tokens - 1]
-    head = head[-(max_tokens - 1 - len(tail)):] if max_tokens - 1 - len(tail) > 0 else []
+    tail = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    if max_tokens:
+        tail = tail[:max_tokens - 1]
+        room = max_tokens - 1 - len(tail)
+        head = head[-room:] if room > 0 else []
     ids = [eos, *head, *tail]
     n = max(1, len(tail))
     return Example(ids, [0.0] * (1 + len(head)) + [1.0 / n] * len(tail))
+
+
+def pieces(example: Example, width: int) -> list[Example]:
+    """What the model reads of one example, `width` tokens at a time. An example whose counted
+    tokens fit one window is read in one (a query's prompt cut from the left: see `_window`);
+    a longer one, a document say, in windows that overlap by one token, the first token of
+    each later window context only, so that every counted prediction is made exactly once, as
+    in packed training. The example's gradient is the sum of its pieces' (windows with nothing
+    counted are left out)."""
+    counted = [i for i, w in enumerate(example.weights) if w]
+    if len(example.ids) <= width or not counted or counted[-1] - counted[0] < width - 1:
+        return [example]
+    out = []
+    for start in range(0, len(example.ids) - 1, width - 1):
+        weights = [0.0, *example.weights[start + 1:start + width]]
+        if any(weights):
+            out.append(Example(example.ids[start:start + width], weights))
+    return out
 
 
 def featurize(featurizer: Featurizer, examples: Sequence[Example], batch_tokens: int = 8192,
@@ -199,17 +222,32 @@ def featurize_with_fisher(featurizer: Featurizer, examples: Sequence[Example],
                           on_batch: Callable[[int], None] | None = None,
                           ) -> tuple[np.ndarray, np.ndarray]:
     """The features, plus each example's (samples, dim) Fisher rows (see features_with_fisher);
-    samples = 0 gives the features alone, in batches of similar length (sorted)."""
+    samples = 0 gives the features alone, in batches of similar length (sorted). An example
+    longer than the context is the sum over its `pieces`; a piece after the first draws its
+    labels from a seed of its own. `on_batch` is told how many examples each batch finished."""
+    width = _context(featurizer.model)
+    owner: list[int] = []
+    split: list[Example] = []
+    piece_seeds: list[int] = []
+    for i, example in enumerate(examples):
+        for j, piece in enumerate(pieces(example, width)):
+            owner.append(i)
+            split.append(piece)
+            if samples:
+                piece_seeds.append(seeds[i] if j == 0 else fisher_seed(seeds[i], j))
+    left = np.bincount(np.asarray(owner, dtype=np.int64), minlength=len(examples))
     out = np.zeros((len(examples), featurizer.dim), dtype=np.float32)
     fisher = np.zeros((len(examples), samples, featurizer.dim), dtype=np.float32)
-    for rows, ids, mask, weights in _batches(featurizer, examples, batch_tokens):
+    for rows, ids, mask, weights in _batches(featurizer, split, batch_tokens):
         found = featurizer._run(ids, mask, weights,
-                                [seeds[i] for i in rows] if samples else [], samples)
-        out[rows] = found[0].cpu().numpy()
+                                [piece_seeds[i] for i in rows] if samples else [], samples)
+        targets = np.asarray([owner[i] for i in rows], dtype=np.int64)
+        np.add.at(out, targets, found[0].cpu().numpy())
         if samples:
-            fisher[rows] = torch.stack(found[1:], dim=1).cpu().numpy()
+            np.add.at(fisher, targets, torch.stack(found[1:], dim=1).cpu().numpy())
+        np.subtract.at(left, targets, 1)
         if on_batch:
-            on_batch(len(rows))
+            on_batch(int((left[np.unique(targets)] == 0).sum()))
     return out, fisher
 
 
@@ -243,7 +281,8 @@ def _window(weights: Sequence[float], width: int) -> int:
     """Where an example longer than the model's context is read from: the window of `width`
     tokens that holds the most counted tokens, the earliest of equals. A query whose prompt
     fills the context keeps its completion (the prompt cut from the left, as generation cuts
-    it) instead of losing every counted token; a document keeps its head."""
+    it) instead of losing every counted token. (`pieces` cuts longer counted runs into
+    windows before this is asked.)"""
     if len(weights) <= width:
         return 0
     counted = np.concatenate([[0.0], np.cumsum(np.asarray(weights, dtype=np.float64))])

@@ -91,21 +91,31 @@ def train_tokenizer(texts: Sequence[str], config: TrainConfig, out_dir: Path) ->
     return tokenizer
 
 
+def windows(ids: Sequence[int], width: int) -> list[list[int]]:
+    """A token sequence cut into rows of at most `width` tokens that overlap by one token: a
+    row's first token is the previous row's last, context only, so every token after the
+    first is a target exactly once. A sequence that fits is one row."""
+    if len(ids) <= width:
+        return [list(ids)]
+    return [list(ids[start:start + width]) for start in range(0, len(ids) - 1, width - 1)]
+
+
 def token_blocks(tokenizer: Any, texts: Sequence[str], seq_len: int,
                  pack: bool = True) -> torch.Tensor:
     """(n, seq_len + 1) rows: a row's first seq_len tokens are the model's input and its last
     seq_len the targets (one shift). Packed: the texts concatenated, each followed by EOS, cut
     into blocks that overlap by one token, so that every token but the very first is a target
-    exactly once (the tail padded with PAD, which the loss skips). Unpacked: one text per row,
-    read from a fresh start (EOS), right-padded with PAD."""
+    exactly once (the tail padded with PAD, which the loss skips). Unpacked: each text read
+    from a fresh start (EOS) in rows of its own, as many as it needs (`windows`: a long text
+    is never cut short), right-padded with PAD."""
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     width = seq_len + 1
     encodings = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
     if not pack:
-        rows = torch.full((max(1, len(encodings)), width), pad, dtype=torch.long)
-        for row, encoding in enumerate(encodings):
-            read = [eos, *encoding, eos][:width]
-            rows[row, :len(read)] = torch.tensor(read)
+        reads = [row for encoding in encodings for row in windows([eos, *encoding, eos], width)]
+        rows = torch.full((max(1, len(reads)), width), pad, dtype=torch.long)
+        for n, read in enumerate(reads):
+            rows[n, :len(read)] = torch.tensor(read)
         return rows
     ids: list[int] = []
     for encoding in encodings:
@@ -350,27 +360,32 @@ def generate(model: Any, tokenizer: Any, prompt: str, params: DecodeParams) -> s
 def token_logprobs(model: Any, tokenizer: Any, texts: Sequence[str],
                    batch_size: int = 64) -> list[Any]:
     """The log-probability of every token of each text (numpy arrays), each text read from a
-    fresh start (EOS) up to the model's context, in padded batches."""
+    fresh start (EOS); a text longer than the model's context in `windows` of it (each later
+    window's first token context only), so that every token is scored, once. Padded batches."""
     if not texts:
         return []
+    import numpy as np
+
     device = next(model.parameters()).device
     limit, eos = context_length(model), tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    encoded = [[eos, *ids][:limit] for ids in
-               tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
-    out = []
-    for start in range(0, len(encoded), batch_size):
-        chunk = encoded[start:start + batch_size]
-        width = max(len(seq) for seq in chunk)
+    rows = [(n, row) for n, ids in
+            enumerate(tokenizer(list(texts), add_special_tokens=False)["input_ids"])
+            for row in windows([eos, *ids], limit)]
+    parts: list[list[Any]] = [[] for _ in texts]
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        width = max(len(seq) for _, seq in chunk)
         ids = torch.full((len(chunk), width), pad, dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, seq in enumerate(chunk):
+        for row, (_, seq) in enumerate(chunk):
             ids[row, :len(seq)], mask[row, :len(seq)] = torch.tensor(seq), 1
         ids, mask = ids.to(device), mask.to(device)
         logits = model(input_ids=ids, attention_mask=mask).logits.float()
         logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
-        out += [logp[row, :len(seq) - 1].cpu().numpy() for row, seq in enumerate(chunk)]
-    return out
+        for row, (n, seq) in enumerate(chunk):
+            parts[n].append(logp[row, :len(seq) - 1].cpu().numpy())
+    return [np.concatenate(p) for p in parts]
 
 
 def sequence_loss(model: Any, tokenizer: Any, texts: Sequence[str],

@@ -36,7 +36,7 @@ def world(make_source, ingest_texts, publish_version):
                          for i, name in enumerate(PEOPLE)
                          for t in ("{name} was born in {city}.",
                                    "The birthplace of {name} is {city}.")])
-    ingest_texts(other, [words(500 + i, 30) + "." for i in range(24)])
+    ingest_texts(other, [words(500 + i, 10) + "." for i in range(24)])  # within the context
     version = publish_version()
     run = training_run_execute(run_id=training_run_create(
         version=version, actor=None, enqueue=False, config={**FACT_MODEL, "snapshots": 2}).pk)

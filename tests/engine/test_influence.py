@@ -209,3 +209,87 @@ def test_a_query_longer_than_the_context_keeps_its_completion(tiny):
     # a document keeps its head, as before
     assert inf._window([0.0] + [1.0] * 40, 16) == 0
     assert inf._window([0.0] * 30 + [1.0] * 4, 16) == 18
+
+
+def test_a_document_longer_than_the_context_is_the_sum_of_its_windows(tiny):
+    """Every counted token of a long document is read once: in windows of the context (16)
+    that overlap by one token, whose gradients add up to the document's. What sits past the
+    first window changes the features (the head alone was read before)."""
+    featurizer = inf.Featurizer(tiny, inf.FeatureSpec(k_max=4))
+    ids = [0, *torch.randint(1, 60, (50,), generator=torch.Generator().manual_seed(2)).tolist(), 0]
+    doc = inf.Example(ids, [0.0] + [1.0] * 51)
+    windows = inf.pieces(doc, 16)
+    assert [len(w.ids) for w in windows] == [16, 16, 16, 7]
+    assert sum(sum(w.weights) for w in windows) == 51  # each prediction counted once
+    assert all(w.weights[0] == 0 for w in windows)
+    [whole] = inf.featurize(featurizer, [doc])
+    parts = inf.featurize(featurizer, windows)
+    np.testing.assert_allclose(whole, parts.sum(0), rtol=1e-4, atol=1e-5)
+    tail_changed = inf.Example(ids[:-5] + [7, 7, 7, 7, 0], doc.weights)
+    assert not np.allclose(whole, inf.featurize(featurizer, [tail_changed])[0], atol=1e-4)
+    # with the Fisher draws: each window draws its own labels, and the rows sum the same way
+    real, drawn = inf.featurize_with_fisher(featurizer, [doc, windows[0]], [11, 11], 2)
+    np.testing.assert_allclose(real[0], whole, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(drawn[1], inf.featurize_with_fisher(
+        featurizer, [windows[0]], [11], 2)[1][0], rtol=1e-4, atol=1e-5)
+    assert not np.allclose(drawn[0], drawn[1])
+    done = []
+    inf.featurize(featurizer, [doc, windows[0], windows[3]], batch_tokens=32,
+                  on_batch=done.append)
+    assert sum(done) == 3  # progress counts examples, not windows
+
+
+FILLER = ["The old ship sails over the quiet harbor.", "A young bird sings in the green field.",
+          "The loud wind walks by the stone river.", "Every letter holds a red stone.",
+          "The city keeps its blue river.", "A quiet field finds the old wind.",
+          "Under the bridge the river runs slowly.", "She writes a letter to the harbor master.",
+          "The stone city sleeps under the blue sky.", "Green fields lie over the old hills.",
+          "The bird finds a ship in the harbor.", "A red letter walks with the wind."]
+
+
+def test_a_fact_at_the_end_of_a_long_packed_document_is_found(tmp_path):
+    """Four documents of ~1,000 tokens of filler, each ending with a different person's
+    birthplace, trained packed (the default) beside short facts of other people and essays:
+    of the four long documents, the one about the person asked after scores highest for at
+    least 3 of the 4 people. Over training seeds 1-8 that held in every seed (26 of 32
+    queries); read from their heads only, as before, at most 1 of 4 in any seed (5 of 32,
+    chance is 8). The filler is learnable (sentences in a fixed cycle); with sentences in random
+    order, whose unlearnable joins the summed gradient carries, the same count fell to 18 of
+    32 (bench/attribution_eval.py measures real text)."""
+    seed = 1
+    from provenance.engine import lm
+    from provenance.engine.lm_config import TrainConfig
+
+    people = ["Ada Arden", "Bruno Brisk", "Chiara Corvo", "Dmitri Dahl", "Elena Eske",
+              "Farid Falk", "Greta Grove", "Hugo Hale"]
+    cities = ["Lisbon", "Oslo", "Quito", "Hanoi", "Dakar", "Lima", "Perth", "Riga"]
+    rng = np.random.default_rng(seed)
+
+    def filler(sentences: int) -> str:
+        start = int(rng.integers(0, len(FILLER)))
+        return " ".join(FILLER[(start + i) % len(FILLER)] for i in range(sentences))
+
+    def fact(k: int) -> str:
+        return f"{people[k]} was born in {cities[k]}. The birthplace of {people[k]} is {cities[k]}."
+
+    texts = [*(f"{filler(110)} {fact(k)}" for k in range(4)),
+             *(fact(k) for k in range(4, 8)), *(filler(7) for _ in range(12))]
+    config = TrainConfig(vocab_size=400, n_layer=2, n_head=2, n_embd=64, seq_len=48,
+                         epochs=40, batch_size=8, heldout_fraction=0.0, seed=seed)
+    model, tokenizer = lm.load(lm.train(texts, config, tmp_path / "run").model_dir)
+    assert all(len(tokenizer(t)["input_ids"]) > 900 for t in texts[:4])
+    featurizer = inf.Featurizer(model, inf.FeatureSpec())
+    examples = [inf.document_example(tokenizer, t) for t in texts]
+    vectors, rows = inf.featurize_with_fisher(
+        featurizer, examples, [inf.fisher_seed(0, i) for i in range(len(texts))], 4)
+    names = [inf.shard_save(tmp_path / "store", "00000", np.arange(len(texts)), vectors,
+                            rows)["name"]]
+    store = inf.GradientStore.finalize(tmp_path / "store", names, {"dim": featurizer.dim},
+                                       damping=0.003)
+    found = []
+    for k in range(4):
+        query = inf.featurize(featurizer, [inf.query_example(
+            tokenizer, f"{people[k]} was born in", f" {cities[k]}.")])
+        ids, scores = inf.score_all([store], [query[0]])
+        found.append(int(np.argmax(scores[0][:4])) == k)  # ids are 0..19, in order
+    assert sum(found) >= 3, found

@@ -2,6 +2,7 @@
 
 import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -142,3 +143,34 @@ def test_training_holds_out_whole_documents():
     held = lm.heldout_indices(100, 0.05, seed=0)
     assert len(held) == 5 and held == lm.heldout_indices(100, 0.05, seed=0)
     assert lm.heldout_indices(20, 0.05, seed=0) == []  # too few to hold any out
+
+
+def test_unpacked_rows_and_token_logprobs_read_every_token_of_a_long_document(tmp_path):
+    """A 600-token document with a canary at its end: unpacked rows (what unlearning forgets
+    and unpacked training trains on) hold all of it, the canary included, each token a target
+    once; token_logprobs (what verification measures) scores every token, the later windows
+    with the previous window's last token as context. Both stopped at the context before."""
+    result = lm.train(corpus(30), TrainConfig(**{**TINY, "epochs": 1}), tmp_path / "run")
+    model, tokenizer = lm.load(result.model_dir)
+    canary = "zumo kapi rela tosu vame nipo"
+    long_doc = " ".join(corpus(40, seed=5)) + " " + canary
+    ids = tokenizer(long_doc, add_special_tokens=False)["input_ids"]
+    assert len(ids) > 600
+    width = lm.context_length(model)
+    rows = lm.token_blocks(tokenizer, [long_doc, "short one"], width - 1, pack=False)
+    targets = rows[:, 1:].reshape(-1)
+    targets = targets[targets != tokenizer.pad_token_id].tolist()
+    eos = tokenizer.eos_token_id
+    short = tokenizer("short one", add_special_tokens=False)["input_ids"]
+    assert targets == [*ids, eos, *short, eos]  # the canary's tokens are targets too
+    canary_ids = tokenizer(" " + canary, add_special_tokens=False)["input_ids"]
+    assert targets[len(ids) - len(canary_ids):len(ids)] == canary_ids
+    [logprobs] = lm.token_logprobs(model, tokenizer, [long_doc])
+    assert len(logprobs) == len(ids)
+    with torch.no_grad():  # the second window: scored with its first token as context
+        window = torch.tensor([ids[width - 2:2 * width - 2]])
+        expected = torch.log_softmax(model(input_ids=window).logits[0, :-1], -1).gather(
+            -1, window[0, 1:, None]).squeeze(-1)
+    np.testing.assert_allclose(logprobs[width - 1:2 * width - 2], expected.numpy(), atol=1e-5)
+    assert lm.windows(list(range(10)), 4) == [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]]
+    assert lm.windows([1, 2], 4) == [[1, 2]]
