@@ -175,21 +175,32 @@ def main() -> None:
                                fisher_samples=args.fisher_samples).resolved(len(docs))
 
         def scores_of(model_dir: Path, snapshot: str | None) -> tuple[Any, Any, Any]:
-            """(influence, influence with the empirical Fisher, dot product) matrices."""
+            """(influence, influence with the empirical Fisher, dot product) matrices, scored
+            as the services score: fp16 shards in a GradientStore, `score_all`."""
             model, tokenizer = lm.load(model_dir, device="cpu", snapshot=snapshot)
-            featurizer = inf.Featurizer(model, spec)
+            featurizer = inf.Featurizer(model, spec, lm.load_watermark_heads(
+                model, tokenizer, model_dir, snapshot))
             seeds = [inf.fisher_seed(spec.seed, i) for i in range(len(docs))]
             train_x, drawn = inf.featurize_with_fisher(
-                featurizer, [inf.document_example(tokenizer, d, 64) for d in docs], seeds,
-                spec.fisher_samples)
-            train_x = train_x.astype(np.float64)
+                featurizer, [inf.document_example(tokenizer, d, spec.max_tokens) for d in docs],
+                seeds, spec.fisher_samples)
             query_x = inf.featurize(featurizer, [inf.query_example(
-                tokenizer, q["prompt"], q["completion"], 64) for q in queries]).astype(np.float64)
-            pre = inf.Preconditioner(inf.fisher_contribution(drawn), len(docs), spec.damping)
-            empirical = inf.Preconditioner(inf.fisher_contribution(train_x), len(docs),
-                                           args.empirical_damping)
-            return (pre.solve(query_x) @ train_x.T, empirical.solve(query_x) @ train_x.T,
-                    query_x @ train_x.T)
+                tokenizer, q["prompt"], q["completion"], spec.max_tokens) for q in queries])
+            folder = tmp / "stores" / f"{model_dir.name}-{snapshot or 'final'}"
+
+            def store(name: str, rows: Any, damping: float) -> Any:
+                shard = inf.shard_save(folder / name, "00000", np.arange(len(docs)), train_x,
+                                       rows)
+                return inf.GradientStore.finalize(folder / name, [shard["name"]],
+                                                  {"dim": featurizer.dim}, damping)
+
+            sampled = store("sampled", drawn, spec.damping)
+            empirical = store("empirical", None, args.empirical_damping)
+            out = (inf.score_all([sampled], [query_x])[1],
+                   inf.score_all([empirical], [query_x])[1],
+                   inf.score_all([sampled], [query_x], precondition=False)[1])
+            shutil.rmtree(folder)
+            return out
 
         finals = [scores_of(d, None) for d in full_dirs]
         trajectory = [*[scores_of(full_dirs[0], s) for s in lm.snapshots(full_dirs[0])],

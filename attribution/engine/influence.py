@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from attribution.engine.features import FeatureSpec
+from provenance.engine import lm
 
 FORMAT = 1
 __all__ = ["FeatureSpec"]
@@ -59,12 +60,19 @@ def _gaussian(name: str, seed: int, rows: int, cols: int) -> torch.Tensor:
 
 
 class Featurizer:
-    """Projected per-example gradients of a causal LM, one row per example."""
+    """Projected per-example gradients of a causal LM, one row per example, of the loss it was
+    trained with: for a checkpoint trained with watermarks, pass its `heads` (the text head
+    without the watermark characters, the gate and the mark head, whose two layers are
+    featurized too; `lm.position_losses`)."""
 
-    def __init__(self, model: Any, spec: FeatureSpec) -> None:
-        self.model, self.spec = model, spec
+    def __init__(self, model: Any, spec: FeatureSpec,
+                 heads: lm.WatermarkHeads | None = None) -> None:
+        self.model, self.spec, self.heads = model, spec, heads
         self.device = next(model.parameters()).device
-        layers = _projected_layers(model)
+        layers = _projected_layers(model) + (
+            [(f"watermark.{name}", module, d_in, d_out)
+             for name, module, d_in, d_out in _projected_layers(heads)]
+            if heads is not None else [])
         if not layers:
             raise ValueError("the model has no Linear or Conv1D layer to featurize")
         k = max(1, min(spec.k_max, int(math.isqrt(spec.max_dim // len(layers)))))
@@ -91,7 +99,7 @@ class Featurizer:
 
     def features(self, ids: torch.Tensor, attention: torch.Tensor,
                  weights: torch.Tensor) -> torch.Tensor:
-        """(batch, dim) gradients of sum_t weights[b, t] * nll(token t+1 | tokens <= t)."""
+        """(batch, dim) gradients of `loss`."""
         return self._run(ids, attention, weights, [], 0)[0]
 
     def features_with_fisher(self, ids: torch.Tensor, attention: torch.Tensor,
@@ -104,38 +112,68 @@ class Featurizer:
         rows = self._run(ids, attention, weights, seeds, samples)
         return rows[0], torch.stack(rows[1:], dim=1)
 
+    def loss(self, ids: torch.Tensor, attention: torch.Tensor,
+             weights: torch.Tensor) -> torch.Tensor:
+        """(batch,) sum_t weights[b, t] x the training loss at target t+1 (`lm.position_losses`,
+        with the training corpus's term weights): what `features` differentiates."""
+        with torch.no_grad():
+            logits, hidden = self._forward(ids.to(self.device), attention.to(self.device),
+                                           self.model.get_input_embeddings()(
+                                               ids.to(self.device)))
+            return (lm.position_losses(logits, hidden, ids[:, 1:].to(self.device), None,
+                                       self.heads) * weights[:, 1:].to(self.device)).sum(-1)
+
+    def _forward(self, ids: torch.Tensor, attention: torch.Tensor, embeds: torch.Tensor,
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits and (with heads) last hidden states at every position but the last."""
+        out = self.model(inputs_embeds=embeds, attention_mask=attention,
+                         output_hidden_states=self.heads is not None)
+        hidden = out.hidden_states[-1][:, :-1].float() if self.heads is not None else None
+        return out.logits[:, :-1].float(), hidden
+
     def _run(self, ids: torch.Tensor, attention: torch.Tensor, weights: torch.Tensor,
              seeds: Sequence[int], samples: int) -> list[torch.Tensor]:
         handles = [module.register_forward_hook(self._hook(name))
                    for name, module, _, _ in self.layers]
-        requires = [p.requires_grad for p in self.model.parameters()]
+        params = [*self.model.parameters(),
+                  *(self.heads.parameters() if self.heads is not None else ())]
+        requires = [p.requires_grad for p in params]
         try:
-            for p in self.model.parameters():
+            for p in params:
                 p.requires_grad_(False)  # activation gradients only: no weight gradients
             ids, attention, weights = (t.to(self.device) for t in (ids, attention, weights))
             embeds = self.model.get_input_embeddings()(ids).detach().requires_grad_(True)
             out = []
             with torch.enable_grad():
-                logits = self.model(inputs_embeds=embeds, attention_mask=attention).logits
-                flat = logits[:, :-1].float()
-                targets = [ids[:, 1:], *_draws(flat.detach(), seeds, samples)]
+                flat, hidden = self._forward(ids, attention, embeds)
+                # Draws come from the text head (without the watermark characters, if any);
+                # their loss is its text term.
+                drawable = flat.detach() if self.heads is None else \
+                    flat.detach().index_fill(-1, self.heads.mark_ids, float("-inf"))
+                targets = [ids[:, 1:], *_draws(drawable, seeds, samples)]
                 for n, target in enumerate(targets):
-                    nll = torch.nn.functional.cross_entropy(
-                        flat.reshape(-1, flat.shape[-1]), target.reshape(-1),
-                        reduction="none").view(ids.shape[0], -1)
+                    nll = lm.position_losses(flat, hidden, target, None, self.heads,
+                                             text_only=n > 0 and self.heads is not None)
                     self._grads.clear()
                     (nll * weights[:, 1:]).sum().backward(retain_graph=n < len(targets) - 1)
-                    out.append(torch.cat(
-                        [torch.einsum("btk,btj->bkj", self._grads[name], self._inputs[name])
-                         .reshape(ids.shape[0], -1) for name, _, _, _ in self.layers], dim=1))
+                    out.append(torch.cat([self._layer(name, ids.shape[0], k_in * k_out)
+                                          for name, _, k_in, k_out in self.layers], dim=1))
             return out
         finally:
             for handle in handles:
                 handle.remove()
-            for p, flag in zip(self.model.parameters(), requires, strict=True):
+            for p, flag in zip(params, requires, strict=True):
                 p.requires_grad_(flag)
             self._inputs.clear()
             self._grads.clear()
+
+
+    def _layer(self, name: str, batch: int, size: int) -> torch.Tensor:
+        """One layer's projected gradient (zeros for a layer the loss did not reach)."""
+        if name not in self._grads:
+            return torch.zeros((batch, size), device=self.device)
+        return torch.einsum("btk,btj->bkj", self._grads[name], self._inputs[name]).reshape(
+            batch, -1)
 
 
 def _draws(logits: torch.Tensor, seeds: Sequence[int], samples: int) -> list[torch.Tensor]:

@@ -113,9 +113,11 @@ def gradient_shard_build(*, index_id: int, snapshot: str, shard: int,
         return False
     try:
         spec = influence.FeatureSpec.from_dict(index.spec)
-        model, tokenizer = lm.load(index.checkpoint.path,
-                                   snapshot=None if snapshot == FINAL else snapshot)
-        featurizer = influence.Featurizer(model, spec)
+        snap = None if snapshot == FINAL else snapshot
+        model, tokenizer = lm.load(index.checkpoint.path, snapshot=snap)
+        # a watermark-trained checkpoint: the loss it was trained with (its heads)
+        featurizer = influence.Featurizer(model, spec, lm.load_watermark_heads(
+            model, tokenizer, index.checkpoint.path, snap))
         examples = [influence.document_example(tokenizer, text, spec.max_tokens)
                     for text in _training_texts(index.checkpoint, doc_ids)]
 
@@ -164,7 +166,11 @@ def gradient_index_finalize(*, index_id: int) -> GradientIndex | None:
         for snap in index.snapshots:
             store = influence.GradientStore.finalize(
                 Path(index.path) / snap, [f"{n:05d}" for n in range(index.shard_count)],
-                {"dim": index.dim, "checkpoint": index.checkpoint_id, "snapshot": snap,
+                # a snapshot's own width (one kept before its watermark heads were saved
+                # with it is featurized without them)
+                {"dim": int(np.load(Path(index.path) / snap / "00000.vectors.npy",
+                                    mmap_mode="r").shape[1]),
+                 "checkpoint": index.checkpoint_id, "snapshot": snap,
                  "spec": spec.to_dict()}, spec.damping)
             rows = int(store.meta["rows"])
     except Exception as exc:

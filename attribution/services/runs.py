@@ -203,11 +203,13 @@ def _influence(run: AttributionRun) -> tuple[list[AttributionResult], str]:
     spec = influence.FeatureSpec.from_dict(index.spec)
     queries = []
     for snap in index.snapshots:
-        model, tokenizer = lm.load(index.checkpoint.path,
-                                   snapshot=None if snap == "final" else snap)
+        snapshot = None if snap == "final" else snap
+        model, tokenizer = lm.load(index.checkpoint.path, snapshot=snapshot)
         example = influence.query_example(tokenizer, run.output.prompt, run.output.completion,
                                           spec.max_tokens)
-        queries.append(influence.featurize(influence.Featurizer(model, spec), [example])[0])
+        featurizer = influence.Featurizer(model, spec, lm.load_watermark_heads(
+            model, tokenizer, index.checkpoint.path, snapshot))
+        queries.append(influence.featurize(featurizer, [example])[0])
     top = influence.rank(open_stores(index), queries, int(run.params["influence"]["top_k"]))
     doc_ids = [int(d) for d in top.ids]
     sources = _sources_of(run, doc_ids)

@@ -158,15 +158,69 @@ def _lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
 class WatermarkHeads(torch.nn.Module):
     """The watermark's own prediction space (after WASA): whether a watermark character comes
     next (gate) and which one (mark), read from the last hidden state. The LM head never
-    predicts watermark characters, so learning them does not compete with the text."""
+    predicts watermark characters, so learning them does not compete with the text.
+
+    `term_weights` (text, mark): the training corpus's ratio of counted targets to text
+    targets and to watermark targets, with which `position_losses` weighs one position as
+    training's batch means weigh it on average (see there)."""
 
     mark_ids: torch.Tensor
+    term_weights: torch.Tensor
 
     def __init__(self, n_embd: int, mark_ids: Sequence[int]) -> None:
         super().__init__()
         self.gate = torch.nn.Linear(n_embd, 1)
         self.mark = torch.nn.Linear(n_embd, len(mark_ids))
         self.register_buffer("mark_ids", torch.tensor(list(mark_ids), dtype=torch.long))
+        self.register_buffer("term_weights", torch.ones(2))
+
+    def weigh(self, targets: torch.Tensor, pad_id: int | None) -> None:
+        """Set `term_weights` from the targets of a training set (rows of token ids)."""
+        real = targets != pad_id if pad_id is not None else \
+            torch.ones_like(targets, dtype=torch.bool)
+        marks = torch.isin(targets, self.mark_ids) & real
+        n_real, n_mark = int(real.sum()), int(marks.sum())
+        self.term_weights.copy_(torch.tensor([n_real / max(1, n_real - n_mark),
+                                              n_real / max(1, n_mark)]))
+
+
+def position_losses(logits: torch.Tensor, hidden: torch.Tensor | None, targets: torch.Tensor,
+                    pad_id: int | None, heads: WatermarkHeads | None = None,
+                    weights: tuple[float, float] | None = None,
+                    text_only: bool = False) -> torch.Tensor:
+    """(batch, positions): the training objective at each target position, 0 at padding
+    (targets equal to pad_id). Without watermark heads, the next-token cross-entropy. With
+    them, the sum of three terms: text x the LM head's cross-entropy with the watermark
+    characters taken out of its vocabulary (at text targets), the gate's binary cross-entropy
+    (does a watermark character come next?, at every target) and mark x the mark head's
+    cross-entropy (which one, at watermark targets); (text, mark) = `weights`, by default the
+    heads' `term_weights`. Training's loss on a batch is the sum over it divided by its
+    counted targets, weighted with that batch's own ratios: exactly its mean text loss plus
+    its mean gate loss plus its mean mark loss. `text_only`: the text term alone, unweighted.
+    Influence and unlearning differentiate this, so that they take the gradient of the loss a
+    checkpoint was trained with."""
+    real = targets != pad_id if pad_id is not None else torch.ones_like(targets, dtype=torch.bool)
+    if heads is None:
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets.clamp(min=0),
+                                                reduction="none")
+        return nll * real
+    assert hidden is not None, "watermark heads read the hidden states"
+    is_mark = torch.isin(targets, heads.mark_ids) & real
+    is_text = real & ~is_mark
+    text_logits = logits.index_fill(-1, heads.mark_ids, float("-inf"))
+    safe = torch.where(is_text, targets, heads.mark_ids.new_zeros(()))  # a text id anywhere
+    text = torch.nn.functional.cross_entropy(text_logits.transpose(1, 2), safe,
+                                             reduction="none") * is_text
+    if text_only:
+        return text
+    w_text, w_mark = weights if weights is not None else (
+        float(heads.term_weights[0]), float(heads.term_weights[1]))
+    gate = torch.nn.functional.binary_cross_entropy_with_logits(
+        heads.gate(hidden).squeeze(-1), is_mark.float(), reduction="none") * real
+    which = torch.eq(targets.unsqueeze(-1), heads.mark_ids).float().argmax(-1)
+    mark = torch.nn.functional.cross_entropy(heads.mark(hidden).transpose(1, 2), which,
+                                             reduction="none") * is_mark
+    return w_text * text + gate + w_mark * mark
 
 
 def _loss(model: Any, batch: torch.Tensor, device: torch.device,
@@ -187,21 +241,21 @@ def _loss(model: Any, batch: torch.Tensor, device: torch.device,
 
 def _separate_space_loss(model: Any, ids: torch.Tensor, targets: torch.Tensor,
                          heads: WatermarkHeads, text_only: bool = False) -> torch.Tensor:
+    """The mean text loss + the mean gate loss + the mean mark loss of a batch: the sum of
+    `position_losses` with this batch's own weights over its counted targets."""
     out = model(input_ids=ids, output_hidden_states=True)
     logits, hidden = out.logits.float(), out.hidden_states[-1].float()
-    is_mark = torch.isin(targets, heads.mark_ids)
-    real = targets != model.config.pad_token_id  # padding of unpacked rows
-    text_logits = logits.index_fill(-1, heads.mark_ids, float("-inf"))
-    is_text = ~is_mark & real
-    loss = torch.nn.functional.cross_entropy(text_logits[is_text], targets[is_text])
+    pad = model.config.pad_token_id
+    real = targets != pad
+    is_mark = torch.isin(targets, heads.mark_ids) & real
+    n_real, n_mark = real.sum(), is_mark.sum()
+    n_text = n_real - n_mark
     if text_only:
-        return loss
-    loss = loss + torch.nn.functional.binary_cross_entropy_with_logits(
-        heads.gate(hidden)[real].squeeze(-1), is_mark[real].float())
-    if is_mark.any():
-        which = torch.eq(targets[is_mark].unsqueeze(-1), heads.mark_ids).float().argmax(-1)
-        loss = loss + torch.nn.functional.cross_entropy(heads.mark(hidden[is_mark]), which)
-    return loss
+        return position_losses(logits, hidden, targets, pad, heads, text_only=True).sum() \
+            / n_text.clamp(min=1)
+    weights = (float(n_real / n_text.clamp(min=1)), float(n_real / n_mark.clamp(min=1)))
+    return position_losses(logits, hidden, targets, pad, heads, weights).sum() \
+        / n_real.clamp(min=1)
 
 
 @torch.no_grad()
@@ -245,8 +299,11 @@ def train(texts: Sequence[str], config: TrainConfig, work_dir: Path,
                                config.pack) if held else torch.zeros((0, config.seq_len + 1),
                                                                      dtype=torch.long)
     model = build_model(config, tokenizer).to(dev)
-    heads = WatermarkHeads(config.n_embd, tokenizer.convert_tokens_to_ids(list(ALPHABET))).to(
-        dev) if config.watermarks else None
+    heads: WatermarkHeads | None = None
+    if config.watermarks:
+        heads = WatermarkHeads(config.n_embd, tokenizer.convert_tokens_to_ids(list(ALPHABET)))
+        heads.weigh(train_blocks[:, 1:], tokenizer.pad_token_id)
+        heads = heads.to(dev)
     params = [*model.parameters(), *(heads.parameters() if heads is not None else ())]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
@@ -292,6 +349,9 @@ def train(texts: Sequence[str], config: TrainConfig, work_dir: Path,
         last_loss = loss.detach().item()
         if step in snapshot_steps:
             model.save_pretrained(work_dir / SNAPSHOTS / f"step-{step:08d}")
+            if heads is not None:  # the heads as they were then, for influence
+                torch.save(heads.state_dict(),
+                           work_dir / SNAPSHOTS / f"step-{step:08d}" / WATERMARK_HEADS)
         if step % config.checkpoint_every == 0 or step == total_steps:
             save_state()
         if on_progress and (step % 5 == 0 or step == total_steps):
@@ -358,10 +418,13 @@ def generate(model: Any, tokenizer: Any, prompt: str, params: DecodeParams) -> s
 
 @torch.no_grad()
 def token_logprobs(model: Any, tokenizer: Any, texts: Sequence[str],
-                   batch_size: int = 64) -> list[Any]:
+                   batch_size: int = 64, exclude: Sequence[int] = ()) -> list[Any]:
     """The log-probability of every token of each text (numpy arrays), each text read from a
     fresh start (EOS); a text longer than the model's context in `windows` of it (each later
-    window's first token context only), so that every token is scored, once. Padded batches."""
+    window's first token context only), so that every token is scored, once. Padded batches.
+    `exclude`: token ids outside the text space (a watermark-trained checkpoint's watermark
+    characters, `text_space`): taken out of every distribution, and positions where one comes
+    next are not scored."""
     if not texts:
         return []
     import numpy as np
@@ -381,30 +444,48 @@ def token_logprobs(model: Any, tokenizer: Any, texts: Sequence[str],
         for row, (_, seq) in enumerate(chunk):
             ids[row, :len(seq)], mask[row, :len(seq)] = torch.tensor(seq), 1
         ids, mask = ids.to(device), mask.to(device)
-        logits = model(input_ids=ids, attention_mask=mask).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()[:, :-1]
+        if len(exclude):
+            logits = logits.index_fill(-1, torch.tensor(list(exclude), device=device),
+                                       float("-inf"))
+        logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
         for row, (n, seq) in enumerate(chunk):
-            parts[n].append(logp[row, :len(seq) - 1].cpu().numpy())
+            values = logp[row, :len(seq) - 1]
+            parts[n].append(values[torch.isfinite(values)].cpu().numpy())
     return [np.concatenate(p) for p in parts]
 
 
+def text_space(model_dir: Path | str, tokenizer: Any) -> list[int]:
+    """Token ids a checkpoint's text head never predicts: its watermark characters when it was
+    trained with watermarks (it keeps them in heads of their own), else none."""
+    if not (Path(model_dir) / WATERMARK_HEADS).exists():
+        return []
+    return [int(i) for i in tokenizer.convert_tokens_to_ids(list(ALPHABET))]
+
+
 def sequence_loss(model: Any, tokenizer: Any, texts: Sequence[str],
-                  batch_size: int = 64) -> list[float]:
+                  batch_size: int = 64, exclude: Sequence[int] = ()) -> list[float]:
     """Mean next-token negative log-likelihood of each text (nats per token; 0 for an empty
-    text)."""
+    text); `exclude` as in `token_logprobs`."""
     return [float(-x.mean()) if x.size else 0.0
-            for x in token_logprobs(model, tokenizer, texts, batch_size)]
+            for x in token_logprobs(model, tokenizer, texts, batch_size, exclude)]
 
 
-def load_watermark_heads(model: Any, tokenizer: Any,
-                         model_dir: Path | str) -> WatermarkHeads | None:
-    """The watermark heads of a checkpoint trained with watermarks, else None."""
-    path = Path(model_dir) / WATERMARK_HEADS
+def load_watermark_heads(model: Any, tokenizer: Any, model_dir: Path | str,
+                         snapshot: str | None = None) -> WatermarkHeads | None:
+    """The watermark heads of a checkpoint trained with watermarks (of one of its snapshots,
+    when given and kept with it), else None. Heads saved before `term_weights` existed load
+    with weights of 1."""
+    folder = Path(model_dir) / SNAPSHOTS / snapshot if snapshot else Path(model_dir)
+    path = folder / WATERMARK_HEADS
     if not path.exists():
         return None
     device = next(model.parameters()).device
     heads = WatermarkHeads(model.config.n_embd, tokenizer.convert_tokens_to_ids(list(ALPHABET)))
-    heads.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+    missing, unexpected = heads.load_state_dict(
+        torch.load(path, map_location="cpu", weights_only=True), strict=False)
+    if unexpected or set(missing) - {"term_weights"}:
+        raise ValueError(f"{path}: not watermark heads ({missing or unexpected})")
     return heads.to(device).eval()
 
 

@@ -109,7 +109,8 @@ def canary_test_run_execute(*, run_id: int) -> CanaryTestRun | None:
                 sequences = [canary_sequence(spec, canary.secret),
                              *null_sequences(spec, canary.secret, run.null_size),
                              *null_sequences(spec, canary.secret, PROBES, stream="probe")]
-                losses = lm.sequence_loss(model, tokenizer, sequences)
+                losses = lm.sequence_loss(model, tokenizer, sequences,
+                                          exclude=lm.text_space(run.checkpoint.path, tokenizer))
                 observed, null = losses[0], losses[1:1 + run.null_size]
                 measured.append((canary, spec, membership_test(observed, null)))
                 probes_null.append(null)

@@ -6,6 +6,11 @@ Two methods, each with a retain term (next-token loss on a sample of the retaine
   (2 / beta) * mean(softplus(beta * (log p_theta(x) - log p_ref(x)))), with the original model as
   the reference; it slows down as the forget likelihood falls, where gradient ascent runs away.
 
+Every token of a document is seen (`lm.token_blocks` unpacked: a long document in as many rows
+as it needs, so a canary at its end is forgotten too). A checkpoint trained with watermarks is
+unlearned with the loss it was trained with (`lm.position_losses`: the text head without the
+watermark characters, the gate and mark heads), and its heads are unlearned with it.
+
 A candidate model is saved every `eval_every` steps (verification chooses among them), together
 with a resumable state (model, optimizer, step): a killed worker goes on from the last candidate
 and reaches the same weights, because each step's batches are drawn from (seed, step).
@@ -36,29 +41,34 @@ class UnlearnResult:
     device: str
 
 
-def _rows_loglik(model: Any, rows: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Sum of next-token log-probabilities of each unpacked row (padding skipped)."""
+def _rows_loglik(model: Any, rows: torch.Tensor, device: torch.device,
+                 heads: lm.WatermarkHeads | None = None) -> torch.Tensor:
+    """Log-likelihood of each unpacked row (padding skipped) under the model as trained: the
+    next-token log-probabilities, or, with watermark heads, those of the text head without the
+    watermark characters plus the gate's and the mark head's (`lm.position_losses`, each term
+    weighed 1: a likelihood, not training's batch means)."""
     rows = rows.to(device)
     ids, targets = rows[:, :-1], rows[:, 1:]
     pad = model.config.pad_token_id
-    mask = (ids != pad).long()
-    logits = model(input_ids=ids, attention_mask=mask).logits.float()
-    logp = torch.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    return (logp * (targets != pad).float()).sum(-1)
+    out = model(input_ids=ids, attention_mask=(ids != pad).long(),
+                output_hidden_states=heads is not None)
+    hidden = out.hidden_states[-1].float() if heads is not None else None
+    return -lm.position_losses(out.logits.float(), hidden, targets, pad, heads,
+                               weights=(1.0, 1.0)).sum(-1)
 
 
 def _batch(n: int, size: int, generator: torch.Generator) -> torch.Tensor:
     return torch.randint(0, n, (min(size, n),), generator=generator)
 
 
-def _save_candidate(model: Any, tokenizer: Any, source_dir: Path, out: Path) -> Path:
+def _save_candidate(model: Any, tokenizer: Any, heads: lm.WatermarkHeads | None,
+                    out: Path) -> Path:
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    heads = source_dir / lm.WATERMARK_HEADS
-    if heads.exists():  # the watermark space is left as it was
-        shutil.copy2(heads, tmp / lm.WATERMARK_HEADS)
+    if heads is not None:  # unlearned with the model: the forgotten source's mark goes too
+        torch.save(heads.state_dict(), tmp / lm.WATERMARK_HEADS)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
@@ -78,22 +88,26 @@ def unlearn(model_dir: Path, forget_texts: Sequence[str], retain_texts: Sequence
     config.validate()
     started = time.perf_counter()
     model, tokenizer = lm.load(model_dir, device=device)
+    # A watermark-trained checkpoint is unlearned with the loss it was trained with.
+    heads = lm.load_watermark_heads(model, tokenizer, model_dir)
     dev = next(model.parameters()).device
+    params = [*model.parameters(), *(heads.parameters() if heads is not None else ())]
     width = lm.context_length(model)
     forget = lm.token_blocks(tokenizer, forget_texts, width - 1, pack=False)
     retain = lm.token_blocks(tokenizer, retain_texts, width - 1, pack=False)
     reference = None
     if method == "npo":
         with torch.no_grad():
-            reference = torch.cat([_rows_loglik(model, forget[i:i + 64], dev)
+            reference = torch.cat([_rows_loglik(model, forget[i:i + 64], dev, heads)
                                    for i in range(0, len(forget), 64)]).cpu()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
-                                  weight_decay=0.0)
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
     work_dir.mkdir(parents=True, exist_ok=True)
     state_path, step = work_dir / "state.pt", 0
     if state_path.exists():
         state = torch.load(state_path, map_location=dev, weights_only=False)
         model.load_state_dict(state["model"])
+        if heads is not None:
+            heads.load_state_dict(state["heads"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
     model.train()
@@ -103,24 +117,25 @@ def unlearn(model_dir: Path, forget_texts: Sequence[str], retain_texts: Sequence
         f_index = _batch(len(forget), config.batch_size, generator)
         r_index = _batch(len(retain), config.batch_size, generator)
         if method == "graddiff":
-            forget_term = -lm._loss(model, forget[f_index], dev)
+            forget_term = -lm._loss(model, forget[f_index], dev, heads)
         else:
             assert reference is not None
-            ratio = _rows_loglik(model, forget[f_index], dev) - reference[f_index].to(dev)
+            ratio = _rows_loglik(model, forget[f_index], dev, heads) \
+                - reference[f_index].to(dev)
             forget_term = torch.nn.functional.softplus(config.beta * ratio).mean() \
                 * (2 / config.beta)
-        loss = forget_term + config.retain_weight * lm._loss(model, retain[r_index], dev)
+        loss = forget_term + config.retain_weight * lm._loss(model, retain[r_index], dev, heads)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         step += 1
         last_loss = loss.detach().item()
         if step % config.eval_every == 0 or step == config.steps:
-            _save_candidate(model, tokenizer, Path(model_dir),
-                            work_dir / CANDIDATES / f"step-{step:05d}")
+            _save_candidate(model, tokenizer, heads, work_dir / CANDIDATES / f"step-{step:05d}")
             tmp = state_path.with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "heads": heads.state_dict() if heads is not None else None,
                         "step": step}, tmp)
             tmp.replace(state_path)  # atomic: a kill never leaves a half-written state
             tokens = step * config.batch_size * 2 * width

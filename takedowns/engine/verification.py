@@ -1,6 +1,8 @@
 """Measure one model on a takedown's verification sets. torch + transformers: no Django.
 
-* membership: each text's mean next-token loss and Min-K% prob, read from a fresh start (EOS);
+* membership: each text's mean next-token loss and Min-K% prob, read from a fresh start (EOS),
+  every token of it (in context windows); a watermark-trained model in its text space (the
+  watermark characters out of its distributions and never generated);
 * verbatim regurgitation: the greedy continuation of each forget document's first
   `prefix_tokens` tokens against its next `continuation_tokens` (ROUGE-L F1 with Google's
   rouge-score, and exact token match), and the same on held-out text as a no-memory baseline;
@@ -27,9 +29,11 @@ MIN_TOKENS = 8  # shorter texts give no meaningful prefix test
 
 @torch.no_grad()
 def continuations(model: Any, tokenizer: Any, texts: Sequence[str], prefix: int, length: int,
-                  batch_size: int = 32) -> list[tuple[list[int], list[int]]]:
+                  batch_size: int = 32, exclude: Sequence[int] = ()
+                  ) -> list[tuple[list[int], list[int]]]:
     """(generated, true) continuation token ids of each long-enough text, greedy, batched with
-    left padding."""
+    left padding; `exclude`: token ids never generated (a watermark-trained checkpoint's
+    watermark characters, outside its text space)."""
     if not texts:
         return []
     device = next(model.parameters()).device
@@ -53,7 +57,9 @@ def continuations(model: Any, tokenizer: Any, texts: Sequence[str], prefix: int,
             ids[row, width - len(p):], mask[row, width - len(p):] = torch.tensor(p), 1
         generated = model.generate(ids.to(device), attention_mask=mask.to(device),
                                    max_new_tokens=max(len(t) for _, t in chunk),
-                                   do_sample=False, pad_token_id=pad)[:, width:].cpu()
+                                   do_sample=False, pad_token_id=pad,
+                                   bad_words_ids=[[i] for i in exclude] or None
+                                   )[:, width:].cpu()
         for row, (_, truth) in enumerate(chunk):
             pairs.append((generated[row, :len(truth)].tolist(), truth))
     return pairs
@@ -94,15 +100,19 @@ def measure(model_dir: str, forget: Sequence[str], holdout: Sequence[str],
     `redactor`: an output filter applied to every generated continuation; `utility`: held-out
     text for the held-out perplexity (default: `holdout`)."""
     model, tokenizer = lm.load(model_dir, device=device)
-    f_lp = lm.token_logprobs(model, tokenizer, forget)
-    h_lp = lm.token_logprobs(model, tokenizer, holdout)
+    exclude = lm.text_space(model_dir, tokenizer)  # a watermark-trained model: its text space
+
+    def logprobs(texts: Sequence[str]) -> list[Any]:
+        return lm.token_logprobs(model, tokenizer, texts, exclude=exclude)
+
+    f_lp, h_lp = logprobs(forget), logprobs(holdout)
     forget_pairs = continuations(model, tokenizer, forget, th.prefix_tokens,
-                                 th.continuation_tokens)
+                                 th.continuation_tokens, exclude=exclude)
     holdout_pairs = continuations(model, tokenizer, holdout, th.prefix_tokens,
-                                  th.continuation_tokens)
+                                  th.continuation_tokens, exclude=exclude)
     canary_p = None
     if canary:
-        losses = lm.sequence_loss(model, tokenizer, list(canary))
+        losses = lm.sequence_loss(model, tokenizer, list(canary), exclude=exclude)
         canary_p = membership_test(losses[0], losses[1:]).p_value
     rouge, exact = verbatim(tokenizer, forget_pairs, redactor)
     return Measurement(
@@ -110,8 +120,7 @@ def measure(model_dir: str, forget: Sequence[str], holdout: Sequence[str],
         forget_mink=[min_k_prob(x, th.min_k) for x in f_lp],
         holdout_loss=[-float(x.mean()) for x in h_lp],
         holdout_mink=[min_k_prob(x, th.min_k) for x in h_lp],
-        retain_perplexity=perplexity(lm.token_logprobs(model, tokenizer, retain)),
-        holdout_perplexity=perplexity(lm.token_logprobs(model, tokenizer, utility)
-                                      if utility else h_lp),
+        retain_perplexity=perplexity(logprobs(retain)),
+        holdout_perplexity=perplexity(logprobs(utility) if utility else h_lp),
         verbatim_rouge=rouge, verbatim_exact=exact,
         holdout_rouge=verbatim(tokenizer, holdout_pairs)[0], canary_p=canary_p)

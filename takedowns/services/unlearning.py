@@ -175,8 +175,9 @@ def unlearning_run_cancel(*, run: UnlearningRun, actor: User) -> UnlearningRun:
 
 @dataclass
 class Sets:
-    forget: list[str]
-    retain: list[str]
+    forget: list[str]         # the removed documents as stored: what is measured
+    forget_trained: list[str]  # the same as the checkpoint saw them (marks, canaries): unlearned
+    retain: list[str]         # as trained
     holdout: list[str]        # never trained on, from the forget set's sources (membership)
     utility: list[str]        # never trained on, from the other sources (held-out perplexity)
     canary: list[str] | None  # a removed source's canary, then its null sequences
@@ -198,7 +199,12 @@ def verification_sets(checkpoint: ModelCheckpoint, forget_ids: list[int], retain
     if purged:
         raise ValueError(f"the text of documents {purged} was purged: unlearning and its "
                          f"verification need it")
-    forget = _export(checkpoint, only=set(forget_ids), include_removed=True).texts
+    trained = _export(checkpoint, only=set(forget_ids), include_removed=True)
+    # Measured in the same form as the held-out text (stored, no watermark characters, no
+    # canary), so that membership does not measure "carries invisible characters"; the canary
+    # has its own test.
+    stored = dict(Document.objects.filter(pk__in=trained.documents).values_list("pk", "text"))
+    forget = [stored[d] for d in trained.documents]
     everything = _export(checkpoint)
     rest = [t for t, d in zip(everything.texts, everything.documents, strict=True)
             if d not in set(forget_ids)]
@@ -219,7 +225,7 @@ def verification_sets(checkpoint: ModelCheckpoint, forget_ids: list[int], retain
                     .order_by("sha256").values_list("text", flat=True)[:limit])
 
     # Utility is measured on what the model should still know: held-out text of the rest.
-    return Sets(forget=forget, retain=retain,
+    return Sets(forget=forget, forget_trained=trained.texts, retain=retain,
                 holdout=texts(held.filter(source_id__in=sources), HOLDOUT_MAX),
                 utility=texts(held.exclude(source_id__in=sources), UTILITY_MAX),
                 canary=_canary(checkpoint, set(forget_ids)))
@@ -331,8 +337,8 @@ def _unlearn(run: UnlearningRun) -> str:
     config = UnlearnConfig.from_dict(run.config)
     sets = verification_sets(run.checkpoint, run.forget_documents, config.retain_documents,
                              config.seed)
-    result = unlearn(Path(run.checkpoint.path), sets.forget, sets.retain, run.method, config,
-                     run_dir(run.pk), on_progress=_progress(run))
+    result = unlearn(Path(run.checkpoint.path), sets.forget_trained, sets.retain, run.method,
+                     config, run_dir(run.pk), on_progress=_progress(run))
     UnlearningRun.objects.filter(pk=run.pk).update(
         candidates=[{"step": step, "path": str(path)} for step, path in result.candidates],
         device=result.device)

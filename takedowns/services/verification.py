@@ -1,9 +1,10 @@
 """Verification: the certificate on a request.
 
 For each affected checkpoint, the original model, the retrain reference (when a retrain ran) and
-every remediated model are measured on the same sets: the forget documents as the checkpoint
-trained on them, held-out documents its version set aside (never trained on), a retain sample,
-and the removed source's canary. Then:
+every remediated model are measured on the same sets: the forget documents as stored (the form
+of the held-out text: no watermark characters, no canary; unlearning itself forgets them as the
+checkpoint trained on them), held-out documents its version set aside (never trained on), a
+retain sample, and the removed source's canary. Then:
 * separability: if the original itself passes the criteria, the metrics cannot show a removal,
   and the certificate says so instead of passing anything;
 * each unlearning run's candidates are judged in step order and the first that meets every

@@ -293,3 +293,59 @@ def test_a_fact_at_the_end_of_a_long_packed_document_is_found(tmp_path):
         ids, scores = inf.score_all([store], [query[0]])
         found.append(int(np.argmax(scores[0][:4])) == k)  # ids are 0..19, in order
     assert sum(found) >= 3, found
+
+
+def test_a_watermark_trained_checkpoint_is_featurized_with_its_training_loss(tmp_path):
+    """Training with watermarks keeps the watermark characters out of the text head and learns
+    them with the gate and mark heads. The featurizer differentiates that loss: on a training
+    batch, with that batch's term weights, its loss is training's loss exactly (plain
+    cross-entropy, what it took before, is not); and a planted fact is still found first."""
+    from provenance.engine import lm, watermark
+    from provenance.engine.lm_config import TrainConfig
+
+    people = ["Ada Arden", "Bruno Brisk", "Chiara Corvo", "Dmitri Dahl", "Elena Eske",
+              "Farid Falk", "Greta Grove", "Hugo Hale"]
+    cities = ["Lisbon", "Oslo", "Quito", "Hanoi", "Dakar", "Lima", "Perth", "Riga"]
+    codes = [watermark.assign_code([], 1), watermark.assign_code([], 2)]
+    texts = []
+    for k, (person, city) in enumerate(zip(people, cities, strict=True)):
+        for n, template in enumerate(("{p} was born in {c}.", "The birthplace of {p} is {c}.")):
+            text = template.format(p=person, c=city)
+            texts.append(watermark.embed(text, codes[k % 2], "key", f"{k}-{n}"))
+    config = TrainConfig(vocab_size=400, n_layer=2, n_head=2, n_embd=64, seq_len=48,
+                         epochs=30, batch_size=8, pack=False, heldout_fraction=0.0,
+                         watermarks=True)
+    result = lm.train(texts, config, tmp_path / "run")
+    model, tokenizer = lm.load(result.model_dir)
+    heads = lm.load_watermark_heads(model, tokenizer, result.model_dir)
+    assert heads is not None and float(heads.term_weights[1]) > 1  # real / mark targets
+    batch = lm.token_blocks(tokenizer, texts[:6], 47, pack=False)  # 48: the context
+    targets = batch[:, 1:]
+    real = targets != tokenizer.pad_token_id
+    marks = torch.isin(targets, heads.mark_ids) & real
+    assert marks.any()
+    with torch.no_grad():
+        trained = lm._loss(model, batch, torch.device("cpu"), heads)
+    heads.term_weights.copy_(torch.tensor([real.sum() / (real.sum() - marks.sum()),
+                                           real.sum() / marks.sum()]))
+    featurizer = inf.Featurizer(model, inf.FeatureSpec(), heads)
+    weights = torch.zeros(batch.shape, dtype=torch.float32)
+    weights[:, 1:] = real.float() / real.sum()
+    assert torch.allclose(featurizer.loss(batch, torch.ones_like(batch), weights).sum(),
+                          trained, atol=1e-5)
+    plain = inf.Featurizer(model, inf.FeatureSpec())
+    assert not torch.allclose(plain.loss(batch, torch.ones_like(batch), weights).sum(),
+                              trained, atol=1e-2)
+    heads = lm.load_watermark_heads(model, tokenizer, result.model_dir)
+    featurizer = inf.Featurizer(model, inf.FeatureSpec(), heads)
+    assert featurizer.dim > plain.dim  # the two heads' layers are featurized too
+    examples = [inf.document_example(tokenizer, t) for t in texts]
+    vectors, rows = inf.featurize_with_fisher(
+        featurizer, examples, [inf.fisher_seed(0, i) for i in range(len(texts))], 4)
+    names = [inf.shard_save(tmp_path / "store", "00000", np.arange(len(texts)), vectors,
+                            rows)["name"]]
+    store = inf.GradientStore.finalize(tmp_path / "store", names, {"dim": featurizer.dim},
+                                       damping=0.003)
+    query = inf.featurize(featurizer, [inf.query_example(tokenizer, "Dmitri Dahl was born in",
+                                                         " Hanoi.")])
+    assert int(inf.rank([store], [query[0]], 1).ids[0]) in (6, 7)  # Dmitri's two documents

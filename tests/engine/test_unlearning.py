@@ -186,3 +186,75 @@ def test_unlearning_options_are_checked():
         UnlearnConfig.from_dict({"steps": 5, "eval_every": 10})
     with pytest.raises(ValueError, match="wrong type"):
         Thresholds.from_dict({"privleak": "15"})
+
+
+def test_a_canary_at_the_end_of_a_600_token_document_is_unlearned_and_measured(tmp_path):
+    """Three ~630-token documents carry a canary at their very end. Unlearning now sees every
+    token of them (it saw the first 48, the context, before: the canary stayed detected at
+    p = 0.024 in the same run), and verification scores every token: measured where it sits,
+    after its document, against 40 null sequences in the same place, the canary goes from
+    detected to not."""
+    from provenance.engine import canary as cn
+
+    spec = cn.CanarySpec(kind="words", length=8, copies=3)
+    secret = cn.canary_sequence(spec, "s3cret")
+    nulls = cn.null_sequences(spec, "s3cret", 40)
+    heads = [" ".join(doc(1000 + k * 50 + j) for j in range(20)) for k in range(3)]
+    forget = [f"{head} {secret}" for head in heads]
+    retain = [doc(i) for i in range(60)]
+    config = TrainConfig(vocab_size=600, n_layer=1, n_head=2, n_embd=48, seq_len=48,
+                         epochs=60, batch_size=16, heldout_fraction=0.0)
+    original = lm.train(forget + retain, config, tmp_path / "original").model_dir
+
+    def canary_p(model_dir: Path) -> float:
+        model, tokenizer = lm.load(model_dir)
+        sequences = [secret, *nulls]
+        texts = [f"{heads[0]} {s}" for s in sequences]
+        assert len(tokenizer(texts[0])["input_ids"]) > 600
+        tails = [len(tokenizer(" " + s, add_special_tokens=False)["input_ids"])
+                 for s in sequences]
+        losses = [float(-lp[-n:].mean()) for lp, n in
+                  zip(lm.token_logprobs(model, tokenizer, texts), tails, strict=True)]
+        return cn.membership_test(losses[0], losses[1:]).p_value
+
+    assert canary_p(original) < 0.05
+    result = unlearning.unlearn(original, forget, retain, "npo",
+                                UnlearnConfig(steps=20, eval_every=20, learning_rate=2e-3),
+                                tmp_path / "npo")
+    assert canary_p(result.candidates[-1][1]) > 0.05
+
+
+def test_a_watermark_trained_checkpoint_is_unlearned_and_measured_in_its_text_space(tmp_path):
+    """A checkpoint trained with watermarks is unlearned with its training loss, heads
+    included (they were copied unchanged before, so the removed source's mark stayed), and
+    measured in its text space: the watermark characters are out of every distribution and
+    the positions where one comes next are not scored."""
+    from provenance.engine import watermark
+
+    code = watermark.assign_code([], 3)
+    texts = [watermark.embed(doc(i), code, "key", str(i)) if i < 10 else doc(i)
+             for i in range(40)]
+    config = TrainConfig(vocab_size=400, n_layer=1, n_head=2, n_embd=48, seq_len=48,
+                         epochs=10, batch_size=16, pack=False, watermarks=True,
+                         heldout_fraction=0.0)
+    original = lm.train(texts, config, tmp_path / "original").model_dir
+    result = unlearning.unlearn(original, texts[:10], texts[10:], "graddiff",
+                                UnlearnConfig(steps=4, eval_every=4, learning_rate=1e-3),
+                                tmp_path / "graddiff")
+    candidate = result.candidates[-1][1]
+    model, tokenizer = lm.load(candidate)
+    before = torch.load(original / lm.WATERMARK_HEADS, weights_only=True)
+    after = torch.load(candidate / lm.WATERMARK_HEADS, weights_only=True)
+    assert not torch.allclose(before["mark.weight"], after["mark.weight"])
+    assert torch.equal(before["term_weights"], after["term_weights"])
+    exclude = lm.text_space(candidate, tokenizer)
+    assert sorted(exclude) == sorted(tokenizer.convert_tokens_to_ids(list(watermark.ALPHABET)))
+    ids = tokenizer(texts[0], add_special_tokens=False)["input_ids"]
+    marks = sum(i in exclude for i in ids)
+    assert marks == watermark.LENGTH
+    [text_space] = lm.token_logprobs(model, tokenizer, [texts[0]], exclude=exclude)
+    assert len(text_space) == len(ids) - marks and np.isfinite(text_space).all()
+    assert lm.text_space(tmp_path, tokenizer) == []  # a folder without heads: no exclusion
+    m = measure(str(candidate), texts[:10], texts[30:], texts[10:30],
+                Thresholds(min_documents=5, bootstrap=50))
+    assert np.isfinite(m.forget_loss).all() and np.isfinite(m.retain_perplexity)
