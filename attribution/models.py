@@ -75,6 +75,7 @@ class AttributionRun(Job):
         INFLUENCE = "influence"
         WATERMARK = "watermark"
         EMBEDDING = "embedding"
+        BM25 = "bm25"  # a cheap lexical baseline: shown beside the evidence, not in the shares
 
     output = models.ForeignKey(ModelOutput, on_delete=models.PROTECT, related_name="runs")
     methods = models.JSONField(default=list)

@@ -22,7 +22,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
-from attribution.engine.aggregate import agreement_sentence
+from attribution.engine.aggregate import agreement_sentence, baseline_sentence
 from dashboards.composition import version_composition
 from dashboards.engine.ai_act import AiActSummary, SourceShare
 from dashboards.engine.cards.facts import (
@@ -153,6 +153,8 @@ def attribution_context(user: Any, run_id: int) -> dict[str, Any] | None:
     body = report.body if report else {}
     documents = body.get("documents", {})
     names = {s["source"]: s["name"] for s in run.summary.get("sources", [])}
+    listed = {r["source"] for r in body.get("results", [])} - set(names)
+    names.update(DataSource.objects.filter(pk__in=listed).values_list("pk", "name"))
     by_method: dict[str, list[dict[str, Any]]] = {}
     for r in body.get("results", []):
         doc = documents.get(str(r["document"])) if r["document"] is not None else None
@@ -162,6 +164,9 @@ def attribution_context(user: Any, run_id: int) -> dict[str, Any] | None:
             "agreement": run.summary.get("agreement", {}),
             "agreement_sentence": agreement_sentence(run.summary.get("agreement", {}),
                                                      names),
+            "baselines_sentence": baseline_sentence(run.summary["baselines"], names)
+            if "baselines" in run.summary else None,
+            "influence_evaluation": body.get("influence_evaluation"),
             "gradient_generation": body.get("indexes", {}).get("gradient_index", {}).get(
                 "generation")}
 

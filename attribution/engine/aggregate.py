@@ -116,3 +116,67 @@ def agreement_sentence(found: Mapping[str, Any], name: Mapping[int, str]) -> str
         return (f"On the source only: {', '.join(tops)} all point to {source}, but {overlap}: "
                 f"they credit different documents." + tail)
     return f"Yes: {', '.join(tops)} all point to {source}, and {overlap}." + tail
+
+
+# Cheap baselines: shown beside the evidence, never part of the shares or of `agreement`.
+BASELINES = ("bm25",)
+# What a baseline is compared with, and what it is compared against.
+EVIDENCE_METHODS = ("influence", "spans")
+CHEAP = ("bm25", "embedding")
+
+
+def _top_documents(evidence: Sequence[Evidence], method: str, top: int) -> list[int]:
+    ranked = sorted((e for e in evidence if e.method == method and e.document is not None
+                     and e.score > 0), key=lambda e: -e.score)
+    return [e.document for e in ranked[:top] if e.document is not None]
+
+
+def baseline_check(evidence: Sequence[Evidence], per_method: Mapping[str, Mapping[int, float]],
+                   top: int = 5) -> dict[str, dict[str, Any]]:
+    """For influence and spans (where they found evidence): their top source, and against each
+    cheap baseline (BM25 and embedding neighbours) the baseline's top source (None: it found
+    nothing or did not run) and top documents, whether the top sources are the same, and the
+    Jaccard overlap of the top documents."""
+    tops = {m: max(shares.items(), key=lambda kv: (kv[1], -kv[0]))[0]
+            for m, shares in per_method.items() if shares}
+    out: dict[str, dict[str, Any]] = {}
+    for method in EVIDENCE_METHODS:
+        if method not in tops:
+            continue
+        mine = set(_top_documents(evidence, method, top))
+        against = {}
+        for cheap in CHEAP:
+            theirs = _top_documents(evidence, cheap, top)
+            union = mine | set(theirs)
+            against[cheap] = {
+                "top_source": tops.get(cheap), "top_documents": theirs,
+                "same_top_source": tops.get(cheap) == tops[method],
+                "top_documents_jaccard": round(len(mine & set(theirs)) / len(union), 3)
+                if union else 0.0}
+        out[method] = {"top_source": tops[method], "against": against}
+    return out
+
+
+def baseline_sentence(check: Mapping[str, Mapping[str, Any]], name: Mapping[int, str]) -> str:
+    """Whether influence and spans say what the cheap baselines say, for an auditor."""
+    def source(pk: Any) -> str:
+        return name.get(int(pk), f"source {pk}")
+
+    lines = []
+    for method, found in check.items():
+        parts, differ = [], []
+        for cheap, other in found["against"].items():
+            label = "BM25" if cheap == "bm25" else "embedding neighbours"
+            if other.get("top_source") is None:
+                parts.append(f"{label} found nothing")
+                continue
+            parts.append(f"{label}: {source(other['top_source'])}, top-document overlap "
+                         f"{other['top_documents_jaccard']:.2f}")
+            if not other["same_top_source"]:
+                differ.append(label)
+        head = f"{method[:1].upper()}{method[1:]}'s top source is {source(found['top_source'])}"
+        verdict = (f"{head}, which is not the top source of {' nor '.join(differ)}: it says "
+                   f"something the cheap baselines do not" if differ else
+                   f"{head}, as the cheap baselines that found anything say")
+        lines.append(f"{verdict} ({'; '.join(parts)}).")
+    return " ".join(lines) if lines else "No influence or span evidence to compare with."

@@ -9,6 +9,7 @@ rows in one transaction, so a run is never half-published.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from attribution.engine.aggregate import (
+    BASELINES,
     Evidence,
     agreement,
+    baseline_check,
     combined_shares,
     group_shares,
     method_shares,
@@ -43,6 +46,7 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "influence": {"top_k": 20},
     "embedding": {"top_k": 10, "min_similarity": 0.5},
     "watermark": {"top_k": 3},
+    "bm25": {"top_k": 10},
 }
 
 
@@ -251,15 +255,43 @@ def _watermark(run: AttributionRun) -> tuple[list[AttributionResult], str]:
         return [], "no watermark in the output"
     return _ranked(run, "watermark", [
         (None, c.source, c.confidence, {"distance": c.distance, "found": c.found,
-                                        "confidence": c.confidence}) for c in found]), ""
+                                        "confidence": c.confidence, "p_value": c.p_value})
+        for c in found]), ""
+
+
+def _bm25(run: AttributionRun) -> tuple[list[AttributionResult], str]:
+    """BM25 of the completion over the version's documents (the index is built once per
+    version, in the artifact store: versions are immutable)."""
+    from django.conf import settings
+
+    from attribution.engine.lexical import Lexical
+
+    version = run.output.checkpoint.version
+    folder = Path(settings.ARTIFACT_DIR) / "bm25" / f"version-{version.pk}"
+    index = Lexical.open(folder)
+    if index is None:
+        members = VersionMember.objects.filter(version=version).order_by("document_id")
+        pairs = list(Document.objects.filter(pk__in=members.values("document_id"))
+                     .order_by("pk").values_list("pk", "text").iterator(chunk_size=2000))
+        index = Lexical.build([t for _, t in pairs], [pk for pk, _ in pairs])
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        index.save(folder)
+    found = index.search(run.output.completion, int(run.params["bm25"]["top_k"]))
+    sources = _sources_of(run, [pk for pk, _ in found])
+    return _ranked(run, "bm25", [(pk, sources[pk], score, {"bm25": round(score, 4)})
+                                 for pk, score in found]), ""
 
 
 METHODS: dict[str, Callable[[AttributionRun], tuple[list[AttributionResult], str]]] = {
-    "spans": _spans, "influence": _influence, "embedding": _embedding, "watermark": _watermark}
+    "spans": _spans, "influence": _influence, "embedding": _embedding, "watermark": _watermark,
+    "bm25": _bm25}
 
 
 def _summary(evidence: list[Evidence], methods: list[str]) -> dict[str, Any]:
-    per_method = method_shares(evidence)
+    """Shares and agreement of the evidence; the cheap baselines (BM25) beside it, never in
+    the shares, compared with influence and spans (`baselines`)."""
+    everything = method_shares(evidence)
+    per_method = {m: v for m, v in everything.items() if m not in BASELINES}
     combined = combined_shares(per_method)
     sources = {s.pk: s for s in DataSource.objects.filter(pk__in=list(combined))}
     return {
@@ -272,7 +304,9 @@ def _summary(evidence: list[Evidence], methods: list[str]) -> dict[str, Any]:
             combined, {pk: s.use_class for pk, s in sources.items()}).items()},
         "by_license": {k: round(v, 4) for k, v in group_shares(
             combined, {pk: s.license_expression for pk, s in sources.items()}).items()},
-        "agreement": agreement(evidence, per_method, methods=methods),
+        "agreement": agreement([e for e in evidence if e.method not in BASELINES], per_method,
+                               methods=[m for m in methods if m not in BASELINES]),
+        "baselines": baseline_check(evidence, everything),
     }
 
 

@@ -43,7 +43,7 @@ def test_an_auditor_starts_a_run_watches_it_and_reads_the_report(client_as, user
     assert answer.status_code == 202, answer.content
     run_id = answer.json()["id"]
     assert answer.json()["state"] == "queued" and answer.json()["methods"] == [
-        "spans", "influence", "watermark", "embedding"]
+        "spans", "influence", "watermark", "embedding", "bm25"]
     assert auditor.get(f"/api/v1/attribution-runs/{run_id}/report/").status_code == 404
     page = client.get(f"/attribution/{run_id}/")
     assert page.status_code == 200 and b"<progress" in page.content
@@ -59,6 +59,30 @@ def test_an_auditor_starts_a_run_watches_it_and_reads_the_report(client_as, user
     assert b"".join(pdf).startswith(b"%PDF")
     html = client.get(f"/attribution/{run_id}/").content.decode()
     assert run.report.sha256 in html and "Shares by source" in html and "facts" in html
+    # the cheap baselines beside influence and spans, and what influence is measured at
+    summary = report["body"]["summary"]
+    assert "bm25" not in summary["by_method"]  # a baseline: not in the shares
+    assert run.results.filter(method="bm25").exists()
+    assert set(summary["baselines"]["influence"]["against"]) == {"bm25", "embedding"}
+    evaluation = report["body"]["influence_evaluation"]
+    assert evaluation["checkpoints"] == len(run.gradient_index.snapshots)
+    assert "no held-out world" in evaluation["world"]
+    assert "Against the cheap baselines" in html and "How far influence is measured" in html
+    assert "Against the cheap baselines" in pdf_text(b"".join(pdf))
+
+
+def pdf_text(data: bytes) -> str:
+    """The text fpdf2 wrote (its content streams are zlib-compressed)."""
+    import re
+    import zlib
+
+    out = []
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
+        try:
+            out.append(zlib.decompress(stream).decode("latin-1"))
+        except zlib.error:
+            continue
+    return "".join(out)
 
 
 def test_the_output_page_starts_a_run_and_lists_it(client, users, output):

@@ -95,13 +95,16 @@ def test_a_prompt_longer_than_the_context_keeps_the_completion_and_finds_the_fac
 def test_a_copied_passage_is_found_by_spans_and_embeddings_and_shares_add_up(world):
     checkpoint, _, other = world
     passage = Document.objects.filter(occurrences__source=other).order_by("pk")[5]
-    run = attribute(checkpoint, passage.text, methods=["spans", "embedding"])
-    for method in ("spans", "embedding"):
+    run = attribute(checkpoint, passage.text, methods=["spans", "embedding", "bm25"])
+    for method in ("spans", "embedding", "bm25"):
         best = run.results.filter(method=method).order_by("rank").first()
         assert best is not None and best.document_id == passage.pk, (method, run.notes)
     assert run.summary["sources"][0]["source"] == other.pk
     assert sum(s["share"] for s in run.summary["sources"]) == pytest.approx(1.0, abs=1e-3)
     assert run.summary["by_use_class"] and run.summary["agreement"]["agree"] is True
+    assert set(run.summary["by_method"]) == {"spans", "embedding"}  # BM25: a baseline beside
+    against = run.summary["baselines"]["spans"]["against"]
+    assert against["bm25"]["same_top_source"] and against["bm25"]["top_documents"][0] == passage.pk
     spans = run.results.get(method="spans", rank=1).evidence["spans"]
     assert spans and spans[0]["text"]
 

@@ -53,3 +53,42 @@ def test_agreement_on_source_and_documents_and_disagreement_are_told_apart():
 def test_reports_made_before_the_status_are_still_read():
     old = {"top_source": {"spans": 1}, "agree": True, "pairs": []}
     assert agreement_sentence(old, NAMES).startswith("Yes: spans all point to Harbor essays")
+
+
+def test_influence_is_set_beside_the_cheap_baselines_and_says_where_it_differs():
+    from attribution.engine.aggregate import baseline_check, baseline_sentence
+
+    evidence = [Evidence("influence", 1, 10, 3.0), Evidence("influence", 2, 20, 1.0),
+                Evidence("bm25", 2, 20, 9.0), Evidence("bm25", 2, 21, 4.0),
+                Evidence("embedding", 1, 10, 0.9), Evidence("spans", 1, 10, 12.0)]
+    check = baseline_check(evidence, method_shares(evidence))
+    assert set(check) == {"influence", "spans"} and check["influence"]["top_source"] == 1
+    bm25 = check["influence"]["against"]["bm25"]
+    assert bm25["top_source"] == 2 and bm25["same_top_source"] is False
+    assert bm25["top_documents"] == [20, 21] and bm25["top_documents_jaccard"] == 0.333
+    assert check["influence"]["against"]["embedding"]["same_top_source"] is True
+    sentence = baseline_sentence(check, NAMES)
+    assert sentence.startswith("Influence's top source is Harbor essays, which is not the top "
+                               "source of BM25: it says something the cheap baselines do not")
+    assert "BM25: Forum posts, top-document overlap 0.33" in sentence
+    alone = baseline_check([Evidence("influence", 1, 10, 3.0)],
+                           method_shares([Evidence("influence", 1, 10, 3.0)]))
+    assert alone["influence"]["against"]["bm25"]["top_source"] is None
+    assert "BM25 found nothing" in baseline_sentence(alone, NAMES)
+    assert baseline_sentence({}, NAMES) == "No influence or span evidence to compare with."
+
+
+def test_bm25_ranks_by_shared_rare_words_and_survives_a_save(tmp_path):
+    from attribution.engine.lexical import Lexical
+
+    texts = ["The harbor master keeps the old lighthouse lamp burning.",
+             "A recipe for bread with rye flour and caraway.",
+             "The lighthouse keeper writes letters to the harbor."]
+    index = Lexical.build(texts, [7, 8, 9])
+    found = index.search("who keeps the lighthouse lamp", 3)
+    assert [d for d, _ in found][:2] == [7, 9] and found[0][1] > found[1][1] > 0
+    assert index.search("the and a", 3) == []  # stop words only: no evidence
+    index.save(tmp_path / "v1")
+    again = Lexical.open(tmp_path / "v1")
+    assert again is not None and again.search("rye bread", 2)[0][0] == 8
+    assert Lexical.open(tmp_path / "missing") is None
