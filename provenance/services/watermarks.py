@@ -11,10 +11,11 @@ from provenance.selectors import source_list
 TRUST = ("A watermark is evidence that a model learned from a source's documents, not proof: "
          "anything that drops Unicode format characters (category Cf) removes it, such as "
          "NFKC-style text cleaning, many copy-paste paths and sanitisers; so its absence proves "
-         "nothing. A decoded code names the registered source whose code is nearest; a distance "
-         "of 0-1 edits is strong evidence, 2-4 weaker, and a single run can also come from a "
-         "model that emits watermark characters for text it never saw (see the false-positive "
-         "rate measured in bench/watermark_eval.py).")
+         "nothing. A source is named only when random watermark characters would come as close "
+         "to some registered code with probability p_value <= 0.01 (calibrated on the codebook "
+         "itself: bench/watermark_null.py); confidence is 1 - p_value. A run can still come "
+         "from a model that emits watermark characters for text it never saw (see the "
+         "false-positive rate measured in bench/watermark_eval.py).")
 
 
 def watermark_codebook() -> dict[int, str]:
@@ -30,7 +31,8 @@ def watermark_detect(*, text: str, user: Any, top_k: int = 3) -> dict[str, Any]:
         "characters_found": sum(text.count(c) for c in watermark.ALPHABET),
         "candidates": [{"source": c.source if c.source in names else None,
                         "source_name": names.get(c.source, "a source you cannot see"),
-                        "distance": c.distance, "confidence": c.confidence, "found": c.found}
+                        "distance": c.distance, "confidence": c.confidence,
+                        "p_value": c.p_value, "found": c.found}
                        for c in found],
         "note": TRUST,
     }
