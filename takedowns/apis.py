@@ -167,8 +167,8 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
     @action(detail=True, methods=["post"], url_path="remediate-models")
     def remediate_models(self, request: Request, pk: str) -> Response:
         """Take the removed documents out of the checkpoints trained on them: retrain on the
-        remediated version, unlearn (graddiff, npo) or filter outputs, on the gpu queue. When
-        the last run ends, verification measures them all."""
+        remediated version, unlearn (graddiff, npo, simnpo) or filter outputs, on the gpu
+        queue. When the last run ends, verification measures them all."""
         data = self.valid(s.RemediateModelsIn)
         runs = takedown_remediate_models(
             request=self.get_object(), actor=self.actor, methods=data["methods"],

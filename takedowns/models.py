@@ -186,6 +186,7 @@ class UnlearningRun(Job):
         RETRAIN = "retrain", "Full retrain on the remediated version"
         GRADDIFF = "graddiff", "Gradient difference (unlearning)"
         NPO = "npo", "Negative preference optimisation (unlearning)"
+        SIMNPO = "simnpo", "SimNPO: reference-free, length-normalised NPO (unlearning)"
         OUTPUT_FILTER = "output_filter", "Interim output filter (blocks verbatim spans)"
 
     request = models.ForeignKey(TakedownRequest, on_delete=models.PROTECT,

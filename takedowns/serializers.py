@@ -110,8 +110,8 @@ class RemediateIn(serializers.Serializer):
 class RemediateModelsIn(serializers.Serializer):
     methods = serializers.ListField(
         child=serializers.ChoiceField(UnlearningRun.Method.values), min_length=1,
-        help_text="retrain (the gold standard), graddiff, npo, output_filter; several may run "
-                  "side by side, each on every chosen checkpoint")
+        help_text="retrain (the gold standard), graddiff, npo, simnpo, output_filter; several "
+                  "may run side by side, each on every chosen checkpoint")
     checkpoints = serializers.PrimaryKeyRelatedField(
         queryset=ModelCheckpoint.objects.all(), many=True, required=False,
         help_text="default: every checkpoint trained on the removed documents")

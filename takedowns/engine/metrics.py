@@ -122,6 +122,19 @@ def _criterion(status: str, **detail: Any) -> dict[str, Any]:
     return {"status": status, **detail}
 
 
+def _privleak_status(leak: dict[str, Any], limit: float) -> dict[str, Any]:
+    """Pass when the whole 95% interval lies inside +-limit, fail when it lies wholly outside;
+    an interval across the band's edge cannot tell either way: too few documents to tell."""
+    low, high = leak["low"], leak["high"]
+    if -limit <= low and high <= limit:
+        return _criterion(PASS, limit=limit, **leak)
+    if high < -limit or low > limit:
+        return _criterion(FAIL, limit=limit, **leak)
+    return _criterion(INSUFFICIENT, limit=limit, reason=f"the 95% interval [{low:+.1f}, "
+                      f"{high:+.1f}] crosses the edge of the pass band +-{limit:g}: too few "
+                      f"documents to tell", **leak)
+
+
 def judge(model: Measurement, original: Measurement, reference: Measurement | None,
           th: Thresholds) -> dict[str, Any]:
     """Each criterion's status and evidence, and the verdict: fail if any criterion fails,
@@ -140,14 +153,19 @@ def judge(model: Measurement, original: Measurement, reference: Measurement | No
                 INSUFFICIENT, reason=f"{n_f} forget and {n_h} held-out documents, fewer than "
                 f"{th.min_documents}: measured, not judged", **leak)
         else:
-            ok = abs(leak["privleak"]) <= th.privleak
-            criteria["privleak"] = _criterion(PASS if ok else FAIL, limit=th.privleak, **leak)
+            criteria["privleak"] = _privleak_status(leak, th.privleak)
     if model.verbatim_rouge:
         base = reference.verbatim_rouge if reference is not None else model.holdout_rouge
         baseline = float(np.mean(base)) if base else 0.0
         value = float(np.mean(model.verbatim_rouge))
         status = PASS if value <= baseline + th.verbatim_margin else FAIL
         detail: dict[str, Any] = {}
+        # Against a retrain, two-sided: regurgitating less than a model that never saw the
+        # work is over-unlearning (text it should still predict from what else it learned).
+        if reference is not None and value < baseline - th.verbatim_margin:
+            status = FAIL
+            detail["reason"] = (f"over-unlearned: ROUGE-L {value:.3f} below the retrain's "
+                                f"{baseline:.3f} - {th.verbatim_margin}")
         if len(model.verbatim_rouge) < th.min_verbatim_documents:
             status = INSUFFICIENT
             detail["reason"] = (f"{len(model.verbatim_rouge)} forget document(s), fewer than "
@@ -155,7 +173,9 @@ def judge(model: Measurement, original: Measurement, reference: Measurement | No
         criteria["verbatim"] = _criterion(
             status, rouge_l=value, exact=float(np.mean(model.verbatim_exact)),
             baseline=baseline, baseline_of="retrain" if reference is not None
-            else "held-out text", limit=baseline + th.verbatim_margin, **detail)
+            else "held-out text", limit=baseline + th.verbatim_margin,
+            lower_limit=baseline - th.verbatim_margin if reference is not None else None,
+            **detail)
     else:
         criteria["verbatim"] = _criterion(INSUFFICIENT, reason="no forget document is long "
                                                                "enough for a prefix test")
@@ -167,10 +187,19 @@ def judge(model: Measurement, original: Measurement, reference: Measurement | No
     if model.canary_p is None:
         criteria["canary"] = _criterion(NOT_APPLICABLE, reason="no canary of a removed source "
                                                                "(or its carriers stay)")
+    elif original.canary_p is not None and original.canary_p > th.canary_p:
+        # The test has no power here: it did not find the canary in the original either, so
+        # not finding it now shows nothing.
+        criteria["canary"] = _criterion(
+            NOT_APPLICABLE, p=model.canary_p, original_p=original.canary_p, power=False,
+            reason=f"the original's canary was not detected either (p = "
+                   f"{original.canary_p:.3f} > {th.canary_p}): the test could not have "
+                   f"rejected, so a non-detection is no evidence")
     else:
         hard = model.canary_p <= th.canary_hard_p
         criteria["canary"] = _criterion(PASS if model.canary_p > th.canary_p else FAIL,
-                                        p=model.canary_p, limit=th.canary_p, hard=hard)
+                                        p=model.canary_p, limit=th.canary_p, hard=hard,
+                                        original_p=original.canary_p, power=True)
     statuses = {c["status"] for c in criteria.values()}
     verdict = FAIL if FAIL in statuses else "inconclusive" if INSUFFICIENT in statuses else PASS
     return {"verdict": verdict, "criteria": criteria}

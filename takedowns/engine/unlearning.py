@@ -1,10 +1,12 @@
 """Approximate unlearning from a trained checkpoint. Pure torch + transformers: no Django.
 
-Two methods, each with a retain term (next-token loss on a sample of the retained data):
+Three methods, each with a retain term (next-token loss on a sample of the retained data):
 * gradient difference: ascend the forget set's next-token loss, descend the retain set's;
 * NPO (Zhang et al. 2024): a bounded, preference-style forget loss,
   (2 / beta) * mean(softplus(beta * (log p_theta(x) - log p_ref(x)))), with the original model as
-  the reference; it slows down as the forget likelihood falls, where gradient ascent runs away.
+  the reference; it slows down as the forget likelihood falls, where gradient ascent runs away;
+* SimNPO (Fan et al. 2024): NPO without the reference model, on the per-token (length-
+  normalised) loss, -(2 / beta) * mean(logsigmoid(beta * (nll / |x| - delta))).
 
 Every token of a document is seen (`lm.token_blocks` unpacked: a long document in as many rows
 as it needs, so a canary at its end is forgotten too). A checkpoint trained with watermarks is
@@ -118,6 +120,13 @@ def unlearn(model_dir: Path, forget_texts: Sequence[str], retain_texts: Sequence
         r_index = _batch(len(retain), config.batch_size, generator)
         if method == "graddiff":
             forget_term = -lm._loss(model, forget[f_index], dev, heads)
+        elif method == "simnpo":
+            rows = forget[f_index]
+            counted = (rows[:, 1:] != model.config.pad_token_id).sum(-1).clamp(min=1).to(dev)
+            per_token = -_rows_loglik(model, rows, dev, heads) / counted
+            forget_term = -torch.nn.functional.logsigmoid(
+                config.simnpo_beta * (per_token - config.simnpo_delta)).mean() \
+                * (2 / config.simnpo_beta)
         else:
             assert reference is not None
             ratio = _rows_loglik(model, forget[f_index], dev, heads) \

@@ -29,7 +29,9 @@ def _model_line(run: UnlearningRun) -> dict[str, Any]:
             "state": run.state, "verdict": run.verdict or None,
             "result": {"name": run.result.name, "sha256": run.result.sha256}
             if run.result else None,
-            "chosen_step": row.get("chosen_step"),
+            "grade": row.get("grade"),
+            "chosen_step": row.get("chosen_step"), "chosen_on": row.get("chosen_on"),
+            "certified_on": row.get("certified_on"),
             "by_construction": row.get("by_construction"),
             "mia_auc": summary.get("mia_auc_mink"), "privleak": leak.get("privleak"),
             "privleak_reference": leak.get("reference"),

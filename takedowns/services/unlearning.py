@@ -16,7 +16,7 @@ cancellable; when the last one of the request ends, `takedowns.unlearn_verify` m
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,40 @@ class Sets:
     holdout: list[str]        # never trained on, from the forget set's sources (membership)
     utility: list[str]        # never trained on, from the other sources (held-out perplexity)
     canary: list[str] | None  # a removed source's canary, then its null sequences
+    retain_ids: list[int] = field(default_factory=list)  # the documents `retain` came from
+
+    def sizes(self) -> dict[str, Any]:
+        return {"forget_documents": len(self.forget), "holdout_documents": len(self.holdout),
+                "retain_documents": len(self.retain), "utility_documents": len(self.utility),
+                "canary_nulls": len(self.canary) - 1 if self.canary else 0}
+
+    def split(self, seed: int = 0) -> tuple[Sets, Sets]:
+        """(validation, test): each set cut in two halves by a seeded permutation, disjoint, so
+        that a candidate chosen on one is certified on documents it was not chosen on. The
+        canary (one sequence) is in both; its null sequences are split."""
+        rng = random.Random(f"verification split {seed}")
+
+        def halves(n: int) -> tuple[list[int], list[int]]:
+            order = list(range(n))
+            rng.shuffle(order)
+            return sorted(order[:n // 2]), sorted(order[n // 2:])
+
+        parts: list[dict[str, Any]] = [{}, {}]
+        f_val, f_test = halves(len(self.forget))
+        for part, index in zip(parts, (f_val, f_test), strict=True):
+            part["forget"] = [self.forget[i] for i in index]
+            part["forget_trained"] = [self.forget_trained[i] for i in index]
+        for name in ("holdout", "utility"):
+            values = getattr(self, name)
+            for part, index in zip(parts, halves(len(values)), strict=True):
+                part[name] = [values[i] for i in index]
+        r_val, r_test = halves(len(self.retain))
+        for part, index in zip(parts, (r_val, r_test), strict=True):
+            part["retain"] = [self.retain[i] for i in index]
+            part["retain_ids"] = [self.retain_ids[i] for i in index if i < len(self.retain_ids)]
+        for n, part in enumerate(parts):
+            part["canary"] = [self.canary[0], *self.canary[1 + n::2]] if self.canary else None
+        return Sets(**parts[0]), Sets(**parts[1])
 
 
 def _export(checkpoint: ModelCheckpoint, **kwargs: Any) -> Any:
@@ -193,7 +227,11 @@ def _export(checkpoint: ModelCheckpoint, **kwargs: Any) -> Any:
 
 
 def verification_sets(checkpoint: ModelCheckpoint, forget_ids: list[int], retain_n: int,
-                      seed: int = 0) -> Sets:
+                      seed: int = 0, exclude_retain: set[int] | None = None) -> Sets:
+    """The forget, retain, held-out and utility texts and the canary of one checkpoint's
+    verification. `exclude_retain`: documents not to sample the retain set from (verification
+    leaves out those the unlearning runs trained on, so utility is judged on retained text
+    the unlearning never saw)."""
     purged = sorted(Document.objects.filter(pk__in=forget_ids, text_purged=True)
                     .values_list("pk", flat=True))
     if purged:
@@ -206,8 +244,9 @@ def verification_sets(checkpoint: ModelCheckpoint, forget_ids: list[int], retain
     stored = dict(Document.objects.filter(pk__in=trained.documents).values_list("pk", "text"))
     forget = [stored[d] for d in trained.documents]
     everything = _export(checkpoint)
-    rest = [t for t, d in zip(everything.texts, everything.documents, strict=True)
-            if d not in set(forget_ids)]
+    skip = set(forget_ids) | (exclude_retain or set())
+    rest = [(t, d) for t, d in zip(everything.texts, everything.documents, strict=True)
+            if d not in skip]
     retain = random.Random(seed).sample(rest, min(retain_n, len(rest)))
     # Held-out text from the forget set's own sources: a membership test between different
     # distributions (a removed source's style against everyone else's) measures the style.
@@ -225,7 +264,8 @@ def verification_sets(checkpoint: ModelCheckpoint, forget_ids: list[int], retain
                     .order_by("sha256").values_list("text", flat=True)[:limit])
 
     # Utility is measured on what the model should still know: held-out text of the rest.
-    return Sets(forget=forget, forget_trained=trained.texts, retain=retain,
+    return Sets(forget=forget, forget_trained=trained.texts, retain=[t for t, _ in retain],
+                retain_ids=[d for _, d in retain],
                 holdout=texts(held.filter(source_id__in=sources), HOLDOUT_MAX),
                 utility=texts(held.exclude(source_id__in=sources), UTILITY_MAX),
                 canary=_canary(checkpoint, set(forget_ids)))

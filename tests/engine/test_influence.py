@@ -239,6 +239,15 @@ def test_a_document_longer_than_the_context_is_the_sum_of_its_windows(tiny):
     assert sum(done) == 3  # progress counts examples, not windows
 
 
+def _trained_store(featurizer, tokenizer, texts, folder):
+    """One shard of every text (ids 0..n-1, 4 Fisher draws each), finalized as a store."""
+    examples = [inf.document_example(tokenizer, t) for t in texts]
+    vectors, rows = inf.featurize_with_fisher(
+        featurizer, examples, [inf.fisher_seed(0, i) for i in range(len(texts))], 4)
+    names = [inf.shard_save(folder, "00000", np.arange(len(texts)), vectors, rows)["name"]]
+    return inf.GradientStore.finalize(folder, names, {"dim": featurizer.dim}, damping=0.003)
+
+
 FILLER = ["The old ship sails over the quiet harbor.", "A young bird sings in the green field.",
           "The loud wind walks by the stone river.", "Every letter holds a red stone.",
           "The city keeps its blue river.", "A quiet field finds the old wind.",
@@ -279,13 +288,7 @@ def test_a_fact_at_the_end_of_a_long_packed_document_is_found(tmp_path):
     model, tokenizer = lm.load(lm.train(texts, config, tmp_path / "run").model_dir)
     assert all(len(tokenizer(t)["input_ids"]) > 900 for t in texts[:4])
     featurizer = inf.Featurizer(model, inf.FeatureSpec())
-    examples = [inf.document_example(tokenizer, t) for t in texts]
-    vectors, rows = inf.featurize_with_fisher(
-        featurizer, examples, [inf.fisher_seed(0, i) for i in range(len(texts))], 4)
-    names = [inf.shard_save(tmp_path / "store", "00000", np.arange(len(texts)), vectors,
-                            rows)["name"]]
-    store = inf.GradientStore.finalize(tmp_path / "store", names, {"dim": featurizer.dim},
-                                       damping=0.003)
+    store = _trained_store(featurizer, tokenizer, texts, tmp_path / "store")
     found = []
     for k in range(4):
         query = inf.featurize(featurizer, [inf.query_example(
@@ -339,13 +342,7 @@ def test_a_watermark_trained_checkpoint_is_featurized_with_its_training_loss(tmp
     heads = lm.load_watermark_heads(model, tokenizer, result.model_dir)
     featurizer = inf.Featurizer(model, inf.FeatureSpec(), heads)
     assert featurizer.dim > plain.dim  # the two heads' layers are featurized too
-    examples = [inf.document_example(tokenizer, t) for t in texts]
-    vectors, rows = inf.featurize_with_fisher(
-        featurizer, examples, [inf.fisher_seed(0, i) for i in range(len(texts))], 4)
-    names = [inf.shard_save(tmp_path / "store", "00000", np.arange(len(texts)), vectors,
-                            rows)["name"]]
-    store = inf.GradientStore.finalize(tmp_path / "store", names, {"dim": featurizer.dim},
-                                       damping=0.003)
+    store = _trained_store(featurizer, tokenizer, texts, tmp_path / "store")
     query = inf.featurize(featurizer, [inf.query_example(tokenizer, "Dmitri Dahl was born in",
                                                          " Hanoi.")])
     assert int(inf.rank([store], [query[0]], 1).ids[0]) in (6, 7)  # Dmitri's two documents

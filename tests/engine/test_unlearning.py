@@ -60,11 +60,15 @@ def test_privleak_is_negative_when_under_unlearned_and_positive_when_over_unlear
 
 
 def test_a_memorising_model_is_separable_and_fails_while_one_like_the_retrain_passes():
+    """privleak passes only when its whole 95% interval lies inside +-15: with 400 forget and
+    held-out documents an unlearned model like the retrain does; with 120 the interval is
+    wider than the band, and the verdict says there are too few documents to tell."""
     rng = np.random.default_rng(0)
-    holdout = list(rng.normal(3.5, 0.2, 120))
-    retrain = measurement(list(rng.normal(3.5, 0.2, 120)), holdout)
-    original = measurement(list(rng.normal(2.5, 0.2, 120)), holdout,
-                           verbatim_rouge=[0.9] * 120, canary_p=0.002)
+    n = 400
+    holdout = list(rng.normal(3.5, 0.2, n))
+    retrain = measurement(list(rng.normal(3.5, 0.2, n)), holdout)
+    original = measurement(list(rng.normal(2.5, 0.2, n)), holdout,
+                           verbatim_rouge=[0.9] * n, canary_p=0.002)
     th = Thresholds()
     separable = metrics.separability(original, retrain, th)
     assert separable["separable"] and len(separable["by"]) == 3
@@ -72,15 +76,40 @@ def test_a_memorising_model_is_separable_and_fails_while_one_like_the_retrain_pa
     assert judged["verdict"] == "fail"
     assert judged["criteria"]["privleak"]["privleak"] < -15
     assert judged["criteria"]["canary"]["hard"] is True
-    unlearned = measurement(list(rng.normal(3.5, 0.2, 120)), holdout, canary_p=0.4,
+    unlearned = measurement(list(rng.normal(3.5, 0.2, n)), holdout, canary_p=0.4,
                             retain_perplexity=10.5)
     judged = metrics.judge(unlearned, original, retrain, th)
     assert judged["verdict"] == "pass", judged
     leak = judged["criteria"]["privleak"]
-    assert leak["low"] <= leak["privleak"] <= leak["high"]
-    broken = measurement(list(rng.normal(3.5, 0.2, 120)), holdout, retain_perplexity=30.0)
+    assert -15 <= leak["low"] <= leak["privleak"] <= leak["high"] <= 15
+    assert judged["criteria"]["canary"]["power"] is True
+    broken = measurement(list(rng.normal(3.5, 0.2, n)), holdout, retain_perplexity=30.0)
     assert metrics.judge(broken, original, retrain, th)["criteria"]["retain_perplexity"][
         "status"] == "fail"
+    few = [x[:120] for x in (unlearned.forget_loss, holdout, retrain.forget_loss)]
+    judged = metrics.judge(measurement(few[0], few[1]), original,
+                           measurement(few[2], few[1]), th)
+    assert judged["criteria"]["privleak"]["status"] == "insufficient"
+    assert "too few documents to tell" in judged["criteria"]["privleak"]["reason"]
+
+
+def test_verbatim_is_two_sided_against_a_retrain_and_the_canary_states_its_power():
+    rng = np.random.default_rng(2)
+    holdout = list(rng.normal(3.5, 0.2, 50))
+    retrain = measurement(list(rng.normal(3.5, 0.2, 50)), holdout, verbatim_rouge=[0.11] * 50)
+    over = measurement(list(rng.normal(3.5, 0.2, 50)), holdout, verbatim_rouge=[0.0] * 50)
+    verbatim = metrics.judge(over, over, retrain, Thresholds())["criteria"]["verbatim"]
+    assert verbatim["status"] == "fail" and "over-unlearned" in verbatim["reason"]
+    close = measurement(list(rng.normal(3.5, 0.2, 50)), holdout, verbatim_rouge=[0.1] * 50)
+    assert metrics.judge(close, close, retrain, Thresholds())["criteria"]["verbatim"][
+        "status"] == "pass"
+    # no retrain: one-sided against held-out text, as before
+    assert metrics.judge(over, over, None, Thresholds())["criteria"]["verbatim"][
+        "status"] == "pass"
+    undetected = measurement([3.5] * 50, holdout, canary_p=0.3)
+    canary = metrics.judge(undetected, undetected, retrain, Thresholds())["criteria"]["canary"]
+    assert canary["status"] == "not_applicable" and canary["power"] is False
+    assert "could not have rejected" in canary["reason"]
 
 
 def test_too_few_documents_make_privleak_measured_but_not_judged():
@@ -142,7 +171,7 @@ def _state(model_dir: Path) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
-@pytest.mark.parametrize("method", ["graddiff", "npo"])
+@pytest.mark.parametrize("method", ["graddiff", "npo", "simnpo"])
 def test_unlearning_raises_the_forget_loss_more_than_the_held_out_loss(memorised, method):
     th = Thresholds(min_documents=5, bootstrap=200)
     before = measure(str(memorised["dir"]), memorised["forget"], memorised["holdout"],
@@ -258,3 +287,37 @@ def test_a_watermark_trained_checkpoint_is_unlearned_and_measured_in_its_text_sp
     m = measure(str(candidate), texts[:10], texts[30:], texts[10:30],
                 Thresholds(min_documents=5, bootstrap=50))
     assert np.isfinite(m.forget_loss).all() and np.isfinite(m.retain_perplexity)
+
+
+def test_robustness_probes_round_weights_to_4_bits_and_relearn_a_few_steps(memorised):
+    """The probes verification runs before it grades an unlearned model empirical: a copy with
+    every Linear/Conv1D weight rounded to 4 bits (at most 16 levels per group of 64 inputs),
+    and a copy fine-tuned a few steps on a public part of the forget set."""
+    from takedowns.engine import probes
+
+    weight = torch.randn(8, 130)
+    rounded = probes.round_weights(weight)
+    for group in range(0, 130, 64):
+        assert all(len(torch.unique(row)) <= 16 for row in rounded[:, group:group + 64])
+    assert (rounded - weight).abs().max() <= weight.abs().max() / 7  # within half a step x 2
+    folder = memorised["folder"]
+    q = probes.quantized(memorised["dir"], folder / "q4")
+    original, quant = _state(memorised["dir"]), _state(q)
+    attn = next(k for k in original if k.endswith("attn.c_attn.weight"))
+    assert not torch.equal(original[attn], quant[attn])
+    assert torch.allclose(original[attn], quant[attn], atol=original[attn].abs().max() / 7)
+    assert len(torch.unique(quant[attn][:64, 0])) <= 16  # Conv1D (in, out): groups of inputs
+    public = memorised["forget"][:3]
+    before = measure(str(memorised["dir"]), public, memorised["holdout"],
+                     memorised["retain"], Thresholds(min_documents=2, bootstrap=100))
+    unlearned = unlearning.unlearn(memorised["dir"], memorised["forget"], memorised["retain"],
+                                   "graddiff", UnlearnConfig(steps=10, eval_every=10,
+                                                             learning_rate=1e-3),
+                                   folder / "probe-unlearn").candidates[-1][1]
+    forgot = measure(str(unlearned), public, memorised["holdout"], memorised["retain"],
+                     Thresholds(min_documents=2, bootstrap=100))
+    r = probes.relearned(unlearned, public, folder / "relearned", steps=10)
+    again = measure(str(r), public, memorised["holdout"], memorised["retain"],
+                    Thresholds(min_documents=2, bootstrap=100))
+    assert np.mean(forgot.forget_loss) > np.mean(before.forget_loss)
+    assert np.mean(again.forget_loss) < np.mean(forgot.forget_loss)  # relearning brings it back

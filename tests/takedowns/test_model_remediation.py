@@ -17,7 +17,7 @@ from attribution.services.spans import span_index_build
 from provenance.engine import lm
 from provenance.engine.verify import check_receipt
 from provenance.engine.verify import main as verify_main
-from provenance.models import Document, ModelCheckpoint
+from provenance.models import Document, LedgerEntry, ModelCheckpoint
 from provenance.services.canaries import canary_register
 from provenance.services.training import training_run_create, training_run_execute
 from provenance.services.transparency import ledger_verifier_key
@@ -26,7 +26,7 @@ from takedowns.models import TakedownRequest, UnlearningRun
 from takedowns.services.requests import takedown_decide, takedown_file
 from takedowns.services.scoping import takedown_scope, takedown_scope_start
 from takedowns.services.unlearning import unlearning_run_execute, verification_sets
-from takedowns.services.verification import takedown_verify
+from takedowns.services.verification import takedown_verify, unlearning_retain_ids
 
 pytestmark = pytest.mark.django_db
 VOCAB = ("harbour tide lantern river meadow orchard winter letter window garden bridge station "
@@ -134,7 +134,21 @@ def test_remediation_verification_decision_and_receipt(trained, client_as, tmp_p
     assert certificate["state"] == "done", certificate.get("error")
     [entry] = certificate["checkpoints"]
     original, retrain = entry["original"], entry["retrain"]
-    assert entry["forget_documents"] >= 8 and entry["holdout_documents"] >= 10
+    # Chosen on one split, certified on another: every figure below is the test split's.
+    split = entry["splits"]
+    assert entry["forget_documents"] == split["test"]["forget_documents"] >= 8
+    assert split["validation"]["forget_documents"] >= 8
+    assert split["validation"]["holdout_documents"] + entry["holdout_documents"] >= 10
+    forget_ids = runs["npo"].forget_documents
+    unlearned_on = set(verification_sets(checkpoint, forget_ids, 60).retain_ids)
+    sets = verification_sets(checkpoint, forget_ids, 256,
+                             exclude_retain=unlearning_retain_ids(list(runs.values())))
+    assert unlearned_on and not set(sets.retain_ids) & unlearned_on  # utility on unseen retain
+    validation, test = sets.split()
+    assert not set(validation.forget) & set(test.forget)
+    assert sorted(validation.forget + test.forget) == sorted(sets.forget)
+    assert validation.canary[0] == test.canary[0] and not set(validation.canary[1:]) & set(
+        test.canary[1:])
     assert entry["canary_tested"]  # every carrier of the essays' canary was removed
     # The original memorised the source; the retrain never saw it.
     assert original["mia_auc_loss"] > retrain["mia_auc_loss"]
@@ -152,8 +166,30 @@ def test_remediation_verification_decision_and_receipt(trained, client_as, tmp_p
     table = rows["npo"]["candidates"]
     assert [c["step"] for c in table] == [5, 10, 15, 20]
     passing = [c["step"] for c in table if c["verdict"] == "pass"]
-    # The first candidate meeting every criterion, never simply the last.
+    # The first candidate meeting every criterion on validation, never simply the last; the
+    # run's verdict and figures are that candidate's, measured once on test.
     assert rows["npo"]["chosen_step"] == (passing[0] if passing else None)
+    assert rows["npo"]["chosen_on"] == "validation"
+    if passing:
+        assert rows["npo"]["certified_on"] == "test"
+        assert rows["npo"]["validation"]["summary"] == next(
+            c["summary"] for c in table if c["step"] == passing[0])
+    promoted = rows["npo"]["verdict"] == "pass"
+    # graded: a retrain is exact; an unlearning run is empirical only if it also passed the
+    # robustness probes on the test split (4-bit weights, relearning), else failed
+    assert rows["retrain"]["grade"] == "exact" and rows["output_filter"]["grade"] == "interim"
+    assert rows["npo"]["grade"] == ("empirical" if promoted else "failed")
+    if rows["npo"].get("probes"):
+        assert set(rows["npo"]["probes"]) == {"quantized_4bit", "relearned"}
+        assert promoted == all(p["verdict"] == "pass" for p in rows["npo"]["probes"].values())
+        assert rows["npo"]["probes"]["relearned"]["against"] == "the retrain, probed the same way"
+    [verified] = LedgerEntry.objects.filter(event="takedown.verified")
+    logged = verified.payload["runs"][str(runs["npo"].pk)]
+    assert logged["grade"] == rows["npo"]["grade"] and len(logged["forget_set_sha256"]) == 64
+    assert logged["model_before_sha256"] == checkpoint.sha256 and logged["config"]["seed"] == 0
+    # time to a verified model counts every candidate's measurement, not the unlearning alone
+    assert rows["npo"]["measuring_s"] > 0
+    assert rows["npo"]["time_to_verified_s"] >= rows["npo"]["measuring_s"]
     # The retrain never saw the work: exact, whatever its figures against chance say.
     assert rows["retrain"]["verdict"] == "exact" and "by construction" in rows["retrain"]["why"]
     for row in table:
@@ -162,9 +198,9 @@ def test_remediation_verification_decision_and_receipt(trained, client_as, tmp_p
                                   "inconclusive" if "insufficient" in criteria else "pass")
     npo_run = UnlearningRun.objects.get(pk=runs["npo"].pk)
     assert npo_run.verdict == rows["npo"]["verdict"]
-    if passing:
+    if promoted:
         assert npo_run.result.kind == "unlearned" and npo_run.result.parent_id == checkpoint.pk
-    assert ModelCheckpoint.objects.filter(kind="unlearned").count() == (1 if passing else 0)
+    assert ModelCheckpoint.objects.filter(kind="unlearned").count() == (1 if promoted else 0)
 
     # Deciding: a reason is needed unless verification passed; the purge waited till now.
     reasons = "" if certificate["verdict"] == "pass" else "retrained; reviewed the figures"
@@ -196,6 +232,42 @@ def test_remediation_verification_decision_and_receipt(trained, client_as, tmp_p
                                      f"does not match its hash"]
     [message] = [m for m in mail.outbox if "decided" in m.subject]
     assert "Receipt: ledger entry" in message.body and "Model " in message.body
+
+
+def test_a_candidate_that_holds_on_test_and_under_the_probes_is_graded_empirical(
+        trained, client_as):
+    """The grading path end to end, with a candidate known not to hold the work: the npo run's
+    only candidate is a copy of the retrain. It passes on validation, then on test, then after
+    4-bit rounding and after relearning (each against the retrain probed the same way): graded
+    empirical, promoted, its probes and timings in the certificate."""
+    import shutil
+
+    request = data_remediated(trained, client_as)
+    url = f"/api/v1/takedowns/{request.pk}/"
+    started = client_as("curator").post(f"{url}remediate-models/", {
+        "methods": ["retrain", "npo"], "config": {"npo": {"steps": 2, "eval_every": 2}}},
+        format="json")
+    assert started.status_code == 202, started.json()
+    for run in UnlearningRun.objects.filter(request=request).order_by("pk"):
+        assert unlearning_run_execute(run_id=run.pk).state == "succeeded"
+    retrain = UnlearningRun.objects.get(request=request, method="retrain")
+    npo = UnlearningRun.objects.get(request=request, method="npo")
+    planted = Path(npo.candidates[0]["path"])
+    shutil.rmtree(planted)
+    shutil.copytree(retrain.result.path, planted)
+    UnlearningRun.objects.filter(pk=npo.pk).update(candidates=[npo.candidates[0]])
+    certificate = takedown_verify(request_id=request.pk).verification
+    assert certificate["state"] == "done", certificate.get("error")
+    rows = {r["method"]: r for r in certificate["checkpoints"][0]["runs"]}
+    row = rows["npo"]
+    assert row["chosen_on"] == "validation" and row["certified_on"] == "test"
+    assert {k: p["verdict"] for k, p in row["probes"].items()} == {
+        "quantized_4bit": "pass", "relearned": "pass"}, row["probes"]
+    assert row["grade"] == "empirical" and row["verdict"] == "pass"
+    assert row["probes"]["relearned"]["public_documents"] >= 1
+    assert row["time_to_verified_s"] >= row["measuring_s"] > 0
+    assert UnlearningRun.objects.get(pk=npo.pk).result.kind == "unlearned"
+    assert rows["retrain"]["grade"] == "exact"
 
 
 def test_model_remediation_is_refused_out_of_turn_and_for_bad_input(trained, client_as):
