@@ -28,10 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-SWEEP = {  # unlearning settings tried after the defaults
+SWEEP = {  # unlearning settings tried after the defaults (lr 1e-3, 60 steps): down and up
     "graddiff": [{"learning_rate": 3e-4}, {"learning_rate": 1e-4, "steps": 100,
-                                           "eval_every": 5}],
-    "npo": [{"learning_rate": 3e-4}, {"learning_rate": 1e-4, "steps": 100, "eval_every": 5}],
+                                           "eval_every": 5}, {"learning_rate": 3e-3}],
+    "npo": [{"learning_rate": 3e-4}, {"learning_rate": 1e-4, "steps": 100, "eval_every": 5},
+            {"learning_rate": 3e-3}],
+    "simnpo": [{"learning_rate": 3e-4}, {"learning_rate": 3e-3}],
 }
 
 
@@ -128,17 +130,22 @@ def rows_of(entry: dict[str, Any], runs: dict[int, Any], retrain_s: float
         run = runs[r["run"]]
         name = r["method"] if r["method"] in ("retrain", "output_filter") else \
             f"{r['method']} lr={run.config['learning_rate']:g} steps={run.config['steps']}"
-        if "candidates" in r:
-            pick = next((c for c in r["candidates"] if c["step"] == r["chosen_step"]), None)
-            note = f"first passing step {pick['step']}" if pick else ""
-            if pick is None:
-                pick = _closest(r["candidates"])
-                note = f"none passed; closest step {pick['step']}"
-            out.append(row(name, pick["summary"], pick["criteria"], r["verdict"], run.seconds,
-                           note))
+        seconds = r.get("time_to_verified_s", run.seconds)
+        if "candidates" in r and r.get("chosen_step") is not None:
+            # chosen on validation; the figures are the test split's
+            probes = r.get("probes") or {}
+            note = (f"step {r['chosen_step']} chosen on validation; on test; probes: "
+                    + ", ".join(f"{k} {v['verdict']}" for k, v in probes.items()))
+            out.append(row(name, r["summary"], r["criteria"], r["verdict"], seconds, note))
+        elif "candidates" in r:
+            pick = _closest(r["candidates"])
+            out.append(row(name, pick["summary"], pick["criteria"], r["verdict"], seconds,
+                           f"none passed on validation; closest step {pick['step']} "
+                           f"(validation figures)"))
         else:
-            out.append(row(name, r["summary"], r.get("criteria"), r["verdict"], run.seconds,
+            out.append(row(name, r["summary"], r.get("criteria"), r["verdict"], seconds,
                            r.get("why", "")[:40]))
+        out[-1]["grade"] = r.get("grade")
     return out
 
 
@@ -153,6 +160,8 @@ def main() -> int:
                         help="held-out fraction of the curated version (the removed source's "
                              "held-out documents are the membership test's non-members)")
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds training and every unlearning run (a world per seed)")
     args = parser.parse_args()
     import django
 
@@ -170,25 +179,29 @@ def main() -> int:
           f"{ws['version'].exclusions_by_reason}", flush=True)
     t0 = time.perf_counter()
     run = training_run_execute(run_id=training_run_create(
-        version=ws["version"], actor=None, enqueue=False, config={"epochs": args.epochs}).pk)
+        version=ws["version"], actor=None, enqueue=False,
+        config={"epochs": args.epochs, "seed": args.seed}).pk)
     assert run is not None and run.state == "succeeded", run and run.error
     print(f"original trained in {time.perf_counter() - t0:.0f} s", flush=True)
     request = remediated_request(ws)
     print(f"{request.reference}: {len(request.scope['remediation']['documents'])} documents "
           f"removed", flush=True)
-    remediate(request, ws["curator"], ["retrain", "graddiff", "npo", "output_filter"], {})
+    seeded = {m: {"seed": args.seed} for m in ("graddiff", "npo", "simnpo")}
+    remediate(request, ws["curator"], ["retrain", "graddiff", "npo", "simnpo", "output_filter"],
+              seeded)
     request = takedown_verify(request_id=request.pk)
     assert request is not None
     for method, settings_list in SWEEP.items():
         for config in settings_list:
-            remediate(request, ws["curator"], [method], {method: config})
+            remediate(request, ws["curator"], [method], {method: {**config, "seed": args.seed}})
     request = takedown_verify(request_id=request.pk)
     assert request is not None
     certificate = request.verification
     assert certificate["state"] == "done", certificate
     [entry] = certificate["checkpoints"]
     runs = {r.pk: r for r in UnlearningRun.objects.filter(request=request)}
-    retrain_s = next(r.seconds or 0.0 for r in runs.values() if r.method == "retrain")
+    retrain_s = next(row.get("time_to_verified_s") or runs[row["run"]].seconds or 0.0
+                     for row in entry["runs"] if row["method"] == "retrain")
     rows = rows_of(entry, runs, retrain_s)
 
     print(f"\nforget {entry['forget_documents']} documents, held-out "
@@ -208,18 +221,23 @@ def main() -> int:
               f"{fmt(r['canary_p'], '.3f'):>8} {fmt(r['retain_ppl'], '.2f'):>7} "
               f"{fmt(r['heldout_ppl'], '.2f'):>8} {fmt(r['seconds'], '.1f'):>7} "
               f"{fmt(r['time_ratio'], '.3f'):>8}" + (f"  ({r['note']})" if r["note"] else ""))
+    for r in rows:
+        print(f"  {r['model']:32} grade {r.get('grade') or '-'}")
     passing = [r for r in rows if r["verdict"] == "pass" and r["model"] != "retrain"]
     best = min((r["time_ratio"] for r in passing), default=None)
     print(f"\nunlearning that passes like the retrain: "
           f"{', '.join(r['model'] for r in passing) or 'none'}; best time ratio "
-          f"{fmt(best, '.3f')} (goal <= 0.1)")
+          f"{fmt(best, '.3f')} (time to a verified model, every candidate measured, over the "
+          f"retrain's; goal <= 0.25)")
     out = {"per_source": args.per_source, "holdout": args.holdout, "epochs": args.epochs,
+           "seed": args.seed, "splits": entry.get("splits"),
            "forget_documents": entry["forget_documents"],
            "holdout_documents": entry["holdout_documents"],
            "separability": entry["separability"], "thresholds": certificate["thresholds"],
            "verdict": certificate["verdict"], "rows": rows, "best_passing_time_ratio": best,
            "seconds": time.perf_counter() - started}
-    path = ROOT / "bench" / "results" / "takedown.json"
+    path = ROOT / "bench" / "results" / ("takedown.json" if args.seed == 0 else
+                                         f"takedown-seed{args.seed}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2, default=str))
     print(f"wrote {path.relative_to(ROOT)} ({out['seconds']:.0f} s)")
