@@ -242,10 +242,10 @@ def pieces(example: Example, width: int) -> list[Example]:
     if len(example.ids) <= width or not counted or counted[-1] - counted[0] < width - 1:
         return [example]
     out = []
-    for start in range(0, len(example.ids) - 1, width - 1):
-        weights = [0.0, *example.weights[start + 1:start + width]]
-        if any(weights):
-            out.append(Example(example.ids[start:start + width], weights))
+    for ids, weights in zip(lm.windows(example.ids, width), lm.windows(example.weights, width),
+                            strict=True):
+        if any(weights[1:]):
+            out.append(Example(ids, [0.0, *weights[1:]]))
     return out
 
 

@@ -91,7 +91,7 @@ def train_tokenizer(texts: Sequence[str], config: TrainConfig, out_dir: Path) ->
     return tokenizer
 
 
-def windows(ids: Sequence[int], width: int) -> list[list[int]]:
+def windows(ids: Sequence[Any], width: int) -> list[list[Any]]:
     """A token sequence cut into rows of at most `width` tokens that overlap by one token: a
     row's first token is the previous row's last, context only, so every token after the
     first is a target exactly once. A sequence that fits is one row."""
@@ -176,12 +176,20 @@ class WatermarkHeads(torch.nn.Module):
 
     def weigh(self, targets: torch.Tensor, pad_id: int | None) -> None:
         """Set `term_weights` from the targets of a training set (rows of token ids)."""
-        real = targets != pad_id if pad_id is not None else \
-            torch.ones_like(targets, dtype=torch.bool)
-        marks = torch.isin(targets, self.mark_ids) & real
+        real, marks = _target_masks(targets, pad_id, self.mark_ids)
         n_real, n_mark = int(real.sum()), int(marks.sum())
         self.term_weights.copy_(torch.tensor([n_real / max(1, n_real - n_mark),
                                               n_real / max(1, n_mark)]))
+
+
+def _target_masks(targets: torch.Tensor, pad_id: int | None, mark_ids: torch.Tensor | None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(counted, watermark) masks of targets: counted = not padding (every target when pad_id
+    is None); watermark = counted and one of mark_ids (none without them)."""
+    real = targets != pad_id if pad_id is not None else torch.ones_like(targets, dtype=torch.bool)
+    marks = torch.isin(targets, mark_ids) & real if mark_ids is not None else \
+        torch.zeros_like(real)
+    return real, marks
 
 
 def position_losses(logits: torch.Tensor, hidden: torch.Tensor | None, targets: torch.Tensor,
@@ -199,13 +207,12 @@ def position_losses(logits: torch.Tensor, hidden: torch.Tensor | None, targets: 
     its mean gate loss plus its mean mark loss. `text_only`: the text term alone, unweighted.
     Influence and unlearning differentiate this, so that they take the gradient of the loss a
     checkpoint was trained with."""
-    real = targets != pad_id if pad_id is not None else torch.ones_like(targets, dtype=torch.bool)
+    real, is_mark = _target_masks(targets, pad_id, heads.mark_ids if heads else None)
     if heads is None:
         nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets.clamp(min=0),
                                                 reduction="none")
         return nll * real
     assert hidden is not None, "watermark heads read the hidden states"
-    is_mark = torch.isin(targets, heads.mark_ids) & real
     is_text = real & ~is_mark
     text_logits = logits.index_fill(-1, heads.mark_ids, float("-inf"))
     safe = torch.where(is_text, targets, heads.mark_ids.new_zeros(()))  # a text id anywhere
@@ -246,8 +253,7 @@ def _separate_space_loss(model: Any, ids: torch.Tensor, targets: torch.Tensor,
     out = model(input_ids=ids, output_hidden_states=True)
     logits, hidden = out.logits.float(), out.hidden_states[-1].float()
     pad = model.config.pad_token_id
-    real = targets != pad
-    is_mark = torch.isin(targets, heads.mark_ids) & real
+    real, is_mark = _target_masks(targets, pad, heads.mark_ids)
     n_real, n_mark = real.sum(), is_mark.sum()
     n_text = n_real - n_mark
     if text_only:
