@@ -268,12 +268,18 @@ def _prober(checkpoint: ModelCheckpoint, validation: Sets, test: Sets,
             th: Thresholds, measured: Any, spent: dict[str, float]) -> Any:
     """probe(model folder, its run) -> {probe: judged}: the model rounded to 4 bits, and the
     model fine-tuned RELEARN_STEPS steps on a public part of the forget set (a quarter of the
-    validation split's forget documents, never in the test split), each measured on the test
+    validation split's forget documents, never in the test split, none carrying the removed
+    source's canary), each measured on the test
     split and judged against the latest retrain probed the same way (a model that never saw
     the work, given the same public part), or against chance without a retrain."""
     from takedowns.engine import probes
 
-    public = validation.forget_trained[:max(1, len(validation.forget_trained) // 4)]
+    # The public part holds no carrier of the canary: relearning the canary itself would
+    # show nothing about the unlearning (and a retrain relearned on it "fails" too).
+    secret = validation.canary[0] if validation.canary else None
+    pool = [t for t in validation.forget_trained if secret is None or secret not in t] \
+        or validation.forget_trained
+    public = pool[:max(1, len(validation.forget_trained) // 4)]
     learning_rate = float(checkpoint.config.get("learning_rate", 1e-3))
 
     def made(kind: str, model_dir: str, folder: Path) -> str:

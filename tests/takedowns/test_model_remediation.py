@@ -44,11 +44,15 @@ def prose(seed: int, n: int = 30) -> str:
 
 
 @pytest.fixture
-def trained(users, make_source, ingest_texts, publish_version, settings):
+def trained(users, make_source, ingest_texts, publish_version, settings, monkeypatch):
     settings.TRAILMARK = {**settings.TRAILMARK,
                           "TAKEDOWN_VERIFICATION": {"min_documents": 5, "bootstrap": 200}}
     essays = make_source(owner=users["holder_a"].rights_holder, name="essays")
     other = make_source(name="other")
+    # a fixed secret: which documents carry the canary (and the canary's p-values) would
+    # otherwise change from run to run
+    monkeypatch.setattr("provenance.services.canaries.secrets.token_hex",
+                        lambda n=16: "5eed" * (n // 2))
     canary_register(source=essays, actor=None, spec={"copies": 4})
     ingest_texts(essays, [prose(i) for i in range(40)])
     ingest_texts(other, [prose(1000 + i) for i in range(70)])
