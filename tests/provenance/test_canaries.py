@@ -68,13 +68,17 @@ def test_a_canary_is_registered_once_and_its_options_are_checked(world):
     assert event.payload["entropy_bits"] >= 64
 
 
-def test_the_trained_sources_canary_is_detected_and_the_other_is_not(world):
+def test_the_trained_sources_canary_is_detected_and_the_other_is_not(world, monkeypatch):
     a, b, _, version = world
     run = training_run_create(version=version, actor=None, config=SMALL, enqueue=False)
     train_run_task(run.pk)
     run.refresh_from_db()
     assert run.state == "succeeded" and run.marks["canaries"].keys() == {str(a.pk)}
-    canary_register(source=b, actor=None)  # registered after training: never inserted
+    # registered after training: never inserted. A fixed secret: with a random one the
+    # never-inserted canary's p-value is uniform, below 0.01 in about 1 run in 100.
+    monkeypatch.setattr("provenance.services.canaries.secrets.token_hex",
+                        lambda n=16: "b0b0" * (n // 2))
+    canary_register(source=b, actor=None)
     test = canary_test_run_create(checkpoint=run.checkpoint, actor=None, null_size=300,
                                   enqueue=False)
     canary_test_task(test.pk)
