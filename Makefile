@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test install lint bench clean manage
+.PHONY: run test install lint bench bench-deps clean manage
 
 run: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m config.embedded run
@@ -33,6 +33,11 @@ lint: $(STAMP).test
 bench: $(STAMP)
 	DJANGO_SETTINGS_MODULE=config.settings.local HF_HUB_OFFLINE=1 \
 		$(PY) -m config.embedded exec --throwaway -- $(PY) bench/ingest.py
+
+# The peers of bench/attribution_eval.py (Kronfluence without torchvision: see pyproject.toml).
+bench-deps: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]' --config-settings editable_mode=compat
+	$(PY) -m pip install --quiet --no-deps 'kronfluence==1.0.1'
 
 install: $(STAMP)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from attribution.engine.aggregate import agreement_sentence, baseline_sentence
+from attribution.engine.aggregate import agreement_sentence, baseline_sentence, evaluation_sentence
 from provenance.engine.pdf import TextDocument
 from provenance.engine.pdf import latin1 as _text
 
@@ -56,13 +56,7 @@ def render_pdf(body: dict[str, Any], digest: str) -> bytes:
         line("Against the cheap baselines: " + baseline_sentence(summary["baselines"], names), 9)
     evaluation = body.get("influence_evaluation")
     if evaluation:
-        measured = (f"the configuration this run used ({evaluation['configuration']}) scored "
-                    f"LDS {evaluation['lds']:.3f}, recall@1 {evaluation['recall_at_1']:.3f}, "
-                    f"strict recall@2 {evaluation['strict_recall_at_2']:.3f}"
-                    if evaluation.get("applies") else
-                    f"no evaluated configuration applies: {evaluation['reason']}")
-        line(f"How far influence is measured: {measured} ({evaluation.get('benchmark', '')}; "
-             f"{evaluation.get('world', '')}).", 9)
+        line(f"How far influence is measured: {evaluation_sentence(evaluation)}", 9)
     line("Ranked evidence", 12, bold=True)
     documents = body["documents"]
     for r in body["results"]:

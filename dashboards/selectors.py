@@ -22,7 +22,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
-from attribution.engine.aggregate import agreement_sentence, baseline_sentence
+from attribution.engine.aggregate import agreement_sentence, baseline_sentence, evaluation_sentence
 from dashboards.composition import version_composition
 from dashboards.engine.ai_act import AiActSummary, SourceShare
 from dashboards.engine.cards.facts import (
@@ -167,6 +167,8 @@ def attribution_context(user: Any, run_id: int) -> dict[str, Any] | None:
             "baselines_sentence": baseline_sentence(run.summary["baselines"], names)
             if "baselines" in run.summary else None,
             "influence_evaluation": body.get("influence_evaluation"),
+            "evaluation_sentence": evaluation_sentence(body["influence_evaluation"])
+            if body.get("influence_evaluation") else None,
             "gradient_generation": body.get("indexes", {}).get("gradient_index", {}).get(
                 "generation")}
 

@@ -180,3 +180,33 @@ def baseline_sentence(check: Mapping[str, Mapping[str, Any]], name: Mapping[int,
                    f"{head}, as the cheap baselines that found anything say")
         lines.append(f"{verdict} ({'; '.join(parts)}).")
     return " ".join(lines) if lines else "No influence or span evidence to compare with."
+
+
+def evaluation_sentence(evaluation: Mapping[str, Any]) -> str:
+    """What the benchmark measured for the influence configuration a report used, for an
+    auditor: held-out LDS with its interval against the goal, the best peer's and BM25's."""
+    def lds(figures: Mapping[str, Any]) -> str:
+        low, high = figures["lds_ci"]
+        return f"LDS {figures['lds']:.3f} [95% CI {low:.3f}, {high:.3f}]"
+
+    named = [evaluation[k] for k in ("benchmark", "world") if evaluation.get(k)]
+    where = f" ({'; '.join(named)})" if named else ""
+    if not evaluation.get("applies"):
+        return f"No evaluated configuration applies: {evaluation['reason']}{where}."
+    goal = evaluation.get("goal") or {}
+    missed = goal and (evaluation["lds"] < goal["lds"]
+                       or evaluation["lds_ci"][0] < goal["lower_bound"])
+    text = (f"The configuration this run used ({evaluation['configuration']}) scored "
+            f"{lds(evaluation)} on worlds it was not tuned on"
+            + (f", below the goal (LDS {goal['lds']:.2f}, lower bound {goal['lower_bound']:.2f})"
+               if missed else "") + ", recall@1 "
+            f"{evaluation['recall_at_1']:.3f}, strict recall@2 "
+            f"{evaluation['strict_recall_at_2']:.3f}")
+    best, bm25 = evaluation.get("best_peer"), evaluation.get("bm25")
+    if best:
+        ahead = evaluation["lds"] > best["lds"]
+        text += (f"; the best peer, {best['method']}, scored {lds(best)}: influence is "
+                 f"{'ahead of' if ahead else 'not ahead of'} it")
+    if bm25 and (not best or best["method"] != "BM25"):
+        text += f"; BM25 scored {lds(bm25)}"
+    return text + where + "."

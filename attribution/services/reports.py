@@ -11,6 +11,7 @@ documents removed by a takedown is never put in a report: they are listed as blo
 from __future__ import annotations
 
 import hashlib
+import re
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from attribution.models import AttributionReport, AttributionResult, AttributionRun
+from provenance.conf import setting
 from provenance.engine.canonical import canonical_hash
 from provenance.models import Document
 from provenance.services.ledger import ledger_append
@@ -50,45 +52,63 @@ def _documents(results: list[AttributionResult]) -> dict[str, Any]:
     return out
 
 
-# What bench/attribution_eval.py measured, by the number of checkpoints an index sums over.
-EVALUATED = {1: "influence x1", 3: "influence, 3 checkpoints", 6: "influence, 6 checkpoints"}
-COMPARED = ("max_dim", "k_max", "fisher", "damping")
+# bench/attribution_eval.py names each influence configuration it measured this way.
+EVALUATED = re.compile(r"^influence, (\d+) checkpoints?, damping ([0-9.e-]+)")
+COMPARED = ("max_dim", "k_max", "fisher")
+FIGURES = ("lds", "lds_ci", "recall_at_1", "strict_recall_at_2", "mrr")
 
 
 def influence_evaluation(run: AttributionRun) -> dict[str, Any] | None:
-    """The evaluated configuration that applies to this run's influence: the benchmark's figures
-    for an index over as many checkpoints with the same projection, Fisher and damping, and
-    where they were measured; `applies` False (with the reason) when nothing measured matches.
-    None when the run has no gradient index."""
+    """The evaluated configuration that applies to this run's influence: the benchmark's
+    held-out figures (with their 95% intervals) for an index over as many checkpoints with the
+    same projection, Fisher and damping, the best peer's and BM25's beside them; `applies` False
+    (with the reason) when nothing measured matches. None when the run has no gradient index."""
     import json
-
-    from django.conf import settings
 
     index = run.gradient_index
     if index is None or Method.INFLUENCE not in run.methods:
         return None
-    path = Path(settings.BASE_DIR) / "bench" / "results" / "attribution_eval.json"
+    path = Path(setting("ATTRIBUTION_EVALUATION"))
     try:
         bench = json.loads(path.read_text())
     except (OSError, ValueError):
         return {"applies": False, "reason": "no evaluation results on this installation"}
     n = len(index.snapshots)
-    out: dict[str, Any] = {"benchmark": "bench/results/attribution_eval.json",
-                           "world": "fact world, the one its knobs were chosen on: no held-out "
-                                    "world and no interval yet",
-                           "checkpoints": n}
-    name = EVALUATED.get(n)
-    differ = [k for k in COMPARED if bench.get("spec", {}).get(k) != index.spec.get(k)]
-    if name is None or name not in bench.get("results", {}):
-        return {**out, "applies": False,
-                "reason": f"no evaluation over {n} checkpoint(s) (measured: 1, 3, 6)"}
+    out: dict[str, Any] = {"benchmark": f"bench/results/{path.name}", "checkpoints": n}
+    if not isinstance(bench, dict) or bench.get("format") != 2:
+        return {**out, "applies": False, "reason": "the evaluation results predate held-out "
+                                                   "worlds: rerun bench/attribution_eval.py"}
+    try:
+        return _applicable(bench, index.spec, out)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        return {**out, "applies": False, "reason": "the evaluation results are unreadable"}
+
+
+def _applicable(bench: dict[str, Any], spec: dict[str, Any],
+                out: dict[str, Any]) -> dict[str, Any]:
+    n = out["checkpoints"]
+    heldout = bench["results"]["heldout"]["0.5"]
+    out["world"] = (f"{bench['worlds'] - 1} held-out fact worlds, knobs chosen on world 0; "
+                    f"{bench['subsets']} models on random halves; 95% bootstrap intervals")
+    differ = [k for k in COMPARED if bench["default_spec"].get(k) != spec.get(k)]
     if differ:
         return {**out, "applies": False,
                 "reason": f"the index's {', '.join(differ)} differ from the evaluated ones"}
-    figures = bench["results"][name]
+    measured = {(int(m[1]), float(m[2])): name for name in heldout
+                if (m := EVALUATED.match(name))}
+    name = measured.get((n, float(spec.get("damping", -1))))
+    if name is None:
+        return {**out, "applies": False, "reason": (
+            f"no evaluation over {n} checkpoint(s) at damping {spec.get('damping')} "
+            f"(measured: {', '.join(f'{c} at {d}' for c, d in sorted(measured))})")}
+    peers = {k: v for k, v in heldout.items() if not k.startswith(("influence", "empirical"))}
+    best = max(peers, key=lambda k: peers[k]["lds"]) if peers else None
     return {**out, "applies": True, "configuration": name,
-            **{k: figures[k] for k in ("lds", "recall_at_1", "strict_recall_at_2", "mrr")
-               if k in figures}, "lds_interval": None}
+            **{k: heldout[name][k] for k in FIGURES},
+            "goal": {"lds": 0.70, "lower_bound": 0.65},
+            "best_peer": best and {"method": best, "lds": peers[best]["lds"],
+                                   "lds_ci": peers[best]["lds_ci"]},
+            "bm25": {k: peers["BM25"][k] for k in ("lds", "lds_ci")} if "BM25" in peers else None}
 
 
 def report_body(run: AttributionRun) -> dict[str, Any]:

@@ -286,6 +286,11 @@ TRAILMARK: dict[str, Any] = {
                                                       "20000")),
     # Documents embedded per background task (sentence embeddings, default queue).
     "EMBED_BATCH": int(os.environ.get("TRAILMARK_EMBED_BATCH", "512")),
+    # What bench/attribution_eval.py measured: the figures every attribution report quotes for
+    # the influence configuration it used.
+    "ATTRIBUTION_EVALUATION": Path(os.environ.get(
+        "TRAILMARK_ATTRIBUTION_EVALUATION",
+        str(BASE_DIR / "bench" / "results" / "attribution_eval.json"))),
     # Takedowns: the holiday calendar of business-day deadlines (a `holidays` country code),
     # and the internal service levels in business days from receipt (per legal basis, or the
     # "decide" default); the law's own limits (GDPR's month) apply on top.

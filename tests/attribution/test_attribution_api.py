@@ -35,8 +35,31 @@ def finish(run_id: int) -> AttributionRun:
     return run
 
 
+def evaluation_file(folder, damping=0.003):
+    """A bench/attribution_eval.py result (format 2): influence over 1, 3 and 6 checkpoints at
+    `damping`, below the goal, behind the embedding peer."""
+    import json
+
+    from attribution.engine.features import FeatureSpec
+
+    def figures(lds):
+        return {"lds": lds, "lds_ci": [round(lds - 0.06, 3), round(lds + 0.05, 3)],
+                "recall_at_1": 0.9, "strict_recall_at_2": 0.5, "mrr": 0.93}
+
+    heldout = {f"influence, {n} checkpoint{'s' if n > 1 else ''}, damping {damping}":
+               figures(0.5 + n / 100) for n in (1, 3, 6)}
+    heldout |= {"BM25": figures(0.45), "MiniLM cosine": figures(0.58)}
+    path = folder / "attribution_eval.json"
+    path.write_text(json.dumps({"format": 2, "worlds": 5, "subsets": 100,
+                                "default_spec": FeatureSpec().to_dict(),
+                                "results": {"heldout": {"0.5": heldout}}}))
+    return path
+
+
 def test_an_auditor_starts_a_run_watches_it_and_reads_the_report(client_as, users, output,
-                                                                 client):
+                                                                 client, settings,
+                                                                 monkeypatch, tmp_path):
+    monkeypatch.setitem(settings.TRAILMARK, "ATTRIBUTION_EVALUATION", evaluation_file(tmp_path))
     auditor = client_as("auditor")
     client.force_login(users["auditor"])
     answer = auditor.post("/api/v1/attribution-runs/", {"output": output.pk}, format="json")
@@ -64,11 +87,43 @@ def test_an_auditor_starts_a_run_watches_it_and_reads_the_report(client_as, user
     assert "bm25" not in summary["by_method"]  # a baseline: not in the shares
     assert run.results.filter(method="bm25").exists()
     assert set(summary["baselines"]["influence"]["against"]) == {"bm25", "embedding"}
+    # what the benchmark measured for this configuration, on worlds it was not tuned on
     evaluation = report["body"]["influence_evaluation"]
-    assert evaluation["checkpoints"] == len(run.gradient_index.snapshots)
-    assert "no held-out world" in evaluation["world"]
+    n = len(run.gradient_index.snapshots)
+    assert evaluation["checkpoints"] == n and evaluation["applies"], evaluation
+    assert evaluation["configuration"].startswith(f"influence, {n} checkpoint")
+    assert evaluation["lds"] == 0.5 + n / 100 and len(evaluation["lds_ci"]) == 2
+    assert evaluation["best_peer"]["method"] == "MiniLM cosine"
+    assert "held-out fact worlds" in evaluation["world"]
+    text = pdf_text(b"".join(pdf))
     assert "Against the cheap baselines" in html and "How far influence is measured" in html
-    assert "Against the cheap baselines" in pdf_text(b"".join(pdf))
+    assert "Against the cheap baselines" in text
+    for shown in (html, text):
+        assert "below the goal" in shown and "not ahead of it" in shown and "95% CI" in shown
+
+
+def test_a_report_says_when_no_evaluation_applies(output, settings, monkeypatch, tmp_path):
+    from attribution.services.reports import influence_evaluation
+    from attribution.services.runs import attribution_run_create
+
+    run = attribution_run_create(output=output, actor=None, methods=["influence"],
+                                 enqueue=False)
+    build_gradient_index(run.gradient_index)
+    run.refresh_from_db()
+
+    def evaluated(path):
+        monkeypatch.setitem(settings.TRAILMARK, "ATTRIBUTION_EVALUATION", path)
+        return influence_evaluation(run)
+
+    assert evaluated(evaluation_file(tmp_path))["applies"]
+    other = evaluated(evaluation_file(tmp_path, damping=0.1))
+    assert not other["applies"] and "at damping 0.003" in other["reason"]
+    assert evaluated(tmp_path / "missing.json")["reason"] == (
+        "no evaluation results on this installation")
+    (tmp_path / "old.json").write_text('{"results": {"influence x1": {"lds": 0.65}}}')
+    assert "predate held-out worlds" in evaluated(tmp_path / "old.json")["reason"]
+    (tmp_path / "bad.json").write_text('{"format": 2, "results": []}')
+    assert evaluated(tmp_path / "bad.json")["reason"] == "the evaluation results are unreadable"
 
 
 def pdf_text(data: bytes) -> str:

@@ -47,6 +47,9 @@ def test_a_run_waits_for_a_chord_built_gradient_index_and_finishes_on_the_worker
     index = attribution.gradient_index
     index.refresh_from_db()
     assert index.state == "succeeded" and index.shard_count == 2  # 48 documents, 25 a shard
-    assert sorted(index.shards_done) == ["final/0", "final/1"] and index.rows == 48
+    # training's default keeps two snapshots: three checkpoints, each with its two shards
+    assert len(index.snapshots) == 3 and index.snapshots[-1] == "final"
+    assert sorted(index.shards_done) == sorted(f"{s}/{n}" for s in index.snapshots
+                                               for n in (0, 1)) and index.rows == 48
     assert attribution.results.filter(method="influence").count() == 20
     assert AttributionRun.objects.get(pk=attribution.pk).report.sha256

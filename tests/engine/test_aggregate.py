@@ -7,6 +7,7 @@ from attribution.engine.aggregate import (
     Evidence,
     agreement,
     agreement_sentence,
+    evaluation_sentence,
     method_shares,
 )
 
@@ -92,3 +93,30 @@ def test_bm25_ranks_by_shared_rare_words_and_survives_a_save(tmp_path):
     again = Lexical.open(tmp_path / "v1")
     assert again is not None and again.search("rye bread", 2)[0][0] == 8
     assert Lexical.open(tmp_path / "missing") is None
+
+
+def test_the_evaluation_sentence_says_when_influence_misses_its_goal_or_trails_a_peer():
+    measured = {"applies": True, "configuration": "influence, 1 checkpoint, damping 0.003",
+                "lds": 0.62, "lds_ci": [0.58, 0.66], "recall_at_1": 0.95,
+                "strict_recall_at_2": 0.7, "mrr": 0.97, "goal": {"lds": 0.7, "lower_bound": 0.65},
+                "best_peer": {"method": "BM25", "lds": 0.66, "lds_ci": [0.6, 0.7]},
+                "bm25": {"lds": 0.66, "lds_ci": [0.6, 0.7]},
+                "benchmark": "bench/results/attribution_eval.json", "world": "4 held-out worlds"}
+    sentence = evaluation_sentence(measured)
+    assert sentence.startswith("The configuration this run used (influence, 1 checkpoint, "
+                               "damping 0.003) scored LDS 0.620 [95% CI 0.580, 0.660] on worlds "
+                               "it was not tuned on, below the goal (LDS 0.70, lower bound 0.65)")
+    assert ("; the best peer, BM25, scored LDS 0.660 [95% CI 0.600, 0.700]: influence is not "
+            "ahead of it (") in sentence
+    assert sentence.count("BM25") == 1  # the best peer is BM25: said once
+    assert sentence.endswith("(bench/results/attribution_eval.json; 4 held-out worlds).")
+    # met, and ahead: no warning words
+    good = {**measured, "lds": 0.74, "lds_ci": [0.7, 0.78],
+            "best_peer": {"method": "MiniLM cosine", "lds": 0.6, "lds_ci": [0.55, 0.65]}}
+    sentence = evaluation_sentence(good)
+    assert "below the goal" not in sentence and "influence is ahead of it" in sentence
+    assert "; BM25 scored LDS 0.660" in sentence
+    # met on the mean but not on the lower bound: a miss
+    assert "below the goal" in evaluation_sentence({**good, "lds_ci": [0.62, 0.8]})
+    assert evaluation_sentence({"applies": False, "reason": "no evaluation results"}) == (
+        "No evaluated configuration applies: no evaluation results.")
