@@ -47,10 +47,11 @@ class TrainConfig:
     # Keep the weights at this many evenly spaced points of training besides the final ones
     # (under snapshots/ in the model directory): gradient influence sums over them. A document
     # the model has memorised has almost no gradient at the final weights, so influence read
-    # there alone returns the same few unmemorised documents for every query (real text
-    # memorised: the quoted document first for 5% of queries; over these 3 checkpoints: 100%,
-    # bench/attribution_realtext.py). Each snapshot costs one model's weights on disk and one
-    # more pass when a gradient index is built.
+    # there alone returns the same few unmemorised documents for every query. On memorised real
+    # text (bench/attribution_realtext.py, 3 seeds) the quoted document comes first for 1% of
+    # queries at the final weights alone, 46% over these 3 checkpoints, 91% over 6
+    # ("snapshots": 5). Each snapshot costs one model's weights on disk and one more pass when
+    # a gradient index is built.
     snapshots: int = 2
     # Weave each source's watermark into its documents and learn to emit it (separate heads).
     watermarks: bool = False
