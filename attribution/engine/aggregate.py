@@ -204,9 +204,13 @@ def evaluation_sentence(evaluation: Mapping[str, Any]) -> str:
             f"{evaluation['strict_recall_at_2']:.3f}")
     best, bm25 = evaluation.get("best_peer"), evaluation.get("bm25")
     if best:
-        ahead = evaluation["lds"] > best["lds"]
-        text += (f"; the best peer, {best['method']}, scored {lds(best)}: influence is "
-                 f"{'ahead of' if ahead else 'not ahead of'} it")
+        if evaluation["lds_ci"][0] > best["lds_ci"][1]:
+            verdict = "ahead of it"
+        elif evaluation["lds"] > best["lds"]:
+            verdict = "level with it within the intervals"
+        else:
+            verdict = "not ahead of it"
+        text += f"; the best peer, {best['method']}, scored {lds(best)}: influence is {verdict}"
     if bm25 and (not best or best["method"] != "BM25"):
         text += f"; BM25 scored {lds(bm25)}"
     return text + where + "."

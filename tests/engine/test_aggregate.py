@@ -116,6 +116,9 @@ def test_the_evaluation_sentence_says_when_influence_misses_its_goal_or_trails_a
     sentence = evaluation_sentence(good)
     assert "below the goal" not in sentence and "influence is ahead of it" in sentence
     assert "; BM25 scored LDS 0.660" in sentence
+    # ahead on the mean, the intervals overlapping: not called ahead
+    close = {**good, "best_peer": {"method": "Kronfluence", "lds": 0.72, "lds_ci": [0.69, 0.75]}}
+    assert "influence is level with it within the intervals" in evaluation_sentence(close)
     # met on the mean but not on the lower bound: a miss
     assert "below the goal" in evaluation_sentence({**good, "lds_ci": [0.62, 0.8]})
     assert evaluation_sentence({"applies": False, "reason": "no evaluation results"}) == (
