@@ -1,6 +1,6 @@
 """Attribution quality on fact worlds: knobs chosen on one world, reported on four others.
 
-    python bench/attribution_eval.py                 # CPU, 2 cores: about 45 minutes
+    python bench/attribution_eval.py                 # CPU, 2 cores: 1-1.5 hours
     python bench/attribution_eval.py --quick         # a smoke run: 2 small worlds, 8 subsets
 
 A world: P synthetic people, each with two facts (birthplace, occupation), each fact stated in
@@ -291,13 +291,15 @@ def _lm_rows(tokenizer: Any, width: int, docs: list[str], queries: list[dict]) -
 
     train, owner = [], []
     for d, text in enumerate(docs):
-        for window in lm.windows([eos, *tokenizer(text)["input_ids"], eos], width):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        for window in lm.windows([eos, *ids, eos], width):
             train.append((window, 0))
             owner.append(d)
     asked = []
     for q in queries:
-        head = tokenizer(q["prompt"])["input_ids"]
-        asked.append(([eos, *head, *tokenizer(q["completion"])["input_ids"]], len(head)))
+        head = tokenizer(q["prompt"], add_special_tokens=False)["input_ids"]
+        tail = tokenizer(q["completion"], add_special_tokens=False)["input_ids"]
+        asked.append(([eos, *head, *tail], len(head)))
     return rows(train), owner, rows(asked)
 
 

@@ -1,7 +1,7 @@
 """Attribution on real English text: does influence find the document a model learned an
 output from, when the output quotes it and when it only paraphrases it?
 
-    python bench/attribution_realtext.py             # CPU, 2 cores: about 20 minutes
+    python bench/attribution_realtext.py             # CPU, 2 cores: 30-60 minutes
     python bench/attribution_realtext.py --seeds 1 --epochs-memorised 40   # a quicker look
 
 Corpus: paragraphs of the Python Language Reference as CPython ships it (`pydoc_data.topics`,
