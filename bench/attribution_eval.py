@@ -418,6 +418,21 @@ def influence_scores(model_dir: Path, snapshot: str | None, docs: list[str],
     return out
 
 
+def tracin(model_dir: Path, docs: list[str], config: dict[str, Any],
+           trajectory: list[str | None], per_ckpt: list[dict[Any, Any]]) -> Any:
+    """TracIn-CP: each checkpoint's raw gradient dot product, weighted by the learning rate
+    training used at that checkpoint's step (snapshots are named by step; None: the end)."""
+    from provenance.engine import lm
+    from provenance.engine.lm_config import TrainConfig
+
+    full = TrainConfig.from_dict(config)
+    blocks = lm.token_blocks(lm.load(model_dir, device="cpu")[1], docs, full.seq_len, full.pack)
+    total = math.ceil(len(blocks) / full.batch_size) * full.epochs
+    rate = lm._lr_lambda(full.warmup_steps, total)
+    steps = [int(s.split("-")[1]) if s else total for s in trajectory]
+    return sum(rate(step) * c["dot"] for step, c in zip(steps, per_ckpt, strict=True))
+
+
 # -- metrics and intervals ---------------------------------------------------------------------
 
 def _rowwise_spearman(a: Any, b: Any) -> Any:
@@ -521,12 +536,6 @@ def run_world(world: World, args: Any, config: dict, tmp: Path, pool: Any,
     trajectory = [*lm.snapshots(full), None]  # 6 checkpoints, the final weights last
     per_ckpt = [influence_scores(full, s, docs, queries, spec, dampings, args.empirical_damping,
                                  work / "stores") for s in tqdm(trajectory, desc="featurize")]
-    # lr-weighted TracIn: the learning rate at each checkpoint's step.
-    blocks = lm.token_blocks(lm.load(full, device="cpu")[1], docs, config["seq_len"],
-                             config["pack"])
-    total = math.ceil(len(blocks) / config["batch_size"]) * config["epochs"]
-    rate = lm._lr_lambda(config["warmup_steps"], total)
-    steps = [int(s.split("-")[1]) if s else total for s in trajectory]
 
     def ckpts(n: int) -> list[dict]:
         # Snapshots at 1/6 ... 5/6 of training and the final weights; 3: 2/6, 4/6, final
@@ -539,8 +548,7 @@ def run_world(world: World, args: Any, config: dict, tmp: Path, pool: Any,
             matrices[f"influence|{n}|{damping}"] = sum(c[damping] for c in ckpts(n))
     matrices["empirical Fisher|6"] = sum(c["empirical"] for c in per_ckpt)
     matrices["dot product|1"] = per_ckpt[-1]["dot"]
-    matrices["TracIn-CP|6"] = sum(rate(s) * c["dot"] for s, c in zip(steps, per_ckpt,
-                                                                     strict=True))
+    matrices["TracIn-CP|6"] = tracin(full, docs, config, trajectory, per_ckpt)
     if args.trak:
         matrices["TRAK|6"] = trak_scores(full, trajectory, docs, queries, work / "trak", **TRAK)
     if args.kronfluence:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import random
@@ -205,19 +204,14 @@ def main() -> None:
                 trajectory = [*lm.snapshots(full), None]
                 per_ckpt = [ae.influence_scores(full, s, docs, everything, spec, [damping], 1.0,
                                                 work / "stores") for s in trajectory]
-                total = math.ceil(len(lm.token_blocks(lm.load(full, device="cpu")[1], docs,
-                                                         TrainConfig.seq_len, options["pack"]))
-                                     / TrainConfig.batch_size) * epochs
-                rate = lm._lr_lambda(TrainConfig.warmup_steps, total)
-                steps = [int(s.split("-")[1]) if s else total for s in trajectory]
                 matrices = {
                     "influence, 1 checkpoint": per_ckpt[-1][damping],
                     "influence, 3 checkpoints (shipped default)": sum(
                         c[damping] for c in per_ckpt[1::2]),
                     "influence, 6 checkpoints": sum(c[damping] for c in per_ckpt),
                     "dot product, 1 checkpoint": per_ckpt[-1]["dot"],
-                    "TracIn-CP, 6 checkpoints": sum(rate(s) * c["dot"] for s, c in zip(
-                        steps, per_ckpt, strict=True)),
+                    "TracIn-CP, 6 checkpoints": ae.tracin(full, docs, config, trajectory,
+                                                          per_ckpt),
                     "BM25": ae.bm25(docs, everything),
                     "MiniLM cosine": ae.minilm(docs, everything),
                 }
