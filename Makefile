@@ -34,8 +34,10 @@ bench: $(STAMP)
 	DJANGO_SETTINGS_MODULE=config.settings.local HF_HUB_OFFLINE=1 \
 		$(PY) -m config.embedded exec --throwaway -- $(PY) bench/ingest.py
 
-# The peers of bench/attribution_eval.py (Kronfluence without torchvision: see pyproject.toml).
+# The peers of the benches (Kronfluence without torchvision: see pyproject.toml), and the
+# Debian packages whose English text bench/spans.py indexes.
 bench-deps: $(STAMP)
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3.11-doc linux-doc-6.1 perl-doc dict-gcide
 	$(PY) -m pip install --quiet -e '.[bench]' --config-settings editable_mode=compat
 	$(PY) -m pip install --quiet --no-deps 'kronfluence==1.0.1'
 

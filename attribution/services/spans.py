@@ -7,6 +7,8 @@ from the tombstones at query time: a takedown needs no rebuild.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from attribution.engine.spans import SpanParams, SpanShard, find_spans
+from attribution.engine.spans import PackedSpans, SpanParams, SpanShard, find_spans, write_index
 from attribution.models import ModelOutput, SpanIndex
 from provenance.models import DatasetVersion, Document, ModelCheckpoint, User
 from provenance.services.jobs import job_fail, job_lock
@@ -71,14 +73,16 @@ def span_index_build(*, index_id: int) -> SpanIndex | None:
             for doc, source in index.version.members.values_list(
                     "document_id", "source_id").order_by("document_id"):
                 by_source.setdefault(source, []).append((doc, texts[doc]))
-            shards = {}
             SpanIndex.objects.filter(pk=index_id).update(total=len(by_source))
-            for done, (source, docs) in enumerate(sorted(by_source.items()), start=1):
-                ids = tokenizer([t for _, t in docs], add_special_tokens=False)["input_ids"]
-                shard = SpanShard.build(zip([d for d, _ in docs], ids, strict=True))
-                shard.save(folder / str(source))
-                shards[str(source)] = {"documents": len(docs), "tokens": int(len(shard.tokens))}
-                SpanIndex.objects.filter(pk=index_id).update(position=done)
+
+            def tokenized() -> Iterator[tuple[str, list[tuple[int, Any]]]]:
+                for done, (source, docs) in enumerate(sorted(by_source.items()), start=1):
+                    ids = tokenizer([t for _, t in docs], add_special_tokens=False)["input_ids"]
+                    yield str(source), list(zip([d for d, _ in docs], ids, strict=True))
+                    SpanIndex.objects.filter(pk=index_id).update(position=done)
+
+            # One suffix array per group of sources (all of them up to GROUP_TOKENS), packed.
+            shards = write_index(folder, tokenized())
             SpanIndex.objects.filter(pk=index_id).update(
                 state=State.SUCCEEDED, path=str(folder), shards=shards,
                 finished_at=timezone.now())
@@ -88,13 +92,28 @@ def span_index_build(*, index_id: int) -> SpanIndex | None:
         return index
 
 
+@lru_cache(maxsize=4)
+def _opened(path: str, sources: tuple[str, ...], tokenizer_path: str) -> tuple[PackedSpans, Any]:
+    """A built index's arrays (memory-mapped) and its tokenizer, kept open in this process: a
+    built index never changes in place (a rebuild is a new index)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, local_files_only=True)
+    folder = Path(path)
+    if (folder / "packed.json").exists():
+        return PackedSpans.open(folder), tokenizer
+    # Built before packing: one folder per source, packed in memory.
+    return PackedSpans.pack([SpanShard.open(folder / s) for s in sources], sources), tokenizer
+
+
 def spans_of_text(text: str, index: SpanIndex, params: SpanParams | None = None
                   ) -> tuple[list[int], list[Any], Any]:
     """The text's token ids, its maximal verbatim spans in the index, and the tokenizer."""
-    tokenizer = _tokenizer(index.checkpoint)
+    if index.state != State.SUCCEEDED:
+        raise ValueError(f"span index {index.pk} is {index.state}")
+    packed, tokenizer = _opened(index.path, tuple(sorted(index.shards)), index.checkpoint.path)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    shards = [SpanShard.open(Path(index.path) / source) for source in sorted(index.shards)]
-    return ids, find_spans(shards, ids, params or SpanParams(), blocked=frozenset()), tokenizer
+    return ids, find_spans(packed, ids, params or SpanParams(), blocked=frozenset()), tokenizer
 
 
 def trace_output(*, output: ModelOutput, index: SpanIndex,

@@ -1,8 +1,17 @@
-import pytest
+import json
+from pathlib import Path
 
-from attribution.engine.spans import SpanParams
-from attribution.models import ModelOutput
-from attribution.services.spans import span_index_build, span_index_create, trace_output
+import pytest
+from transformers import AutoTokenizer
+
+from attribution.engine.spans import PackedSpans, SpanParams, SpanShard
+from attribution.models import ModelOutput, SpanIndex
+from attribution.services.spans import (
+    _trained_texts,
+    span_index_build,
+    span_index_create,
+    trace_output,
+)
 from attribution.tasks import span_index_build_task
 from provenance.engine.canary import CanarySpec, canary_sequence
 from provenance.engine.watermark import ALPHABET
@@ -36,7 +45,33 @@ def test_an_index_has_one_shard_per_source(indexed):
     assert index.state == "succeeded", index.error
     assert set(index.shards) == {str(a.pk), str(b.pk)}
     assert all(s["documents"] == 20 and s["tokens"] > 0 for s in index.shards.values())
+    packed = PackedSpans.open(Path(index.path))  # small sources: one suffix array for both
+    meta = json.loads((Path(index.path) / "packed.json").read_text())
+    assert meta["sources"] == [sorted(index.shards)] and len(packed.buckets) == 1
+    assert len(packed.tokens) == sum(s["tokens"] for s in index.shards.values())
+    assert not (Path(index.path) / "groups").exists()  # the parts are removed
     assert span_index_build(index_id=index.pk) is None  # built once
+
+
+def test_an_index_built_before_packing_answers_the_same(indexed, tmp_path):
+    """An index saved as one folder per source (before packed indexes) is packed in memory
+    when opened, and traces an output to the same spans."""
+    index, checkpoint, a, _ = indexed
+    doc = Document.objects.filter(occurrences__source=a).order_by("pk")[5]
+    output = ModelOutput.objects.create(checkpoint=checkpoint, prompt="x", state="succeeded",
+                                        completion=f"New words. {doc.text[20:300]} The end.")
+    packed = trace_output(output=output, index=index, params=SpanParams(min_length=8))
+    assert packed and packed[0]["documents"][0]["document"] == doc.pk
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint.path, local_files_only=True)
+    texts = _trained_texts(checkpoint, index.version)  # as the build read them
+    for source in index.shards:
+        docs = [(pk, texts[pk]) for pk in Document.objects.filter(
+            occurrences__source_id=int(source)).order_by("pk").values_list("pk", flat=True)]
+        ids = tokenizer([t for _, t in docs], add_special_tokens=False)["input_ids"]
+        SpanShard.build(zip([d for d, _ in docs], ids, strict=True)).save(tmp_path / source)
+    SpanIndex.objects.filter(pk=index.pk).update(path=str(tmp_path))
+    index.refresh_from_db()
+    assert trace_output(output=output, index=index, params=SpanParams(min_length=8)) == packed
 
 
 def test_a_copied_passage_is_traced_to_its_document_and_a_takedown_blocks_it(indexed):

@@ -1,9 +1,18 @@
+import json
 import random
 
 import numpy as np
 import pytest
 
-from attribution.engine.spans import SpanParams, SpanShard, find_spans, suffix_array
+from attribution.engine.spans import (
+    PackedSpans,
+    SpanParams,
+    SpanShard,
+    find_spans,
+    suffix_array,
+    suffix_array_doubling,
+    write_index,
+)
 
 
 def brute_suffix_array(tokens):
@@ -15,6 +24,14 @@ def test_suffix_array_matches_a_plain_sort(seed):
     rng = np.random.default_rng(seed)
     tokens = rng.integers(-3, 4, size=300)
     assert suffix_array(tokens).tolist() == brute_suffix_array(tokens.tolist())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_libdivsufsort_and_prefix_doubling_give_the_same_suffix_array(seed):
+    rng = np.random.default_rng(seed)
+    tokens = np.concatenate([rng.integers(0, 30, size=2000), [-1], np.tile([5, 6, 7], 300),
+                             [-2], rng.integers(0, 3, size=500), [-3]])
+    assert suffix_array(tokens).tolist() == suffix_array_doubling(tokens).tolist()
 
 
 def occurrences(docs, needle):
@@ -124,3 +141,64 @@ def test_the_batched_search_agrees_with_the_one_at_a_time_search(corpus):
         assert lengths[start] == len(one)
         if one:
             assert (lows[len(one) - 1][start], highs[len(one) - 1][start]) == one[-1]
+
+
+def test_sources_share_suffix_arrays_up_to_the_group_size(corpus, tmp_path):
+    sources = [(f"s{k}", corpus[k * 10:(k + 1) * 10]) for k in range(4)]
+    sources.append(("big", [(500, corpus[0][1] * 30)]))  # larger than a group: alone
+    size = {name: sum(len(t) + 1 for _, t in docs) for name, docs in sources}
+    limit = size["s0"] + size["s1"]
+    stats = write_index(tmp_path / "index", sources, group_tokens=limit)
+    assert {name: s["tokens"] for name, s in stats.items()} == size
+    packed = PackedSpans.open(tmp_path / "index")
+    groups = json.loads((tmp_path / "index" / "packed.json").read_text())["sources"]
+    assert groups[0] == ["s0", "s1"] and groups[-1] == ["big"]
+    assert sum(groups, []) == [name for name, _ in sources]
+    assert len(packed.buckets) == len(groups) == len(packed.names)
+    for group, after in zip(groups[:-1], groups[1:], strict=True):  # each full: next too big
+        assert sum(size[s] for s in group) <= limit or len(group) == 1
+        assert sum(size[s] for s in group) + size[after[0]] > limit
+    whole = SpanShard.build([d for _, docs in sources for d in docs])
+    for doc in (3, 17, 25, 38):
+        query = [60, *corpus[doc][1][2:], 61]
+        assert find_spans(packed, query, SpanParams(min_length=5)) == \
+            find_spans([whole], query, SpanParams(min_length=5))
+    assert find_spans(packed, corpus[0][1] * 2, SpanParams(min_length=5, max_count=1000)) == \
+        find_spans([whole], corpus[0][1] * 2, SpanParams(min_length=5, max_count=1000))
+
+
+def test_packed_shards_find_what_each_shard_finds_alone(corpus, tmp_path):
+    """The packed index (all shards searched at once, single-occurrence matches extended by
+    direct comparison) gives each shard the same longest match, interval size and documents
+    as that shard searched on its own, including a copy longer than the comparison block."""
+    rng = random.Random(5)
+    long_doc = (999, [rng.randrange(50) for _ in range(150)])
+    parts = [corpus[:10], corpus[10:25] + [long_doc], corpus[25:], []]
+    folders = []
+    for k, part in enumerate(parts):
+        SpanShard.build(part).save(tmp_path / str(k))
+        folders.append((f"source-{k}", tmp_path / str(k)))
+    PackedSpans.write(tmp_path / "packed", folders)
+    packed = PackedSpans.open(tmp_path / "packed")
+    assert packed.names == ["source-0", "source-1", "source-2", "source-3"]
+    query = (corpus[30][1] + [rng.randrange(60) for _ in range(30)] + long_doc[1][3:140]
+             + corpus[3][1][5:40] + [77, 78])
+    lengths, lows, highs = packed.match(query)
+    assert lengths[1].max() == 137
+    for k in range(len(parts)):
+        shard = SpanShard.open(tmp_path / str(k))
+        alone, alone_lows, alone_highs = shard.match_all(query)
+        assert lengths[k].tolist() == alone.tolist()
+        for start in np.nonzero(alone)[0]:
+            lo, hi = alone_lows[alone[start] - 1][start], alone_highs[alone[start] - 1][start]
+            assert highs[k, start] - lows[k, start] == hi - lo
+            assert packed.documents(lows[k, start], highs[k, start], 100) == \
+                shard.documents(lo, hi, 100)
+    spans = find_spans(packed, query, SpanParams(min_length=8))
+    assert spans[0].length == 137 and [d.document for d in spans[0].documents] == [999]
+    # A copy that runs to the end of both the document and the query stops at both ends,
+    # and a negative id (a separator's value) matches nothing.
+    tail = find_spans(packed, [-1, *long_doc[1][-60:]], SpanParams(min_length=8))
+    assert [(s.start, s.length, s.count) for s in tail] == [(1, 60, 1)]
+    assert find_spans([SpanShard.open(tmp_path / str(k)) for k in range(4)], query,
+                      SpanParams(min_length=8)) == spans
