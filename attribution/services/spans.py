@@ -37,10 +37,11 @@ def span_index_create(*, version: DatasetVersion, checkpoint: ModelCheckpoint,
     return index
 
 
-def _tokenizer(checkpoint: ModelCheckpoint) -> Any:
+def _tokenizer(path: str) -> Any:
+    """A checkpoint's tokenizer, from its folder."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(checkpoint.path, local_files_only=True)
+    return AutoTokenizer.from_pretrained(path, local_files_only=True)
 
 
 def _trained_texts(checkpoint: ModelCheckpoint, version: DatasetVersion) -> dict[int, str]:
@@ -67,7 +68,7 @@ def span_index_build(*, index_id: int) -> SpanIndex | None:
                                                      started_at=timezone.now())
         try:
             shutil.rmtree(folder, ignore_errors=True)  # a rerun starts clean
-            tokenizer = _tokenizer(index.checkpoint)
+            tokenizer = _tokenizer(index.checkpoint.path)
             by_source: dict[int, list[tuple[int, str]]] = {}
             texts = _trained_texts(index.checkpoint, index.version)
             for doc, source in index.version.members.values_list(
@@ -96,9 +97,7 @@ def span_index_build(*, index_id: int) -> SpanIndex | None:
 def _opened(path: str, sources: tuple[str, ...], tokenizer_path: str) -> tuple[PackedSpans, Any]:
     """A built index's arrays (memory-mapped) and its tokenizer, kept open in this process: a
     built index never changes in place (a rebuild is a new index)."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path, local_files_only=True)
+    tokenizer = _tokenizer(tokenizer_path)
     folder = Path(path)
     if (folder / "packed.json").exists():
         return PackedSpans.open(folder), tokenizer
@@ -118,9 +117,8 @@ def spans_of_text(text: str, index: SpanIndex, params: SpanParams | None = None
 
 def trace_output(*, output: ModelOutput, index: SpanIndex,
                  params: SpanParams | None = None) -> list[dict[str, Any]]:
-    """The verbatim spans of an output's completion, with the documents they occur in."""
-    if index.state != State.SUCCEEDED:
-        raise ValueError(f"span index {index.pk} is {index.state}")
+    """The verbatim spans of an output's completion, with the documents they occur in (an
+    index not yet built is refused by spans_of_text)."""
     from provenance.engine.watermark import strip
 
     # Watermark characters in the output are evidence for the watermark method, not text.
