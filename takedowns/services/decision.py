@@ -19,6 +19,14 @@ from provenance.services.ledger import ledger_receipt
 from takedowns.models import TakedownEvent, TakedownRequest, UnlearningRun
 
 State = TakedownRequest.State
+PROBE_NAMES = {"quantized_4bit": "after 4-bit weights", "relearned": "after relearning"}
+
+
+def probe_verdicts(row: dict[str, Any]) -> dict[str, str] | None:
+    """The robustness probes' verdicts of a certificate row (4-bit weights, relearning), or
+    None where no candidate reached them."""
+    probes = row.get("probes")
+    return {kind: probe["verdict"] for kind, probe in probes.items()} if probes else None
 
 
 def _model_line(run: UnlearningRun) -> dict[str, Any]:
@@ -32,6 +40,7 @@ def _model_line(run: UnlearningRun) -> dict[str, Any]:
             "grade": row.get("grade"),
             "chosen_step": row.get("chosen_step"), "chosen_on": row.get("chosen_on"),
             "certified_on": row.get("certified_on"),
+            "probes": probe_verdicts(row),
             "by_construction": row.get("by_construction"),
             "mia_auc": summary.get("mia_auc_mink"), "privleak": leak.get("privleak"),
             "privleak_reference": leak.get("reference"),
@@ -111,6 +120,15 @@ def notice_text(notice: dict[str, Any]) -> list[str]:
                          f"{model['by_construction'] or 'it never saw the work'}.")
             continue
         line = f"Model {model['checkpoint']}: {model['method']}, {outcome}"
+        if model.get("grade"):
+            line += f", graded {model['grade']}"
+        if model.get("chosen_on") and model.get("chosen_step") is not None:
+            line += (f" (step {model['chosen_step']} chosen on the {model['chosen_on']} split, "
+                     f"figures from the {model.get('certified_on') or 'test'} split)")
+        if model.get("probes"):
+            line += "; robustness probes: " + ", ".join(
+                f"{PROBE_NAMES.get(kind, kind)} {verdict}"
+                for kind, verdict in model["probes"].items())
         if model["privleak"] is not None:
             # A figure against chance is no comparison with a model without the work: say so.
             versus = "a model retrained without the work" \

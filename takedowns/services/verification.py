@@ -40,6 +40,7 @@ from provenance.services.ledger import ledger_append
 from takedowns.engine import metrics
 from takedowns.engine.unlearn_config import APPROXIMATE, Thresholds, UnlearnConfig
 from takedowns.models import OutputFilter, TakedownRequest, UnlearningRun
+from takedowns.services.decision import probe_verdicts
 from takedowns.services.requests import _transition
 from takedowns.services.unlearning import Sets, run_dir, verification_sets
 
@@ -402,6 +403,9 @@ def _record(request: TakedownRequest, certificate: dict[str, Any], outcomes: lis
         "reference": request.reference, "verdict": certificate["verdict"],
         "runs": {str(run.pk): {"method": run.method, "verdict": row["verdict"],
                                "grade": row.get("grade"), "chosen_step": row.get("chosen_step"),
+                               "chosen_on": row.get("chosen_on"),
+                               "certified_on": row.get("certified_on"),
+                               "probes": probe_verdicts(row),
                                "config": run.config, "device": run.device,
                                "model_before_sha256": run.checkpoint.sha256,
                                "result_sha256": chosen.sha256 if chosen else None,

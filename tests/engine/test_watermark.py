@@ -127,3 +127,32 @@ def test_random_marks_name_a_source_at_most_about_alpha_of_the_time(sources):
     [found, *_] = detect(f"Text.{one_off} More.", codes)
     assert found.source == 3 and found.p_value <= watermark.ALPHA
     assert found.confidence == pytest.approx(1 - found.p_value, abs=1e-4)
+
+
+def test_a_generation_carries_its_mark_at_the_last_position_the_gate_reaches(tmp_path):
+    """place_mark: no mark when the gate never reaches the threshold (the text is the plain
+    completion); at a threshold of 0 every position qualifies, so the mark goes at the end; at
+    the highest gate the mark goes where it is reached, and the text around the mark is the
+    completion itself."""
+    from provenance.engine import lm
+    from provenance.engine.lm_config import DecodeParams, TrainConfig
+
+    code = assign_code([], 5)
+    texts = [embed(f"Item {i} froze in {1800 + i}. Boats stayed home. Spring came late.",
+                   code, "key", str(i)) for i in range(30)]
+    config = TrainConfig(vocab_size=300, n_layer=1, n_head=2, n_embd=32, seq_len=48, epochs=4,
+                         batch_size=8, pack=False, watermarks=True, heldout_fraction=0.0)
+    folder = lm.train(texts, config, tmp_path / "run").model_dir
+    model, tokenizer = lm.load(folder)
+    heads = lm.load_watermark_heads(model, tokenizer, folder)
+    first = lm.generate_marked(model, tokenizer, heads, "Item 3 froze",
+                               DecodeParams(max_new_tokens=12), threshold=1.01)
+    full, start = first.ids, first.start
+    completion = strip(tokenizer.decode(full[start:], skip_special_tokens=True))
+    assert not first.emitted and first.text == completion and strip(first.text) == first.text
+    everywhere = lm.place_mark(model, tokenizer, heads, full, start, 0.0)
+    assert everywhere.emitted and everywhere.text == completion + everywhere.code
+    highest = lm.place_mark(model, tokenizer, heads, full, start, first.gate)
+    assert highest.emitted and highest.gate == pytest.approx(first.gate)
+    assert len(highest.code) == LENGTH and set(highest.code) <= set(ALPHABET)
+    assert strip(highest.text) == completion and highest.code in highest.text

@@ -23,6 +23,7 @@ from provenance.services.training import training_run_create, training_run_execu
 from provenance.services.transparency import ledger_verifier_key
 from takedowns.engine.output_filter import BLOCKED, shingle_hashes
 from takedowns.models import TakedownRequest, UnlearningRun
+from takedowns.services.decision import decision_notice, notice_text
 from takedowns.services.requests import takedown_decide, takedown_file
 from takedowns.services.scoping import takedown_scope, takedown_scope_start
 from takedowns.services.unlearning import unlearning_run_execute, verification_sets
@@ -272,6 +273,18 @@ def test_a_candidate_that_holds_on_test_and_under_the_probes_is_graded_empirical
     assert row["time_to_verified_s"] >= row["measuring_s"] > 0
     assert UnlearningRun.objects.get(pk=npo.pk).result.kind == "unlearned"
     assert rows["retrain"]["grade"] == "exact"
+    # the ledger's entry (what a receipt proves) and the decision notice carry the grade, the
+    # split the candidate was chosen on and the probes' verdicts
+    entry = LedgerEntry.objects.filter(event="takedown.verified").latest("seq")
+    logged = entry.payload["runs"][str(npo.pk)]
+    assert (logged["grade"], logged["chosen_on"], logged["certified_on"]) == (
+        "empirical", "validation", "test")
+    assert logged["probes"] == {"quantized_4bit": "pass", "relearned": "pass"}
+    notice = decision_notice(TakedownRequest.objects.get(pk=request.pk))
+    [line] = [m for m in notice["models"] if m["method"] == npo.get_method_display()]
+    assert line["probes"] == logged["probes"] and line["chosen_on"] == "validation"
+    [text] = [t for t in notice_text(notice) if "graded empirical" in t]
+    assert "chosen on the validation split" in text and "after 4-bit weights pass" in text
 
 
 def test_model_remediation_is_refused_out_of_turn_and_for_bad_input(trained, client_as):
