@@ -18,15 +18,15 @@ from attribution.models import AttributionReport
 from attribution.services.influence import gradient_index_create, gradient_index_rebuild
 from attribution.services.outputs import model_output_create
 from attribution.services.runs import attribution_run_create
+from core.permissions import Capability
 from provenance.apis.base import ServiceViewSet
-from provenance.permissions import STAFF, Role
 
 
 class ModelOutputViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     serializer_class = s.ModelOutputOut
     filterset_fields = ["checkpoint", "state"]
-    read_roles = STAFF | {Role.AUDITOR, Role.RESEARCHER}
-    write_roles = STAFF | {Role.RESEARCHER}
+    read_capability = Capability.READ_ALL
+    write_capability = Capability.GENERATE
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.model_output_list(self.request.user)
@@ -44,8 +44,8 @@ class GradientIndexViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ser
 
     serializer_class = s.GradientIndexOut
     filterset_fields = ["checkpoint", "state"]
-    read_roles = STAFF | {Role.AUDITOR, Role.RESEARCHER}
-    write_roles = STAFF
+    read_capability = Capability.READ_ALL
+    write_capability = Capability.CURATE
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.gradient_index_list(self.request.user)
@@ -71,8 +71,8 @@ class AttributionRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Se
 
     serializer_class = s.AttributionRunOut
     filterset_fields = ["output", "state"]
-    read_roles = STAFF | {Role.AUDITOR, Role.RESEARCHER}
-    write_roles = STAFF | {Role.AUDITOR, Role.RESEARCHER}
+    read_capability = Capability.READ_ALL
+    write_capability = Capability.START_ATTRIBUTION
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.attribution_run_list(self.request.user)

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.permissions import Capability, can
 from dashboards import services
 from dashboards.engine.cards.model import model_card
 from dashboards.models import VersionCard
@@ -20,7 +21,6 @@ from dashboards.selectors import checkpoint_facts
 from provenance import selectors
 from provenance.apis.base import ServiceViewSet
 from provenance.models import DatasetVersion, ModelCheckpoint
-from provenance.permissions import STAFF, Role, role_of
 
 
 class RevisionOut(serializers.ModelSerializer):
@@ -71,7 +71,7 @@ REVISION = OpenApiParameter("revision", int, description="a revision of the card
 class VersionCardViewSet(ServiceViewSet):
     serializer_class = CardOut
     anonymous_read = True
-    write_roles = STAFF | {Role.RESEARCHER}
+    write_capability = Capability.PUBLISH_CARDS
 
     def _version(self, version_id: str) -> DatasetVersion:
         version = selectors.version_list(self.request.user).filter(pk=version_id).first()
@@ -81,7 +81,7 @@ class VersionCardViewSet(ServiceViewSet):
 
     @property
     def sees_drafts(self) -> bool:
-        return role_of(self.request.user) in selectors.SEES_ALL
+        return can(self.request.user, Capability.READ_ALL)
 
     def get_serializer_context(self) -> dict:
         return {**super().get_serializer_context(), "sees_drafts": self.sees_drafts}

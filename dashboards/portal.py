@@ -11,15 +11,14 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 
+from core.permissions import Capability, can
 from provenance.models import User
-from provenance.permissions import STAFF, Role, role_of
 from provenance.services.errors import InvalidTransition, QuotaExceeded
 from takedowns import serializers as s
 from takedowns.models import TakedownRequest, UnlearningRun
 from takedowns.selectors import event_actor, takedown_list
 from takedowns.services.requests import REQUEST_FIELDS, TRANSITIONS
 
-FILERS = STAFF | {Role.RIGHTS_HOLDER}
 CHOICE_FIELDS = ["legal_basis", "remedy", "authority", "ground"]
 TEXT_FIELDS = sorted(REQUEST_FIELDS - {*CHOICE_FIELDS, "statements"})
 STATEMENTS = [("good_faith", "I have a good-faith belief that the use is not authorised by the "
@@ -151,7 +150,7 @@ def _form_context(post: Any = None, error: ValidationError | None = None) -> dic
 def _actor(request: HttpRequest) -> User:
     actor = request.user
     assert isinstance(actor, User)  # login_required
-    if role_of(actor) not in FILERS:
+    if not can(actor, Capability.FILE_TAKEDOWN):
         raise PermissionDenied("your role does not file takedown requests")
     return actor
 
@@ -162,7 +161,7 @@ def takedowns(request: HttpRequest) -> HttpResponse:
         "id", "reference", "state", "legal_basis", "received_at", "deadlines",
         "overdue_since")
     return render(request, "dashboards/takedowns.html",
-                  {"requests": rows, "can_file": role_of(request.user) in FILERS})
+                  {"requests": rows, "can_file": can(request.user, Capability.FILE_TAKEDOWN)})
 
 
 @login_required
@@ -187,14 +186,14 @@ def takedown_new(request: HttpRequest) -> HttpResponse:
 
 
 def _detail_context(user: Any, found: TakedownRequest, query: str = "") -> dict[str, Any]:
-    staff = role_of(user) in STAFF
+    staff = can(user, Capability.MOVE_TAKEDOWN)
     runs = list(found.unlearning_runs.select_related("checkpoint", "result").order_by("pk"))
     events = list(found.events.select_related("actor"))
     for event in events:
         event.shown_actor = event_actor(event.actor, user)  # type: ignore[attr-defined]
     return {**_form_context(), "takedown": found, "works": found.works.all(),
             "events": events,
-            "is_claimant": role_of(user) in FILERS, "is_staff": staff,
+            "is_claimant": can(user, Capability.FILE_TAKEDOWN), "is_staff": staff,
             "next_states": sorted(TRANSITIONS.get(found.state, set()) - {"withdrawn"}),
             "matches": found.matches.select_related("document").order_by("document_id", "method")
             if staff and found.state == TakedownRequest.State.SCOPING else [],
@@ -226,7 +225,7 @@ def _staff_action(found: TakedownRequest, actor: User, post: Any) -> None:
     from takedowns.services.unlearning import takedown_remediate_models, unlearning_run_cancel
     from takedowns.services.verification import takedown_verify_start
 
-    if role_of(actor) not in STAFF:
+    if not can(actor, Capability.MOVE_TAKEDOWN):
         raise PermissionDenied("only curators and admins move a request along")
     action = post.get("action")
     if action == "decide":

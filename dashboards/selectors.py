@@ -57,10 +57,10 @@ def home_context(user: Any) -> dict[str, Any]:
 
 def open_takedowns(user: Any) -> list[Any]:
     """For staff: the requests still open, overdue ones first, then by decision deadline."""
-    from provenance.permissions import STAFF, role_of
+    from core.permissions import Capability, can
     from takedowns.models import TakedownRequest
 
-    if role_of(user) not in STAFF:
+    if not can(user, Capability.MOVE_TAKEDOWN):
         return []
     rows = (TakedownRequest.objects.exclude(state__in=TakedownRequest.FINAL_STATES)
             .only("id", "reference", "state", "legal_basis", "deadlines", "overdue_since")
@@ -119,7 +119,7 @@ def source_context(user: Any, source_id: int) -> dict[str, Any] | None:
         return None
     results = CanaryTest.objects.filter(source=source).select_related("checkpoint").order_by(
         "-run_id")[:20]
-    from provenance.permissions import sees_holder_details
+    from core.permissions import sees_holder_details
 
     owner = source.owner
     return {"source": source, "signals": list(source.opt_out_signals.order_by("-observed_at")),

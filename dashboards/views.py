@@ -50,11 +50,11 @@ def checkpoint_detail(request: HttpRequest, checkpoint_id: int) -> HttpResponse:
     if request.method == "POST":
         # A generation asked for from the page: queued on the gpu queue, shown when done.
         from attribution.services.outputs import model_output_create
-        from provenance.permissions import STAFF, Role, role_of
+        from core.permissions import Capability, can
 
         actor = request.user
         assert isinstance(actor, User)  # login_required
-        if role_of(actor) not in STAFF | {Role.RESEARCHER}:
+        if not can(actor, Capability.GENERATE):
             raise PermissionDenied("your role cannot generate")
         try:
             model_output_create(checkpoint=context["checkpoint"], actor=actor,
@@ -93,11 +93,11 @@ def output_detail(request: HttpRequest, output_id: int) -> HttpResponse:
         raise Http404("no such output")
     if request.method == "POST":
         from attribution.services.runs import attribution_run_create
-        from provenance.permissions import STAFF, Role, role_of
+        from core.permissions import Capability, can
 
         actor = request.user
         assert isinstance(actor, User)  # login_required
-        if role_of(actor) not in STAFF | {Role.AUDITOR, Role.RESEARCHER}:
+        if not can(actor, Capability.START_ATTRIBUTION):
             raise PermissionDenied("your role cannot start attribution")
         methods = request.POST.getlist("methods") or None
         try:
@@ -154,12 +154,12 @@ def ai_act_summary_pdf(request: HttpRequest, checkpoint_id: int) -> HttpResponse
 def version_page(request: HttpRequest, slug: str, number: int) -> HttpResponse:
     """Public: a published version, its composition, lineage and cards. Researchers and staff
     publish its cards from here (one action, recorded in the ledger)."""
-    from provenance.permissions import STAFF, Role, role_of
+    from core.permissions import Capability, can
 
     context = selectors.version_page(slug, number)
     if context is None:
         raise Http404("no such published version")
-    writer = role_of(request.user) in STAFF | {Role.RESEARCHER}
+    writer = can(request.user, Capability.PUBLISH_CARDS)
     if request.method == "POST":
         if not writer:
             raise PermissionDenied("only researchers and staff publish cards")
@@ -193,9 +193,9 @@ def transparency(request: HttpRequest) -> HttpResponse:
 def staff(request: HttpRequest) -> HttpResponse:
     """Curators and admins: sources, live job progress, due takedowns, attribution runs.
     `?part=jobs` is the jobs section alone, which the page polls while jobs run."""
-    from provenance.permissions import STAFF, role_of
+    from core.permissions import Capability, can
 
-    if role_of(request.user) not in STAFF:
+    if not can(request.user, Capability.OPERATE):
         raise PermissionDenied("for curators and admins")
     if request.GET.get("part") == "jobs":
         return render(request, "dashboards/_jobs.html", {"jobs": selectors.jobs_board()})
@@ -203,9 +203,9 @@ def staff(request: HttpRequest) -> HttpResponse:
 
 
 def _auditor(request: HttpRequest) -> None:
-    from provenance.permissions import STAFF, Role, role_of
+    from core.permissions import Capability, can
 
-    if role_of(request.user) not in STAFF | {Role.AUDITOR}:
+    if not can(request.user, Capability.AUDIT):
         raise PermissionDenied("for auditors and staff")
 
 

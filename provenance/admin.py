@@ -9,8 +9,8 @@ from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
+from core.permissions import Capability, can
 from provenance import models as m
-from provenance.permissions import STAFF, role_of
 
 
 @admin.register(m.User)
@@ -70,7 +70,7 @@ class RightsHolderAdmin(ReadOnlyAdmin):
     add_form = OnboardForm
 
     def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return role_of(request.user) in STAFF
+        return can(request.user, Capability.OPERATE)
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False,
                  **kwargs: Any) -> Any:

@@ -8,6 +8,8 @@ from django.db import models
 from django.db.models import Q
 from pgvector.django import HnswIndex, VectorField
 
+from core.permissions import Role
+
 EMBEDDING_DIM = 384  # all-MiniLM-L6-v2
 
 
@@ -48,12 +50,7 @@ class RightsHolder(TimeStamped):
 
 
 class User(AbstractUser):
-    class Role(models.TextChoices):
-        ADMIN = "admin"
-        CURATOR = "curator"
-        RIGHTS_HOLDER = "rights_holder"
-        AUDITOR = "auditor"
-        RESEARCHER = "researcher"
+    Role = Role  # core.permissions.Role: the roles and what each may do live there
 
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.RESEARCHER)
     rights_holder = models.ForeignKey(

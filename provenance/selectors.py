@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, QuerySet
 
+from core.permissions import Capability, Role, can, role_of
 from provenance.models import (
     CanaryTestRun,
     CurationJob,
@@ -20,14 +21,11 @@ from provenance.models import (
     RightsHolder,
     TrainingRun,
 )
-from provenance.permissions import Role, role_of
-
-SEES_ALL = {Role.ADMIN, Role.CURATOR, Role.AUDITOR, Role.RESEARCHER}
 
 
 def rights_holder_list(user: Any) -> QuerySet[RightsHolder]:
     role = role_of(user)
-    if role in SEES_ALL:
+    if can(user, Capability.READ_ALL):
         return RightsHolder.objects.all()
     if role == Role.RIGHTS_HOLDER:
         return RightsHolder.objects.filter(pk=user.rights_holder_id)
@@ -37,7 +35,7 @@ def rights_holder_list(user: Any) -> QuerySet[RightsHolder]:
 def source_list(user: Any) -> QuerySet[DataSource]:
     role = role_of(user)
     qs = DataSource.objects.select_related("owner")
-    if role in SEES_ALL:
+    if can(user, Capability.READ_ALL):
         return qs
     if role == Role.RIGHTS_HOLDER:
         return qs.filter(owner_id=user.rights_holder_id)
@@ -46,7 +44,7 @@ def source_list(user: Any) -> QuerySet[DataSource]:
 
 def document_list(user: Any) -> QuerySet[Document]:
     role = role_of(user)
-    if role in SEES_ALL:
+    if can(user, Capability.READ_ALL):
         return Document.objects.all()
     if role == Role.RIGHTS_HOLDER:
         mine = Occurrence.objects.filter(document=OuterRef("pk"),
@@ -58,7 +56,7 @@ def document_list(user: Any) -> QuerySet[Document]:
 def occurrence_list(user: Any) -> QuerySet[Occurrence]:
     """Where documents were seen, with their records' metadata: in the sources the user sees."""
     role = role_of(user)
-    if role in SEES_ALL:
+    if can(user, Capability.READ_ALL):
         return Occurrence.objects.all()
     if role == Role.RIGHTS_HOLDER:
         return Occurrence.objects.filter(source__owner_id=user.rights_holder_id)
@@ -66,7 +64,7 @@ def occurrence_list(user: Any) -> QuerySet[Occurrence]:
 
 
 def dataset_list(user: Any) -> QuerySet[Dataset]:
-    if role_of(user) in SEES_ALL:
+    if can(user, Capability.READ_ALL):
         return Dataset.objects.all()
     published = DatasetVersion.objects.filter(dataset=OuterRef("pk"),
                                               state=DatasetVersion.State.PUBLISHED)
@@ -75,7 +73,7 @@ def dataset_list(user: Any) -> QuerySet[Dataset]:
 
 def version_list(user: Any) -> QuerySet[DatasetVersion]:
     qs = DatasetVersion.objects.select_related("dataset")
-    if role_of(user) in SEES_ALL:
+    if can(user, Capability.READ_ALL):
         return qs
     return qs.filter(state=DatasetVersion.State.PUBLISHED)
 
@@ -83,7 +81,7 @@ def version_list(user: Any) -> QuerySet[DatasetVersion]:
 def ingest_job_list(user: Any) -> QuerySet[IngestJob]:
     role = role_of(user)
     qs = IngestJob.objects.select_related("source")
-    if role in {Role.ADMIN, Role.CURATOR, Role.AUDITOR}:
+    if can(user, Capability.AUDIT):
         return qs
     if role == Role.RIGHTS_HOLDER:
         return qs.filter(source__owner_id=user.rights_holder_id)
@@ -91,13 +89,13 @@ def ingest_job_list(user: Any) -> QuerySet[IngestJob]:
 
 
 def curation_job_list(user: Any) -> QuerySet[CurationJob]:
-    return CurationJob.objects.select_related("dataset") if role_of(user) in SEES_ALL else \
+    return CurationJob.objects.select_related("dataset") if can(user, Capability.READ_ALL) else \
         CurationJob.objects.none()
 
 
 def ledger_list(user: Any) -> QuerySet[LedgerEntry]:
     """Entries with their actor resolved through the erasable commitments (None once erased)."""
-    if role_of(user) not in {Role.ADMIN, Role.CURATOR, Role.AUDITOR}:
+    if not can(user, Capability.AUDIT):
         return LedgerEntry.objects.none()
     from django.db.models import OuterRef, Subquery
 
@@ -107,22 +105,21 @@ def ledger_list(user: Any) -> QuerySet[LedgerEntry]:
         PersonCommitment.objects.filter(reference=OuterRef("actor_label")).values("label")[:1]))
 
 
-MODEL_READERS = {Role.ADMIN, Role.CURATOR, Role.AUDITOR, Role.RESEARCHER}
 
 
 def training_run_list(user: Any) -> QuerySet[TrainingRun]:
-    if role_of(user) in MODEL_READERS:
+    if can(user, Capability.READ_ALL):
         return TrainingRun.objects.select_related("version", "checkpoint")
     return TrainingRun.objects.none()
 
 
 def checkpoint_list(user: Any) -> QuerySet[ModelCheckpoint]:
-    if role_of(user) in MODEL_READERS:
+    if can(user, Capability.READ_ALL):
         return ModelCheckpoint.objects.select_related("version")
     return ModelCheckpoint.objects.none()
 
 
 def canary_test_run_list(user: Any) -> QuerySet[CanaryTestRun]:
-    if role_of(user) in MODEL_READERS:
+    if can(user, Capability.READ_ALL):
         return CanaryTestRun.objects.prefetch_related("results")
     return CanaryTestRun.objects.none()

@@ -9,6 +9,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.permissions import sees_holder_details
 from provenance import selectors
 from provenance.engine import readers, watermark
 from provenance.models import (
@@ -33,7 +34,6 @@ from provenance.models import (
     User,
     VersionExclusion,
 )
-from provenance.permissions import sees_holder_details
 
 
 def one_line(value: str) -> None:

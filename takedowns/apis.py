@@ -10,8 +10,8 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.permissions import Capability, can
 from provenance.apis.base import ServiceViewSet
-from provenance.permissions import STAFF, Role, role_of
 from takedowns import selectors
 from takedowns import serializers as s
 from takedowns.models import UnlearningRun
@@ -33,18 +33,14 @@ from takedowns.services.scoping import (
 from takedowns.services.unlearning import takedown_remediate_models, unlearning_run_cancel
 from takedowns.services.verification import takedown_verify_start
 
-CLAIMANTS = STAFF | {Role.RIGHTS_HOLDER}
-
-
 
 class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     serializer_class = s.TakedownOut
     filterset_fields = ["state", "legal_basis"]
-    write_roles = CLAIMANTS
-    action_write_roles = {"decide": STAFF, "scope": STAFF, "review_scope": STAFF,
-                          "remediate_data": STAFF, "counter_notice": STAFF, "restore": STAFF,
-                          "remediate_models": STAFF, "cancel_run": STAFF, "verify": STAFF,
-                          "add_to_scope": STAFF}
+    write_capability = Capability.FILE_TAKEDOWN
+    action_capabilities = {action: Capability.MOVE_TAKEDOWN for action in (
+        "decide", "scope", "review_scope", "add_to_scope", "remediate_data", "counter_notice",
+        "restore", "remediate_models", "cancel_run", "verify")}
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.takedown_list(self.request.user)
@@ -130,7 +126,7 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
     def scope_search(self, request: Request, pk: str) -> Response:
         """Staff: documents holding these words in this order (case and layout aside), to add
         to the scope."""
-        if role_of(request.user) not in STAFF:
+        if not can(request.user, Capability.MOVE_TAKEDOWN):
             raise PermissionDenied("searching the corpus is for curators and admins")
         self.get_object()
         found = takedown_scope_search(request.query_params.get("q", ""))

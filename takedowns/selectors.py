@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from provenance.permissions import STAFF, Role, role_of
+from core.permissions import Capability, can, role_of
 from takedowns.models import TakedownEvent, TakedownRequest
 
 
@@ -17,7 +17,7 @@ def takedown_list(user: Any) -> QuerySet[TakedownRequest]:
         "works", "claimed_sources",
         Prefetch("events", TakedownEvent.objects.select_related("actor", "ledger_entry")))
     role = role_of(user)
-    if role in STAFF | {Role.AUDITOR}:
+    if can(user, Capability.AUDIT):
         return rows
     if role is None:
         return rows.none()
@@ -33,7 +33,7 @@ def event_actor(actor: Any, viewer: Any) -> str | None:
     ("curator"), never their usernames."""
     if actor is None:
         return None
-    if role_of(viewer) in STAFF | {Role.AUDITOR}:
+    if can(viewer, Capability.AUDIT):
         return str(actor.username)
     own = getattr(viewer, "rights_holder_id", None)
     if own is not None and actor.rights_holder_id == own:

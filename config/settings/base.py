@@ -180,7 +180,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
         "knox.auth.TokenAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["provenance.permissions.RolePermission"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.CapabilityPermission"],
     "DEFAULT_PARSER_CLASSES": [
         "provenance.parsers.BoundedJSONParser",
         "rest_framework.parsers.FormParser",

@@ -21,6 +21,7 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.permissions import Capability, Role, can, role_of
 from provenance import selectors
 from provenance import serializers as s
 from provenance.apis.base import ServiceViewSet
@@ -34,7 +35,6 @@ from provenance.models import (
     SourceCanary,
     VersionExclusion,
 )
-from provenance.permissions import STAFF, Role, role_of
 from provenance.services import datasets, documents, exports, ingest, onboarding, sources
 from provenance.services.canaries import canary_register
 from provenance.services.transparency import ledger_audit
@@ -53,7 +53,7 @@ class RightsHolderFilter(django_filters.FilterSet):
 class RightsHolderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     serializer_class = s.RightsHolderOut
     filterset_class = RightsHolderFilter
-    write_roles = STAFF
+    write_capability = Capability.CURATE
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.rights_holder_list(self.request.user)
@@ -85,7 +85,7 @@ class LicenseRefViewSet(mixins.ListModelMixin, ServiceViewSet):
     by curators and admins with a reason; the sources naming a key take its terms at once."""
 
     serializer_class = s.LicenseRefOut
-    write_roles = STAFF
+    write_capability = Capability.CURATE
     queryset = s.LicenseRefTerms.objects.all()
 
     @extend_schema(request=s.LicenseRefIn, responses={200: s.LicenseRefOut})
@@ -105,8 +105,8 @@ class SourceFilter(django_filters.FilterSet):
 class SourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     serializer_class = s.SourceOut
     filterset_class = SourceFilter
-    write_roles = STAFF | {Role.RIGHTS_HOLDER}
-    action_write_roles = {"license_signals": STAFF}
+    write_capability = Capability.MANAGE_OWN_SOURCES
+    action_capabilities = {"license_signals": Capability.CURATE}
     ordering_fields = ["name", "created_at", "document_count"]
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
@@ -196,7 +196,7 @@ class DocumentFilter(django_filters.FilterSet):
 
 class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     filterset_class = DocumentFilter
-    write_roles = STAFF
+    write_capability = Capability.CURATE
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         user = self.request.user
@@ -219,7 +219,6 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
 
 # --- datasets and versions --------------------------------------------------------------------
 
-CURATES = STAFF | {Role.RESEARCHER}
 RECORDS_PAGE_MAX = 1_000
 
 
@@ -227,7 +226,7 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVi
     serializer_class = s.DatasetOut
     filterset_fields = ["slug"]
     anonymous_read = True
-    write_roles = CURATES
+    write_capability = Capability.BUILD_DATASETS
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.dataset_list(self.request.user)
@@ -257,7 +256,7 @@ class VersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVi
     serializer_class = s.VersionOut
     filterset_fields = ["dataset", "state", "number"]
     anonymous_read = True
-    write_roles = CURATES
+    write_capability = Capability.BUILD_DATASETS
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.version_list(self.request.user)
@@ -303,7 +302,7 @@ class VersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVi
         the whole export (with its sha256 in X-Content-SHA256, the digest the card gives);
         with them, one page of JSON Lines. Documents removed since publication are left out.
         Clients that send only HTTP Basic credentials give an API token as the password."""
-        if role_of(request.user) not in selectors.SEES_ALL:
+        if not can(request.user, Capability.READ_ALL):
             raise PermissionDenied("a version's records (its documents' text) are open to "
                                    "staff, auditors and researchers")
         version: DatasetVersion = self.get_object()
@@ -353,7 +352,7 @@ class VersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVi
                    responses=s.ExclusionOut(many=True))
     @action(detail=True, methods=["get"])
     def exclusions(self, request: Request, pk: str | None = None) -> Response:
-        if role_of(request.user) not in selectors.SEES_ALL:
+        if not can(request.user, Capability.READ_ALL):
             raise PermissionDenied("exclusions are visible to staff, auditors and researchers")
         qs = self.get_object().exclusions.select_related("document").order_by("id")
         reason = request.query_params.get("reason")
@@ -371,8 +370,8 @@ class VersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVi
 class IngestJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     serializer_class = s.IngestJobOut
     filterset_fields = ["source", "state"]
-    read_roles = STAFF | {Role.AUDITOR, Role.RIGHTS_HOLDER}
-    write_roles = STAFF | {Role.RIGHTS_HOLDER}
+    read_capability = Capability.READ_INGEST
+    write_capability = Capability.MANAGE_OWN_SOURCES
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.ingest_job_list(self.request.user)
@@ -394,7 +393,7 @@ class IngestJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Service
             job = ingest.ingest_job_create_from_upload(chunks=upload.chunks(), name=upload.name,
                                                        **options)
         else:
-            if role not in STAFF:
+            if not can(request.user, Capability.CURATE):
                 raise PermissionDenied("only staff may ingest from a server path")
             path = ingest.import_path_check(data["path"])
             job = ingest.ingest_job_create(path=path, original_name=path.name, **options)
@@ -411,7 +410,7 @@ class IngestJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Service
 class CurationJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     serializer_class = s.CurationJobOut
     filterset_fields = ["dataset", "state"]
-    write_roles = CURATES
+    write_capability = Capability.BUILD_DATASETS
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.curation_job_list(self.request.user)
@@ -427,7 +426,7 @@ class CurationJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Servi
 class LedgerViewSet(mixins.ListModelMixin, ServiceViewSet):
     serializer_class = s.LedgerEntryOut
     filterset_fields = ["event", "subject_type", "subject_id"]
-    read_roles = STAFF | {Role.AUDITOR}
+    read_capability = Capability.AUDIT
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.ledger_list(self.request.user)

@@ -10,21 +10,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.permissions import Capability
 from provenance import selectors
 from provenance import serializers as s
 from provenance.apis.base import ServiceViewSet
-from provenance.permissions import STAFF, Role
 from provenance.services import canaries, ingest, training, watermarks
-
-TRAINS = STAFF | {Role.RESEARCHER}
-READS = STAFF | {Role.AUDITOR, Role.RESEARCHER}
 
 
 class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     serializer_class = s.TrainingRunOut
     filterset_fields = ["version", "state"]
-    read_roles = READS
-    write_roles = TRAINS
+    read_capability = Capability.READ_ALL
+    write_capability = Capability.TRAIN
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.training_run_list(self.request.user)
@@ -64,8 +61,8 @@ class TrainingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Servi
 class CheckpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     serializer_class = s.CheckpointOut
     filterset_fields = ["version", "kind", "parent"]
-    read_roles = READS
-    write_roles = STAFF
+    read_capability = Capability.READ_ALL
+    write_capability = Capability.CURATE
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.checkpoint_list(self.request.user)
@@ -84,8 +81,8 @@ class CheckpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Servic
 class CanaryTestRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     serializer_class = s.CanaryTestRunOut
     filterset_fields = ["checkpoint", "state"]
-    read_roles = READS
-    write_roles = TRAINS
+    read_capability = Capability.READ_ALL
+    write_capability = Capability.TRAIN
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.canary_test_run_list(self.request.user)
@@ -102,7 +99,7 @@ class CanaryTestRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ser
 class WatermarkDetectView(APIView):
     """Find and decode source watermarks in a text; names only the sources you may see."""
 
-    write_roles = set(Role.values)  # a read, sent as POST because texts can be long
+    write_capability = Capability.SIGN_IN  # a read, sent as POST because texts can be long
 
     @extend_schema(request=s.WatermarkDetectIn, responses={200: dict})
     def post(self, request: Request) -> Response:

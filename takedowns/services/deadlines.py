@@ -8,6 +8,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from core.permissions import Capability, roles_with
 from provenance.conf import setting
 from provenance.models import User
 from provenance.services.ledger import ledger_append
@@ -50,7 +51,7 @@ def takedown_deadlines_check(today: date | None = None) -> list[str]:
                           payload={"reference": request.reference, "deadline": str(missed),
                                    "state": request.state})
     if newly:
-        staff = list(User.objects.filter(role__in=[User.Role.ADMIN, User.Role.CURATOR],
+        staff = list(User.objects.filter(role__in=roles_with(Capability.MOVE_TAKEDOWN),
                                          is_active=True).exclude(email="")
                      .values_list("email", flat=True))
         lines = [f"{r.reference} ({r.get_legal_basis_display()}, {r.state}): deadline "

@@ -18,11 +18,11 @@ from django.core.validators import URLValidator
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.permissions import Capability, can
 from provenance.conf import setting
 from provenance.engine.canonical import canonical_hash
 from provenance.engine.text import content_hash, normalise
 from provenance.models import DataSource, User
-from provenance.permissions import STAFF, role_of
 from provenance.services.errors import InvalidTransition, QuotaExceeded
 from provenance.services.ledger import ledger_append
 from takedowns.engine import regimes
@@ -225,7 +225,7 @@ def quota() -> tuple[int, int]:
 
 def _within_quota(actor: User | None) -> None:
     holder = getattr(actor, "rights_holder_id", None)
-    if holder is None or role_of(actor) in STAFF:  # staff file on others' behalf
+    if holder is None or can(actor, Capability.MOVE_TAKEDOWN):  # staff file on others' behalf
         return
     limit, seconds = quota()
     with connection.cursor() as cursor:

@@ -1,0 +1,77 @@
+"""The platform kernel's contracts: `core` imports no app, and who may do what is written in one
+table (core/permissions.py) that every API, page and service asks by capability."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import PermissionDenied
+
+from core.permissions import GRANTS, Capability, Role, can, require, roles_with
+
+ROOT = Path(__file__).resolve().parents[1]
+APPS = ("provenance", "attribution", "takedowns", "dashboards", "config")
+
+
+def modules(*folders: str) -> list[Path]:
+    return [p for folder in folders for p in (ROOT / folder).rglob("*.py")
+            if "migrations" not in p.parts]
+
+
+def test_core_imports_no_app():
+    for path in modules("core"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not [n for n in names if n.split(".")[0] in APPS], (path, names)
+
+
+def _is_role(node: ast.AST) -> bool:
+    """Role.X or User.Role.X"""
+    return isinstance(node, ast.Attribute) and (
+        (isinstance(node.value, ast.Name) and node.value.id == "Role")
+        or (isinstance(node.value, ast.Attribute) and node.value.attr == "Role"))
+
+
+def test_no_set_of_roles_is_written_outside_the_permissions_table():
+    """A collection of two or more roles, or a set of roles added to another, anywhere in the
+    apps is a hand-written permission."""
+    found = []
+    for path in modules(*APPS):
+        for node in ast.walk(ast.parse(path.read_text())):
+            roles = sum(_is_role(e) for e in node.elts) \
+                if isinstance(node, ast.Set | ast.List | ast.Tuple) else 0
+            widened = isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr) and any(
+                isinstance(side, ast.Set) and any(map(_is_role, side.elts))
+                for side in (node.left, node.right))
+            if roles >= 2 or widened:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == []
+
+
+def test_every_capability_has_roles_and_staff_hold_every_one():
+    assert set(GRANTS) == set(Capability)
+    for capability in Capability:
+        assert roles_with(capability)
+        assert Role.ADMIN in GRANTS[capability]
+        if capability is not Capability.ADMINISTER:
+            assert Role.CURATOR in GRANTS[capability]
+
+
+def test_require_answers_by_the_table(django_user_model):
+    researcher = django_user_model(username="r", role=Role.RESEARCHER)
+    holder = django_user_model(username="h", role=Role.RIGHTS_HOLDER)
+    assert can(researcher, Capability.TRAIN) and not can(holder, Capability.TRAIN)
+    assert can(holder, Capability.FILE_TAKEDOWN) and not can(researcher, Capability.FILE_TAKEDOWN)
+    require(researcher, Capability.READ_ALL)
+    with pytest.raises(PermissionDenied, match="takedown"):
+        require(researcher, Capability.MOVE_TAKEDOWN, "only staff move a takedown")
+    superuser = django_user_model(username="s", role=Role.RESEARCHER, is_superuser=True)
+    assert can(superuser, Capability.ADMINISTER)
+
+    class Anonymous:
+        is_authenticated = False
+
+    assert not can(Anonymous(), Capability.SIGN_IN)
