@@ -17,7 +17,8 @@ from provenance.services.errors import InvalidTransition, QuotaExceeded
 from takedowns import serializers as s
 from takedowns.models import TakedownRequest, UnlearningRun
 from takedowns.selectors import event_actor, takedown_list
-from takedowns.services.requests import REQUEST_FIELDS, TRANSITIONS
+from takedowns.services.requests import REQUEST_FIELDS
+from takedowns.services.workflow import TRANSITIONS
 
 CHOICE_FIELDS = ["legal_basis", "remedy", "authority", "ground"]
 TEXT_FIELDS = sorted(REQUEST_FIELDS - {*CHOICE_FIELDS, "statements"})

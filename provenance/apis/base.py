@@ -63,7 +63,8 @@ class ServiceViewSet(viewsets.GenericViewSet):
     @property
     def actor(self) -> User:
         user = self.request.user
-        # Writes reach here only for signed-in users (CapabilityPermission refuses anonymous writes).
+        # Writes reach here only for signed-in users (CapabilityPermission refuses anonymous
+        # writes).
         assert isinstance(user, User)
         return user
 

@@ -20,7 +20,8 @@ from provenance.services.errors import InvalidTransition
 from takedowns.engine import regimes
 from takedowns.models import OutputFilter, TakedownRequest
 from takedowns.services.remediation import latest_published, republish
-from takedowns.services.requests import _transition, calendar_for
+from takedowns.services.requests import calendar_for
+from takedowns.services.workflow import takedown_transition
 
 State = TakedownRequest.State
 COUNTER_FIELDS = {"claimant_name", "claimant_email", "postal_address", "telephone", "material",
@@ -48,8 +49,8 @@ def takedown_counter_notice(*, request: TakedownRequest, actor: User,
     request.deadlines = {**request.deadlines, "restore_not_before": start.isoformat(),
                          "restore_by": end.isoformat()}
     request.save(update_fields=["counter_notice", "deadlines", "updated_at"])
-    _transition(request, State.COUNTER_NOTICE, actor, "counter notice received")
-    _transition(request, State.RESTORE_WINDOW, actor,
+    takedown_transition(request, State.COUNTER_NOTICE, actor, "counter notice received")
+    takedown_transition(request, State.RESTORE_WINDOW, actor,
                 f"restore from {start} to {end} unless the claimant files an action")
     return request
 
@@ -91,5 +92,5 @@ def takedown_restore(*, request: TakedownRequest, actor: User,
     request.scope = {**request.scope, "restoration": {"documents": sorted(ids),
                                                       "versions": versions}}
     request.save(update_fields=["scope", "updated_at"])
-    _transition(request, State.RESTORED, actor, reason)
+    takedown_transition(request, State.RESTORED, actor, reason)
     return request

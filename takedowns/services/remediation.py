@@ -18,7 +18,7 @@ from provenance.services.datasets import version_derive, version_diff
 from provenance.services.documents import document_tombstone
 from provenance.services.errors import InvalidTransition
 from takedowns.models import TakedownRequest
-from takedowns.services.requests import _transition
+from takedowns.services.workflow import takedown_transition
 
 State = TakedownRequest.State
 
@@ -82,6 +82,6 @@ def takedown_remediate_data(*, request: TakedownRequest, actor: User,
         "versions": versions,
         "gradient_indexes": masked}}
     request.save(update_fields=["scope", "updated_at"])
-    _transition(request, State.DATA_REMEDIATED, actor,
+    takedown_transition(request, State.DATA_REMEDIATED, actor,
                 f"{len(ids)} document(s) removed; {len(versions)} new version(s)")
     return request

@@ -1,8 +1,8 @@
 """Takedown requests: intake, validation per legal basis, and every state change.
 
-Each change is one atomic service: refused when the workflow does not allow it, recorded as a
-TakedownEvent and in the ledger (with the request's reference and states, never the claimant's
-personal data), and followed by an e-mail to the claimant at each decision.
+Each change is one atomic service that moves the request through the workflow
+(`takedowns.services.workflow`: refused when the workflow does not allow it, recorded as a
+TakedownEvent and in the ledger, followed by an e-mail to the claimant at each decision).
 """
 
 from __future__ import annotations
@@ -13,42 +13,22 @@ from functools import lru_cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.core.validators import URLValidator
 from django.db import connection, transaction
 from django.utils import timezone
 
 from core.permissions import Capability, can
 from provenance.conf import setting
-from provenance.engine.canonical import canonical_hash
 from provenance.engine.text import content_hash, normalise
 from provenance.models import DataSource, User
 from provenance.services.errors import InvalidTransition, QuotaExceeded
 from provenance.services.ledger import ledger_append
 from takedowns.engine import regimes
 from takedowns.models import TakedownEvent, TakedownRequest, TakedownWork
+from takedowns.services.workflow import TRANSITIONS, takedown_transition
 
 State = TakedownRequest.State
 
-# Which state may follow which. Everything else is refused (409).
-TRANSITIONS: dict[str, set[str]] = {
-    State.RECEIVED: {State.ACKNOWLEDGED, State.WITHDRAWN},
-    State.ACKNOWLEDGED: {State.VALIDATING, State.WITHDRAWN},
-    State.VALIDATING: {State.NEEDS_INFO, State.REJECTED, State.ACCEPTED, State.DUPLICATE,
-                       State.WITHDRAWN},
-    State.NEEDS_INFO: {State.VALIDATING, State.REJECTED, State.WITHDRAWN},
-    State.ACCEPTED: {State.SCOPING, State.WITHDRAWN},
-    State.SCOPING: {State.DATA_REMEDIATED, State.WITHDRAWN},
-    State.DATA_REMEDIATED: {State.MODEL_REMEDIATION, State.DECIDED},  # "exclude" needs no model
-    State.MODEL_REMEDIATION: {State.VERIFYING},
-    State.VERIFYING: {State.DECIDED, State.MODEL_REMEDIATION},  # a failed check: remediate again
-    State.DECIDED: {State.CLOSED, State.COUNTER_NOTICE},
-    State.COUNTER_NOTICE: {State.RESTORE_WINDOW, State.CLOSED},
-    State.RESTORE_WINDOW: {State.RESTORED, State.LITIGATION_HOLD},
-    State.LITIGATION_HOLD: {State.CLOSED, State.RESTORED},
-}
-DECISIONS = {State.REJECTED, State.NEEDS_INFO, State.ACCEPTED, State.DECIDED, State.RESTORED,
-             State.DUPLICATE, State.CLOSED}
 REQUEST_FIELDS = {"legal_basis", "remedy", "claimant_name", "claimant_email", "organisation",
                   "postal_address", "telephone", "authority", "proof", "explanation",
                   "reservation", "personal_data", "ground", "licence", "statements", "signature"}
@@ -137,75 +117,12 @@ def _claimable(actor: User | None, claimed: list[DataSource]) -> list[DataSource
     return claimed
 
 
-def _record(request: TakedownRequest, to: str, actor: User | None, note: str = "") -> None:
-    """Move to `to` (already checked), with its event and ledger entry."""
-    previous, now = request.state, timezone.now()
-    request.state, request.state_changed_at = to, now
-    request.save(update_fields=["state", "state_changed_at", "missing", "decision_reasons",
-                                "duplicate_of", "acknowledged_at", "decision", "updated_at"])
-    payload = {"reference": request.reference, "from": previous, "to": to,
-               "legal_basis": request.legal_basis}
-    if to == State.DECIDED and request.decision:
-        payload["notice_sha256"] = canonical_hash(request.decision)  # binds the notice
-    entry = ledger_append(actor=actor, event=f"takedown.{to}", subject=request,
-                          payload=payload)
-    TakedownEvent.objects.create(request=request, from_state=previous, to_state=to,
-                                 actor=actor, note=note, at=now, ledger_entry=entry)
-    if to in DECISIONS or to in (State.ACKNOWLEDGED, State.RESTORE_WINDOW):
-        transaction.on_commit(lambda: _notify(request.pk, to))
-
-
-def _notify(request_id: int, state: str) -> None:
-    request = TakedownRequest.objects.filter(pk=request_id).first()
-    if request is None or not request.claimant_email:
-        return
-    lines = [f"Your takedown request {request.reference} is now: {state.replace('_', ' ')}."]
-    if state == State.ACKNOWLEDGED:
-        lines += [f"Deadline to {name.replace('_', ' ')}: {day}"
-                  for name, day in request.deadlines.items()]
-    if state == State.NEEDS_INFO:
-        lines += ["We need:"] + [f"- {m['message']}" for m in request.missing]
-    if request.decision_reasons:
-        lines += ["", request.decision_reasons]
-    if state == State.DECIDED and request.decision:
-        from takedowns.services.decision import notice_text, takedown_receipt
-
-        receipt = takedown_receipt(request)
-        lines += notice_text(request.decision)
-        if receipt:
-            proof = receipt["inclusion_proof"]
-            lines += ["", f"Receipt: ledger entry {receipt['entry']['header']['seq']} "
-                          f"({receipt['entry']['entry_hash']}), included in the ledger's tree "
-                          f"of {proof['tree_size']} entries with root {proof['root']}. "
-                          f"Download it from your request's page and check it with "
-                          f"{receipt['verify_with']}."]
-    if state == State.RESTORE_WINDOW:
-        notice = request.counter_notice
-        lines += ["", f"A counter notice was received from {notice.get('claimant_name')} about: "
-                      f"{notice.get('material')}.",
-                  f"The material will be restored from {request.deadlines['restore_not_before']}"
-                  f" to {request.deadlines['restore_by']} unless you tell us that you have filed "
-                  f"an action seeking a court order (17 U.S.C. §512(g)(2)(C))."]
-    if state == State.REJECTED:
-        lines += ["", "To appeal, reply to this message within 30 days with the reasons and any "
-                      "new evidence; a different reviewer will decide."]
-    send_mail(f"[Trailmark] {request.reference}: {state.replace('_', ' ')}", "\n".join(lines),
-              str(setting("TAKEDOWN_FROM_EMAIL")), [request.claimant_email])
-
-
-def _transition(request: TakedownRequest, to: str, actor: User | None, note: str = "") -> None:
-    if to not in TRANSITIONS.get(request.state, set()):
-        raise InvalidTransition(f"takedown {request.reference}", request.state,
-                                f"move to {to}")
-    _record(request, to, actor, note)
-
-
 def _validate(request: TakedownRequest, actor: User | None) -> None:
     """From validating: to needs_info with the list of what is missing, or stay for review."""
     request.missing = regimes.missing(request.legal_basis,
                                       _notice(request, _works_of(request)))
     if request.missing:
-        _transition(request, State.NEEDS_INFO, actor,
+        takedown_transition(request, State.NEEDS_INFO, actor,
                     f"missing: {', '.join(m['element'] for m in request.missing)}")
     else:
         request.save(update_fields=["missing", "updated_at"])
@@ -286,8 +203,8 @@ def takedown_file(*, actor: User | None, data: dict[str, Any],
                                      payload={"reference": request.reference,
                                               "legal_basis": basis, "works": len(works)}))
     request.acknowledged_at = now
-    _transition(request, State.ACKNOWLEDGED, None, "acknowledged on receipt")
-    _transition(request, State.VALIDATING, None)
+    takedown_transition(request, State.ACKNOWLEDGED, None, "acknowledged on receipt")
+    takedown_transition(request, State.VALIDATING, None)
     _validate(request, None)
     return request
 
@@ -317,7 +234,7 @@ def takedown_supplement(*, request: TakedownRequest, actor: User,
     works = _clean_works(data.get("works", []))
     _edit_works(request, [w for w in works if "id" in w])
     _add_works(request, [w for w in works if "id" not in w])
-    _transition(request, State.VALIDATING, actor, "information supplied")
+    takedown_transition(request, State.VALIDATING, actor, "information supplied")
     _validate(request, actor)
     return request
 
@@ -342,7 +259,7 @@ def takedown_decide(*, request: TakedownRequest, actor: User, to: str,
     request.decision_reasons = reasons.strip()
     if to == State.DECIDED and to in TRANSITIONS.get(request.state, set()):
         _decided(request, actor)
-    _transition(request, to, actor, reasons)
+    takedown_transition(request, to, actor, reasons)
     return request
 
 
@@ -366,5 +283,5 @@ def _decided(request: TakedownRequest, actor: User) -> None:
 def takedown_withdraw(*, request: TakedownRequest, actor: User,
                       reason: str = "") -> TakedownRequest:
     request = TakedownRequest.objects.select_for_update().get(pk=request.pk)
-    _transition(request, State.WITHDRAWN, actor, reason or "withdrawn by the claimant")
+    takedown_transition(request, State.WITHDRAWN, actor, reason or "withdrawn by the claimant")
     return request

@@ -26,7 +26,7 @@ from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_lock
 from provenance.services.ledger import ledger_append
 from takedowns.models import TakedownMatch, TakedownRequest
-from takedowns.services.requests import _transition
+from takedowns.services.workflow import takedown_transition
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def takedown_scope_start(*, request: TakedownRequest, actor: User) -> TakedownRe
         ledger_append(actor=actor, event="takedown.scope_rerun", subject=request,
                       payload={"reference": request.reference, "last": job or "unknown"})
     else:
-        _transition(request, State.SCOPING, actor, "scoping started")
+        takedown_transition(request, State.SCOPING, actor, "scoping started")
     _job(request, "queued")
     request.save(update_fields=["scope", "updated_at"])
     from takedowns.tasks import takedown_scope_task

@@ -44,7 +44,7 @@ from provenance.services.ledger import ledger_append
 from provenance.services.training import training_export, training_run_create
 from takedowns.engine.unlearn_config import METHODS, UnlearnConfig
 from takedowns.models import OutputFilter, TakedownRequest, UnlearningRun
-from takedowns.services.requests import _transition
+from takedowns.services.workflow import takedown_transition
 
 State = TakedownRequest.State
 RunState = UnlearningRun.State
@@ -138,7 +138,7 @@ def takedown_remediate_models(*, request: TakedownRequest, actor: User, methods:
                 config=_config_for(method, checkpoint, config.get(method, {})),
                 forget_documents=forget, created_by=actor, unit="steps"))
     if request.state != State.MODEL_REMEDIATION:
-        _transition(request, State.MODEL_REMEDIATION, actor,
+        takedown_transition(request, State.MODEL_REMEDIATION, actor,
                     f"{len(runs)} run(s): {', '.join(dict.fromkeys(methods))}")
     ledger_append(actor=actor, event="takedown.model_remediation_started", subject=request,
                   payload={"reference": request.reference, "runs": [

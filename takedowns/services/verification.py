@@ -41,8 +41,8 @@ from takedowns.engine import metrics
 from takedowns.engine.unlearn_config import APPROXIMATE, Thresholds, UnlearnConfig
 from takedowns.models import OutputFilter, TakedownRequest, UnlearningRun
 from takedowns.services.decision import probe_verdicts
-from takedowns.services.requests import _transition
 from takedowns.services.unlearning import Sets, run_dir, verification_sets
+from takedowns.services.workflow import takedown_transition
 
 log = logging.getLogger(__name__)
 State = TakedownRequest.State
@@ -74,7 +74,7 @@ def _begin(request_id: int) -> TakedownRequest | None:
         if request is None or request.state not in (State.MODEL_REMEDIATION, State.VERIFYING):
             return None
         if request.state == State.MODEL_REMEDIATION:
-            _transition(request, State.VERIFYING, None, "measuring the remediated models")
+            takedown_transition(request, State.VERIFYING, None, "measuring the remediated models")
         request.verification = {"state": "running", "position": 0, "total": 0,
                                 "started_at": timezone.now().isoformat()}
         request.save(update_fields=["verification", "updated_at"])
