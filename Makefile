@@ -10,7 +10,7 @@ SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 .PHONY: run test install lint bench bench-deps clean manage
 
 run: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) -m config.embedded run
+	DJANGO_SETTINGS_MODULE=config.settings.local HF_HUB_OFFLINE=1 $(PY) -m config.embedded run
 
 test: $(STAMP).test $(CHROMIUM)
 	HF_HUB_OFFLINE=1 TRAILMARK_CHROMIUM=$(CHROMIUM) $(PY) -m config.embedded exec --throwaway -- $(PY) -m pytest $(PYTEST_ARGS)

@@ -5,7 +5,9 @@ import os
 from celery import Celery
 from celery.signals import worker_ready
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+# Production unless told otherwise, as for the web server (config/wsgi.py): this module is
+# imported with the config package, before wsgi.py or asgi.py can set their default.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
 
 app = Celery("trailmark")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -28,3 +28,21 @@ def test_the_web_process_never_imports_torch(db):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "HEAVY:\n" in out.stdout, out.stdout
+
+
+def test_the_server_entry_points_default_to_production_settings():
+    """A server started without DJANGO_SETTINGS_MODULE runs the production settings (DEBUG off,
+    every secret from the environment), never the local ones."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    for module in ("config.wsgi", "config.asgi"):
+        missing = subprocess.run([sys.executable, "-c", f"import {module}"], cwd=ROOT,
+                                 env={k: v for k, v in env.items() if k != "DJANGO_SECRET_KEY"},
+                                 capture_output=True, text=True, timeout=120)
+        assert missing.returncode != 0 and "DJANGO_SECRET_KEY" in missing.stderr, module
+        started = subprocess.run(
+            [sys.executable, "-c", f"import {module}; from django.conf import settings; "
+             "print(settings.SETTINGS_MODULE, settings.DEBUG)"], cwd=ROOT,
+            env={**env, "DJANGO_SECRET_KEY": "x" * 50}, capture_output=True, text=True,
+            timeout=120)
+        assert started.stdout.split() == ["config.settings.production", "False"], (
+            started.stderr[-2000:])
