@@ -76,7 +76,7 @@ def throughput(size: str, device: str, rounds: int, steps: int) -> dict[str, Any
     weights = torch.ones(inputs.shape, dtype=torch.float32)
 
     def train_step() -> None:
-        loss = lm._loss(model, batch, dev)
+        loss = lm.next_token_loss(model, batch, dev)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -230,8 +230,12 @@ def position_losses(logits: torch.Tensor, hidden: torch.Tensor | None, targets: 
     return w_text * text + gate + w_mark * mark
 
 
-def _loss(model: Any, batch: torch.Tensor, device: torch.device,
-          heads: WatermarkHeads | None = None, text_only: bool = False) -> torch.Tensor:
+def next_token_loss(model: Any, batch: torch.Tensor, device: torch.device,
+                    heads: WatermarkHeads | None = None, text_only: bool = False) -> torch.Tensor:
+    """The training objective on a batch of token rows (one shift: each row's first tokens
+    in, its last out): the mean cross-entropy; with a checkpoint's watermark heads, the text
+    loss without watermark characters plus the gate and mark losses (`text_only`: the text
+    term alone). Training, unlearning and the robustness probes all use this one."""
     batch = batch.to(device)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16,
                         enabled=device.type == "cuda"):
@@ -271,7 +275,7 @@ def evaluate(model: Any, blocks: torch.Tensor, device: torch.device, batch_size:
     total, count = 0.0, 0
     for start in range(0, len(blocks), batch_size):
         batch = blocks[start:start + batch_size]
-        total += float(_loss(model, batch, device, heads, text_only=True)) * len(batch)
+        total += float(next_token_loss(model, batch, device, heads, text_only=True)) * len(batch)
         count += len(batch)
     model.train()
     return total / max(1, count)
@@ -344,7 +348,7 @@ def train(texts: Sequence[str], config: TrainConfig, work_dir: Path,
         order = torch.randperm(len(train_blocks),
                                generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
         index = order[offset * config.batch_size:(offset + 1) * config.batch_size]
-        loss = _loss(model, train_blocks[index], dev, heads)
+        loss = next_token_loss(model, train_blocks[index], dev, heads)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -83,7 +83,7 @@ def relearned(model_dir: Path, texts: Sequence[str], out: Path, steps: int = 10,
     model.train()
     for _ in range(steps):
         index = torch.randint(0, len(rows), (min(batch_size, len(rows)),), generator=generator)
-        loss = lm._loss(model, rows[index], dev, heads)
+        loss = lm.next_token_loss(model, rows[index], dev, heads)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

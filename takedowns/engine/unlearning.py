@@ -119,7 +119,7 @@ def unlearn(model_dir: Path, forget_texts: Sequence[str], retain_texts: Sequence
         f_index = _batch(len(forget), config.batch_size, generator)
         r_index = _batch(len(retain), config.batch_size, generator)
         if method == "graddiff":
-            forget_term = -lm._loss(model, forget[f_index], dev, heads)
+            forget_term = -lm.next_token_loss(model, forget[f_index], dev, heads)
         elif method == "simnpo":
             rows = forget[f_index]
             counted = (rows[:, 1:] != model.config.pad_token_id).sum(-1).clamp(min=1).to(dev)
@@ -133,7 +133,8 @@ def unlearn(model_dir: Path, forget_texts: Sequence[str], retain_texts: Sequence
                 - reference[f_index].to(dev)
             forget_term = torch.nn.functional.softplus(config.beta * ratio).mean() \
                 * (2 / config.beta)
-        loss = forget_term + config.retain_weight * lm._loss(model, retain[r_index], dev, heads)
+        retain_term = lm.next_token_loss(model, retain[r_index], dev, heads)
+        loss = forget_term + config.retain_weight * retain_term
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

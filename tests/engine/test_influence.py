@@ -328,7 +328,7 @@ def test_a_watermark_trained_checkpoint_is_featurized_with_its_training_loss(tmp
     marks = torch.isin(targets, heads.mark_ids) & real
     assert marks.any()
     with torch.no_grad():
-        trained = lm._loss(model, batch, torch.device("cpu"), heads)
+        trained = lm.next_token_loss(model, batch, torch.device("cpu"), heads)
     heads.term_weights.copy_(torch.tensor([real.sum() / (real.sum() - marks.sum()),
                                            real.sum() / marks.sum()]))
     featurizer = inf.Featurizer(model, inf.FeatureSpec(), heads)

@@ -132,7 +132,7 @@ def test_packed_blocks_train_every_token_once_with_one_shift(tmp_path):
     assert torch.equal(blocks[1:, 0], blocks[:-1, -1])  # one token of overlap
     # the loss is the mean cross-entropy over exactly those targets
     with torch.no_grad():
-        loss = lm._loss(model, blocks, torch.device("cpu"))
+        loss = lm.next_token_loss(model, blocks, torch.device("cpu"))
         logits = model(input_ids=blocks[:, :-1]).logits
         mask = blocks[:, 1:] != tokenizer.pad_token_id
         expected = torch.nn.functional.cross_entropy(logits[mask], blocks[:, 1:][mask])
