@@ -14,13 +14,19 @@ Row = dict[str, Any]
 
 
 def _ledger() -> tuple[QuerySet, Callable[[Any], Row]]:
+    """Each entry in the ledger's own format (`entry_export`), flattened to one row: the
+    header's fields, then the payload and the hashes."""
+    from provenance.ledger.append import entry_export
     from provenance.models import LedgerEntry
 
-    return LedgerEntry.objects.order_by("seq"), lambda e: {
-        "seq": e.seq, "created_at": e.created_at.isoformat(), "actor": e.actor_label,
-        "event": e.event, "subject_type": e.subject_type, "subject_id": e.subject_id,
-        "payload": e.payload, "payload_hash": e.payload_hash, "prev_hash": e.prev_hash,
-        "entry_hash": e.entry_hash}
+    def row(entry: Any) -> Row:
+        exported = entry_export(entry)
+        header = exported["header"]
+        return {**{k: v for k, v in header.items() if k != "payload_hash"},
+                "payload": exported["payload"], "payload_hash": header["payload_hash"],
+                "prev_hash": exported["prev_hash"], "entry_hash": exported["entry_hash"]}
+
+    return LedgerEntry.objects.order_by("seq"), row
 
 
 def _takedowns() -> tuple[QuerySet, Callable[[Any], Row]]:

@@ -19,10 +19,10 @@ from dashboards.engine.cards.spdx import spdx_document
 from dashboards.models import VersionCard
 from dashboards.selectors import version_facts
 from provenance.conf import setting
+from provenance.ledger.append import ledger_append
 from provenance.models import DatasetVersion, User
 from provenance.services.errors import InvalidTransition
 from provenance.services.exports import manifest_sha256, version_export
-from provenance.services.ledger import ledger_append
 
 WORD_LIMIT = 20_000  # characters per field of the researcher's words
 FORMATS = {  # name: (media type, file suffix)

@@ -215,7 +215,7 @@ def audit(request: HttpRequest) -> HttpResponse:
     _auditor(request)
     context = selectors.audit_context()
     if request.method == "POST":
-        from provenance.services.transparency import ledger_audit
+        from provenance.ledger.proofs import ledger_audit
 
         context["audit"] = ledger_audit()
     return render(request, "dashboards/audit.html", context)

@@ -53,7 +53,7 @@ def ledger_checkpoint_task() -> None:
     """Sign the ledger's tail (beat, every minute): an entry left unsigned for long is what a
     deleted checkpoint looks like, and `ledger verify` reports it. Expires so that a backlog
     of these after downtime collapses into the next one."""
-    from provenance.services.transparency import ledger_checkpoint_latest
+    from provenance.ledger.proofs import ledger_checkpoint_latest
 
     ledger_checkpoint_latest()
 

@@ -28,6 +28,15 @@ def test_core_imports_no_app():
             assert not [n for n in names if n.split(".")[0] in APPS], (path, names)
 
 
+def test_the_ledger_imports_run_one_way():
+    """proofs builds on append; append never imports proofs (no import circle)."""
+    source = (ROOT / "provenance" / "ledger" / "append.py").read_text()
+    imported = [node.module for node in ast.walk(ast.parse(source))
+                if isinstance(node, ast.ImportFrom)]
+    assert not [m for m in imported if m and m.startswith("provenance.ledger")]
+    assert not [m for m in imported if m and "services" in m]
+
+
 def _is_role(node: ast.AST) -> bool:
     """Role.X or User.Role.X"""
     return isinstance(node, ast.Attribute) and (

@@ -20,10 +20,10 @@ from django.utils import timezone
 
 from attribution.models import GradientIndex
 from provenance.conf import setting
+from provenance.ledger.append import ledger_append
 from provenance.models import Document, ModelCheckpoint, User
 from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_fail
-from provenance.services.ledger import ledger_append
 
 State = GradientIndex.State
 FINAL = "final"

@@ -22,8 +22,8 @@ from django.utils import timezone
 from attribution.models import AttributionReport, AttributionResult, AttributionRun
 from provenance.conf import setting
 from provenance.engine.canonical import canonical_hash
+from provenance.ledger.append import ledger_append
 from provenance.models import Document
-from provenance.services.ledger import ledger_append
 
 EXCERPT = 240
 Method = AttributionRun.Method

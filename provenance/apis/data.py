@@ -27,6 +27,7 @@ from provenance import serializers as s
 from provenance.apis.base import ServiceViewSet
 from provenance.authentication import TokenBasicAuthentication
 from provenance.conf import setting
+from provenance.ledger.proofs import ledger_audit
 from provenance.models import (
     DatasetVersion,
     DataSource,
@@ -37,7 +38,6 @@ from provenance.models import (
 )
 from provenance.services import datasets, documents, exports, ingest, onboarding, sources
 from provenance.services.canaries import canary_register
-from provenance.services.transparency import ledger_audit
 
 # --- rights-holders and sources ---------------------------------------------------------------
 

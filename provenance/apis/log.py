@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from provenance.apis.base import ServiceViewSet
-from provenance.services.transparency import (
+from provenance.ledger.proofs import (
     ledger_checkpoint_latest,
     ledger_consistency,
     ledger_inclusion,

@@ -19,6 +19,7 @@ from provenance.engine.canary import (
     min_null_size,
     null_sequences,
 )
+from provenance.ledger.append import ledger_append
 from provenance.models import (
     CanaryTest,
     CanaryTestRun,
@@ -29,7 +30,6 @@ from provenance.models import (
 )
 from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_fail, job_lock
-from provenance.services.ledger import ledger_append
 
 PROBES = 100  # never-inserted sequences per source for the calibration check
 

@@ -22,6 +22,7 @@ from django.utils.dateparse import parse_datetime
 from provenance.engine import licenses
 from provenance.engine.merkle import manifest_root
 from provenance.engine.text import NUM_PERM, minhash_from_bytes
+from provenance.ledger.append import ledger_append
 from provenance.models import (
     CurationJob,
     Dataset,
@@ -33,7 +34,6 @@ from provenance.models import (
 )
 from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_fail, job_lock
-from provenance.services.ledger import ledger_append
 from provenance.services.sources import source_opted_out
 from provenance.signals import version_published
 

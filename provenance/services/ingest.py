@@ -33,11 +33,11 @@ from provenance.engine.readers import (
     open_reader,
 )
 from provenance.engine.text import Prepared, language_tag, minhash_signatures, prepare
+from provenance.ledger.append import ledger_append
 from provenance.models import DataSource, IngestJob, User
 from provenance.services.embeddings import documents_embed_later
 from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_fail, job_lock
-from provenance.services.ledger import ledger_append
 
 ProgressCallback = Callable[[IngestJob], None]
 

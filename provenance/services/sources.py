@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from provenance.engine import licenses, watermark
+from provenance.ledger.append import ledger_append, person_reference
 from provenance.models import (
     DataSource,
     LicenseRefTerms,
@@ -21,7 +22,6 @@ from provenance.models import (
     UseClass,
     User,
 )
-from provenance.services.ledger import ledger_append, person_reference
 
 HOLDER_FIELDS = {"name", "kind", "contact_name", "contact_email", "url"}
 SOURCE_FIELDS = {"name", "uri", "description", "terms_url", "status", "acquisition"}

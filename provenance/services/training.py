@@ -21,6 +21,7 @@ from django.utils import timezone
 from provenance.engine.canary import CanarySpec, canary_sequence, carrier_documents, insert
 from provenance.engine.lm_config import PRESETS, TrainConfig, directory_sha256
 from provenance.engine.watermark import embed
+from provenance.ledger.append import ledger_append
 from provenance.models import (
     DatasetVersion,
     DataSource,
@@ -31,7 +32,6 @@ from provenance.models import (
 )
 from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_fail, job_lock
-from provenance.services.ledger import ledger_append
 
 State = TrainingRun.State
 

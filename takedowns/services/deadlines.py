@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from core.permissions import Capability, roles_with
 from provenance.conf import setting
+from provenance.ledger.append import ledger_append
 from provenance.models import User
-from provenance.services.ledger import ledger_append
 from takedowns.models import TakedownRequest
 
 State = TakedownRequest.State

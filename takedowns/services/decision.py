@@ -13,9 +13,9 @@ from typing import Any
 
 from django.utils import timezone
 
+from provenance.ledger.proofs import ledger_receipt
 from provenance.models import Document, LedgerEntry, User
 from provenance.services.documents import document_purge
-from provenance.services.ledger import ledger_receipt
 from takedowns.models import TakedownEvent, TakedownRequest, UnlearningRun
 
 State = TakedownRequest.State

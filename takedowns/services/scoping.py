@@ -21,10 +21,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from provenance.engine.text import NUM_PERM, minhash_signatures, normalise
+from provenance.ledger.append import ledger_append
 from provenance.models import Document, ModelCheckpoint, Occurrence, User, VersionMember
 from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_lock
-from provenance.services.ledger import ledger_append
 from takedowns.models import TakedownMatch, TakedownRequest
 from takedowns.services.workflow import takedown_transition
 

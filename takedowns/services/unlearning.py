@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from provenance.engine.canary import CanarySpec, canary_sequence, null_sequences
 from provenance.engine.lm_config import TrainConfig
+from provenance.ledger.append import ledger_append
 from provenance.models import (
     DatasetVersion,
     Document,
@@ -40,7 +41,6 @@ from provenance.models import (
 )
 from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_fail, job_lock
-from provenance.services.ledger import ledger_append
 from provenance.services.training import training_export, training_run_create
 from takedowns.engine.unlearn_config import METHODS, UnlearnConfig
 from takedowns.models import OutputFilter, TakedownRequest, UnlearningRun

@@ -33,10 +33,10 @@ from django.utils import timezone
 
 from provenance.conf import setting
 from provenance.engine.lm_config import directory_sha256
+from provenance.ledger.append import ledger_append
 from provenance.models import ModelCheckpoint, User
 from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_lock
-from provenance.services.ledger import ledger_append
 from takedowns.engine import metrics
 from takedowns.engine.unlearn_config import APPROXIMATE, Thresholds, UnlearnConfig
 from takedowns.models import OutputFilter, TakedownRequest, UnlearningRun

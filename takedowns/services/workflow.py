@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from provenance.conf import setting
 from provenance.engine.canonical import canonical_hash
+from provenance.ledger.append import ledger_append
 from provenance.models import User
 from provenance.services.errors import InvalidTransition
-from provenance.services.ledger import ledger_append
 from takedowns.models import TakedownEvent, TakedownRequest
 
 State = TakedownRequest.State

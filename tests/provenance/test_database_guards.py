@@ -11,9 +11,9 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, IntegrityError, connection, transaction
 
 from config.db_roles import APP_ROLE
+from provenance.ledger.append import entry_hash, entry_header, ledger_append
+from provenance.ledger.proofs import ledger_checkpoint_latest
 from provenance.models import LedgerCheckpoint, LedgerEntry
-from provenance.services.ledger import entry_hash, entry_header, ledger_append
-from provenance.services.transparency import ledger_checkpoint_latest
 
 pytestmark = pytest.mark.django_db
 

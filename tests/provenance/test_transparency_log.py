@@ -13,7 +13,7 @@ from django.db import connection
 from provenance.engine import checkpoint as notes
 from provenance.engine.merkle import leaf_hash, verify_consistency, verify_inclusion
 from provenance.engine.verify import main as verify_main
-from provenance.services.ledger import ledger_append
+from provenance.ledger.append import ledger_append
 
 pytestmark = pytest.mark.django_db
 
@@ -75,8 +75,8 @@ def test_a_last_entry_rewritten_with_fresh_hashes_is_caught_by_the_signed_checkp
     """The chain alone cannot catch a rewrite of its last entry with every hash recomputed; the
     checkpoint signed before it can."""
     from provenance.engine.canonical import canonical_hash
+    from provenance.ledger.append import entry_hash, entry_header
     from provenance.models import LedgerEntry
-    from provenance.services.ledger import entry_hash, entry_header
 
     grow(4)
     client.get("/api/v1/log/checkpoint/")  # signed at size 4
@@ -99,8 +99,8 @@ def test_a_last_entry_rewritten_with_fresh_hashes_is_caught_by_the_signed_checkp
 
 def test_erasing_a_person_unlinks_them_from_the_ledger_and_the_log_still_verifies(
         users, client_as):
+    from provenance.ledger.append import ledger_forget_person
     from provenance.models import LedgerEntry
-    from provenance.services.ledger import ledger_forget_person
 
     curator = users["curator"]
     ledger_append(actor=curator, event="test.by_curator", payload={})

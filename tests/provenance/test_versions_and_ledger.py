@@ -3,10 +3,11 @@ from django.db import IntegrityError, connection, transaction
 
 from provenance.engine.merkle import main as merkle_main
 from provenance.engine.merkle import manifest_root
+from provenance.ledger.append import ledger_append
+from provenance.ledger.proofs import ledger_verify_chain
 from provenance.models import Document, LedgerEntry, OptOutSignal, VersionMember
 from provenance.services import datasets, sources
 from provenance.services.documents import document_tombstone
-from provenance.services.ledger import ledger_append, ledger_verify_chain
 from tests.factories import DatasetFactory
 from tests.helpers import words
 

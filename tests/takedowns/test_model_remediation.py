@@ -17,10 +17,10 @@ from attribution.services.spans import span_index_build
 from provenance.engine import lm
 from provenance.engine.verify import check_receipt
 from provenance.engine.verify import main as verify_main
+from provenance.ledger.proofs import ledger_verifier_key
 from provenance.models import Document, LedgerEntry, ModelCheckpoint
 from provenance.services.canaries import canary_register
 from provenance.services.training import training_run_create, training_run_execute
-from provenance.services.transparency import ledger_verifier_key
 from takedowns.engine.output_filter import BLOCKED, shingle_hashes
 from takedowns.models import TakedownRequest, UnlearningRun
 from takedowns.services.decision import decision_notice, notice_text

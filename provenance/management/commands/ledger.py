@@ -9,14 +9,14 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from provenance.models import LedgerEntry
-from provenance.services.ledger import entry_export
-from provenance.services.transparency import (
+from provenance.ledger.append import entry_export
+from provenance.ledger.proofs import (
     LedgerTampered,
     ledger_audit,
     ledger_checkpoint_latest,
     ledger_verifier_key,
 )
+from provenance.models import LedgerEntry
 
 
 class Command(BaseCommand):

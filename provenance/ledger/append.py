@@ -1,11 +1,12 @@
-"""The governance ledger: every service that changes governance state appends one entry here,
-inside its own transaction, so the entry exists exactly when the change does."""
+"""Appending to the governance ledger: every service that changes governance state appends one
+entry here, inside its own transaction, so the entry exists exactly when the change does. The
+entry format (header, hashes, person commitments) is defined here and nowhere else; proofs,
+receipts and audits (`provenance.ledger.proofs`) build on it."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 from django.db import connection, models, transaction
@@ -94,45 +95,3 @@ def entry_export(entry: LedgerEntry) -> dict[str, Any]:
     """An entry as it leaves the database: in receipts and exports, and as verifiers read it."""
     return {"header": entry_header(entry), "payload": entry.payload,
             "prev_hash": entry.prev_hash, "entry_hash": entry.entry_hash}
-
-
-def ledger_problems(progress: Any = None) -> Iterator[tuple[int, str]]:
-    """Every entry recomputed in order, as the offline verifier does: (seq, what is wrong)."""
-    from provenance.engine.verify import entry_problems
-
-    prev = GENESIS
-    entries = LedgerEntry.objects.order_by("seq").iterator(chunk_size=2000)
-    for entry in progress(entries) if progress else entries:
-        for problem in entry_problems(entry_export(entry), prev):
-            yield entry.seq, problem
-        prev = entry.entry_hash
-
-
-def ledger_verify_chain() -> tuple[bool, int | None]:
-    """(True, None) if every entry is intact, else (False, the first bad seq)."""
-    first = next(ledger_problems(), None)
-    return (True, None) if first is None else (False, first[0])
-
-
-def ledger_receipt(entry: LedgerEntry) -> dict[str, Any]:
-    """What a party to an event keeps: the entry (header, payload, hashes), an RFC 9162 inclusion
-    proof of its hash in the ledger's Merkle tree, and the signed checkpoint of that tree. Anyone
-    can check it offline: `python -m provenance.engine.verify receipt FILE`."""
-    from provenance.services.transparency import (
-        leaf_hashes,
-        ledger_checkpoint_latest,
-        ledger_inclusion,
-        ledger_verifier_key,
-    )
-
-    hashes = leaf_hashes()  # read once for the checkpoint and the proof
-    checkpoint = ledger_checkpoint_latest(hashes)
-    proof = ledger_inclusion(seq=entry.seq, tree_size=checkpoint.size, hashes=hashes)
-    return {
-        "format": "trailmark-ledger-receipt/1",
-        "entry": entry_export(entry),
-        "inclusion_proof": {k: proof[k] for k in ("leaf_index", "tree_size", "root", "path")},
-        "checkpoint": checkpoint.note,
-        "verifier_key": ledger_verifier_key(),
-        "verify_with": "python -m provenance.engine.verify receipt RECEIPT.json",
-    }

@@ -1,4 +1,5 @@
-"""The ledger as a verifiable log: an RFC 9162 Merkle tree whose leaves are the entries' hashes
+"""The ledger as a verifiable log (built on `provenance.ledger.append`, which never imports
+this module): an RFC 9162 Merkle tree whose leaves are the entries' hashes
 (leaf = SHA-256(0x00 || entry_hash), entry_hash = SHA-256(prev_hash || RFC 8785 header)), signed
 checkpoints (Ed25519, transparency-dev format), inclusion and consistency proofs.
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +31,8 @@ from provenance.engine.merkle import (
     leaf_hash,
     root_from_leaf_hashes,
 )
+from provenance.engine.verify import entry_problems
+from provenance.ledger.append import GENESIS, entry_export
 from provenance.models import LedgerCheckpoint, LedgerEntry
 
 
@@ -204,8 +208,6 @@ def ledger_audit(progress: Any = None) -> LedgerAudit:
     """Everything an auditor checks, where the ledger lives: each entry recomputed in order (as
     the offline verifier does), and each signed checkpoint opened with the verifier key and
     matched against the tree of the entries it covers."""
-    from provenance.services.ledger import ledger_problems
-
     found = list(ledger_problems(progress))
     problems = [problem for _, problem in found]
     hashes, verifier = leaf_hashes(), ledger_verifier_key()
@@ -241,3 +243,36 @@ def _uncovered_tail() -> list[str]:
     return [f"entries from {first} on are older than {setting('LEDGER_CHECKPOINT_GRACE')} s and "
             f"covered by no signed checkpoint (the latest covers {latest or 0}): checkpoints "
             f"were deleted, or none has been signed since (the worker signs one a minute)"]
+
+
+def ledger_problems(progress: Any = None) -> Iterator[tuple[int, str]]:
+    """Every entry recomputed in order, as the offline verifier does: (seq, what is wrong)."""
+    prev = GENESIS
+    entries = LedgerEntry.objects.order_by("seq").iterator(chunk_size=2000)
+    for entry in progress(entries) if progress else entries:
+        for problem in entry_problems(entry_export(entry), prev):
+            yield entry.seq, problem
+        prev = entry.entry_hash
+
+
+def ledger_verify_chain() -> tuple[bool, int | None]:
+    """(True, None) if every entry is intact, else (False, the first bad seq)."""
+    first = next(ledger_problems(), None)
+    return (True, None) if first is None else (False, first[0])
+
+
+def ledger_receipt(entry: LedgerEntry) -> dict[str, Any]:
+    """What a party to an event keeps: the entry (header, payload, hashes), an RFC 9162 inclusion
+    proof of its hash in the ledger's Merkle tree, and the signed checkpoint of that tree. Anyone
+    can check it offline: `python -m provenance.engine.verify receipt FILE`."""
+    hashes = leaf_hashes()  # read once for the checkpoint and the proof
+    checkpoint = ledger_checkpoint_latest(hashes)
+    proof = ledger_inclusion(seq=entry.seq, tree_size=checkpoint.size, hashes=hashes)
+    return {
+        "format": "trailmark-ledger-receipt/1",
+        "entry": entry_export(entry),
+        "inclusion_proof": {k: proof[k] for k in ("leaf_index", "tree_size", "root", "path")},
+        "checkpoint": checkpoint.note,
+        "verifier_key": ledger_verifier_key(),
+        "verify_with": "python -m provenance.engine.verify receipt RECEIPT.json",
+    }
