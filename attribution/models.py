@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
-from provenance.models import Job, ModelCheckpoint
+from core.models import Job
+from provenance.models import ModelCheckpoint
 
 
 class ModelOutput(Job):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from provenance.models import Job
+from core.models import Job
 
 
 class TakedownRequest(models.Model):

@@ -1,0 +1,55 @@
+"""Provenance: who owns what, under which licence, and which datasets were built from it.
+
+One module per part of the domain; every model is importable from here, as Django and the rest
+of the code import them. The abstract TimeStamped and Job live in core.models.
+"""
+
+from core.models import Job, TimeStamped
+from provenance.models.datasets import (
+    CurationJob,
+    Dataset,
+    DatasetVersion,
+    VersionExclusion,
+    VersionMember,
+)
+from provenance.models.documents import EMBEDDING_DIM, Document, IngestJob, Occurrence
+from provenance.models.identity import RightsHolder, User
+from provenance.models.ledger import LedgerCheckpoint, LedgerEntry, PersonCommitment
+from provenance.models.sources import (
+    DataSource,
+    LicenseRefTerms,
+    LicenseSignal,
+    OptOutSignal,
+    SourceCanary,
+    UseClass,
+)
+from provenance.models.training import CanaryTest, CanaryTestRun, ModelCheckpoint, TrainingRun
+
+__all__ = [
+    "CanaryTest",
+    "CanaryTestRun",
+    "CurationJob",
+    "DataSource",
+    "Dataset",
+    "DatasetVersion",
+    "Document",
+    "EMBEDDING_DIM",
+    "IngestJob",
+    "Job",
+    "LedgerCheckpoint",
+    "LedgerEntry",
+    "LicenseRefTerms",
+    "LicenseSignal",
+    "ModelCheckpoint",
+    "Occurrence",
+    "OptOutSignal",
+    "PersonCommitment",
+    "RightsHolder",
+    "SourceCanary",
+    "TimeStamped",
+    "TrainingRun",
+    "UseClass",
+    "User",
+    "VersionExclusion",
+    "VersionMember",
+]
