@@ -14,6 +14,15 @@ from django.test import Client
 from django.urls import get_resolver
 get_resolver().url_patterns  # import every view module
 import config.wsgi  # noqa: F401
+import importlib, pkgutil
+# every service and selector module: the web process imports them (views call services), so
+# none may import torch at module level
+for package in ("provenance.services", "attribution.services", "takedowns.services"):
+    for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        importlib.import_module(f"{package}.{module.name}")
+for name in ("provenance.selectors", "attribution.selectors", "takedowns.selectors",
+             "dashboards.selectors", "dashboards.services", "provenance.ledger.proofs"):
+    importlib.import_module(name)
 for path in ["/", "/api/v1/versions/", "/api/v1/training-runs/", "/api/v1/outputs/",
              "/api/schema/"]:
     assert Client().get(path).status_code < 500, path
