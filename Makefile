@@ -28,6 +28,7 @@ $(CHROMIUM):
 
 lint: $(STAMP).test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	TRAILMARK_STATE_DIR=$$(mktemp -d) $(VENV)/bin/mypy
 
 bench: $(STAMP)
