@@ -58,8 +58,8 @@ def gradient_index_finalize_task(index_id: int) -> None:
 @shared_task(name="attribution.run_execute", acks_late=True, ignore_result=True,
              soft_time_limit=55 * 60, time_limit=60 * 60)
 def attribution_run_task(run_id: int) -> None:
-    from attribution.services.runs import attribution_run_execute
+    from attribution.services.runs import Outcome, attribution_run_execute
 
-    if attribution_run_execute(run_id=run_id) == "waiting":
+    if attribution_run_execute(run_id=run_id) is Outcome.WAITING:
         # Its indexes are still building: look again shortly, without holding a worker.
         attribution_run_task.apply_async((run_id,), countdown=3)

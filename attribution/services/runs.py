@@ -9,6 +9,7 @@ rows in one transaction, so a run is never half-published.
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -119,15 +120,20 @@ def _waiting_for(run: AttributionRun) -> list[str]:
     return waiting
 
 
+class Outcome(StrEnum):
+    DONE = "done"          # finished (succeeded, or failed with its error recorded)
+    WAITING = "waiting"    # its indexes are still building: call again later
+    SKIPPED = "skipped"    # another worker has it, or it is finished
+
+
 def attribution_run_execute(*, run_id: int,
-                            on_step: Callable[[str], None] | None = None) -> str:
-    """Run every method. Returns "done", "waiting" (indexes still building: call again later)
-    or "skipped" (another worker has it, or it is finished)."""
+                            on_step: Callable[[str], None] | None = None) -> Outcome:
+    """Run every method (see Outcome for what it returns)."""
     with job_lock("attribution_run", run_id) as mine:
         run = AttributionRun.objects.select_related(
             "output__checkpoint", "span_index", "gradient_index").filter(pk=run_id).first()
         if not mine or run is None or run.state not in (State.QUEUED, State.RUNNING):
-            return "skipped"
+            return Outcome.SKIPPED
         waiting = _waiting_for(run)
         if waiting:
             # The stage column is short: the index ids are on the run, the percentages fit.
@@ -135,7 +141,7 @@ def attribution_run_execute(*, run_id: int,
             AttributionRun.objects.filter(pk=run_id).update(
                 stage=stage[:AttributionRun._meta.get_field("stage").max_length],
                 updated_at=timezone.now())
-            return "waiting"
+            return Outcome.WAITING
         AttributionRun.objects.filter(pk=run_id).update(
             state=State.RUNNING, position=0, started_at=run.started_at or timezone.now(),
             updated_at=timezone.now())
@@ -157,7 +163,7 @@ def attribution_run_execute(*, run_id: int,
             _publish(run, rows, _summary(evidence, list(run.methods)), notes)
         except Exception as exc:
             job_fail(AttributionRun, run_id, exc, "attribution run")
-        return "done"
+        return Outcome.DONE
 
 
 def _ranked(run: AttributionRun, method: str, scored: list[tuple[int | None, int, float, dict]]

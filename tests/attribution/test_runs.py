@@ -10,7 +10,7 @@ from attribution.services.influence import (
     open_stores,
 )
 from attribution.services.reports import report_verify
-from attribution.services.runs import attribution_run_create, attribution_run_execute
+from attribution.services.runs import Outcome, attribution_run_create, attribution_run_execute
 from attribution.tasks import span_index_build_task
 from provenance.models import Document, LedgerEntry
 from provenance.services.documents import document_tombstone
@@ -177,7 +177,7 @@ def test_a_run_waits_while_its_indexes_build(world):
                                         state="succeeded")
     run = attribution_run_create(output=output, actor=None, methods=["spans", "influence"],
                                  enqueue=False)
-    assert attribution_run_execute(run_id=run.pk) == "waiting"
+    assert attribution_run_execute(run_id=run.pk) is Outcome.WAITING
     run.refresh_from_db()
     assert run.state == "queued"
     assert run.stage == "waiting for indexes: spans 0%, gradients 0%"
