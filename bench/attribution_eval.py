@@ -145,10 +145,10 @@ def bm25(docs: list[str], queries: list[dict]) -> Any:
     lexical: bm25s, its tokenizer and stop words)."""
     import numpy as np
 
-    from attribution.engine.lexical import Lexical, _tokens
+    from attribution.engine.lexical import Lexical, bm25_tokens
 
     index = Lexical.build(docs, list(range(len(docs))))
-    return np.array([index.retriever.get_scores(_tokens([f"{q['prompt']}{q['completion']}"])[0])
+    return np.array([index.retriever.get_scores(bm25_tokens([f"{q['prompt']}{q['completion']}"])[0])
                      for q in queries])
 
 

@@ -346,7 +346,7 @@ def trace(args: argparse.Namespace, work: Path, layouts: dict[str, Path],
 
     from attribution.engine.spans import SpanParams
     from attribution.models import ModelOutput, SpanIndex
-    from attribution.services.spans import _opened, trace_output
+    from attribution.services.spans import opened_index, trace_output
     from provenance.models import Dataset, DatasetVersion, ModelCheckpoint
 
     call_command("migrate", verbosity=0, stdout=io.StringIO())
@@ -374,7 +374,7 @@ def trace(args: argparse.Namespace, work: Path, layouts: dict[str, Path],
         result: dict[str, Any] = {"kind": row["kind"], "quoted": row["quoted"]}
         first = None
         for layout, index in indexes.items():
-            _opened.cache_clear()  # a fresh worker: index and tokenizer not open yet
+            opened_index.cache_clear()  # a fresh worker: index and tokenizer not open yet
             evict(Path(index.path))
             t = time.perf_counter()
             spans = trace_output(output=output, index=index, params=params)

@@ -87,7 +87,7 @@ def running_services(state: Path) -> dict[str, str] | None:
 
 
 @contextlib.contextmanager
-def _announced(state: Path, urls: dict[str, str]) -> Iterator[None]:
+def announced(state: Path, urls: dict[str, str]) -> Iterator[None]:
     """Tell the next `exec` in this state folder (and the person at the terminal) where the
     services are, while this `run` is up."""
     path = state / SERVICES_FILE
@@ -243,7 +243,7 @@ def cmd_run(state: Path, host: str, port: int) -> int:
         env.update(TRAILMARK_HOST=host, TRAILMARK_PORT=str(port))
         _manage(env, "migrate", "--no-input", "-v", "0")
         env = _as_app_role(env)
-        with _announced(state, {k: env[k] for k in ("DATABASE_URL", "CELERY_BROKER_URL")}):
+        with announced(state, {k: env[k] for k in ("DATABASE_URL", "CELERY_BROKER_URL")}):
             healthy = _serve(state, env, host, port)
     _log("stopped; data kept in " + str(state))
     return 0 if healthy else 1

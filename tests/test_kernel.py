@@ -37,6 +37,20 @@ def test_the_ledger_imports_run_one_way():
     assert not [m for m in imported if m and "services" in m]
 
 
+def test_no_private_name_is_imported_from_another_module():
+    """`from x import _name` across modules means a helper that should be public (or is used
+    where it should not be)."""
+    ours = (*APPS, "core", "tests")
+    found = []
+    for path in modules(*APPS, "core", "tests", "bench"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and \
+                    node.module.split(".")[0] in ours:
+                found += [f"{path.relative_to(ROOT)}: {node.module}.{a.name}"
+                          for a in node.names if a.name.startswith("_")]
+    assert found == []
+
+
 def _is_role(node: ast.AST) -> bool:
     """Role.X or User.Role.X"""
     return isinstance(node, ast.Attribute) and (

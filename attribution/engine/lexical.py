@@ -19,7 +19,8 @@ META = "trailmark.json"
 FORMAT = 1
 
 
-def _tokens(texts: Sequence[str]) -> list[list[str]]:
+def bm25_tokens(texts: Sequence[str]) -> list[list[str]]:
+    """The words BM25 indexes and queries (bm25s's tokenizer, English stop words out)."""
     import bm25s
 
     return bm25s.tokenize(list(texts), stopwords="en", return_ids=False,  # type: ignore[return-value]
@@ -38,7 +39,7 @@ class Lexical:
         if len(texts) != len(ids):
             raise ValueError("one id per text")
         retriever = bm25s.BM25()
-        retriever.index(_tokens(texts) if texts else [[""]], show_progress=False)
+        retriever.index(bm25_tokens(texts) if texts else [[""]], show_progress=False)
         return cls(retriever, np.asarray(ids, dtype=np.int64))
 
     def save(self, folder: Path) -> None:
@@ -69,7 +70,7 @@ class Lexical:
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         """(document id, BM25 score) of the k best documents with a score above 0."""
-        tokens = _tokens([query])
+        tokens = bm25_tokens([query])
         if not len(self.ids) or not tokens[0]:
             return []
         found, scores = self.retriever.retrieve(tokens, k=min(k, len(self.ids)),

@@ -44,7 +44,7 @@ def _tokenizer(path: str) -> Any:
     return AutoTokenizer.from_pretrained(path, local_files_only=True)
 
 
-def _trained_texts(checkpoint: ModelCheckpoint, version: DatasetVersion) -> dict[int, str]:
+def trained_texts(checkpoint: ModelCheckpoint, version: DatasetVersion) -> dict[int, str]:
     """Each member's text as the checkpoint trained on it: with the run's canaries woven in (so
     a memorised canary is traced to its carriers), without watermark characters (the model
     never emits them as text), removed documents included (still counted, shown as blocked)."""
@@ -70,7 +70,7 @@ def span_index_build(*, index_id: int) -> SpanIndex | None:
             shutil.rmtree(folder, ignore_errors=True)  # a rerun starts clean
             tokenizer = _tokenizer(index.checkpoint.path)
             by_source: dict[int, list[tuple[int, str]]] = {}
-            texts = _trained_texts(index.checkpoint, index.version)
+            texts = trained_texts(index.checkpoint, index.version)
             for doc, source in index.version.members.values_list(
                     "document_id", "source_id").order_by("document_id"):
                 by_source.setdefault(source, []).append((doc, texts[doc]))
@@ -94,7 +94,8 @@ def span_index_build(*, index_id: int) -> SpanIndex | None:
 
 
 @lru_cache(maxsize=4)
-def _opened(path: str, sources: tuple[str, ...], tokenizer_path: str) -> tuple[PackedSpans, Any]:
+def opened_index(path: str, sources: tuple[str, ...],
+                 tokenizer_path: str) -> tuple[PackedSpans, Any]:
     """A built index's arrays (memory-mapped) and its tokenizer, kept open in this process: a
     built index never changes in place (a rebuild is a new index)."""
     tokenizer = _tokenizer(tokenizer_path)
@@ -110,7 +111,7 @@ def spans_of_text(text: str, index: SpanIndex, params: SpanParams | None = None
     """The text's token ids, its maximal verbatim spans in the index, and the tokenizer."""
     if index.state != State.SUCCEEDED:
         raise ValueError(f"span index {index.pk} is {index.state}")
-    packed, tokenizer = _opened(index.path, tuple(sorted(index.shards)), index.checkpoint.path)
+    packed, tokenizer = opened_index(index.path, tuple(sorted(index.shards)), index.checkpoint.path)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     return ids, find_spans(packed, ids, params or SpanParams(), blocked=frozenset()), tokenizer
 

@@ -64,7 +64,7 @@ SELECT sha256, normalised_sha256, text, byte_count, token_estimate, minhash, lan
 FROM trailmark_ingest_stage s WHERE NOT {_BLOCKED}
 ON CONFLICT (sha256) DO NOTHING
 """
-_INSERT_OCCURRENCES = """
+INSERT_OCCURRENCES_SQL = """
 WITH linked AS (
     INSERT INTO provenance_occurrence (document_id, source_id, external_id, url, ingest_job_id,
                                        file, line, metadata, created_at)
@@ -77,7 +77,7 @@ WITH linked AS (
 SELECT count(*), coalesce(sum(d.byte_count), 0)
 FROM linked JOIN provenance_document d ON d.id = linked.document_id
 """
-_COUNT_BLOCKED = f"""
+COUNT_BLOCKED_SQL = f"""
 SELECT count(*) FROM trailmark_ingest_stage s
 WHERE NOT EXISTS (SELECT 1 FROM provenance_document d
                   WHERE d.sha256 = s.sha256 AND d.removed_at IS NULL)
@@ -309,9 +309,9 @@ def _write_batch(job: IngestJob, batch: _Batch) -> None:
                                       json.dumps(row.meta, ensure_ascii=False)))
                 cursor.execute(_INSERT_DOCUMENTS)
                 added = cursor.rowcount
-                cursor.execute(_INSERT_OCCURRENCES, {"source": job.source_id, "job": job.pk})
+                cursor.execute(INSERT_OCCURRENCES_SQL, {"source": job.source_id, "job": job.pk})
                 linked_new, linked_bytes = cursor.fetchone()
-                cursor.execute(_COUNT_BLOCKED)
+                cursor.execute(COUNT_BLOCKED_SQL)
                 blocked = cursor.fetchone()[0]
         kept = dict(job.fields_kept)
         for _, row, _ in batch.docs:

@@ -78,8 +78,10 @@ def _remediated_version(request: TakedownRequest, checkpoint: ModelCheckpoint
     return None
 
 
-def _config_for(method: str, checkpoint: ModelCheckpoint, config: dict[str, Any]
-                ) -> dict[str, Any]:
+def method_config(method: str, checkpoint: ModelCheckpoint, config: dict[str, Any]
+                  ) -> dict[str, Any]:
+    """A method's options, checked and completed with its defaults (a retrain: the recipe of the
+    run that trained the checkpoint); a ValidationError names the field."""
     try:
         if method == Method.RETRAIN:
             run = origin_run(checkpoint)
@@ -135,7 +137,7 @@ def takedown_remediate_models(*, request: TakedownRequest, actor: User, methods:
                                 .values_list("document_id", flat=True)))
             runs.append(UnlearningRun.objects.create(
                 request=request, checkpoint=checkpoint, method=method, version=version,
-                config=_config_for(method, checkpoint, config.get(method, {})),
+                config=method_config(method, checkpoint, config.get(method, {})),
                 forget_documents=forget, created_by=actor, unit="steps"))
     if request.state != State.MODEL_REMEDIATION:
         takedown_transition(request, State.MODEL_REMEDIATION, actor,
@@ -294,7 +296,9 @@ def run_dir(run_id: int) -> Path:
     return Path(settings.ARTIFACT_DIR) / "unlearning" / str(run_id)
 
 
-def _claim(run_id: int) -> UnlearningRun | None:
+def claim_run(run_id: int) -> UnlearningRun | None:
+    """Mark a queued or running run as running (row-locked) and return it; None when it is
+    gone or already finished."""
     with transaction.atomic():
         run = UnlearningRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.state not in ACTIVE:
@@ -310,7 +314,7 @@ def unlearning_run_execute(*, run_id: int) -> UnlearningRun | None:
     from provenance.engine import lm
 
     with job_lock("unlearning", run_id) as mine:
-        run = _claim(run_id) if mine else None
+        run = claim_run(run_id) if mine else None
         if run is None:
             return None
         started = timezone.now()

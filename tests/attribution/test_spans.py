@@ -7,10 +7,10 @@ from transformers import AutoTokenizer
 from attribution.engine.spans import PackedSpans, SpanParams, SpanShard
 from attribution.models import ModelOutput, SpanIndex
 from attribution.services.spans import (
-    _trained_texts,
     span_index_build,
     span_index_create,
     trace_output,
+    trained_texts,
 )
 from attribution.tasks import span_index_build_task
 from provenance.engine.canary import CanarySpec, canary_sequence
@@ -63,7 +63,7 @@ def test_an_index_built_before_packing_answers_the_same(indexed, tmp_path):
     packed = trace_output(output=output, index=index, params=SpanParams(min_length=8))
     assert packed and packed[0]["documents"][0]["document"] == doc.pk
     tokenizer = AutoTokenizer.from_pretrained(checkpoint.path, local_files_only=True)
-    texts = _trained_texts(checkpoint, index.version)  # as the build read them
+    texts = trained_texts(checkpoint, index.version)  # as the build read them
     for source in index.shards:
         docs = [(pk, texts[pk]) for pk in Document.objects.filter(
             occurrences__source_id=int(source)).order_by("pk").values_list("pk", flat=True)]

@@ -63,12 +63,12 @@ def test_a_child_that_keeps_dying_ends_the_run(monkeypatch):
 def test_exec_finds_the_services_of_a_run_in_the_same_state_folder(tmp_path):
     """`make run` announces its services in the state folder while it is up; a command run
     beside it uses them instead of starting a second PostgreSQL and Redis on the same data."""
-    from config.embedded import _announced, running_services
+    from config.embedded import announced, running_services
 
     assert running_services(tmp_path) is None
     urls = {"DATABASE_URL": "postgresql://trailmark_app:@/trailmark?host=/x",
             "CELERY_BROKER_URL": "redis+socket:///x/redis.sock"}
-    with _announced(tmp_path, urls):
+    with announced(tmp_path, urls):
         assert running_services(tmp_path) == urls
     assert running_services(tmp_path) is None  # gone when the run stops
     (tmp_path / "services.json").write_text(

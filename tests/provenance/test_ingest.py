@@ -204,7 +204,7 @@ def test_each_batch_finds_known_documents_through_the_hash_index(make_source, in
     with the index)."""
     from django.db import connection
 
-    from provenance.services.ingest import _COUNT_BLOCKED, _INSERT_OCCURRENCES
+    from provenance.services.ingest import COUNT_BLOCKED_SQL, INSERT_OCCURRENCES_SQL
 
     ingest_texts(make_source(), ["a text to stage"])
     with connection.cursor() as cursor:
@@ -215,7 +215,7 @@ def test_each_batch_finds_known_documents_through_the_hash_index(make_source, in
                        " = 'provenance_document'::regclass AND attname = 'sha256'")
         assert staged == cursor.fetchone()[0]
         cursor.execute("SET LOCAL enable_seqscan = off")  # the tables here are tiny
-        for sql in (_INSERT_OCCURRENCES, _COUNT_BLOCKED):
+        for sql in (INSERT_OCCURRENCES_SQL, COUNT_BLOCKED_SQL):
             cursor.execute("EXPLAIN " + sql, {"source": 1, "job": 1})
             plan = "\n".join(row[0] for row in cursor.fetchall())
             assert "Seq Scan on provenance_document" not in plan, plan

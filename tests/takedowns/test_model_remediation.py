@@ -328,7 +328,7 @@ def test_an_unlearning_run_killed_mid_way_resumes_from_its_last_candidate(traine
     from provenance.services.jobs import job_lock
     from takedowns.engine import unlearning
     from takedowns.engine.unlearn_config import UnlearnConfig
-    from takedowns.services.unlearning import _claim, run_dir
+    from takedowns.services.unlearning import claim_run, run_dir
 
     request = data_remediated(trained, client_as)
     config = {"steps": 12, "eval_every": 4, "learning_rate": 5e-4, "retain_documents": 40}
@@ -336,7 +336,7 @@ def test_an_unlearning_run_killed_mid_way_resumes_from_its_last_candidate(traine
         "methods": ["graddiff"], "config": {"graddiff": config}}, format="json")
     run = UnlearningRun.objects.get(pk=answer.json()[0]["id"])
     with job_lock("unlearning", run.pk):
-        assert _claim(run.pk) is not None  # the first delivery starts ...
+        assert claim_run(run.pk) is not None  # the first delivery starts ...
     sets = verification_sets(trained["checkpoint"], run.forget_documents, 40)
 
     def killed_at_step_8(progress: lm.Progress) -> bool:
@@ -359,7 +359,7 @@ def test_an_unlearning_run_killed_mid_way_resumes_from_its_last_candidate(traine
 
 
 def test_a_model_unlearned_for_an_earlier_request_is_in_scope_of_a_later_one(trained):
-    from takedowns.services.unlearning import _config_for, affected_checkpoints, origin_run
+    from takedowns.services.unlearning import affected_checkpoints, method_config, origin_run
 
     original = trained["checkpoint"]
     unlearned = ModelCheckpoint.objects.create(
@@ -368,7 +368,7 @@ def test_a_model_unlearned_for_an_earlier_request_is_in_scope_of_a_later_one(tra
     documents = set(trained["version"].members.values_list("document_id", flat=True)[:3])
     assert {c.pk for c in affected_checkpoints(documents)} == {original.pk, unlearned.pk}
     assert origin_run(unlearned) == original.run
-    assert _config_for("retrain", unlearned, {})["n_embd"] == MODEL["n_embd"]
+    assert method_config("retrain", unlearned, {})["n_embd"] == MODEL["n_embd"]
     sets = verification_sets(unlearned, sorted(documents), 5)
     assert len(sets.forget) == 3 and sets.forget == verification_sets(
         original, sorted(documents), 5).forget  # the text as the family was trained on it
