@@ -7,7 +7,7 @@ from django.urls import include, path
 from django.views import defaults
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from provenance.throttling import SignInView, password_throttled
+from core.throttling import SignInView, password_throttled
 
 urlpatterns = [
     # Before the site's own URLs, so that its sign-in counts password attempts like ours.

@@ -11,9 +11,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 
+from core.errors import InvalidTransition, QuotaExceeded
 from core.permissions import Capability, can
 from provenance.models import User
-from provenance.services.errors import InvalidTransition, QuotaExceeded
 from takedowns import serializers as s
 from takedowns.models import TakedownRequest, UnlearningRun
 from takedowns.selectors import event_actor, takedown_list

@@ -23,6 +23,7 @@ from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from attribution.engine.aggregate import agreement_sentence, baseline_sentence, evaluation_sentence
+from core.conf import setting
 from dashboards.composition import version_composition
 from dashboards.engine.ai_act import AiActSummary, SourceShare
 from dashboards.engine.cards.facts import (
@@ -35,7 +36,6 @@ from dashboards.engine.cards.facts import (
 )
 from dashboards.engine.cards.model import ModelFacts
 from provenance import selectors as prov
-from provenance.conf import setting
 from provenance.engine.text import language_name
 from provenance.engine.watermark import detect
 from provenance.models import DatasetVersion, DataSource, ModelCheckpoint

@@ -11,6 +11,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.conf import setting
+from core.errors import InvalidTransition
 from dashboards.composition import version_composition
 from dashboards.engine.cards.croissant import Distribution, ExportFile, croissant
 from dashboards.engine.cards.facts import CardWords
@@ -18,10 +20,8 @@ from dashboards.engine.cards.hf import dataset_card
 from dashboards.engine.cards.spdx import spdx_document
 from dashboards.models import VersionCard
 from dashboards.selectors import version_facts
-from provenance.conf import setting
 from provenance.ledger.append import ledger_append
 from provenance.models import DatasetVersion, User
-from provenance.services.errors import InvalidTransition
 from provenance.services.exports import manifest_sha256, version_export
 
 WORD_LIMIT = 20_000  # characters per field of the researcher's words

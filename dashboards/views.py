@@ -163,8 +163,8 @@ def version_page(request: HttpRequest, slug: str, number: int) -> HttpResponse:
     if request.method == "POST":
         if not writer:
             raise PermissionDenied("only researchers and staff publish cards")
+        from core.errors import InvalidTransition
         from dashboards.services import version_card_publish
-        from provenance.services.errors import InvalidTransition
 
         assert isinstance(request.user, User)  # a writer is signed in
         try:

@@ -19,10 +19,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from attribution.models import GradientIndex
-from provenance.conf import setting
+from core.conf import setting
+from core.errors import InvalidTransition
 from provenance.ledger.append import ledger_append
 from provenance.models import Document, ModelCheckpoint, User
-from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_fail
 
 State = GradientIndex.State

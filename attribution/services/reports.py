@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from attribution.models import AttributionReport, AttributionResult, AttributionRun
-from provenance.conf import setting
+from core.conf import setting
 from provenance.engine.canonical import canonical_hash
 from provenance.ledger.append import ledger_append
 from provenance.models import Document

@@ -18,9 +18,9 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core.errors import InvalidTransition, QuotaExceeded
 from provenance.ledger.proofs import LedgerTampered
 from provenance.models import User
-from provenance.services.errors import InvalidTransition, QuotaExceeded
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

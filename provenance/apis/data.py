@@ -21,12 +21,12 @@ from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.conf import setting
 from core.permissions import Capability, Role, can, role_of
 from provenance import selectors
 from provenance import serializers as s
 from provenance.apis.base import ServiceViewSet
 from provenance.authentication import TokenBasicAuthentication
-from provenance.conf import setting
 from provenance.ledger.proofs import ledger_audit
 from provenance.models import (
     DatasetVersion,

@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from provenance.throttling import PasswordThrottle
+from core.throttling import PasswordThrottle
 
 
 class TokenOut(serializers.Serializer):

@@ -23,7 +23,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from provenance.conf import setting
+from core.conf import setting
 from provenance.engine import checkpoint as notes
 from provenance.engine.merkle import (
     consistency_proof,

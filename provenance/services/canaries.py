@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.errors import InvalidTransition
 from provenance.engine.canary import (
     CanarySpec,
     bonferroni,
@@ -28,7 +29,6 @@ from provenance.models import (
     SourceCanary,
     User,
 )
-from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_fail, job_lock
 
 PROBES = 100  # never-inserted sequences per source for the calibration check

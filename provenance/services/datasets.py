@@ -19,6 +19,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from core.errors import InvalidTransition
 from provenance.engine import licenses
 from provenance.engine.merkle import manifest_root
 from provenance.engine.text import NUM_PERM, minhash_from_bytes
@@ -32,7 +33,6 @@ from provenance.models import (
     User,
     VersionExclusion,
 )
-from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_fail, job_lock
 from provenance.services.sources import source_opted_out
 from provenance.signals import version_published

@@ -7,9 +7,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.errors import InvalidTransition
 from provenance.ledger.append import ledger_append
 from provenance.models import Document, User
-from provenance.services.errors import InvalidTransition
 
 
 @transaction.atomic

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from provenance.conf import setting
+from core.conf import setting
 from provenance.models import Document
 from provenance.services.jobs import job_lock
 

@@ -22,7 +22,8 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from provenance.conf import setting
+from core.conf import setting
+from core.errors import InvalidTransition
 from provenance.engine.prefetch import Prefetch
 from provenance.engine.readers import (
     IngestFileError,
@@ -36,7 +37,6 @@ from provenance.engine.text import Prepared, language_tag, minhash_signatures, p
 from provenance.ledger.append import ledger_append
 from provenance.models import DataSource, IngestJob, User
 from provenance.services.embeddings import documents_embed_later
-from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_fail, job_lock
 
 ProgressCallback = Callable[[IngestJob], None]

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from provenance.conf import setting
+from core.conf import setting
 from provenance.ledger.append import ledger_append
 from provenance.models import RightsHolder, User
 from provenance.services.sources import rights_holder_create

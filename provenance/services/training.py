@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.errors import InvalidTransition
 from provenance.engine.canary import CanarySpec, canary_sequence, carrier_documents, insert
 from provenance.engine.lm_config import PRESETS, TrainConfig, directory_sha256
 from provenance.engine.watermark import embed
@@ -30,7 +31,6 @@ from provenance.models import (
     TrainingRun,
     User,
 )
-from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_fail, job_lock
 
 State = TrainingRun.State

@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from attribution.models import GradientIndex
 from attribution.services.influence import gradient_index_unmask
+from core.errors import InvalidTransition
 from provenance.models import Document, User, VersionExclusion
 from provenance.services.documents import document_restore
-from provenance.services.errors import InvalidTransition
 from takedowns.engine import regimes
 from takedowns.models import OutputFilter, TakedownRequest
 from takedowns.services.remediation import latest_published, republish

@@ -8,8 +8,8 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from core.conf import setting
 from core.permissions import Capability, roles_with
-from provenance.conf import setting
 from provenance.ledger.append import ledger_append
 from provenance.models import User
 from takedowns.models import TakedownRequest

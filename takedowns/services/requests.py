@@ -17,12 +17,12 @@ from django.core.validators import URLValidator
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.conf import setting
+from core.errors import InvalidTransition, QuotaExceeded
 from core.permissions import Capability, can
-from provenance.conf import setting
 from provenance.engine.text import content_hash, normalise
 from provenance.ledger.append import ledger_append
 from provenance.models import DataSource, User
-from provenance.services.errors import InvalidTransition, QuotaExceeded
 from takedowns.engine import regimes
 from takedowns.models import TakedownEvent, TakedownRequest, TakedownWork
 from takedowns.services.workflow import TRANSITIONS, takedown_transition

@@ -20,10 +20,10 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.errors import InvalidTransition
 from provenance.engine.text import NUM_PERM, minhash_signatures, normalise
 from provenance.ledger.append import ledger_append
 from provenance.models import Document, ModelCheckpoint, Occurrence, User, VersionMember
-from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_lock
 from takedowns.models import TakedownMatch, TakedownRequest
 from takedowns.services.workflow import takedown_transition

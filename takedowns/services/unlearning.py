@@ -26,6 +26,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.errors import InvalidTransition
 from provenance.engine.canary import CanarySpec, canary_sequence, null_sequences
 from provenance.engine.lm_config import TrainConfig
 from provenance.ledger.append import ledger_append
@@ -39,7 +40,6 @@ from provenance.models import (
     VersionExclusion,
     VersionMember,
 )
-from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_fail, job_lock
 from provenance.services.training import training_export, training_run_create
 from takedowns.engine.unlearn_config import METHODS, UnlearnConfig

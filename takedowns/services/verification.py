@@ -31,11 +31,11 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from provenance.conf import setting
+from core.conf import setting
+from core.errors import InvalidTransition
 from provenance.engine.lm_config import directory_sha256
 from provenance.ledger.append import ledger_append
 from provenance.models import ModelCheckpoint, User
-from provenance.services.errors import InvalidTransition
 from provenance.services.jobs import job_lock
 from takedowns.engine import metrics
 from takedowns.engine.unlearn_config import APPROXIMATE, Thresholds, UnlearnConfig

@@ -10,11 +10,11 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from provenance.conf import setting
+from core.conf import setting
+from core.errors import InvalidTransition
 from provenance.engine.canonical import canonical_hash
 from provenance.ledger.append import ledger_append
 from provenance.models import User
-from provenance.services.errors import InvalidTransition
 from takedowns.models import TakedownEvent, TakedownRequest
 
 State = TakedownRequest.State

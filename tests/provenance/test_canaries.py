@@ -3,6 +3,7 @@ import hashlib
 import pytest
 from django.core.exceptions import ValidationError
 
+from core.errors import InvalidTransition
 from provenance.engine.canary import CanarySpec, canary_sequence, commitment
 from provenance.models import CanaryTest, LedgerEntry
 from provenance.services.canaries import (
@@ -10,7 +11,6 @@ from provenance.services.canaries import (
     canary_test_run_create,
     canary_test_run_execute,
 )
-from provenance.services.errors import InvalidTransition
 from provenance.services.training import training_export, training_run_create
 from provenance.tasks import canary_test_task, train_run_task
 from tests.helpers import words
