@@ -7,12 +7,12 @@ import re
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 
 from core.errors import InvalidTransition, QuotaExceeded
-from core.permissions import Capability, can
+from core.permissions import Capability, can, require
 from provenance.models import User
 from takedowns import serializers as s
 from takedowns.models import TakedownRequest, UnlearningRun
@@ -151,8 +151,7 @@ def _form_context(post: Any = None, error: ValidationError | None = None) -> dic
 def _actor(request: HttpRequest) -> User:
     actor = request.user
     assert isinstance(actor, User)  # login_required
-    if not can(actor, Capability.FILE_TAKEDOWN):
-        raise PermissionDenied("your role does not file takedown requests")
+    require(actor, Capability.FILE_TAKEDOWN, "your role does not file takedown requests")
     return actor
 
 
@@ -226,8 +225,7 @@ def _staff_action(found: TakedownRequest, actor: User, post: Any) -> None:
     from takedowns.services.unlearning import takedown_remediate_models, unlearning_run_cancel
     from takedowns.services.verification import takedown_verify_start
 
-    if not can(actor, Capability.MOVE_TAKEDOWN):
-        raise PermissionDenied("only curators and admins move a request along")
+    require(actor, Capability.MOVE_TAKEDOWN, "only curators and admins move a request along")
     action = post.get("action")
     if action == "decide":
         decision = _valid(s.TakedownDecisionIn, {"to": post.get("to", ""),

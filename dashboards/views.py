@@ -50,12 +50,11 @@ def checkpoint_detail(request: HttpRequest, checkpoint_id: int) -> HttpResponse:
     if request.method == "POST":
         # A generation asked for from the page: queued on the gpu queue, shown when done.
         from attribution.services.outputs import model_output_create
-        from core.permissions import Capability, can
+        from core.permissions import Capability, require
 
         actor = request.user
         assert isinstance(actor, User)  # login_required
-        if not can(actor, Capability.GENERATE):
-            raise PermissionDenied("your role cannot generate")
+        require(actor, Capability.GENERATE, "your role cannot generate")
         try:
             model_output_create(checkpoint=context["checkpoint"], actor=actor,
                                 prompt=request.POST.get("prompt", "")[:20_000])
@@ -93,12 +92,11 @@ def output_detail(request: HttpRequest, output_id: int) -> HttpResponse:
         raise Http404("no such output")
     if request.method == "POST":
         from attribution.services.runs import attribution_run_create
-        from core.permissions import Capability, can
+        from core.permissions import Capability, require
 
         actor = request.user
         assert isinstance(actor, User)  # login_required
-        if not can(actor, Capability.START_ATTRIBUTION):
-            raise PermissionDenied("your role cannot start attribution")
+        require(actor, Capability.START_ATTRIBUTION, "your role cannot start attribution")
         methods = request.POST.getlist("methods") or None
         try:
             run = attribution_run_create(output=context["output"], actor=actor, methods=methods)
@@ -193,20 +191,18 @@ def transparency(request: HttpRequest) -> HttpResponse:
 def staff(request: HttpRequest) -> HttpResponse:
     """Curators and admins: sources, live job progress, due takedowns, attribution runs.
     `?part=jobs` is the jobs section alone, which the page polls while jobs run."""
-    from core.permissions import Capability, can
+    from core.permissions import Capability, require
 
-    if not can(request.user, Capability.OPERATE):
-        raise PermissionDenied("for curators and admins")
+    require(request.user, Capability.OPERATE, "for curators and admins")
     if request.GET.get("part") == "jobs":
         return render(request, "dashboards/_jobs.html", {"jobs": selectors.jobs_board()})
     return render(request, "dashboards/staff.html", selectors.staff_context())
 
 
 def _auditor(request: HttpRequest) -> None:
-    from core.permissions import Capability, can
+    from core.permissions import Capability, require
 
-    if not can(request.user, Capability.AUDIT):
-        raise PermissionDenied("for auditors and staff")
+    require(request.user, Capability.AUDIT, "for auditors and staff")
 
 
 @login_required
