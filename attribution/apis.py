@@ -18,8 +18,8 @@ from attribution.models import AttributionReport
 from attribution.services.influence import gradient_index_create, gradient_index_rebuild
 from attribution.services.outputs import model_output_create
 from attribution.services.runs import attribution_run_create
+from core.api import ServiceViewSet
 from core.permissions import Capability
-from provenance.apis.base import ServiceViewSet
 
 
 class ModelOutputViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):

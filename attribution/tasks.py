@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from core.jobs import JOB_TASK
 
-@shared_task(name="attribution.generate", acks_late=True, ignore_result=True,
+
+@shared_task(name="attribution.generate", **JOB_TASK,
              soft_time_limit=15 * 60, time_limit=16 * 60)
 def generate_task(output_id: int) -> None:
     from attribution.services.outputs import model_output_generate
@@ -13,7 +15,7 @@ def generate_task(output_id: int) -> None:
     model_output_generate(output_id=output_id)
 
 
-@shared_task(name="attribution.span_index_build", acks_late=True, ignore_result=True,
+@shared_task(name="attribution.span_index_build", **JOB_TASK,
              soft_time_limit=6 * 60 * 60, time_limit=6 * 60 * 60 + 300)
 def span_index_build_task(index_id: int) -> None:
     from attribution.services.spans import span_index_build
@@ -21,7 +23,7 @@ def span_index_build_task(index_id: int) -> None:
     span_index_build(index_id=index_id)
 
 
-@shared_task(name="attribution.gradient_index_build", acks_late=True, ignore_result=True,
+@shared_task(name="attribution.gradient_index_build", **JOB_TASK,
              soft_time_limit=10 * 60, time_limit=11 * 60)
 def gradient_index_build_task(index_id: int) -> None:
     """Plan the build and hand it to a chord: one task per (snapshot, shard), then finalize.
@@ -38,7 +40,7 @@ def gradient_index_build_task(index_id: int) -> None:
 
 
 # ignore_result=False: a chord counts its header's results in the result backend.
-@shared_task(name="attribution.gradient_shard", acks_late=True, ignore_result=False,
+@shared_task(name="attribution.gradient_shard", **{**JOB_TASK, "ignore_result": False},
              soft_time_limit=2 * 60 * 60, time_limit=2 * 60 * 60 + 300)
 def gradient_shard_task(index_id: int, snapshot: str, shard: int, doc_ids: list[int]) -> bool:
     from attribution.services.influence import gradient_shard_build
@@ -47,7 +49,7 @@ def gradient_shard_task(index_id: int, snapshot: str, shard: int, doc_ids: list[
                                 doc_ids=doc_ids)
 
 
-@shared_task(name="attribution.gradient_index_finalize", acks_late=True, ignore_result=True,
+@shared_task(name="attribution.gradient_index_finalize", **JOB_TASK,
              soft_time_limit=60 * 60, time_limit=60 * 60 + 300)
 def gradient_index_finalize_task(index_id: int) -> None:
     from attribution.services.influence import gradient_index_finalize
@@ -55,11 +57,18 @@ def gradient_index_finalize_task(index_id: int) -> None:
     gradient_index_finalize(index_id=index_id)
 
 
-@shared_task(name="attribution.run_execute", acks_late=True, ignore_result=True,
+@shared_task(name="attribution.run_execute", **JOB_TASK,
              soft_time_limit=55 * 60, time_limit=60 * 60)
 def attribution_run_task(run_id: int) -> None:
-    from attribution.services.runs import Outcome, attribution_run_execute
+    """Run it, or end at once while its indexes build: their last step sends it again. The
+    second look closes a race: an index that finished after this run looked, while this task
+    still held the run's lock, sent a task that found the lock held and backed off."""
+    from attribution.services.runs import (
+        Outcome,
+        attribution_run_execute,
+        attribution_run_waiting,
+    )
 
-    if attribution_run_execute(run_id=run_id) is Outcome.WAITING:
-        # Its indexes are still building: look again shortly, without holding a worker.
-        attribution_run_task.apply_async((run_id,), countdown=3)
+    while attribution_run_execute(run_id=run_id) is Outcome.WAITING:
+        if attribution_run_waiting(run_id):
+            return

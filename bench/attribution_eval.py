@@ -428,7 +428,7 @@ def tracin(model_dir: Path, docs: list[str], config: dict[str, Any],
     full = TrainConfig.from_dict(config)
     blocks = lm.token_blocks(lm.load(model_dir, device="cpu")[1], docs, full.seq_len, full.pack)
     total = math.ceil(len(blocks) / full.batch_size) * full.epochs
-    rate = lm._lr_lambda(full.warmup_steps, total)
+    rate = lm.lr_schedule(full.warmup_steps, total)
     steps = [int(s.split("-")[1]) if s else total for s in trajectory]
     return sum(rate(step) * c["dot"] for step, c in zip(steps, per_ckpt, strict=True))
 

@@ -56,7 +56,7 @@ def throughput(size: str, device: str, rounds: int, steps: int) -> dict[str, Any
 
     from attribution.engine.features import FeatureSpec
     from attribution.engine.influence import Featurizer
-    from provenance import demo
+    from demo import corpus as demo
     from provenance.engine import lm
     from provenance.engine.lm_config import TrainConfig
 
@@ -197,7 +197,7 @@ def embedding_rate(threads: list[int]) -> list[dict[str, Any]]:
     (the issue's reference: about 40 texts/s per core on CPU)."""
     import torch
 
-    from provenance import demo
+    from demo import corpus as demo
     from provenance.engine.embeddings import embed
 
     texts = [t for s in demo.build_corpus() for t in s.texts][:256]

@@ -221,13 +221,40 @@ def main() -> None:
         started = time.monotonic()
         tally = drive(base, credentials, args.users, args.duration, args.seed)
         elapsed = time.monotonic() - started
+        rss = web_worker_rss(server)
     finally:
         if server is not None:
             stop_background(server)
-    report(tally, args, elapsed, base)
+    report(tally, args, elapsed, base, rss)
 
 
-def report(tally: Tally, args: argparse.Namespace, elapsed: float, base: str) -> None:
+def web_worker_rss(server: subprocess.Popen[bytes] | None) -> list[float]:
+    """Each gunicorn worker's resident memory (MiB) after the load: the processes serving
+    config.wsgi whose parent serves it too (the arbiter's forks). Without a server of our own,
+    every such process on this machine."""
+    import psutil
+
+    processes = psutil.Process(server.pid).children(recursive=True) if server else \
+        list(psutil.process_iter())
+
+    def serves(process: psutil.Process) -> bool:
+        try:
+            line = process.cmdline()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return False
+        return any("gunicorn" in part for part in line) and "config.wsgi" in line
+
+    gunicorn = [p for p in processes if serves(p)]
+    pids = {p.pid for p in gunicorn}
+    return sorted(round(p.memory_info().rss / 2**20, 1) for p in gunicorn
+                  if p.ppid() in pids)
+
+
+RSS_GOAL_MIB = 200  # a web worker after use (issue 19)
+
+
+def report(tally: Tally, args: argparse.Namespace, elapsed: float, base: str,
+           rss: list[float]) -> None:
     every = [s for values in tally.latencies.values() for s in values]
     baseline = pct(tally.latencies["health"], 0.95) if tally.latencies["health"] else None
     rows = []
@@ -254,6 +281,8 @@ def report(tally: Tally, args: argparse.Namespace, elapsed: float, base: str) ->
           f"{tally.throttled} throttled")
     for name, samples in tally.errors.items():
         print(f"  errors on {name}: {samples[:3]}")
+    print(f"web workers' resident memory after the load: {rss} MiB (goal <= {RSS_GOAL_MIB}: "
+          f"{'met' if rss and max(rss) <= RSS_GOAL_MIB else 'not met'})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "benchmark": "load", "users": args.users, "duration_s": round(elapsed, 1),
@@ -261,6 +290,7 @@ def report(tally: Tally, args: argparse.Namespace, elapsed: float, base: str) ->
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "overall": overall, "endpoints": rows,
+        "web_worker_rss_mib": rss, "rss_goal_mib": RSS_GOAL_MIB,
         "error_samples": {k: v[:5] for k, v in tally.errors.items()},
     }, indent=2) + "\n")
     print(f"wrote {args.out}")

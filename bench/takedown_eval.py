@@ -40,7 +40,7 @@ SWEEP = {  # unlearning settings tried after the defaults (lr 1e-3, 60 steps): d
 def workspace(per_source: int, holdout: float) -> dict[str, Any]:
     from django.conf import settings
 
-    from provenance import demo
+    from demo import corpus as demo
     from provenance.models import User
     from provenance.services import datasets, ingest, sources
     from provenance.services.canaries import canary_register

@@ -40,7 +40,7 @@ SIZES: dict[str, dict[str, Any]] = {
 def main() -> int:
     import torch
 
-    from provenance import demo
+    from demo import corpus as demo
     from provenance.engine import lm
     from provenance.engine.lm_config import PRESETS, DecodeParams, TrainConfig
 

@@ -333,6 +333,19 @@ def stop_background(server: subprocess.Popen[bytes], timeout: float = 120.0) -> 
             server.wait()
 
 
+def prepare_state(state: Path) -> Path:
+    """What the settings expect in a state folder, made at start-up (settings write nothing when
+    imported): the folder, the static files' folder, and the installation's secret key."""
+    import secrets
+
+    (state / "static").mkdir(parents=True, exist_ok=True)
+    key = state / "secret_key"
+    if not key.exists():
+        key.touch(mode=0o600)
+        key.write_text(secrets.token_urlsafe(50))
+    return state
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m config.embedded")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -346,21 +359,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "run":
-        state = Path(os.environ.get("TRAILMARK_STATE_DIR", ROOT / "var")).resolve()
-        state.mkdir(parents=True, exist_ok=True)
+        state = prepare_state(Path(os.environ.get("TRAILMARK_STATE_DIR", ROOT / "var")).resolve())
         return cmd_run(state, args.host, args.port)
 
     command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not command:
         parser.error("exec needs a command after --")
     if args.throwaway:
-        state = Path(tempfile.mkdtemp(prefix="trailmark-state-"))
+        state = prepare_state(Path(tempfile.mkdtemp(prefix="trailmark-state-")))
         try:
             return cmd_exec(state, command)
         finally:
             shutil.rmtree(state, ignore_errors=True)
-    state = Path(os.environ.get("TRAILMARK_STATE_DIR", ROOT / "var")).resolve()
-    state.mkdir(parents=True, exist_ok=True)
+    state = prepare_state(Path(os.environ.get("TRAILMARK_STATE_DIR", ROOT / "var")).resolve())
     return cmd_exec(state, command)
 
 

@@ -16,3 +16,8 @@ class QuotaExceeded(Exception):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = max(1, retry_after)
+
+
+class LedgerTampered(Exception):
+    """The ledger no longer extends what was signed before: nothing more is signed until an
+    auditor has looked (`manage.py ledger verify`). Answered as 503."""

@@ -13,13 +13,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import ServiceViewSet
 from core.permissions import Capability, can
 from dashboards import services
 from dashboards.engine.cards.model import model_card
 from dashboards.models import VersionCard
 from dashboards.selectors import checkpoint_facts
 from provenance import selectors
-from provenance.apis.base import ServiceViewSet
 from provenance.models import DatasetVersion, ModelCheckpoint
 
 

@@ -4,6 +4,7 @@ it. Every write goes through takedowns.services, as the API's do."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -18,7 +19,7 @@ from takedowns import serializers as s
 from takedowns.models import TakedownRequest, UnlearningRun
 from takedowns.selectors import event_actor, takedown_list
 from takedowns.services.requests import REQUEST_FIELDS
-from takedowns.services.workflow import TRANSITIONS
+from takedowns.services.workflow import STEP_CAPABILITIES, TRANSITIONS
 
 CHOICE_FIELDS = ["legal_basis", "remedy", "authority", "ground"]
 TEXT_FIELDS = sorted(REQUEST_FIELDS - {*CHOICE_FIELDS, "statements"})
@@ -217,53 +218,109 @@ def _scope_search(found: TakedownRequest, staff: bool, query: str) -> dict[str, 
         return {"find": query, "find_error": "; ".join(exc.messages)}
 
 
-def _staff_action(found: TakedownRequest, actor: User, post: Any) -> None:
-    """One workflow step asked for from the page, through the same services as the API."""
-    from takedowns.services.remediation import takedown_remediate_data
+def _withdraw(found: TakedownRequest, actor: User, request: HttpRequest) -> None:
+    from takedowns.services.requests import takedown_withdraw
+
+    reason = _valid(s.TakedownWithdrawIn, {"reason": request.POST.get("reason", "")})
+    takedown_withdraw(request=found, actor=actor, reason=reason.get("reason", ""))
+
+
+def _supplement(found: TakedownRequest, actor: User, request: HttpRequest) -> None:
+    from takedowns.services.requests import takedown_supplement
+
+    takedown_supplement(request=found, actor=actor, data=_valid(
+        s.TakedownFields, _with_files(_from_form(request.POST, with_basis=False), request),
+        plain=True))
+
+
+def _decide(found: TakedownRequest, actor: User, request: HttpRequest) -> None:
     from takedowns.services.requests import takedown_decide
-    from takedowns.services.scoping import takedown_scope_review, takedown_scope_start
-    from takedowns.services.unlearning import takedown_remediate_models, unlearning_run_cancel
+
+    post = request.POST
+    decision = _valid(s.TakedownDecisionIn, {"to": post.get("to", ""),
+                                              "reasons": post.get("reasons", "")})
+    takedown_decide(request=found, actor=actor, to=decision["to"],
+                    reasons=decision.get("reasons", ""))
+
+
+def _scope(found: TakedownRequest, actor: User, request: HttpRequest) -> None:
+    from takedowns.services.scoping import takedown_scope_start
+
+    takedown_scope_start(request=found, actor=actor)
+
+
+def _review_scope(found: TakedownRequest, actor: User, request: HttpRequest) -> None:
+    from takedowns.services.scoping import takedown_scope_review
+
+    picked = {k.removeprefix("doc_"): v for k, v in request.POST.items() if k.startswith("doc_")}
+    review = _valid(s.ScopeReviewIn, {
+        "confirm": [d for d, v in picked.items() if v == "confirm"],
+        "dismiss": [d for d, v in picked.items() if v == "dismiss"]})
+    takedown_scope_review(request=found, actor=actor, confirm=review.get("confirm", []),
+                          dismiss=review.get("dismiss", []))
+
+
+def _add_to_scope(found: TakedownRequest, actor: User, request: HttpRequest) -> None:
+    from takedowns.services.scoping import takedown_scope_add
+
+    ids = [part.strip() for part in request.POST.get("documents", "").replace(",", " ").split()]
+    added = _valid(s.ScopeAddIn, {"documents": ids, "reason": request.POST.get("note", "")})
+    takedown_scope_add(request=found, actor=actor, documents=added["documents"],
+                       reason=added["reason"])
+
+
+def _remediate_data(found: TakedownRequest, actor: User, request: HttpRequest) -> None:
+    from takedowns.services.remediation import takedown_remediate_data
+
+    takedown_remediate_data(request=found, actor=actor,
+                            purge_text=True if request.POST.get("purge_text") else None)
+
+
+def _remediate_models(found: TakedownRequest, actor: User, request: HttpRequest) -> None:
+    from takedowns.services.unlearning import takedown_remediate_models
+
+    takedown_remediate_models(request=found, actor=actor, methods=request.POST.getlist("methods"))
+
+
+def _cancel_run(found: TakedownRequest, actor: User, request: HttpRequest) -> None:
+    from takedowns.services.unlearning import unlearning_run_cancel
+
+    run_id = _valid(s.CancelRunIn, {"run": request.POST.get("run", "")})["run"]
+    run = found.unlearning_runs.filter(pk=run_id).first()
+    if run is None:
+        raise ValidationError({"run": "no such run on this request"})
+    unlearning_run_cancel(run=run, actor=actor)
+
+
+def _verify(found: TakedownRequest, actor: User, request: HttpRequest) -> None:
     from takedowns.services.verification import takedown_verify_start
 
-    require(actor, Capability.MOVE_TAKEDOWN, "only curators and admins move a request along")
-    action = post.get("action")
-    if action == "decide":
-        decision = _valid(s.TakedownDecisionIn, {"to": post.get("to", ""),
-                                                  "reasons": post.get("reasons", "")})
-        takedown_decide(request=found, actor=actor, to=decision["to"],
-                        reasons=decision.get("reasons", ""))
-    elif action == "scope":
-        takedown_scope_start(request=found, actor=actor)
-    elif action == "review":
-        picked = {k.removeprefix("doc_"): v for k, v in post.items() if k.startswith("doc_")}
-        review = _valid(s.ScopeReviewIn, {
-            "confirm": [d for d, v in picked.items() if v == "confirm"],
-            "dismiss": [d for d, v in picked.items() if v == "dismiss"]})
-        takedown_scope_review(request=found, actor=actor, confirm=review.get("confirm", []),
-                              dismiss=review.get("dismiss", []))
-    elif action == "add_to_scope":
-        from takedowns.services.scoping import takedown_scope_add
+    takedown_verify_start(request=found, actor=actor)
 
-        ids = [part.strip() for part in post.get("documents", "").replace(",", " ").split()]
-        added = _valid(s.ScopeAddIn, {"documents": ids, "reason": post.get("note", "")})
-        takedown_scope_add(request=found, actor=actor, documents=added["documents"],
-                           reason=added["reason"])
-    elif action == "remediate_data":
-        takedown_remediate_data(request=found, actor=actor,
-                                purge_text=True if post.get("purge_text") else None)
-    elif action == "remediate_models":
-        takedown_remediate_models(request=found, actor=actor,
-                                  methods=post.getlist("methods"))
-    elif action == "cancel_run":
-        run_id = _valid(s.CancelRunIn, {"run": post.get("run", "")})["run"]
-        run = found.unlearning_runs.filter(pk=run_id).first()
-        if run is None:
-            raise ValidationError({"run": "no such run on this request"})
-        unlearning_run_cancel(run=run, actor=actor)
-    elif action == "verify":
-        takedown_verify_start(request=found, actor=actor)
-    else:
+
+# Every form on a request's page: its `action`, the API step whose capability it needs
+# (takedowns.services.workflow.STEP_CAPABILITIES) and the service call, the API's own.
+ACTIONS: dict[str, tuple[str, Callable[[TakedownRequest, User, HttpRequest], None]]] = {
+    "withdraw": ("withdraw", _withdraw), "supplement": ("supplement", _supplement),
+    "decide": ("decide", _decide), "scope": ("scope", _scope),
+    "review": ("review_scope", _review_scope), "add_to_scope": ("add_to_scope", _add_to_scope),
+    "remediate_data": ("remediate_data", _remediate_data),
+    "remediate_models": ("remediate_models", _remediate_models),
+    "cancel_run": ("cancel_run", _cancel_run), "verify": ("verify", _verify),
+}
+REFUSED = {Capability.FILE_TAKEDOWN: "your role does not file takedown requests",
+           Capability.MOVE_TAKEDOWN: "only curators and admins move a request along"}
+
+
+def _take_step(found: TakedownRequest, actor: User, request: HttpRequest) -> None:
+    """One step asked for from the page, checked and taken as the API would."""
+    action = request.POST.get("action", "")
+    step, run = ACTIONS.get(action, ("", None))
+    needed = STEP_CAPABILITIES.get(step, Capability.MOVE_TAKEDOWN)
+    require(actor, needed, REFUSED[needed])
+    if run is None:
         raise ValidationError({"action": f"unknown action {action!r}"})
+    run(found, actor, request)
 
 
 @login_required
@@ -273,23 +330,10 @@ def takedown_detail(request: HttpRequest, takedown_id: int) -> HttpResponse:
         raise Http404("no such takedown request")
     context = _detail_context(request.user, found, request.GET.get("find", "").strip()[:500])
     if request.method == "POST":
-        from takedowns.services.requests import takedown_supplement, takedown_withdraw
-
         actor = request.user
         assert isinstance(actor, User)  # login_required
         try:
-            action = request.POST.get("action")
-            if action in ("withdraw", "supplement"):
-                actor = _actor(request)
-            if action == "withdraw":
-                reason = _valid(s.TakedownWithdrawIn, {"reason": request.POST.get("reason", "")})
-                takedown_withdraw(request=found, actor=actor, reason=reason.get("reason", ""))
-            elif action == "supplement":
-                takedown_supplement(request=found, actor=actor, data=_valid(
-                    s.TakedownFields, _with_files(_from_form(request.POST, with_basis=False),
-                                                  request), plain=True))
-            else:
-                _staff_action(found, actor, request.POST)
+            _take_step(found, actor, request)
         except ValidationError as exc:
             context |= _form_context(request.POST, exc)
             return render(request, "dashboards/takedown.html", context, status=400)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from core.jobs import JOB_TASK
 
-@shared_task(name="provenance.ingest_run", acks_late=True, ignore_result=True,
+
+@shared_task(name="provenance.ingest_run", **JOB_TASK,
              soft_time_limit=6 * 60 * 60, time_limit=6 * 60 * 60 + 300)
 def ingest_run_task(job_id: int) -> None:
     from provenance.services.ingest import ingest_run
@@ -13,7 +15,7 @@ def ingest_run_task(job_id: int) -> None:
     ingest_run(job_id=job_id)
 
 
-@shared_task(name="provenance.curate_run", acks_late=True, ignore_result=True,
+@shared_task(name="provenance.curate_run", **JOB_TASK,
              soft_time_limit=2 * 60 * 60, time_limit=2 * 60 * 60 + 300)
 def curate_run_task(job_id: int) -> None:
     from provenance.services.datasets import curation_run
@@ -21,7 +23,7 @@ def curate_run_task(job_id: int) -> None:
     curation_run(job_id=job_id)
 
 
-@shared_task(name="provenance.train_run", acks_late=True, ignore_result=True,
+@shared_task(name="provenance.train_run", **JOB_TASK,
              soft_time_limit=12 * 60 * 60, time_limit=12 * 60 * 60 + 600)
 def train_run_task(run_id: int) -> None:
     from provenance.services.training import training_run_execute
@@ -29,7 +31,7 @@ def train_run_task(run_id: int) -> None:
     training_run_execute(run_id=run_id)
 
 
-@shared_task(name="provenance.canary_test", acks_late=True, ignore_result=True,
+@shared_task(name="provenance.canary_test", **JOB_TASK,
              soft_time_limit=60 * 60, time_limit=60 * 60 + 300)
 def canary_test_task(run_id: int) -> None:
     from provenance.services.canaries import canary_test_run_execute
@@ -37,7 +39,7 @@ def canary_test_task(run_id: int) -> None:
     canary_test_run_execute(run_id=run_id)
 
 
-@shared_task(name="provenance.embed_documents", acks_late=True, ignore_result=True,
+@shared_task(name="provenance.embed_documents", **JOB_TASK,
              soft_time_limit=30 * 60, time_limit=31 * 60)
 def embed_documents_task() -> None:
     """One batch, then the next as a new task: small chunks that a restart loses nothing of."""
@@ -62,6 +64,6 @@ def ledger_checkpoint_task() -> None:
              soft_time_limit=60, time_limit=90)
 def jobs_recover_task() -> None:
     """Every 30 s (beat) and when a worker starts: resume the jobs whose worker died."""
-    from provenance.services.jobs import jobs_recover
+    from core.jobs import jobs_recover
 
     jobs_recover()

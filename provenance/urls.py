@@ -1,21 +1,20 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from provenance.apis import data as apis
-from provenance.apis import training
+from provenance.apis import datasets, sources, training
 from provenance.apis.log import TransparencyLogViewSet
 from provenance.apis.tokens import TokenRevokeView, TokenView
 
 router = DefaultRouter()
-router.register("rights-holders", apis.RightsHolderViewSet, basename="rights-holder")
-router.register("sources", apis.SourceViewSet, basename="source")
-router.register("license-refs", apis.LicenseRefViewSet, basename="license-ref")
-router.register("documents", apis.DocumentViewSet, basename="document")
-router.register("datasets", apis.DatasetViewSet, basename="dataset")
-router.register("versions", apis.VersionViewSet, basename="version")
-router.register("ingest-jobs", apis.IngestJobViewSet, basename="ingest-job")
-router.register("curation-jobs", apis.CurationJobViewSet, basename="curation-job")
-router.register("ledger", apis.LedgerViewSet, basename="ledger")
+router.register("rights-holders", sources.RightsHolderViewSet, basename="rights-holder")
+router.register("sources", sources.SourceViewSet, basename="source")
+router.register("license-refs", sources.LicenseRefViewSet, basename="license-ref")
+router.register("documents", sources.DocumentViewSet, basename="document")
+router.register("datasets", datasets.DatasetViewSet, basename="dataset")
+router.register("versions", datasets.VersionViewSet, basename="version")
+router.register("ingest-jobs", datasets.IngestJobViewSet, basename="ingest-job")
+router.register("curation-jobs", datasets.CurationJobViewSet, basename="curation-job")
+router.register("ledger", datasets.LedgerViewSet, basename="ledger")
 router.register("log", TransparencyLogViewSet, basename="log")
 router.register("training-runs", training.TrainingRunViewSet, basename="training-run")
 router.register("checkpoints", training.CheckpointViewSet, basename="checkpoint")

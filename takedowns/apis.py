@@ -10,8 +10,8 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api import ServiceViewSet
 from core.permissions import Capability, can
-from provenance.apis.base import ServiceViewSet
 from takedowns import selectors
 from takedowns import serializers as s
 from takedowns.models import UnlearningRun
@@ -32,15 +32,14 @@ from takedowns.services.scoping import (
 )
 from takedowns.services.unlearning import takedown_remediate_models, unlearning_run_cancel
 from takedowns.services.verification import takedown_verify_start
+from takedowns.services.workflow import STEP_CAPABILITIES
 
 
 class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
     serializer_class = s.TakedownOut
     filterset_fields = ["state", "legal_basis"]
     write_capability = Capability.FILE_TAKEDOWN
-    action_capabilities = {action: Capability.MOVE_TAKEDOWN for action in (
-        "decide", "scope", "review_scope", "add_to_scope", "remediate_data", "counter_notice",
-        "restore", "remediate_models", "cancel_run", "verify")}
+    action_capabilities = STEP_CAPABILITIES
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.takedown_list(self.request.user)

@@ -6,14 +6,14 @@ class TakedownsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from provenance.services.jobs import recoverable, recoverable_jobs
+        from core.jobs import recoverable_jobs, recoverable_rows
         from takedowns.models import TakedownRequest, UnlearningRun
 
         recoverable_jobs(("unlearning", "takedowns.unlearn_run", UnlearningRun))
         # A request stays in "scoping" while curators review its matches: only a scoping task
         # that was running when its worker died is resumed.
-        recoverable("takedown_scope", "takedowns.scope",
-                    lambda: TakedownRequest.objects.filter(
-                        state=TakedownRequest.State.SCOPING, scope__job__state="running"))
-        recoverable("takedown_verify", "takedowns.unlearn_verify",
-                    lambda: TakedownRequest.objects.filter(verification__state="running"))
+        recoverable_rows("takedown_scope", "takedowns.scope",
+                         lambda: TakedownRequest.objects.filter(
+                             state=TakedownRequest.State.SCOPING, scope__job__state="running"))
+        recoverable_rows("takedown_verify", "takedowns.unlearn_verify",
+                         lambda: TakedownRequest.objects.filter(verification__state="running"))

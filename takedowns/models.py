@@ -201,6 +201,8 @@ class UnlearningRun(Job):
                                         on_delete=models.PROTECT, related_name="retrain_for")
     forget_documents = models.JSONField(default=list)
     candidates = models.JSONField(default=list, blank=True)  # [{"step", "path"}]
+    # the steps the run went on from its saved state after an interruption (a killed worker)
+    resumed_at = models.JSONField(default=list, blank=True)
     result = models.ForeignKey("provenance.ModelCheckpoint", null=True, blank=True,
                                on_delete=models.PROTECT, related_name="remediates")
     seconds = models.FloatField(null=True, blank=True)  # compute time of the remediation

@@ -20,6 +20,14 @@ from provenance.services import datasets, sources
 from provenance.services.ingest import ingest_path
 from tests.factories import DatasetFactory, RightsHolderFactory, UserFactory
 
+# The fixtures more than one test module uses live in tests/fixtures/; importing them here shares
+# them with every test (a test module that defines one of the same name uses its own).
+from tests.fixtures.cards import published  # noqa: E402,F401
+from tests.fixtures.remediation import trained  # noqa: E402,F401
+from tests.fixtures.scoping import corpus  # noqa: E402,F401
+from tests.fixtures.workers import worker  # noqa: E402,F401
+from tests.fixtures.worlds import provenance_world, world  # noqa: E402,F401
+
 Role = User.Role
 _flush = DatabaseOperations.execute_sql_flush
 
@@ -52,6 +60,17 @@ def _artifacts_in_tmp(settings, tmp_path: Path) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits() -> None:
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _mail_tasks_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mail cannot be delivered here: the mail tasks run in the test's process (Celery's eager
+    apply, retries included) into Django's locmem outbox, instead of on a worker."""
+    from core.tasks import send_mail_task
+    from takedowns.tasks import takedown_notify_task
+
+    for task in (send_mail_task, takedown_notify_task):
+        monkeypatch.setattr(task, "delay", lambda *args, task=task: task.apply(args))
 
 
 @pytest.fixture

@@ -26,3 +26,22 @@ def build_gradient_index(index):  # type: ignore[no-untyped-def]
         assert gradient_shard_build(index_id=index.pk, snapshot=snapshot, shard=shard,
                                     doc_ids=ids)
     return gradient_index_finalize(index_id=index.pk)
+
+
+class RefusingEmailBackend:
+    """A mail server that hangs up on every message (EMAIL_BACKEND in a test); counts tries."""
+
+    attempts = 0
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def send_messages(self, messages: list[object]) -> int:
+        import smtplib
+
+        type(self).attempts += 1
+        raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+
+
+NOTICE = {"legal_basis": "voluntary", "claimant_name": "Ann", "claimant_email": "a@a.example",
+          "works": [{"title": "Tide", "urls": ["https://a.example/tide"]}]}

@@ -17,15 +17,10 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from attribution.models import AttributionRun, GradientIndex, ModelOutput
-from attribution.services.reports import attribution_report_write
-from dashboards.services import version_card_render
-from provenance.models import CanaryTestRun, DataSource, ModelCheckpoint, TrainingRun
-from provenance.services.canaries import canary_register
 from takedowns.services.requests import takedown_file
+from tests.helpers import NOTICE
 from tests.provenance import test_api_permissions as provenance_matrix
 from tests.provenance.test_api_permissions import ROLES, Op
-from tests.provenance.test_api_permissions import world as provenance_world  # noqa: F401
 from tests.takedowns import test_takedown_permissions as takedown_matrix
 
 pytestmark = pytest.mark.django_db
@@ -34,31 +29,6 @@ SIGNED_IN = {r: 200 for r in ROLES if r != "anonymous"}
 EVERYONE = {r: 200 for r in ROLES}
 DRAFT_READ = MODELS_READ
 CARD_WRITE = {"admin": 200, "curator": 200, "researcher": 200}
-
-
-@pytest.fixture
-def world(provenance_world, users):  # noqa: F811
-    from provenance.models import DatasetVersion
-
-    version = DatasetVersion.objects.get(pk=provenance_world["pub"])
-    trained = TrainingRun.objects.create(version=version, state="succeeded")
-    checkpoint = ModelCheckpoint.objects.create(
-        name="ck", kind=ModelCheckpoint.Kind.TRAINED, version=version, run=trained,
-        path="/nonexistent", sha256="0" * 64)
-    run = TrainingRun.objects.create(version=version)  # queued: it can be cancelled
-    output = ModelOutput.objects.create(checkpoint=checkpoint, prompt="p", completion="c",
-                                        state="succeeded")
-    attribution = AttributionRun.objects.create(output=output, state="succeeded")
-    attribution_report_write(run=attribution)
-    index = GradientIndex.objects.create(version=version, checkpoint=checkpoint, state="failed")
-    canary = CanaryTestRun.objects.create(checkpoint=checkpoint)
-    canary_register(source=DataSource.objects.get(pk=provenance_world["sa"]), actor=None)
-    td = takedown_file(actor=users["holder_a"], data=takedown_matrix.NOTICE)
-    version_card_render(version_id=version.pk)  # a draft card
-    return {**provenance_world, "fmt": "spdx", "slug": "world", "number": 1, "export": "ledger",
-            "ext": "csv", "uid": "MQ", "token": "not-a-token",
-            "ck": checkpoint.pk, "run": run.pk, "out": output.pk,
-            "arun": attribution.pk, "gidx": index.pk, "canary": canary.pk, "td": td.pk}
 
 
 OPS = [
@@ -207,7 +177,7 @@ def test_page_role_matrix(page: Page, role: str, world, users):
 
 
 def test_a_holders_takedown_list_page_links_only_its_own_requests(world, users):
-    theirs = takedown_file(actor=users["holder_b"], data=takedown_matrix.NOTICE)
+    theirs = takedown_file(actor=users["holder_b"], data=NOTICE)
     for role, expected in (("holder_a", {world["td"]}), ("holder_b", {theirs.pk}),
                            ("curator", {world["td"], theirs.pk})):
         client = Client()

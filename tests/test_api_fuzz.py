@@ -17,9 +17,6 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from knox.models import AuthToken
 
-from tests.provenance.test_api_permissions import world as provenance_world  # noqa: F401
-from tests.test_access_matrix import world  # noqa: F401
-
 pytestmark = pytest.mark.django_db
 ANSWERS: Counter[int] = Counter()
 EXISTING: list[int] = []  # ids of the world's objects, filled per test by a fixture

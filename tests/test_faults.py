@@ -19,14 +19,8 @@ from django.db import connection
 
 from provenance.models import LedgerEntry
 from takedowns.models import TakedownRequest
-from tests.provenance.test_worker import (
-    kill_pool_processes,
-    running_worker,
-    wait_for_row,
-    worker,  # noqa: F401  (fixture)
-)
-from tests.takedowns.test_model_remediation import trained  # noqa: F401  (fixture)
-from tests.takedowns.test_takedown_permissions import NOTICE
+from tests.fixtures.workers import kill_pool_processes, running_worker, wait_for_row
+from tests.helpers import NOTICE
 
 
 def _drop_my_connection() -> None:
@@ -129,7 +123,7 @@ def test_a_worker_killed_mid_unlearning_resumes_and_saves_each_candidate_once(
     """SIGKILL the pool process while a GradDiff run is between candidates: the redelivered
     task resumes from the saved state and the run ends with each candidate step once."""
     from takedowns.models import UnlearningRun
-    from tests.takedowns.test_model_remediation import data_remediated
+    from tests.fixtures.remediation import data_remediated
 
     monkeypatch.setenv("TRAILMARK_TAKEDOWN_VERIFICATION",
                        json.dumps({"min_documents": 5, "bootstrap": 200}))
@@ -151,6 +145,10 @@ def test_a_worker_killed_mid_unlearning_resumes_and_saves_each_candidate_once(
     assert done.state == "succeeded", done.error
     steps = [c["step"] for c in done.candidates]
     assert steps == [50, 100, 150, 200, 250, 300] and done.position == 300
+    # it went on from the state saved at the last candidate before the kill, not from step 0
+    # (a restart from 0 also ends with each candidate once)
+    assert len(done.resumed_at) == 1 and done.resumed_at[0] % 50 == 0, done.resumed_at
+    assert at_kill.position <= done.resumed_at[0] < 300
 
 
 def _start_redis(folder: Path, socket: Path) -> Any:

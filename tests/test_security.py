@@ -212,6 +212,9 @@ def test_a_body_over_its_limit_is_refused_on_its_declared_length(client_as, cont
 
 
 def test_make_run_shows_the_projects_error_pages_not_djangos_technical_ones(client, tmp_path):
+    from config.embedded import prepare_state
+
+    prepare_state(tmp_path)  # as `make run` does before loading the local settings
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_DEBUG"}
     env.update(DJANGO_SETTINGS_MODULE="config.settings.local", TRAILMARK_STATE_DIR=str(tmp_path))
     debug = subprocess.run([sys.executable, "-c", "import django; django.setup(); "
@@ -225,6 +228,9 @@ def test_make_run_shows_the_projects_error_pages_not_djangos_technical_ones(clie
 
 def test_the_public_url_follows_the_port_make_run_serves_on(tmp_path):
     """Cards published on a `make run` started on another port named port 8000."""
+    from config.embedded import prepare_state
+
+    prepare_state(tmp_path)  # as `make run` does before loading the local settings
     env = {k: v for k, v in os.environ.items() if k != "TRAILMARK_PUBLIC_URL"}
     env.update(DJANGO_SETTINGS_MODULE="config.settings.local", TRAILMARK_STATE_DIR=str(tmp_path),
                TRAILMARK_HOST="0.0.0.0", TRAILMARK_PORT="8123")

@@ -19,11 +19,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from attribution.models import GradientIndex
+from attribution.services.waiting import runs_waiting_resume
 from core.conf import setting
 from core.errors import InvalidTransition
+from core.jobs import TransientError, is_transient, job_fail
 from provenance.ledger.append import ledger_append
 from provenance.models import Document, ModelCheckpoint, User
-from provenance.services.jobs import job_fail
 
 State = GradientIndex.State
 FINAL = "final"
@@ -144,7 +145,10 @@ def gradient_shard_build(*, index_id: int, snapshot: str, shard: int,
                 row.dim = featurizer.dim
                 row.save(update_fields=["shards_done", "dim", "updated_at"])
     except Exception as exc:
+        if is_transient(exc):
+            raise TransientError(f"gradient shard {key}: {exc}") from exc
         job_fail(GradientIndex, index_id, exc, f"gradient shard {key}")
+        runs_waiting_resume(gradient_index=index)  # they fail on this index's error
         return False
     return True
 
@@ -155,6 +159,8 @@ def gradient_index_finalize(*, index_id: int) -> GradientIndex | None:
 
     index = GradientIndex.objects.select_related("checkpoint").filter(pk=index_id).first()
     if index is None or index.state != State.RUNNING:
+        if index is not None:
+            runs_waiting_resume(gradient_index=index)
         return index
     try:
         expected = {f"{s}/{n}" for s in index.snapshots for n in range(index.shard_count)}
@@ -176,6 +182,7 @@ def gradient_index_finalize(*, index_id: int) -> GradientIndex | None:
     except Exception as exc:
         job_fail(GradientIndex, index_id, exc, "gradient index")
         index.refresh_from_db()
+        runs_waiting_resume(gradient_index=index)
         return index
     with transaction.atomic():
         GradientIndex.objects.filter(pk=index_id).update(
@@ -188,6 +195,7 @@ def gradient_index_finalize(*, index_id: int) -> GradientIndex | None:
                       payload={"checkpoint": index.checkpoint_id, "version": index.version_id,
                                "spec": index.spec, "dim": index.dim, "rows": rows,
                                "snapshots": index.snapshots, "generation": index.generation})
+        runs_waiting_resume(gradient_index=index)  # sent once this commits
     return index
 
 

@@ -9,9 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from attribution.models import ModelOutput
+from core.jobs import claim_row, job_run
 from provenance.engine.lm_config import DecodeParams
 from provenance.models import ModelCheckpoint, User
-from provenance.services.jobs import job_fail, job_lock
 
 State = ModelOutput.State
 
@@ -43,32 +43,26 @@ def model_output_generate(*, output_id: int) -> ModelOutput | None:
     """Produce the completion (idempotent: a finished output is left as it is)."""
     from provenance.engine import lm
 
-    with job_lock("generate", output_id) as mine:
-        output = ModelOutput.objects.select_related("checkpoint").filter(pk=output_id).first()
-        if not mine or output is None or output.state not in (State.QUEUED, State.RUNNING):
+    with job_run("generate", output_id, model=ModelOutput,
+                 claim=claim_row(ModelOutput, related=("checkpoint",))) as output:
+        if output is None:
             return None
-        ModelOutput.objects.filter(pk=output_id).update(state=State.RUNNING,
-                                                        started_at=timezone.now())
-        try:
-            model, tokenizer = lm.load(output.checkpoint.path)
-            params = DecodeParams.from_dict(output.params)
-            heads = lm.load_watermark_heads(model, tokenizer, output.checkpoint.path)
-            mark: dict[str, Any] = {}
-            if heads is None:
-                text = lm.generate(model, tokenizer, output.prompt, params)
-            else:
-                marked = lm.generate_marked(model, tokenizer, heads, output.prompt, params,
-                                            threshold=params.watermark_threshold)
-                text = marked.text
-                mark = {"gate": round(marked.gate, 4), "emitted": marked.emitted}
-            from takedowns.services.filters import output_filter_apply
-
-            text, filtered = output_filter_apply(output.checkpoint_id, text)
-        except Exception as exc:
-            job_fail(ModelOutput, output_id, exc, "generation")
+        model, tokenizer = lm.load(output.checkpoint.path)
+        params = DecodeParams.from_dict(output.params)
+        heads = lm.load_watermark_heads(model, tokenizer, output.checkpoint.path)
+        mark: dict[str, Any] = {}
+        if heads is None:
+            text = lm.generate(model, tokenizer, output.prompt, params)
         else:
-            ModelOutput.objects.filter(pk=output_id).update(
-                state=State.SUCCEEDED, completion=text, watermark=mark, filtered=filtered,
-                note=EMPTY if not text.strip() else "", finished_at=timezone.now())
-        output.refresh_from_db()
-        return output
+            marked = lm.generate_marked(model, tokenizer, heads, output.prompt, params,
+                                        threshold=params.watermark_threshold)
+            text = marked.text
+            mark = {"gate": round(marked.gate, 4), "emitted": marked.emitted}
+        from takedowns.services.filters import output_filter_apply
+
+        text, filtered = output_filter_apply(output.checkpoint_id, text)
+        ModelOutput.objects.filter(pk=output_id).update(
+            state=State.SUCCEEDED, completion=text, watermark=mark, filtered=filtered,
+            note=EMPTY if not text.strip() else "", finished_at=timezone.now())
+    output.refresh_from_db()
+    return output

@@ -37,8 +37,8 @@ from attribution.models import (
 from attribution.services.influence import gradient_index_create, open_stores
 from attribution.services.reports import attribution_report_write
 from attribution.services.spans import span_index_create, trace_output
+from core.jobs import job_run
 from provenance.models import DataSource, Document, User, VersionMember
-from provenance.services.jobs import job_fail, job_lock
 
 State = AttributionRun.State
 Method = AttributionRun.Method
@@ -122,48 +122,59 @@ def _waiting_for(run: AttributionRun) -> list[str]:
 
 class Outcome(StrEnum):
     DONE = "done"          # finished (succeeded, or failed with its error recorded)
-    WAITING = "waiting"    # its indexes are still building: call again later
+    WAITING = "waiting"    # its indexes are still building: their last step sends it again
     SKIPPED = "skipped"    # another worker has it, or it is finished
 
 
 def attribution_run_execute(*, run_id: int,
                             on_step: Callable[[str], None] | None = None) -> Outcome:
     """Run every method (see Outcome for what it returns)."""
-    with job_lock("attribution_run", run_id) as mine:
+    waiting: list[str] = []
+
+    def claim(pk: int) -> AttributionRun | None:
         run = AttributionRun.objects.select_related(
-            "output__checkpoint", "span_index", "gradient_index").filter(pk=run_id).first()
-        if not mine or run is None or run.state not in (State.QUEUED, State.RUNNING):
-            return Outcome.SKIPPED
-        waiting = _waiting_for(run)
+            "output__checkpoint", "span_index", "gradient_index").filter(pk=pk).first()
+        if run is None or run.state not in (State.QUEUED, State.RUNNING):
+            return None
+        waiting[:] = _waiting_for(run)
         if waiting:
             # The stage column is short: the index ids are on the run, the percentages fit.
             stage = "waiting for indexes: " + ", ".join(waiting)
-            AttributionRun.objects.filter(pk=run_id).update(
+            AttributionRun.objects.filter(pk=pk).update(
                 stage=stage[:AttributionRun._meta.get_field("stage").max_length],
                 updated_at=timezone.now())
-            return Outcome.WAITING
-        AttributionRun.objects.filter(pk=run_id).update(
+            return None
+        AttributionRun.objects.filter(pk=pk).update(
             state=State.RUNNING, position=0, started_at=run.started_at or timezone.now(),
             updated_at=timezone.now())
-        try:
-            rows: list[AttributionResult] = []
-            notes: list[dict[str, str]] = []
-            for step, method in enumerate(run.methods):
-                AttributionRun.objects.filter(pk=run_id).update(stage=method, position=step,
-                                                                updated_at=timezone.now())
-                if on_step:
-                    on_step(method)
-                found, note = METHODS[method](run)
-                if note:
-                    notes.append({"method": method, "note": note})
-                rows.extend(found)
-            AttributionRun.objects.filter(pk=run_id).update(stage="report",
-                                                            position=len(run.methods))
-            evidence = [Evidence(r.method, r.source_id, r.document_id, r.score) for r in rows]
-            _publish(run, rows, _summary(evidence, list(run.methods)), notes)
-        except Exception as exc:
-            job_fail(AttributionRun, run_id, exc, "attribution run")
-        return Outcome.DONE
+        return run
+
+    with job_run("attribution_run", run_id, model=AttributionRun, claim=claim) as run:
+        if run is None:
+            return Outcome.WAITING if waiting else Outcome.SKIPPED
+        rows: list[AttributionResult] = []
+        notes: list[dict[str, str]] = []
+        for step, method in enumerate(run.methods):
+            AttributionRun.objects.filter(pk=run_id).update(stage=method, position=step,
+                                                            updated_at=timezone.now())
+            if on_step:
+                on_step(method)
+            found, note = METHODS[method](run)
+            if note:
+                notes.append({"method": method, "note": note})
+            rows.extend(found)
+        AttributionRun.objects.filter(pk=run_id).update(stage="report",
+                                                        position=len(run.methods))
+        evidence = [Evidence(r.method, r.source_id, r.document_id, r.score) for r in rows]
+        _publish(run, rows, _summary(evidence, list(run.methods)), notes)
+    return Outcome.DONE
+
+
+def attribution_run_waiting(run_id: int) -> bool:
+    """Whether a queued run still waits for an index (read outside the run's lock)."""
+    run = AttributionRun.objects.select_related("span_index", "gradient_index").filter(
+        pk=run_id, state=State.QUEUED).first()
+    return run is not None and bool(_waiting_for(run))
 
 
 def _ranked(run: AttributionRun, method: str, scored: list[tuple[int | None, int, float, dict]]

@@ -18,8 +18,9 @@ from django.utils import timezone
 
 from attribution.engine.spans import PackedSpans, SpanParams, SpanShard, find_spans, write_index
 from attribution.models import ModelOutput, SpanIndex
+from attribution.services.waiting import runs_waiting_resume
+from core.jobs import claim_row, job_run
 from provenance.models import DatasetVersion, Document, ModelCheckpoint, User
-from provenance.services.jobs import job_fail, job_lock
 
 State = SpanIndex.State
 
@@ -58,39 +59,33 @@ def trained_texts(checkpoint: ModelCheckpoint, version: DatasetVersion) -> dict[
 
 
 def span_index_build(*, index_id: int) -> SpanIndex | None:
-    with job_lock("span_index", index_id) as mine:
-        index = SpanIndex.objects.select_related("checkpoint__run", "version").filter(
-            pk=index_id).first()
-        if not mine or index is None or index.state not in (State.QUEUED, State.RUNNING):
+    folder = Path(settings.ARTIFACT_DIR) / "span_indexes" / str(index_id)
+    with job_run("span_index", index_id, model=SpanIndex,
+                 claim=claim_row(SpanIndex, related=("checkpoint__run", "version"))) as index:
+        if index is None:
             return None
-        folder = Path(settings.ARTIFACT_DIR) / "span_indexes" / str(index_id)
-        SpanIndex.objects.filter(pk=index_id).update(state=State.RUNNING,
-                                                     started_at=timezone.now())
-        try:
-            shutil.rmtree(folder, ignore_errors=True)  # a rerun starts clean
-            tokenizer = _tokenizer(index.checkpoint.path)
-            by_source: dict[int, list[tuple[int, str]]] = {}
-            texts = trained_texts(index.checkpoint, index.version)
-            for doc, source in index.version.members.values_list(
-                    "document_id", "source_id").order_by("document_id"):
-                by_source.setdefault(source, []).append((doc, texts[doc]))
-            SpanIndex.objects.filter(pk=index_id).update(total=len(by_source))
+        shutil.rmtree(folder, ignore_errors=True)  # a rerun starts clean
+        tokenizer = _tokenizer(index.checkpoint.path)
+        by_source: dict[int, list[tuple[int, str]]] = {}
+        texts = trained_texts(index.checkpoint, index.version)
+        for doc, source in index.version.members.values_list(
+                "document_id", "source_id").order_by("document_id"):
+            by_source.setdefault(source, []).append((doc, texts[doc]))
+        SpanIndex.objects.filter(pk=index_id).update(total=len(by_source))
 
-            def tokenized() -> Iterator[tuple[str, list[tuple[int, Any]]]]:
-                for done, (source, docs) in enumerate(sorted(by_source.items()), start=1):
-                    ids = tokenizer([t for _, t in docs], add_special_tokens=False)["input_ids"]
-                    yield str(source), list(zip([d for d, _ in docs], ids, strict=True))
-                    SpanIndex.objects.filter(pk=index_id).update(position=done)
+        def tokenized() -> Iterator[tuple[str, list[tuple[int, Any]]]]:
+            for done, (source, docs) in enumerate(sorted(by_source.items()), start=1):
+                ids = tokenizer([t for _, t in docs], add_special_tokens=False)["input_ids"]
+                yield str(source), list(zip([d for d, _ in docs], ids, strict=True))
+                SpanIndex.objects.filter(pk=index_id).update(position=done)
 
-            # One suffix array per group of sources (all of them up to GROUP_TOKENS), packed.
-            shards = write_index(folder, tokenized())
-            SpanIndex.objects.filter(pk=index_id).update(
-                state=State.SUCCEEDED, path=str(folder), shards=shards,
-                finished_at=timezone.now())
-        except Exception as exc:
-            job_fail(SpanIndex, index_id, exc, "span index")
-        index.refresh_from_db()
-        return index
+        # One suffix array per group of sources (all of them up to GROUP_TOKENS), packed.
+        shards = write_index(folder, tokenized())
+        SpanIndex.objects.filter(pk=index_id).update(
+            state=State.SUCCEEDED, path=str(folder), shards=shards, finished_at=timezone.now())
+    index.refresh_from_db()
+    runs_waiting_resume(span_index=index)  # succeeded or failed: the runs waiting on it go on
+    return index
 
 
 @lru_cache(maxsize=4)

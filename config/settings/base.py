@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 STATE_DIR = Path(os.environ.get("TRAILMARK_STATE_DIR", BASE_DIR / "var")).resolve()
@@ -33,17 +33,22 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-def _state_secret_key() -> str:
-    """A per-installation key kept in the state folder, so sessions survive restarts."""
+def state_secret_key() -> str:
+    """The per-installation key kept in the state folder, so sessions survive restarts. The
+    launcher (config.embedded) makes it at start-up; settings only read it: importing settings
+    writes nothing."""
     path = STATE_DIR / "secret_key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        raise ImproperlyConfigured(
+            f"no secret key: set DJANGO_SECRET_KEY, or start through `make run` (python -m "
+            f"config.embedded), which makes {path}") from None
 
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or _state_secret_key()
+# Each environment's settings say where the key comes from (local: the state folder's; production:
+# DJANGO_SECRET_KEY, required).
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
@@ -60,10 +65,12 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "core",
     "provenance",
     "attribution",
     "takedowns",
     "dashboards",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -162,7 +169,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = STATE_DIR / "static"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request without it
+# Made at start-up by the launcher (and by collectstatic), not here: WhiteNoise warns without it.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -193,7 +200,7 @@ REST_FRAMEWORK = {
         "core.pagination.Ordering",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "provenance.apis.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     # Requests per client: anonymous by address, signed-in by user; "auth" is the password
     # endpoints (the API token and the sign-in page), per address.
     "DEFAULT_THROTTLE_CLASSES": [
@@ -230,7 +237,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
-                             "provenance.apis.schema.document_errors"],
+                             "core.api.document_errors"],
     "ENUM_NAME_OVERRIDES": {
         "JobStateEnum": "provenance.models.Job.State",
         "VersionStateEnum": "provenance.models.DatasetVersion.State",
@@ -268,7 +275,7 @@ CELERY_BEAT_SCHEDULE = {
     "takedown-deadlines": {"task": "takedowns.check_deadlines", "schedule": 15 * 60},
     # The ledger's tail is signed every minute, so that every entry is soon covered.
     "ledger-checkpoint": {"task": "provenance.ledger_checkpoint", "schedule": 60},
-    # A job whose worker died is resumed within half a minute (provenance.services.jobs).
+    # A job whose worker died is resumed within half a minute (core.jobs).
     "jobs-recover": {"task": "provenance.jobs_recover", "schedule": 30},
 }
 CELERY_TASK_SERIALIZER = "json"

@@ -1,7 +1,9 @@
 """Development on one machine: `make run`."""
 
 from .base import *  # noqa: F401,F403
-from .base import env_bool
+from .base import SECRET_KEY, env_bool, state_secret_key
+
+SECRET_KEY = SECRET_KEY or state_secret_key()
 
 # Off unless asked for: `make run` serves the demo to anyone who can reach it, and Django's
 # technical 404 and 500 pages show settings, paths and code.

@@ -1,7 +1,10 @@
 """The test suite: same services as `make run` (embedded by default), faster hashing."""
 
 from .base import *  # noqa: F401,F403
-from .base import TRAILMARK
+from .base import SECRET_KEY, TRAILMARK
+
+# The suite's processes share one key (a test never runs on a deployment's data).
+SECRET_KEY = SECRET_KEY or "trailmark-tests-only-" + "x" * 40
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -11,8 +11,6 @@ from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from provenance.engine.pdf import TextDocument
-
 # The template's size ranges for text, in tokens.
 TEXT_SIZE_RANGES = [(10**9, "less than 1 billion tokens"),
                     (10**13, "1 billion to 10 trillion tokens")]
@@ -86,6 +84,8 @@ LABELS = {"public_dataset": "Publicly available datasets",
 
 
 def summary_pdf(summary: AiActSummary) -> bytes:
+    from provenance.engine.pdf import TextDocument  # fpdf: loaded when a PDF is made
+
     pdf = TextDocument(spacing=1)
     line = pdf.paragraph
 

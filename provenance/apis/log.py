@@ -9,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from provenance.apis.base import ServiceViewSet
+from core.api import ServiceViewSet
 from provenance.ledger.proofs import (
     ledger_checkpoint_latest,
     ledger_consistency,

@@ -10,10 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import ServiceViewSet
 from core.permissions import Capability
 from provenance import selectors
 from provenance import serializers as s
-from provenance.apis.base import ServiceViewSet
 from provenance.services import canaries, ingest, training, watermarks
 
 

@@ -8,10 +8,10 @@ import unicodedata
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import langcodes
 import numpy as np
-from datasketch import LeanMinHash, MinHash
 
 NUM_PERM = 128
 SHINGLE_WORDS = 5
@@ -98,13 +98,18 @@ def minhash_signatures(texts: Sequence[str]) -> list[bytes]:
     compact bytes (128 x uint32 little-endian = 512 bytes)."""
     if not texts:
         return []
+    from datasketch import MinHash  # (and scipy): loaded by the processes that sketch
+
     sketches = MinHash.bulk(
         [shingle_hashes(t) for t in texts], num_perm=NUM_PERM, hashfunc=_identity
     )
     return [m.hashvalues.astype("<u4").tobytes() for m in sketches]
 
 
-def minhash_from_bytes(blob: bytes) -> LeanMinHash:
+def minhash_from_bytes(blob: bytes) -> Any:
+    """A stored signature as datasketch's LeanMinHash."""
+    from datasketch import LeanMinHash
+
     return LeanMinHash(seed=1, hashvalues=np.frombuffer(blob, dtype="<u4"), scheme="affine32")
 
 

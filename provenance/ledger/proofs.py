@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.conf import setting
+from core.errors import LedgerTampered
 from provenance.engine import checkpoint as notes
 from provenance.engine.merkle import (
     consistency_proof,
@@ -62,11 +63,6 @@ def leaf_hashes(size: int | None = None) -> list[bytes]:
     if size is not None:
         rows = rows[:size]
     return [leaf_hash(bytes.fromhex(h)) for h in rows]
-
-
-class LedgerTampered(Exception):
-    """The ledger no longer extends what was signed before: nothing more is signed until an
-    auditor has looked (`manage.py ledger verify`). Answered as 503."""
 
 
 def _witness_path() -> Path:

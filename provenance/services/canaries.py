@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import InvalidTransition
+from core.jobs import claim_row, job_run
 from provenance.engine.canary import (
     CanarySpec,
     bonferroni,
@@ -29,7 +30,6 @@ from provenance.models import (
     SourceCanary,
     User,
 )
-from provenance.services.jobs import job_fail, job_lock
 
 PROBES = 100  # never-inserted sequences per source for the calibration check
 
@@ -93,34 +93,29 @@ def _inserted(checkpoint: ModelCheckpoint, source_id: int) -> bool | None:
 def canary_test_run_execute(*, run_id: int) -> CanaryTestRun | None:
     from provenance.engine import lm
 
-    with job_lock("canary_test", run_id) as mine:
-        run = CanaryTestRun.objects.select_related("checkpoint__run").filter(pk=run_id).first()
-        if not mine or run is None or run.state not in (run.State.QUEUED, run.State.RUNNING):
+    with job_run("canary_test", run_id, model=CanaryTestRun,
+                 claim=claim_row(CanaryTestRun, related=("checkpoint__run",))) as run:
+        if run is None:
             return None
-        CanaryTestRun.objects.filter(pk=run_id).update(state=run.State.RUNNING,
-                                                       started_at=timezone.now())
-        try:
-            model, tokenizer = lm.load(run.checkpoint.path)
-            measured = []
-            probes_null, probes = [], []
-            for done, canary in enumerate(SourceCanary.objects.filter(
-                    source_id__in=run.sources).order_by("source_id"), start=1):
-                spec = CanarySpec.from_dict(canary.spec)
-                sequences = [canary_sequence(spec, canary.secret),
-                             *null_sequences(spec, canary.secret, run.null_size),
-                             *null_sequences(spec, canary.secret, PROBES, stream="probe")]
-                losses = lm.sequence_loss(model, tokenizer, sequences,
-                                          exclude=lm.text_space(run.checkpoint.path, tokenizer))
-                observed, null = losses[0], losses[1:1 + run.null_size]
-                measured.append((canary, spec, membership_test(observed, null)))
-                probes_null.append(null)
-                probes.append(losses[1 + run.null_size:])
-                CanaryTestRun.objects.filter(pk=run_id).update(position=done)
-            _finish(run, measured, probes_null, probes)
-        except Exception as exc:
-            job_fail(CanaryTestRun, run_id, exc, "canary test run")
-        run.refresh_from_db()
-        return run
+        model, tokenizer = lm.load(run.checkpoint.path)
+        measured = []
+        probes_null, probes = [], []
+        for done, canary in enumerate(SourceCanary.objects.filter(
+                source_id__in=run.sources).order_by("source_id"), start=1):
+            spec = CanarySpec.from_dict(canary.spec)
+            sequences = [canary_sequence(spec, canary.secret),
+                         *null_sequences(spec, canary.secret, run.null_size),
+                         *null_sequences(spec, canary.secret, PROBES, stream="probe")]
+            losses = lm.sequence_loss(model, tokenizer, sequences,
+                                      exclude=lm.text_space(run.checkpoint.path, tokenizer))
+            observed, null = losses[0], losses[1:1 + run.null_size]
+            measured.append((canary, spec, membership_test(observed, null)))
+            probes_null.append(null)
+            probes.append(losses[1 + run.null_size:])
+            CanaryTestRun.objects.filter(pk=run_id).update(position=done)
+        _finish(run, measured, probes_null, probes)
+    run.refresh_from_db()
+    return run
 
 
 @transaction.atomic

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from datasketch import LeanMinHash, MinHashLSH
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Max
@@ -20,6 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from core.errors import InvalidTransition
+from core.jobs import claim_row, job_run
 from provenance.engine import licenses
 from provenance.engine.merkle import manifest_root
 from provenance.engine.text import NUM_PERM, minhash_from_bytes
@@ -33,7 +33,6 @@ from provenance.models import (
     User,
     VersionExclusion,
 )
-from provenance.services.jobs import job_fail, job_lock
 from provenance.services.sources import source_opted_out
 from provenance.signals import version_published
 
@@ -177,8 +176,10 @@ def curation_plan(recipe: dict[str, Any], progress: Any = None) -> Plan:
     sources = {s.pk: s for s in DataSource.objects.filter(pk__in=recipe["sources"])}
     active = {pk for pk, s in sources.items() if s.status == DataSource.Status.ACTIVE}
     threshold = recipe["near_duplicate_threshold"]
+    from datasketch import MinHashLSH  # (and scipy): loaded where a plan is made
+
     lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM) if threshold else None
-    kept_sketches: dict[int, LeanMinHash] = {}
+    kept_sketches: dict[int, Any] = {}
     plan = Plan()
     # A server-side cursor: candidates stream in chunks instead of all MinHashes at once.
     with connection.chunked_cursor() as cursor:
@@ -303,23 +304,14 @@ def version_derive(*, parent: DatasetVersion, detail: str, actor: User | None,
 
 
 def curation_run(*, job_id: int) -> CurationJob | None:
-    with job_lock("curation", job_id) as mine:
-        return _curation_run(job_id) if mine else None
-
-
-def _curation_run(job_id: int) -> CurationJob | None:
-    with transaction.atomic():
-        job = CurationJob.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.state in (CurationJob.State.SUCCEEDED, CurationJob.State.FAILED):
+    with job_run("curation", job_id, model=CurationJob,
+                 claim=claim_row(CurationJob, stage="selecting")) as job:
+        if job is None:
             return None
-        job.state, job.stage = CurationJob.State.RUNNING, "selecting"
-        job.started_at = job.started_at or timezone.now()
-        job.save(update_fields=["state", "stage", "started_at", "updated_at"])
 
-    def progress(n: int) -> None:
-        CurationJob.objects.filter(pk=job_id).update(position=n, updated_at=timezone.now())
+        def progress(n: int) -> None:
+            CurationJob.objects.filter(pk=job_id).update(position=n, updated_at=timezone.now())
 
-    try:
         plan = curation_plan(job.recipe, progress)
         with transaction.atomic():
             version = version_create_from_plan(dataset=job.dataset, recipe=job.recipe, plan=plan,
@@ -330,8 +322,6 @@ def _curation_run(job_id: int) -> CurationJob | None:
             CurationJob.objects.filter(pk=job_id).update(
                 state=CurationJob.State.SUCCEEDED, stage="done", version=version, position=total,
                 total=total, finished_at=timezone.now(), updated_at=timezone.now())
-    except Exception as exc:
-        job_fail(CurationJob, job_id, exc, "curation job")
     job.refresh_from_db()
     return job
 

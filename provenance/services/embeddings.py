@@ -7,8 +7,8 @@ from __future__ import annotations
 from django.db import transaction
 
 from core.conf import setting
+from core.jobs import job_lock
 from provenance.models import Document
-from provenance.services.jobs import job_lock
 
 
 def documents_pending_embedding() -> int:

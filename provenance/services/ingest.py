@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from core.conf import setting
 from core.errors import InvalidTransition
+from core.jobs import claim_row, job_run
 from provenance.engine.prefetch import Prefetch
 from provenance.engine.readers import (
     IngestFileError,
@@ -37,7 +38,6 @@ from provenance.engine.text import Prepared, language_tag, minhash_signatures, p
 from provenance.ledger.append import ledger_append
 from provenance.models import DataSource, IngestJob, User
 from provenance.services.embeddings import documents_embed_later
-from provenance.services.jobs import job_fail, job_lock
 
 ProgressCallback = Callable[[IngestJob], None]
 
@@ -218,31 +218,19 @@ def _prepared_batches(reader: Reader, skip: int, size: int) -> Iterator[_Batch]:
 def _claim(job_id: int) -> IngestJob | None:
     """Mark the job running unless it is finished. A job found 'running' was interrupted (its
     worker died and the broker redelivered the task), so it resumes after its last batch."""
-    with transaction.atomic():
-        job = IngestJob.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.state in (IngestJob.State.SUCCEEDED, IngestJob.State.FAILED):
-            return None
-        job.state = IngestJob.State.RUNNING
-        job.started_at = job.started_at or timezone.now()
-        job.stage = "reading"
-        job.save(update_fields=["state", "started_at", "stage", "updated_at"])
-        return job
+    return claim_row(IngestJob, stage="reading")(job_id)
 
 
 def ingest_run(*, job_id: int, on_progress: ProgressCallback | None = None) -> IngestJob | None:
     """Run (or resume) an ingest job. Safe to call twice; None when there was nothing to do."""
-    with job_lock("ingest", job_id) as mine:
-        job = _claim(job_id) if mine else None
+    with job_run("ingest", job_id, model=IngestJob, claim=_claim) as job:
         if job is None:
             return None
-        try:
-            _run(job, on_progress)
-        except Exception as exc:
-            job_fail(IngestJob, job_id, exc, "ingest job")
-            job.refresh_from_db()
-            if on_progress:
-                on_progress(job)
-        return job
+        _run(job, on_progress)
+    job.refresh_from_db()
+    if on_progress and job.state == IngestJob.State.FAILED:
+        on_progress(job)
+    return job
 
 
 def _run(job: IngestJob, on_progress: ProgressCallback | None) -> None:

@@ -11,12 +11,12 @@ from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from core.conf import setting
+from core.mail import mail_on_commit
 from provenance.ledger.append import ledger_append
 from provenance.models import RightsHolder, User
 from provenance.services.sources import rights_holder_create
@@ -62,11 +62,10 @@ def rights_holder_onboard(*, actor: User | None, username: str, email: str,
                   payload={"user": user.pk, "invited": not password})
     if link:
         days = round(settings.PASSWORD_RESET_TIMEOUT / 86_400, 1)
-        transaction.on_commit(lambda: send_mail(
+        mail_on_commit(
             "[Trailmark] Your rights-holder account",
             f"An account was opened for {holder.name} on Trailmark, where you can register "
             f"your sources, file takedown requests and follow them.\n\n"
             f"Username: {user.username}\nChoose your password here (the link works once, for "
-            f"{days:g} days):\n{link}\n",
-            str(setting("TAKEDOWN_FROM_EMAIL")), [email]))
+            f"{days:g} days):\n{link}\n", [email])
     return Onboarded(holder=holder, user=user, invitation_url=link)

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.errors import InvalidTransition
+from core.jobs import claim_row, job_run
 from provenance.engine.canary import CanarySpec, canary_sequence, carrier_documents, insert
 from provenance.engine.lm_config import PRESETS, TrainConfig, directory_sha256
 from provenance.engine.watermark import embed
@@ -31,7 +32,6 @@ from provenance.models import (
     TrainingRun,
     User,
 )
-from provenance.services.jobs import job_fail, job_lock
 
 State = TrainingRun.State
 
@@ -197,23 +197,13 @@ def run_dir(run_id: int) -> Path:
     return Path(settings.ARTIFACT_DIR) / "runs" / str(run_id)
 
 
-def _claim(run_id: int) -> TrainingRun | None:
-    with transaction.atomic():
-        run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
-        if run is None or run.state not in (State.QUEUED, State.RUNNING):
-            return None
-        run.state, run.stage = State.RUNNING, "training"
-        run.started_at = run.started_at or timezone.now()
-        run.save(update_fields=["state", "stage", "started_at", "updated_at"])
-        return run
-
-
 def training_run_execute(*, run_id: int, on_progress: Any = None) -> TrainingRun | None:
     """Train (or resume) a run. Safe to call twice. Imports torch: workers and CLI only."""
     from provenance.engine import lm
 
-    with job_lock("training", run_id) as mine:
-        run = _claim(run_id) if mine else None
+    with job_run("training", run_id, model=TrainingRun,
+                 claim=claim_row(TrainingRun, stage="training"),
+                 cancelled=(lm.Cancelled,)) as run:
         if run is None:
             return None
 
@@ -225,27 +215,18 @@ def training_run_execute(*, run_id: int, on_progress: Any = None) -> TrainingRun
                 on_progress(p)
             return not TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
 
-        try:
-            config = TrainConfig.from_dict(run.config)
-            export = training_export(run.version, run.marks or None, config.watermarks)
-            if not run.marks:
-                TrainingRun.objects.filter(pk=run_id).update(marks=export.marks)
-                run.marks = export.marks
-            texts = export.texts
-            if not texts:
-                raise ValueError("the version has no documents to train on")
-            result = lm.train(texts, config, run_dir(run_id), on_progress=report)
-        except lm.Cancelled:
-            TrainingRun.objects.filter(pk=run_id).update(
-                state=State.CANCELLED, stage="cancelled", finished_at=timezone.now(),
-                updated_at=timezone.now())
-        except Exception as exc:
-            job_fail(TrainingRun, run_id, exc, "training run")
-        else:
-            _finish(run, result, len(texts),
-                    [export.documents[i] for i in result.heldout_texts])
-        run.refresh_from_db()
-        return run
+        config = TrainConfig.from_dict(run.config)
+        export = training_export(run.version, run.marks or None, config.watermarks)
+        if not run.marks:
+            TrainingRun.objects.filter(pk=run_id).update(marks=export.marks)
+            run.marks = export.marks
+        texts = export.texts
+        if not texts:
+            raise ValueError("the version has no documents to train on")
+        result = lm.train(texts, config, run_dir(run_id), on_progress=report)
+        _finish(run, result, len(texts), [export.documents[i] for i in result.heldout_texts])
+    run.refresh_from_db()
+    return run
 
 
 @transaction.atomic
@@ -256,7 +237,9 @@ def _finish(run: TrainingRun, result: Any, documents: int,
                # the documents of the version training held out whole (never trained on)
                "heldout_documents": sorted(heldout or []),
                "steps": result.steps, "tokens": result.tokens, "parameters": result.parameters,
-               "documents": documents, "device": result.device}
+               "documents": documents, "device": result.device,
+               # steps it went on from after an interruption (a killed worker): none, usually
+               "resumed_at_steps": list(result.resumed_at)}
     checkpoint, _ = ModelCheckpoint.objects.get_or_create(run=run, defaults={
         "name": f"{run.version}-run{run.pk}", "kind": ModelCheckpoint.Kind.TRAINED,
         "version": run.version, "path": str(result.model_dir), "sha256": result.sha256,

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from takedowns.engine.unlearn_config import Thresholds
 
@@ -57,6 +56,8 @@ def auc(members: np.ndarray, nonmembers: np.ndarray) -> np.ndarray:
     1-d inputs, one per row for (B, n) inputs."""
     members, nonmembers = np.asarray(members, float), np.asarray(nonmembers, float)
     n1, n2 = members.shape[-1], nonmembers.shape[-1]
+    from scipy.stats import rankdata  # loaded where it measures, not by the web process
+
     ranks = rankdata(np.concatenate([members, nonmembers], axis=-1), axis=-1)
     u = ranks[..., :n1].sum(-1) - n1 * (n1 + 1) / 2
     return u / (n1 * n2)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ class UnlearnResult:
     steps: int
     seconds: float  # of this call (a resumed run counts only what it did itself)
     device: str
+    resumed_at: list[int] = field(default_factory=list)  # steps it went on from a saved state
 
 
 def _rows_loglik(model: Any, rows: torch.Tensor, device: torch.device,
@@ -105,6 +106,7 @@ def unlearn(model_dir: Path, forget_texts: Sequence[str], retain_texts: Sequence
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=0.0)
     work_dir.mkdir(parents=True, exist_ok=True)
     state_path, step = work_dir / "state.pt", 0
+    resumed_at: list[int] = []
     if state_path.exists():
         state = torch.load(state_path, map_location=dev, weights_only=False)
         model.load_state_dict(state["model"])
@@ -112,6 +114,7 @@ def unlearn(model_dir: Path, forget_texts: Sequence[str], retain_texts: Sequence
             heads.load_state_dict(state["heads"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
+        resumed_at = [*state.get("resumed_at", []), step]
     model.train()
     last_loss = float("nan")
     while step < config.steps:
@@ -146,7 +149,7 @@ def unlearn(model_dir: Path, forget_texts: Sequence[str], retain_texts: Sequence
             tmp = state_path.with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "heads": heads.state_dict() if heads is not None else None,
-                        "step": step}, tmp)
+                        "step": step, "resumed_at": resumed_at}, tmp)
             tmp.replace(state_path)  # atomic: a kill never leaves a half-written state
             tokens = step * config.batch_size * 2 * width
             rate = tokens / max(1e-9, time.perf_counter() - started)
@@ -154,7 +157,8 @@ def unlearn(model_dir: Path, forget_texts: Sequence[str], retain_texts: Sequence
                                                            last_loss, rate)):
                 raise lm.Cancelled(f"cancelled at step {step}")
     return UnlearnResult(candidates=candidates(work_dir), steps=step,
-                         seconds=time.perf_counter() - started, device=dev.type)
+                         seconds=time.perf_counter() - started, device=dev.type,
+                         resumed_at=resumed_at)
 
 
 def candidates(work_dir: Path) -> list[tuple[int, Path]]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from core.conf import setting
+from core.mail import mail_on_commit
 from core.permissions import Capability, roles_with
 from provenance.ledger.append import ledger_append
 from provenance.models import User
@@ -56,10 +55,8 @@ def takedown_deadlines_check(today: date | None = None) -> list[str]:
                      .values_list("email", flat=True))
         lines = [f"{r.reference} ({r.get_legal_basis_display()}, {r.state}): deadline "
                  f"{r.overdue_since}" for r in newly]
-        if staff:
-            transaction.on_commit(lambda: send_mail(
-                f"[Trailmark] {len(newly)} takedown request(s) overdue", "\n".join(lines),
-                str(setting("TAKEDOWN_FROM_EMAIL")), staff))
+        mail_on_commit(f"[Trailmark] {len(newly)} takedown request(s) overdue",
+                       "\n".join(lines), staff)
     return [r.reference for r in newly]
 
 

@@ -21,10 +21,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.errors import InvalidTransition
+from core.jobs import job_run
 from provenance.engine.text import NUM_PERM, minhash_signatures, normalise
 from provenance.ledger.append import ledger_append
 from provenance.models import Document, ModelCheckpoint, Occurrence, User, VersionMember
-from provenance.services.jobs import job_lock
 from takedowns.models import TakedownMatch, TakedownRequest
 from takedowns.services.workflow import takedown_transition
 
@@ -182,21 +182,26 @@ def _verbatim_spans(samples: list[tuple[int, str]]) -> list[tuple[int, int, floa
 
 def takedown_scope(*, request_id: int) -> TakedownRequest | None:
     """Find the matches of a request in scoping; None when it is not (any more) scoping."""
-    with job_lock("takedown_scope", request_id) as mine:
-        request = TakedownRequest.objects.filter(pk=request_id).first()
-        if not mine or request is None or request.state != State.SCOPING or \
+    def claim(pk: int) -> TakedownRequest | None:
+        request = TakedownRequest.objects.filter(pk=pk).first()
+        if request is None or request.state != State.SCOPING or \
                 (request.scope.get("job") or {}).get("state") in ("done", "failed"):
             return None  # not scoping, or a late duplicate of a finished task
         _job(request, "running")
         request.save(update_fields=["scope", "updated_at"])
-        try:
-            return _scope(request)
-        except Exception as exc:
-            log.exception("scoping of takedown %s failed", request_id)
-            request.refresh_from_db()
-            _job(request, "failed", error=str(exc)[:2000])
-            request.save(update_fields=["scope", "updated_at"])
-            return request
+        return request
+
+    def fail(pk: int, exc: BaseException) -> None:
+        request = TakedownRequest.objects.get(pk=pk)
+        _job(request, "failed", error=str(exc)[:2000])
+        request.save(update_fields=["scope", "updated_at"])
+
+    with job_run("takedown_scope", request_id, claim=claim, fail=fail) as request:
+        if request is None:
+            return None
+        _scope(request)
+    request.refresh_from_db()
+    return request
 
 
 def _scope(request: TakedownRequest) -> TakedownRequest:

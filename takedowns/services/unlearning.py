@@ -15,8 +15,6 @@ cancellable; when the last one of the request ends, `takedowns.unlearn_verify` m
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,35 +22,31 @@ import numpy as np
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.errors import InvalidTransition
-from provenance.engine.canary import CanarySpec, canary_sequence, null_sequences
+from core.jobs import job_run
 from provenance.engine.lm_config import TrainConfig
 from provenance.ledger.append import ledger_append
 from provenance.models import (
     DatasetVersion,
-    Document,
     ModelCheckpoint,
-    SourceCanary,
     TrainingRun,
     User,
-    VersionExclusion,
-    VersionMember,
 )
-from provenance.services.jobs import job_fail, job_lock
-from provenance.services.training import training_export, training_run_create
+from provenance.services.training import training_run_create
 from takedowns.engine.unlearn_config import METHODS, UnlearnConfig
 from takedowns.models import OutputFilter, TakedownRequest, UnlearningRun
+from takedowns.services.forget_sets import origin_run, trained_export, verification_sets
 from takedowns.services.workflow import takedown_transition
 
 State = TakedownRequest.State
 RunState = UnlearningRun.State
 Method = UnlearningRun.Method
+
 ACTIVE = (RunState.QUEUED, RunState.RUNNING)
-HOLDOUT_MAX = 1000
-UTILITY_MAX = 256
-CANARY_NULLS = 500  # smallest p-value 1/501: a hard fail (p <= 0.01) can be seen
 FILTER_NGRAM = 8
 
 
@@ -61,13 +55,6 @@ def affected_checkpoints(document_ids: set[int]) -> list[ModelCheckpoint]:
     earlier requests included: they were trained or unlearned on such versions too)."""
     return list(ModelCheckpoint.objects.filter(version__members__document_id__in=document_ids)
                 .distinct().order_by("pk"))
-
-
-def origin_run(checkpoint: ModelCheckpoint) -> TrainingRun | None:
-    """The training run behind a checkpoint: its own, or (unlearned) its nearest ancestor's."""
-    while checkpoint.run is None and checkpoint.parent is not None:
-        checkpoint = checkpoint.parent
-    return checkpoint.run
 
 
 def _remediated_version(request: TakedownRequest, checkpoint: ModelCheckpoint
@@ -175,123 +162,6 @@ def unlearning_run_cancel(*, run: UnlearningRun, actor: User) -> UnlearningRun:
 # The texts a run and its verification read
 
 
-@dataclass
-class Sets:
-    forget: list[str]         # the removed documents as stored: what is measured
-    forget_trained: list[str]  # the same as the checkpoint saw them (marks, canaries): unlearned
-    retain: list[str]         # as trained
-    holdout: list[str]        # never trained on, from the forget set's sources (membership)
-    utility: list[str]        # never trained on, from the other sources (held-out perplexity)
-    canary: list[str] | None  # a removed source's canary, then its null sequences
-    retain_ids: list[int] = field(default_factory=list)  # the documents `retain` came from
-
-    def sizes(self) -> dict[str, Any]:
-        return {"forget_documents": len(self.forget), "holdout_documents": len(self.holdout),
-                "retain_documents": len(self.retain), "utility_documents": len(self.utility),
-                "canary_nulls": len(self.canary) - 1 if self.canary else 0}
-
-    def split(self, seed: int = 0) -> tuple[Sets, Sets]:
-        """(validation, test): each set cut in two halves by a seeded permutation, disjoint, so
-        that a candidate chosen on one is certified on documents it was not chosen on. The
-        canary (one sequence) is in both; its null sequences are split."""
-        rng = random.Random(f"verification split {seed}")
-
-        def halves(n: int) -> tuple[list[int], list[int]]:
-            order = list(range(n))
-            rng.shuffle(order)
-            return sorted(order[:n // 2]), sorted(order[n // 2:])
-
-        parts: list[dict[str, Any]] = [{}, {}]
-        f_val, f_test = halves(len(self.forget))
-        for part, index in zip(parts, (f_val, f_test), strict=True):
-            part["forget"] = [self.forget[i] for i in index]
-            part["forget_trained"] = [self.forget_trained[i] for i in index]
-        for name in ("holdout", "utility"):
-            values = getattr(self, name)
-            for part, index in zip(parts, halves(len(values)), strict=True):
-                part[name] = [values[i] for i in index]
-        r_val, r_test = halves(len(self.retain))
-        for part, index in zip(parts, (r_val, r_test), strict=True):
-            part["retain"] = [self.retain[i] for i in index]
-            part["retain_ids"] = [self.retain_ids[i] for i in index if i < len(self.retain_ids)]
-        for n, part in enumerate(parts):
-            part["canary"] = [self.canary[0], *self.canary[1 + n::2]] if self.canary else None
-        return Sets(**parts[0]), Sets(**parts[1])
-
-
-def _export(checkpoint: ModelCheckpoint, **kwargs: Any) -> Any:
-    """The checkpoint's training text as it saw it (its own canaries and watermarks)."""
-    run = origin_run(checkpoint)
-    if run is None:
-        return training_export(checkpoint.version, marks={"canaries": {}}, **kwargs)
-    return training_export(checkpoint.version, marks=run.marks,
-                           watermarks=bool(run.config.get("watermarks")), **kwargs)
-
-
-def verification_sets(checkpoint: ModelCheckpoint, forget_ids: list[int], retain_n: int,
-                      seed: int = 0, exclude_retain: set[int] | None = None) -> Sets:
-    """The forget, retain, held-out and utility texts and the canary of one checkpoint's
-    verification. `exclude_retain`: documents not to sample the retain set from (verification
-    leaves out those the unlearning runs trained on, so utility is judged on retained text
-    the unlearning never saw)."""
-    purged = sorted(Document.objects.filter(pk__in=forget_ids, text_purged=True)
-                    .values_list("pk", flat=True))
-    if purged:
-        raise ValueError(f"the text of documents {purged} was purged: unlearning and its "
-                         f"verification need it")
-    trained = _export(checkpoint, only=set(forget_ids), include_removed=True)
-    # Measured in the same form as the held-out text (stored, no watermark characters, no
-    # canary), so that membership does not measure "carries invisible characters"; the canary
-    # has its own test.
-    stored = dict(Document.objects.filter(pk__in=trained.documents).values_list("pk", "text"))
-    forget = [stored[d] for d in trained.documents]
-    everything = _export(checkpoint)
-    skip = set(forget_ids) | (exclude_retain or set())
-    rest = [(t, d) for t, d in zip(everything.texts, everything.documents, strict=True)
-            if d not in skip]
-    retain = random.Random(seed).sample(rest, min(retain_n, len(rest)))
-    # Held-out text from the forget set's own sources: a membership test between different
-    # distributions (a removed source's style against everyone else's) measures the style.
-    # Held-out documents the same request removed still count (never trained on either way),
-    # until their text is purged.
-    sources = set(VersionMember.objects.filter(version=checkpoint.version,
-                                               document_id__in=forget_ids)
-                  .values_list("source_id", flat=True))
-    held = VersionExclusion.objects.filter(version=checkpoint.version,
-                                           reason=VersionExclusion.Reason.HELD_OUT)
-
-    def texts(rows: Any, limit: int) -> list[str]:
-        return list(Document.objects.filter(pk__in=rows.values("document_id"),
-                                            text_purged=False)
-                    .order_by("sha256").values_list("text", flat=True)[:limit])
-
-    # Utility is measured on what the model should still know: held-out text of the rest.
-    return Sets(forget=forget, forget_trained=trained.texts, retain=[t for t, _ in retain],
-                retain_ids=[d for _, d in retain],
-                holdout=texts(held.filter(source_id__in=sources), HOLDOUT_MAX),
-                utility=texts(held.exclude(source_id__in=sources), UTILITY_MAX),
-                canary=_canary(checkpoint, set(forget_ids)))
-
-
-def _canary(checkpoint: ModelCheckpoint, forget: set[int]) -> list[str] | None:
-    """The canary of a source all of whose carriers are in the forget set (if some stay, the
-    model is meant to know it still)."""
-    run = origin_run(checkpoint)
-    marks = run.marks.get("canaries", {}) if run else {}
-    for source, carriers in sorted(marks.items()):
-        if carriers and set(carriers) <= forget:
-            canary = SourceCanary.objects.filter(source_id=int(source)).first()
-            if canary is not None:
-                spec = CanarySpec.from_dict(canary.spec)
-                return [canary_sequence(spec, canary.secret),
-                        *null_sequences(spec, canary.secret, CANARY_NULLS, stream="takedown")]
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
-# The worker side
-
-
 def run_dir(run_id: int) -> Path:
     return Path(settings.ARTIFACT_DIR) / "unlearning" / str(run_id)
 
@@ -313,28 +183,25 @@ def unlearning_run_execute(*, run_id: int) -> UnlearningRun | None:
     """Run (or resume) one remediation. Safe to call twice. Imports torch: workers only."""
     from provenance.engine import lm
 
-    with job_lock("unlearning", run_id) as mine:
-        run = claim_run(run_id) if mine else None
+    started = timezone.now()
+
+    def close(pk: int, outcome: str) -> None:
+        elapsed = (timezone.now() - started).total_seconds()
+        UnlearningRun.objects.filter(pk=pk).update(
+            state=outcome, stage="done" if outcome == RunState.SUCCEEDED else outcome,
+            seconds=Coalesce(F("seconds"), 0.0) + elapsed, finished_at=timezone.now(),
+            updated_at=timezone.now())
+
+    with job_run("unlearning", run_id, model=UnlearningRun, claim=claim_run,
+                 cancelled=(lm.Cancelled,),
+                 cancel=lambda pk: close(pk, RunState.CANCELLED)) as run:
         if run is None:
             return None
-        started = timezone.now()
-        try:
-            how = {Method.RETRAIN.value: _retrain, Method.OUTPUT_FILTER.value: _output_filter}
-            outcome = how.get(run.method, _unlearn)(run)
-        except lm.Cancelled:
-            outcome = RunState.CANCELLED
-        except Exception as exc:
-            job_fail(UnlearningRun, run_id, exc, "unlearning run")
-            outcome = None
-        if outcome is not None:
-            elapsed = (timezone.now() - started).total_seconds()
-            UnlearningRun.objects.filter(pk=run_id).update(
-                state=outcome, stage="done" if outcome == RunState.SUCCEEDED else outcome,
-                seconds=(run.seconds or 0) + elapsed, finished_at=timezone.now(),
-                updated_at=timezone.now())
-        _after_run(run.request_id)
-        run.refresh_from_db()
-        return run
+        how = {Method.RETRAIN.value: _retrain, Method.OUTPUT_FILTER.value: _output_filter}
+        close(run_id, how.get(run.method, _unlearn)(run))
+    _after_run(run.request_id)
+    run.refresh_from_db()
+    return run
 
 
 def _progress(run: UnlearningRun) -> Any:
@@ -385,14 +252,14 @@ def _unlearn(run: UnlearningRun) -> str:
                      config, run_dir(run.pk), on_progress=_progress(run))
     UnlearningRun.objects.filter(pk=run.pk).update(
         candidates=[{"step": step, "path": str(path)} for step, path in result.candidates],
-        device=result.device)
+        device=result.device, resumed_at=result.resumed_at)
     return RunState.SUCCEEDED
 
 
 def _output_filter(run: UnlearningRun) -> str:
     from takedowns.engine.output_filter import shingle_hashes
 
-    forget = _export(run.checkpoint, only=set(run.forget_documents),
+    forget = trained_export(run.checkpoint, only=set(run.forget_documents),
                      include_removed=True).texts
     if not any(t.strip() for t in forget):
         raise ValueError("the documents' text was purged: nothing to build a filter from")

@@ -6,12 +6,15 @@ Every service that changes a request's state calls `takedown_transition`; nothin
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
 from core.conf import setting
 from core.errors import InvalidTransition
+from core.permissions import Capability
 from provenance.engine.canonical import canonical_hash
 from provenance.ledger.append import ledger_append
 from provenance.models import User
@@ -36,6 +39,13 @@ TRANSITIONS: dict[str, set[str]] = {
     State.RESTORE_WINDOW: {State.RESTORED, State.LITIGATION_HOLD},
     State.LITIGATION_HOLD: {State.CLOSED, State.RESTORED},
 }
+# What each step on a request asks of whoever takes it. The API's actions and the portal's forms
+# both read this table.
+STEP_CAPABILITIES: dict[str, Capability] = {
+    "supplement": Capability.FILE_TAKEDOWN, "withdraw": Capability.FILE_TAKEDOWN,
+    **{step: Capability.MOVE_TAKEDOWN for step in (
+        "decide", "scope", "review_scope", "add_to_scope", "remediate_data", "counter_notice",
+        "restore", "remediate_models", "cancel_run", "verify")}}
 DECISIONS = {State.REJECTED, State.NEEDS_INFO, State.ACCEPTED, State.DECIDED, State.RESTORED,
              State.DUPLICATE, State.CLOSED}
 
@@ -54,10 +64,13 @@ def _record(request: TakedownRequest, to: str, actor: User | None, note: str = "
     TakedownEvent.objects.create(request=request, from_state=previous, to_state=to,
                                  actor=actor, note=note, at=now, ledger_entry=entry)
     if to in DECISIONS or to in (State.ACKNOWLEDGED, State.RESTORE_WINDOW):
-        transaction.on_commit(lambda: _notify(request.pk, to))
+        from takedowns.tasks import takedown_notify_task
+
+        transaction.on_commit(partial(takedown_notify_task.delay, request.pk, to))
 
 
-def _notify(request_id: int, state: str) -> None:
+def takedown_notify(request_id: int, state: str) -> None:
+    """E-mail the claimant that their request reached `state` (a retried task, after commit)."""
     request = TakedownRequest.objects.filter(pk=request_id).first()
     if request is None or not request.claimant_email:
         return

@@ -183,6 +183,33 @@ def test_a_run_waits_while_its_indexes_build(world):
     assert run.stage == "waiting for indexes: spans 0%, gradients 0%"
 
 
+def test_a_waiting_run_is_sent_again_by_each_index_it_waits_for_not_by_polling(
+        world, django_capture_on_commit_callbacks):
+    """It used to re-queue itself every 3 s on the gpu queue until its indexes were built."""
+    from attribution.services.spans import span_index_build
+
+    checkpoint, _, _ = world
+    output = ModelOutput.objects.create(checkpoint=checkpoint, prompt="Ada Arden was born in",
+                                        completion=" Lisbon.", state="succeeded")
+    run = attribution_run_create(output=output, actor=None, methods=["spans", "influence"],
+                                 enqueue=False)
+    assert attribution_run_execute(run_id=run.pk) is Outcome.WAITING
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        assert span_index_build(index_id=run.span_index.pk).state == "succeeded"
+    assert [(c.func.__self__.name, c.args) for c in sent] == [
+        ("attribution.run_execute", (run.pk,))]
+    assert attribution_run_execute(run_id=run.pk) is Outcome.WAITING  # gradients still to build
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        assert build_gradient_index(run.gradient_index).state == "succeeded"
+    assert [c.args for c in sent] == [(run.pk,)]
+    assert attribution_run_execute(run_id=run.pk) is Outcome.DONE
+    run.refresh_from_db()
+    assert run.state == "succeeded", run.error
+    with django_capture_on_commit_callbacks(execute=False) as sent:  # only queued runs are sent
+        assert build_gradient_index(run.gradient_index).state == "succeeded"
+    assert sent == []
+
+
 def test_the_cli_builds_missing_indexes_and_prints_shares_and_the_report_digest(world):
     from io import StringIO
 

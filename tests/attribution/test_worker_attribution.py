@@ -11,7 +11,6 @@ from attribution.models import AttributionRun, ModelOutput
 from attribution.services.runs import attribution_run_create
 from provenance.services.training import training_run_create, training_run_execute
 from tests.attribution.test_runs import FACT_MODEL, PEOPLE
-from tests.provenance.test_worker import worker  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 

@@ -13,7 +13,7 @@ from django.test import Client
 
 from provenance.models import LedgerEntry
 from takedowns.services.requests import takedown_file
-from tests.takedowns.test_takedown_permissions import NOTICE
+from tests.helpers import NOTICE
 
 pytestmark = pytest.mark.django_db
 

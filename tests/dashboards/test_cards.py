@@ -15,24 +15,9 @@ from dashboards.services import version_card_render
 from dashboards.tasks import card_render_task
 from provenance.models import Document, LedgerEntry
 from takedowns.services.scoping import takedown_scope
-from tests.takedowns.test_model_remediation import trained  # noqa: F401  (fixture)
-from tests.takedowns.test_scoping import corpus, file_and_accept  # noqa: F401  (fixture)
+from tests.fixtures.scoping import file_and_accept
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def published(users, make_source, ingest_texts, publish_version, monkeypatch,
-              django_capture_on_commit_callbacks):
-    ingest_texts(make_source(owner=users["holder_a"].rights_holder, name="essays",
-                             license_expression="CC-BY-4.0"), ["one essay", "two essays"])
-    ingest_texts(make_source(name="forum", license_expression="MIT"), ["a post"])
-    # The render task runs here instead of on a worker, when publishing commits.
-    monkeypatch.setattr(card_render_task, "delay",
-                        lambda version_id: version_card_render(version_id=version_id))
-    with django_capture_on_commit_callbacks(execute=True):
-        version = publish_version("cards", "commercial")
-    return version
 
 
 def test_publishing_a_version_renders_its_cards_in_three_formats(published):
@@ -134,7 +119,7 @@ def test_a_model_card_shows_its_training_data_lineage_and_remediations(
 
     from provenance.models import ModelCheckpoint
     from takedowns.models import UnlearningRun
-    from tests.takedowns.test_model_remediation import data_remediated
+    from tests.fixtures.remediation import data_remediated
 
     checkpoint = trained["checkpoint"]
     request = data_remediated(trained, client_as)

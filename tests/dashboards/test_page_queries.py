@@ -10,9 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from provenance.models import DataSource
 from takedowns.services.requests import takedown_file
-from tests.provenance.test_api_permissions import world as provenance_world  # noqa: F401
-from tests.takedowns.test_takedown_permissions import NOTICE
-from tests.test_access_matrix import world  # noqa: F401
+from tests.helpers import NOTICE
 
 pytestmark = pytest.mark.django_db
 PAGES = ["/", "/transparency/", "/datasets/{slug}/v{number}/", "/runs/", "/runs/{run}/",

@@ -224,3 +224,24 @@ def test_the_portal_completes_a_work_and_refuses_another_requests_work(pages_as,
     work.refresh_from_db()
     assert filed.state == "validating" and work.urls == ["https://holder-a.example/quote"]
     assert work.title == "A quotation" and filed.works.count() == 1
+
+
+def test_every_form_on_a_request_page_is_one_row_of_the_table_the_api_shares():
+    """The portal's steps go through one table (dashboards.portal.ACTIONS) onto the API's
+    services, each needing the capability the API's action needs."""
+    import re
+    from pathlib import Path
+
+    from dashboards.portal import ACTIONS
+    from takedowns.apis import TakedownViewSet
+    from takedowns.services.workflow import STEP_CAPABILITIES
+
+    template = (Path(__file__).resolve().parents[2] / "dashboards" / "templates" / "dashboards"
+                / "takedown.html").read_text()
+    forms = set(re.findall(r'name="action" value="(\w+)"', template))
+    assert forms == set(ACTIONS)
+    assert TakedownViewSet.action_capabilities is STEP_CAPABILITIES
+    api_actions = {name.replace("-", "_") for name in dir(TakedownViewSet)
+                   if hasattr(getattr(TakedownViewSet, name), "mapping")}
+    for step, _ in ACTIONS.values():
+        assert step in STEP_CAPABILITIES and step in api_actions, step

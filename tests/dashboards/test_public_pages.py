@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 
 from dashboards.services import version_card_render
-from tests.dashboards.test_cards import published  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +47,7 @@ def test_the_transparency_page_counts_takedowns_and_shows_the_signed_checkpoint(
 
     from takedowns.models import TakedownEvent, TakedownRequest
     from takedowns.services.requests import takedown_decide, takedown_file
-    from tests.takedowns.test_takedown_permissions import NOTICE
+    from tests.helpers import NOTICE
 
     first = takedown_file(actor=users["holder_a"], data=NOTICE)
     second = takedown_file(actor=users["holder_b"], data=NOTICE)

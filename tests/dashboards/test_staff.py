@@ -15,9 +15,7 @@ from provenance.models import IngestJob, ModelCheckpoint, TrainingRun
 from provenance.services.sources import opt_out_signal_record
 from takedowns.models import TakedownRequest
 from takedowns.services.requests import takedown_file
-from tests.provenance.test_api_permissions import world as provenance_world  # noqa: F401
-from tests.takedowns.test_takedown_permissions import NOTICE
-from tests.test_access_matrix import world  # noqa: F401
+from tests.helpers import NOTICE
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,6 @@ from takedowns.models import TakedownRequest, UnlearningRun
 from takedowns.services.scoping import takedown_scope
 from takedowns.services.unlearning import unlearning_run_execute
 from takedowns.services.verification import takedown_verify
-from tests.takedowns.test_model_remediation import trained  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 

@@ -64,7 +64,7 @@ def test_featurize_in_length_sorted_batches_matches_one_at_a_time(tiny):
 
 def test_fisher_draws_follow_the_models_distribution():
     logits = torch.log(torch.tensor([[[0.7, 0.2, 0.1, 0.0]]]))  # one row, one position
-    drawn = torch.cat([inf._draws(logits, [seed], 1)[0] for seed in range(3000)]).flatten()
+    drawn = torch.cat([inf.label_draws(logits, [seed], 1)[0] for seed in range(3000)]).flatten()
     freq = torch.bincount(drawn, minlength=4).float() / len(drawn)
     assert torch.allclose(freq, torch.tensor([0.7, 0.2, 0.1, 0.0]), atol=0.03)
     assert drawn.max() < 3  # a token of probability 0 is never drawn
@@ -207,8 +207,8 @@ def test_a_query_longer_than_the_context_keeps_its_completion(tiny):
     tail = inf.Example(example.ids[-16:], example.weights[-16:])
     assert np.allclose(features, inf.featurize(featurizer, [tail])[0], atol=1e-5)
     # a document keeps its head, as before
-    assert inf._window([0.0] + [1.0] * 40, 16) == 0
-    assert inf._window([0.0] * 30 + [1.0] * 4, 16) == 18
+    assert inf.read_window([0.0] + [1.0] * 40, 16) == 0
+    assert inf.read_window([0.0] * 30 + [1.0] * 4, 16) == 18
 
 
 def test_a_document_longer_than_the_context_is_the_sum_of_its_windows(tiny):

@@ -11,39 +11,17 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from provenance.models import Document
-from provenance.services import datasets
-from tests.factories import DatasetFactory
-
 pytestmark = pytest.mark.django_db
 ROLES = ["admin", "curator", "holder_a", "holder_b", "auditor", "researcher", "anonymous"]
 SIGNED_IN = {r: 200 for r in ROLES if r != "anonymous"}
 STAFF_WRITE = {"admin": None, "curator": None}
 
 
+
 @pytest.fixture
-def world(users, make_source, ingest_texts, holder_a, holder_b):
-    sa = make_source(owner=holder_a, license_expression="CC0-1.0", name="a-source")
-    sb = make_source(owner=holder_b, license_expression="CC0-1.0", name="b-source")
-    job_a = ingest_texts(sa, ["text of a one", "text of a two"])
-    ingest_texts(sb, ["text of b"])
-    dataset = DatasetFactory(slug="world")
-    recipe = datasets.recipe_validate({"intended_use": "commercial"})
-    published = datasets.dataset_version_publish(
-        version=datasets.version_create_from_plan(dataset=dataset, recipe=recipe,
-                                                  plan=datasets.curation_plan(recipe), actor=None),
-        actor=None)
-    draft = datasets.version_create_from_plan(dataset=dataset, recipe=recipe,
-                                              plan=datasets.curation_plan(recipe), actor=None)
-    curation = datasets.curation_job_create(dataset=dataset, recipe=recipe, actor=None,
-                                            enqueue=False)
-    return {
-        "ha": holder_a.pk, "hb": holder_b.pk, "sa": sa.pk, "sb": sb.pk,
-        "da": Document.objects.get(text="text of a one").pk,
-        "db": Document.objects.get(text="text of b").pk,
-        "dataset": dataset.pk, "pub": published.pk, "draft": draft.pk,
-        "job_a": job_a.pk, "curation": curation.pk,
-    }
+def world(provenance_world):
+    """This module's tests read the holders' world (the conftest's `world` is the matrix's)."""
+    return provenance_world
 
 
 @dataclass

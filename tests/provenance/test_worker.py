@@ -2,69 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from provenance.models import Document, IngestJob
 from provenance.services.ingest import ingest_job_create
+from tests.fixtures.workers import kill_pool_processes, running_worker, wait_for_row
 from tests.helpers import TINY_MODEL, words
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@contextlib.contextmanager
-def running_worker(tmp_path: Path, **env_overrides: str) -> Iterator[subprocess.Popen]:
-    """A Celery worker process on both queues, on the test database and the test's artifact
-    folder (the one tests/conftest.py gives the settings), environment overrides on top."""
-    env = dict(os.environ)
-    url = urlsplit(env["DATABASE_URL"])
-    env["DATABASE_URL"] = urlunsplit(url._replace(path="/" + connection.settings_dict["NAME"]))
-    env["DJANGO_SETTINGS_MODULE"] = "config.settings.test"
-    env["TRAILMARK_ARTIFACT_DIR"] = str(tmp_path / "artifacts")
-    env["TRAILMARK_LEDGER_WITNESS_FILE"] = str(tmp_path / "witness")  # this test's ledger only
-    env.update(env_overrides)
-    log = (tmp_path / "worker.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,gpu",
-         "--concurrency", "1", "-l", "INFO", "-n", f"test-{uuid.uuid4().hex[:8]}@%h",
-         "--without-gossip", "--without-mingle"],
-        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-def kill_pool_processes(worker: subprocess.Popen) -> None:
-    """SIGKILL the worker's pool processes (where tasks run); the main process forks anew."""
-    children = psutil.Process(worker.pid).children()
-    assert children, "no pool process to kill"
-    for child in children:
-        child.kill()
-
-
-@pytest.fixture
-def worker(tmp_path: Path) -> Iterator[subprocess.Popen]:
-    with running_worker(tmp_path) as proc:
-        yield proc
 
 
 def wait_for(job: IngestJob, states: set[str], timeout: float = 90.0) -> IngestJob:
@@ -131,16 +82,6 @@ def published_version(make_source, ingest_texts, publish_version):
     return publish_version()
 
 
-def wait_for_row(model, pk, states, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = model.objects.get(pk=pk)
-        if row.state in states:
-            return row
-        time.sleep(0.2)
-    raise AssertionError(f"{model.__name__} {pk} still {row.state} after {timeout}s")
-
-
 def test_training_and_generation_run_on_the_gpu_queue(worker, published_version):
     from attribution.models import ModelOutput
     from attribution.services.outputs import model_output_create
@@ -180,6 +121,10 @@ def test_a_worker_killed_mid_training_resumes_from_its_last_checkpoint(worker,
     assert run.position == run.total
     assert ModelCheckpoint.objects.filter(run=run).count() == 1
     assert LedgerEntry.objects.filter(event="checkpoint.created").count() == 1
+    # it went on from its last saved state (every 10 steps; step 20 or later was saved before
+    # the kill), not from step 0: a restart would also succeed with one checkpoint
+    resumed = ModelCheckpoint.objects.get(run=run).metrics["resumed_at_steps"]
+    assert len(resumed) == 1 and resumed[0] >= 20 and resumed[0] % 10 == 0, resumed
 
 
 def test_a_worker_killed_whole_is_replaced_and_its_ingest_resumes_at_once(

@@ -42,6 +42,22 @@ def dmca(**over):
     return {**notice, **over}
 
 
+def test_a_mail_server_that_hangs_up_neither_fails_the_filing_nor_files_it_twice(
+        client_as, settings):
+    """The acknowledgement was sent inside the request after commit: a mail failure answered 500
+    to a filing that was saved, and a client that retried filed a duplicate."""
+    from core.mail import MAIL_TASK
+    from tests.helpers import RefusingEmailBackend
+
+    settings.EMAIL_BACKEND = "tests.helpers.RefusingEmailBackend"
+    RefusingEmailBackend.attempts = 0
+    answer = client_as("holder_a").post(URL, dmca(), format="json")
+    assert answer.status_code == 201, answer.content
+    assert TakedownRequest.objects.count() == 1 and not mail.outbox
+    # the task tried, and tried again (its backoff is skipped when run in-process)
+    assert RefusingEmailBackend.attempts == MAIL_TASK["max_retries"] + 1
+
+
 def test_a_complete_notice_is_acknowledged_with_deadlines_and_waits_for_review(client_as):
     answer = client_as("holder_a").post(URL, dmca(), format="json")
     assert answer.status_code == 201, answer.json()

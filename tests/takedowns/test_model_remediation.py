@@ -4,7 +4,6 @@ that memorised a claimed source, the certificate, the decision notice and the re
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -19,67 +18,15 @@ from provenance.engine.verify import check_receipt
 from provenance.engine.verify import main as verify_main
 from provenance.ledger.proofs import ledger_verifier_key
 from provenance.models import Document, LedgerEntry, ModelCheckpoint
-from provenance.services.canaries import canary_register
-from provenance.services.training import training_run_create, training_run_execute
 from takedowns.engine.output_filter import BLOCKED, shingle_hashes
 from takedowns.models import TakedownRequest, UnlearningRun
 from takedowns.services.decision import decision_notice, notice_text
-from takedowns.services.requests import takedown_decide, takedown_file
-from takedowns.services.scoping import takedown_scope, takedown_scope_start
+from takedowns.services.requests import takedown_file
 from takedowns.services.unlearning import unlearning_run_execute, verification_sets
 from takedowns.services.verification import takedown_verify, unlearning_retain_ids
+from tests.fixtures.remediation import MODEL, data_remediated
 
 pytestmark = pytest.mark.django_db
-VOCAB = ("harbour tide lantern river meadow orchard winter letter window garden bridge station "
-         "market village forest mountain island valley candle kitchen journey morning evening "
-         "quiet bright heavy gentle ancient narrow distant golden silver hollow broken patient "
-         "walked carried painted gathered mended counted followed watched remembered crossed"
-         ).split()
-MODEL = {"vocab_size": 400, "n_layer": 1, "n_head": 2, "n_embd": 48, "seq_len": 48,
-         "epochs": 25, "batch_size": 16, "pack": False}
-
-
-def prose(seed: int, n: int = 30) -> str:
-    rng = random.Random(seed)
-    return " ".join(rng.choice(VOCAB) for _ in range(n)) + "."
-
-
-@pytest.fixture
-def trained(users, make_source, ingest_texts, publish_version, settings, monkeypatch):
-    settings.TRAILMARK = {**settings.TRAILMARK,
-                          "TAKEDOWN_VERIFICATION": {"min_documents": 5, "bootstrap": 200}}
-    essays = make_source(owner=users["holder_a"].rights_holder, name="essays")
-    other = make_source(name="other")
-    # a fixed secret: which documents carry the canary (and the canary's p-values) would
-    # otherwise change from run to run
-    monkeypatch.setattr("provenance.services.canaries.secrets.token_hex",
-                        lambda n=16: "5eed" * (n // 2))
-    canary_register(source=essays, actor=None, spec={"copies": 4})
-    ingest_texts(essays, [prose(i) for i in range(40)])
-    ingest_texts(other, [prose(1000 + i) for i in range(70)])
-    version = publish_version("remediated", holdout_fraction=0.3)
-    run = training_run_execute(run_id=training_run_create(
-        version=version, actor=None, enqueue=False, config=MODEL).pk)
-    assert run.state == "succeeded", run.error
-    return {"essays": essays, "version": version, "checkpoint": run.checkpoint,
-            "users": users}
-
-
-def data_remediated(trained, client_as) -> TakedownRequest:
-    users = trained["users"]
-    request = takedown_file(actor=users["holder_a"], claimed_sources=[trained["essays"]], data={
-        "legal_basis": "voluntary", "claimant_name": "Ann", "claimant_email": "a@a.example",
-        "works": [{"title": "Essays", "identifiers": ["essays"]}]})
-    takedown_decide(request=request, actor=users["curator"], to="accepted")
-    takedown_scope(request_id=takedown_scope_start(request=request, actor=users["curator"]).pk)
-    url = f"/api/v1/takedowns/{request.pk}/"
-    documents = [m["document"] for m in client_as("curator").get(f"{url}matches/").json()[
-        "results"]]
-    curator = client_as("curator")
-    curator.post(f"{url}review-scope/", {"confirm": documents}, format="json")
-    done = curator.post(f"{url}remediate-data/", {"purge_text": True}, format="json")
-    assert done.status_code == 200, done.json()
-    return TakedownRequest.objects.get(pk=request.pk)
 
 
 def _attributed_output(trained) -> ModelOutput:
@@ -325,7 +272,7 @@ def test_model_remediation_is_refused_out_of_turn_and_for_bad_input(trained, cli
 def test_an_unlearning_run_killed_mid_way_resumes_from_its_last_candidate(trained, client_as):
     """A worker killed while unlearning leaves the run `running` with its saved state; the
     redelivered task goes on from there and the run ends with every candidate once."""
-    from provenance.services.jobs import job_lock
+    from core.jobs import job_lock
     from takedowns.engine import unlearning
     from takedowns.engine.unlearn_config import UnlearnConfig
     from takedowns.services.unlearning import claim_run, run_dir
@@ -356,6 +303,7 @@ def test_an_unlearning_run_killed_mid_way_resumes_from_its_last_candidate(traine
     assert [c["step"] for c in done.candidates] == [4, 8, 12] and done.position == 12
     kept = {p.name: p.stat().st_mtime_ns for p in (run_dir(run.pk) / "candidates").iterdir()}
     assert {k: kept[k] for k in saved} == saved  # resumed at step 8, not started again
+    assert done.resumed_at == [8]
 
 
 def test_a_model_unlearned_for_an_earlier_request_is_in_scope_of_a_later_one(trained):

@@ -1,61 +1,19 @@
 """Scoping an accepted request against the corpus: exact, near-duplicate, embedding and
 claimed-source matches, lineage to versions and checkpoints, and the curator's review."""
 
-import random
 
 import pytest
 
 from attribution.services.influence import gradient_index_create
 from provenance.models import DatasetVersion, Document
-from provenance.services.embeddings import documents_embed
 from provenance.services.training import training_run_create, training_run_execute
 from takedowns.models import TakedownRequest
 from takedowns.services.requests import takedown_decide, takedown_file
 from takedowns.services.scoping import takedown_scope, takedown_scope_start
+from tests.fixtures.scoping import file_and_accept, prose
 from tests.helpers import TINY_MODEL, build_gradient_index
 
 pytestmark = pytest.mark.django_db
-VOCAB = ("harbour tide lantern river meadow orchard winter letter window garden bridge station "
-         "market village forest mountain island valley candle kitchen journey morning evening "
-         "summer autumn spring teacher sailor baker doctor painter farmer miller weaver potter "
-         "quiet bright heavy gentle ancient narrow distant golden silver hollow broken patient "
-         "walked carried painted gathered mended counted followed watched remembered crossed"
-         ).split()
-
-
-def prose(seed: int, n: int = 60) -> str:
-    rng = random.Random(seed)
-    return " ".join(rng.choice(VOCAB) for _ in range(n)) + "."
-
-
-@pytest.fixture
-def corpus(users, make_source, ingest_texts, publish_version):
-    holder = users["holder_a"].rights_holder
-    essays = make_source(owner=holder, name="essays")
-    extra = make_source(owner=holder, name="extra")
-    other = make_source(name="other")
-    work = prose(1)
-    words = work.split()
-    variant = " ".join(words[:50] + ["lighthouse", "keeper"] + words[52:])  # lightly edited
-    ingest_texts(essays, [work] + [prose(100 + i) for i in range(8)])
-    ingest_texts(extra, [prose(200 + i) for i in range(3)])
-    ingest_texts(other, [variant] + [prose(300 + i) for i in range(8)])
-    version = publish_version("scoped")
-    run = training_run_execute(run_id=training_run_create(
-        version=version, actor=None, enqueue=False, config={**TINY_MODEL, "epochs": 1}).pk)
-    documents_embed(limit=1000)
-    return {"work": work, "variant": variant, "extra": extra, "version": version,
-            "checkpoint": run.checkpoint, "users": users}
-
-
-def file_and_accept(corpus, **over):
-    users = corpus["users"]
-    notice = {"legal_basis": "voluntary", "claimant_name": "Ann", "claimant_email": "a@a.example",
-              "works": [{"title": "Tide", "sample_text": corpus["work"]}]}
-    request = takedown_file(actor=users["holder_a"], data={**notice, **over.pop("data", {})},
-                            **over)
-    takedown_decide(request=request, actor=users["curator"], to="accepted")
-    return takedown_scope_start(request=request, actor=users["curator"])
 
 
 def test_scoping_finds_the_work_its_near_duplicate_and_a_claimed_source(corpus):

@@ -7,11 +7,10 @@ from __future__ import annotations
 import pytest
 
 from takedowns.services.requests import takedown_file
+from tests.helpers import NOTICE
 from tests.provenance.test_api_permissions import ROLES, Op
 
 pytestmark = pytest.mark.django_db
-NOTICE = {"legal_basis": "voluntary", "claimant_name": "Ann", "claimant_email": "a@a.example",
-          "works": [{"title": "Tide", "urls": ["https://a.example/tide"]}]}
 STAFF_READ = {"admin": 200, "curator": 200, "auditor": 200}
 OWN_READ = {**STAFF_READ, "holder_a": 200, "holder_b": 404, "researcher": 404}
 STAFF_ONLY = {"admin": 409, "curator": 409}  # allowed, refused by the workflow's state

@@ -11,8 +11,7 @@ import pytest
 from provenance.engine.verify import check_receipt
 from provenance.services.training import training_run_create, training_run_execute
 from takedowns.models import TakedownRequest
-from tests.provenance.test_worker import worker  # noqa: F401  (fixture)
-from tests.takedowns.test_model_remediation import MODEL, prose
+from tests.fixtures.remediation import MODEL, prose
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from huggingface_hub import DatasetCard, DatasetCardData
 from license_expression import get_spdx_licensing
 
 from dashboards.engine.cards.facts import SourceFacts, TakedownFacts, VersionFacts
@@ -76,6 +75,8 @@ def citation(facts: VersionFacts) -> str:
 
 def dataset_card(facts: VersionFacts) -> str:
     """Every name and free text escaped for Markdown (dashboards.engine.cards.markdown)."""
+    from huggingface_hub import DatasetCard, DatasetCardData  # loaded when a card is made
+
     words = facts.words
     names, links = other_licenses(facts)
     data = DatasetCardData(

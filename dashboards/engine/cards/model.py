@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import ModelCard, ModelCardData
-
 from dashboards.engine.cards.markdown import inline
 
 TEMPLATE = (Path(__file__).parent / "model_card.md.j2").read_text()
@@ -33,6 +31,8 @@ class ModelFacts:
 
 
 def model_card(facts: ModelFacts) -> str:
+    from huggingface_hub import ModelCard, ModelCardData  # loaded when a card is made
+
     config = facts.config
     architecture = (f"{config['n_layer']} layers, {config['n_embd']} wide, vocabulary "
                     f"{config['vocab_size']}" if {"n_layer", "n_embd", "vocab_size"} <= set(config)

@@ -9,8 +9,6 @@ import json
 from datetime import datetime
 from typing import Any
 
-from spdx_python_model import v3_0_1 as spdx
-
 from dashboards.engine.cards.croissant import Distribution
 from dashboards.engine.cards.facts import VersionFacts, all_of
 
@@ -26,6 +24,8 @@ def spdx_document(facts: VersionFacts, concluded: dict[int, str] | None = None,
     """`concluded`: per source id, the licence Trailmark concluded (its licence signals),
     where it differs from the declared one. `files`: the version's records export, which the
     version's package downloads from and is verified by (the sha256 of its bytes)."""
+    from spdx_python_model import v3_0_1 as spdx  # loaded when a card is made
+
     base = facts.url.rstrip("/") + "/spdx/"
     created = _time(facts.published_at)
     info = spdx.CreationInfo()
@@ -116,6 +116,8 @@ def spdx_document(facts: VersionFacts, concluded: dict[int, str] | None = None,
 
 
 def _dataset(spdx_id: str, info: Any, name: str, facts: VersionFacts) -> Any:
+    from spdx_python_model import v3_0_1 as spdx  # loaded when a card is made
+
     package = spdx.dataset_DatasetPackage(_id=spdx_id, creationInfo=info, name=name)
     package.software_primaryPurpose = spdx.software_SoftwarePurpose.data
     package.dataset_datasetType = [spdx.dataset_DatasetType.text]
@@ -126,6 +128,8 @@ def _dataset(spdx_id: str, info: Any, name: str, facts: VersionFacts) -> Any:
 
 
 def _hash(hex_sha256: str, info: Any) -> Any:
+    from spdx_python_model import v3_0_1 as spdx  # loaded when a card is made
+
     digest = spdx.Hash()
     digest.algorithm = spdx.HashAlgorithm.sha256
     digest.hashValue = hex_sha256

@@ -9,9 +9,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from core.errors import LedgerTampered
 from provenance.ledger.append import entry_export
 from provenance.ledger.proofs import (
-    LedgerTampered,
     ledger_audit,
     ledger_checkpoint_latest,
     ledger_verifier_key,

@@ -6,7 +6,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from provenance.management.commands.demo_load import credentials_path
+from demo.management.commands.demo_load import credentials_path
 
 
 class Command(BaseCommand):

@@ -1,32 +1,12 @@
-"""Gradient influence in the TRAK / LoGra family. Pure torch + numpy: no Django, no settings.
-
-* Featurize: per-example gradients of every Linear (and GPT-2 Conv1D) layer, projected the LoGra
-  way. A layer's weight gradient for one example is sum_t delta_t x_t^T (output gradient times
-  input); with seeded Gaussian projections P_in (d_in x k_in) and P_out (d_out x k_out), its
-  projection P_out^T G P_in equals sum_t (P_out^T delta_t)(P_in^T x_t)^T, so only the two small
-  projections are formed, from a forward hook and a gradient hook. The weights never get a
-  gradient: backward runs through the activations alone, which is what keeps featurizing near
-  the speed of training (bench/attribution_perf.py). k_in and k_out shrink with the number of
-  layers so that one example is at most `max_dim` numbers.
-* Precondition: the projected Fisher F = (1/N) sum_i mean_s f_is f_is^T, where f_is is the
-  gradient of example i's loss with its next tokens drawn from the model (the true Fisher, whose
-  expectation is the Gauss-Newton Hessian), or f_i = g_i (the empirical Fisher, from the
-  training tokens); damped (F + lambda I, lambda = damping x mean eigenvalue), factorised
-  (Cholesky). The draws are seeded per example, so a rebuild draws the same tokens.
-* Score: g_q^T (F + lambda I)^-1 g_i for every stored example, as blocked matrix products over an
-  fp16 memory-mapped store; an ensemble over checkpoints sums the per-checkpoint scores.
-* Takedowns: removed rows are masked at query time and their Fisher rows (kept in the store
-  for this) taken out of the Fisher sum (a downdate), so no rebuild is needed.
-"""
+"""Per-example gradients, projected the LoGra way, and the Fisher's label draws (see the
+package's docstring)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,9 +14,6 @@ import torch
 
 from attribution.engine.features import FeatureSpec
 from provenance.engine import lm
-
-FORMAT = 1
-__all__ = ["FeatureSpec"]
 
 
 def _projected_layers(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module, int, int]]:
@@ -150,7 +127,7 @@ class Featurizer:
                 # their loss is its text term.
                 drawable = flat.detach() if self.heads is None else \
                     flat.detach().index_fill(-1, self.heads.mark_ids, float("-inf"))
-                targets = [ids[:, 1:], *_draws(drawable, seeds, samples)]
+                targets = [ids[:, 1:], *label_draws(drawable, seeds, samples)]
                 for n, target in enumerate(targets):
                     nll = lm.position_losses(flat, hidden, target, None, self.heads,
                                              text_only=n > 0 and self.heads is not None)
@@ -176,7 +153,7 @@ class Featurizer:
             batch, -1)
 
 
-def _draws(logits: torch.Tensor, seeds: Sequence[int], samples: int) -> list[torch.Tensor]:
+def label_draws(logits: torch.Tensor, seeds: Sequence[int], samples: int) -> list[torch.Tensor]:
     """`samples` tensors (batch, positions) of next tokens drawn from softmax(logits), by
     inverse CDF; uniforms laid out position-major, so a prefix of positions always gets the same
     ones whatever the padded width."""
@@ -233,7 +210,7 @@ def query_example(tokenizer: Any, prompt: str, completion: str, max_tokens: int 
 
 def pieces(example: Example, width: int) -> list[Example]:
     """What the model reads of one example, `width` tokens at a time. An example whose counted
-    tokens fit one window is read in one (a query's prompt cut from the left: see `_window`);
+    tokens fit one window is read in one (a query's prompt cut from the left: see `read_window`);
     a longer one, a document say, in windows that overlap by one token, the first token of
     each later window context only, so that every counted prediction is made exactly once, as
     in packed training. The example's gradient is the sum of its pieces' (windows with nothing
@@ -306,7 +283,7 @@ def _batches(featurizer: Featurizer, examples: Sequence[Example], batch_tokens: 
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
         weights = torch.zeros((len(chunk), width), dtype=torch.float32)
         for row, example in enumerate(chunk):
-            at = _window(example.weights, width)
+            at = read_window(example.weights, width)
             n = min(width, len(example.ids))
             ids[row, :n] = torch.tensor(example.ids[at:at + n])
             mask[row, :n] = 1
@@ -315,7 +292,7 @@ def _batches(featurizer: Featurizer, examples: Sequence[Example], batch_tokens: 
         start = stop
 
 
-def _window(weights: Sequence[float], width: int) -> int:
+def read_window(weights: Sequence[float], width: int) -> int:
     """Where an example longer than the model's context is read from: the window of `width`
     tokens that holds the most counted tokens, the earliest of equals. A query whose prompt
     fills the context keeps its completion (the prompt cut from the left, as generation cuts
@@ -333,191 +310,3 @@ def _context(model: Any) -> int:
     config = model.config
     return int(getattr(config, "n_positions", None)
                or getattr(config, "max_position_embeddings", None) or 1024)
-
-
-# --- the store -------------------------------------------------------------------------------
-
-
-@dataclass
-class Shard:
-    ids: np.ndarray        # (n,) int64 example ids (document ids)
-    vectors: np.ndarray    # (n, dim) float16, memory-mapped when opened
-    # (n, samples, dim) float16 rows of the sampled Fisher (None: the Fisher is the vectors'
-    # own), read only to take removed examples out of the Fisher
-    fisher_rows: np.ndarray | None = None
-
-
-def fisher_contribution(rows: np.ndarray) -> np.ndarray:
-    """sum over examples of the mean over draws of f f^T, from (n, dim) or (n, samples, dim)
-    rows, computed from their fp16 values (as stored) so a later downdate is exact."""
-    if rows.ndim == 2:
-        rows = rows[:, None, :]
-    wide = rows.astype(np.float16).astype(np.float64).reshape(-1, rows.shape[-1])
-    return (wide.T @ wide) / max(1, rows.shape[1])
-
-
-def shard_save(folder: Path, name: str, ids: np.ndarray, vectors: np.ndarray,
-               fisher_rows: np.ndarray | None = None) -> dict[str, Any]:
-    """One shard: ids, fp16 vectors, its Fisher contribution (fp64) and, for a sampled Fisher,
-    the fp16 rows it came from; written under temporary names and renamed, so a killed writer
-    leaves no half shard."""
-    folder.mkdir(parents=True, exist_ok=True)
-    arrays: list[tuple[str, np.ndarray]] = [
-        ("ids", ids.astype(np.int64)), ("vectors", vectors.astype(np.float16)),
-        ("fisher", fisher_contribution(vectors if fisher_rows is None else fisher_rows))]
-    if fisher_rows is not None:
-        arrays.append(("fisher_rows", fisher_rows.astype(np.float16)))
-    for suffix, array in arrays:
-        tmp = folder / f"{name}.{suffix}.tmp.npy"
-        np.save(tmp, array)
-        tmp.replace(folder / f"{name}.{suffix}.npy")
-    return {"name": name, "rows": len(ids)}
-
-
-@dataclass
-class Preconditioner:
-    fisher_sum: np.ndarray  # (dim, dim) float64, sum over the kept rows
-    count: int
-    damping: float
-
-    def solve(self, queries: np.ndarray) -> np.ndarray:
-        """(F + lambda I)^-1 q for each row q, F = fisher_sum / count."""
-        dim = self.fisher_sum.shape[0]
-        fisher = self.fisher_sum / max(1, self.count)
-        lam = self.damping * max(float(np.trace(fisher)) / dim, 1e-12)
-        factor = torch.linalg.cholesky(torch.from_numpy(fisher + lam * np.eye(dim)))
-        solved = torch.cholesky_solve(torch.from_numpy(queries.astype(np.float64)).T, factor)
-        return solved.T.numpy()
-
-    def downdate(self, rows: np.ndarray) -> None:
-        """Take examples out: their (n, dim) or (n, samples, dim) Fisher rows."""
-        self.fisher_sum = self.fisher_sum - fisher_contribution(rows)
-        self.count -= len(rows)
-
-
-@dataclass
-class GradientStore:
-    """The featurized training set of one checkpoint: shards + preconditioner + meta."""
-
-    folder: Path
-    shards: list[Shard]
-    preconditioner: Preconditioner
-    meta: dict[str, Any]
-
-    @classmethod
-    def finalize(cls, folder: Path, names: Iterable[str], meta: dict[str, Any],
-                 damping: float) -> GradientStore:
-        """Join the shards' Fisher sums into the store's preconditioner and write meta.json."""
-        names = sorted(names)
-        dim = int(meta["dim"])
-        total, count = np.zeros((dim, dim)), 0
-        for name in names:
-            total += np.load(folder / f"{name}.fisher.npy")
-            count += len(np.load(folder / f"{name}.ids.npy", mmap_mode="r"))
-        np.save(folder / "fisher.npy", total)
-        full = {**meta, "format": FORMAT, "shards": names, "rows": count, "damping": damping}
-        tmp = folder / "meta.json.tmp"
-        tmp.write_text(json.dumps(full, sort_keys=True))
-        tmp.replace(folder / "meta.json")
-        return cls.open(folder)
-
-    @classmethod
-    def open(cls, folder: Path) -> GradientStore:
-        meta = json.loads((folder / "meta.json").read_text())
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{folder}: gradient store format {meta.get('format')}")
-        shards = [Shard(np.load(folder / f"{n}.ids.npy"),
-                        np.load(folder / f"{n}.vectors.npy", mmap_mode="r"),
-                        np.load(folder / f"{n}.fisher_rows.npy", mmap_mode="r")
-                        if (folder / f"{n}.fisher_rows.npy").exists() else None)
-                  for n in meta["shards"]]
-        pre = Preconditioner(np.load(folder / "fisher.npy"), int(meta["rows"]),
-                             float(meta["damping"]))
-        return cls(folder, shards, pre, meta)
-
-    def fisher_rows(self, ids: Iterable[int]) -> np.ndarray:
-        """(n, samples, dim): what these examples added to the Fisher."""
-        wanted = np.fromiter(ids, dtype=np.int64)
-        out = []
-        for shard in self.shards:
-            keep = np.isin(shard.ids, wanted)
-            source = shard.vectors[:, None, :] if shard.fisher_rows is None else shard.fisher_rows
-            out.append(np.asarray(source[keep]))
-        return np.concatenate(out) if out else np.zeros((0, 1, int(self.meta["dim"])))
-
-    def without(self, removed: Iterable[int]) -> GradientStore:
-        """The same store with removed ids masked out of scoring and out of the Fisher."""
-        removed = np.fromiter(removed, dtype=np.int64)
-        pre = Preconditioner(self.preconditioner.fisher_sum.copy(), self.preconditioner.count,
-                             self.preconditioner.damping)
-        if len(removed):
-            pre.downdate(self.fisher_rows(removed.tolist()))
-        masked = GradientStore(self.folder, self.shards, pre, {**self.meta})
-        masked.meta["removed"] = removed
-        return masked
-
-
-@dataclass(frozen=True)
-class Ranked:
-    ids: np.ndarray     # (k,) example ids, best first
-    scores: np.ndarray  # (k,) higher = more helpful to the query (lowers its loss more)
-
-
-def score_all(stores: Sequence[GradientStore], queries: Sequence[np.ndarray],
-              block_rows: int = 2048, precondition: bool = True) -> tuple[np.ndarray,
-                                                                          np.ndarray]:
-    """Scores of every stored example for each query, summed over an ensemble of stores (one
-    per checkpoint, each with its own query features). Returns (ids, scores (n_queries, n)).
-
-    Blocks are small enough that their fp32 copy stays in cache while it is multiplied, torch
-    converts fp16 on every core, and the block buffers are allocated once (fresh ones cost a
-    page fault per 4 KB): see bench/attribution_perf.py for the speed against plain numpy."""
-    ids: np.ndarray | None = None
-    total: np.ndarray | None = None
-    for store, query in zip(stores, queries, strict=True):
-        q = np.atleast_2d(query)
-        solved = store.preconditioner.solve(q) if precondition else q.astype(np.float64)
-        solved32 = torch.from_numpy(solved.astype(np.float32).T.copy())  # (dim, n_queries)
-        n = sum(len(shard.ids) for shard in store.shards)
-        scores_t = np.empty((n, len(q)), dtype=np.float32)
-        these_ids = np.concatenate([shard.ids for shard in store.shards]) if n else \
-            np.zeros(0, np.int64)
-        half = np.empty((block_rows, solved32.shape[0]), dtype=np.float16)
-        wide = torch.empty(half.shape, dtype=torch.float32)
-        at = 0
-        for shard in store.shards:
-            for start in range(0, len(shard.ids), block_rows):
-                m = min(block_rows, len(shard.ids) - start)
-                np.copyto(half[:m], shard.vectors[start:start + m])
-                wide[:m].copy_(torch.from_numpy(half[:m]))
-                torch.matmul(wide[:m], solved32, out=torch.from_numpy(scores_t[at:at + m]))
-                at += m
-        scores = scores_t.T
-        order = np.argsort(these_ids, kind="stable")
-        these_ids, scores = these_ids[order], scores[:, order]
-        if ids is None:
-            ids, total = these_ids, scores.astype(np.float64)
-        elif not np.array_equal(ids, these_ids):
-            raise ValueError("the ensemble's stores hold different examples")
-        else:
-            total = total + scores  # type: ignore[operator]
-    if ids is None or total is None:
-        raise ValueError("no gradient store to score against")
-    removed = stores[0].meta.get("removed")
-    if removed is not None and len(removed):
-        keep = ~np.isin(ids, removed)
-        ids, total = ids[keep], total[:, keep]
-    return ids, total
-
-
-def rank(stores: Sequence[GradientStore], query: Sequence[np.ndarray], k: int,
-         precondition: bool = True) -> Ranked:
-    """The k stored examples with the highest scores for one query (one feature row per
-    store)."""
-    ids, scores = score_all(stores, [np.atleast_2d(q) for q in query],
-                            precondition=precondition)
-    row = scores[0]
-    k = min(k, len(row))
-    top = np.argpartition(-row, k - 1)[:k] if k else np.zeros(0, dtype=np.int64)
-    top = top[np.argsort(-row[top], kind="stable")]
-    return Ranked(ids[top], row[top])

@@ -1,4 +1,6 @@
-"""What every API view shares: the error handler and the service-calling base view."""
+"""What every API view shares: the error handler, the service-calling base view, and the schema's
+error answers (every error body is an object: `detail` for a general refusal, one entry per
+field for invalid input)."""
 
 from __future__ import annotations
 
@@ -18,9 +20,7 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from core.errors import InvalidTransition, QuotaExceeded
-from provenance.ledger.proofs import LedgerTampered
-from provenance.models import User
+from core.errors import InvalidTransition, LedgerTampered, QuotaExceeded
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -61,11 +61,11 @@ class ServiceViewSet(viewsets.GenericViewSet):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     @property
-    def actor(self) -> User:
+    def actor(self) -> Any:
+        """The signed-in user (AUTH_USER_MODEL). Writes reach here only for signed-in users:
+        CapabilityPermission refuses anonymous ones."""
         user = self.request.user
-        # Writes reach here only for signed-in users (CapabilityPermission refuses anonymous
-        # writes).
-        assert isinstance(user, User)
+        assert user.is_authenticated
         return user
 
     def valid(self, serializer_class: type[serializers.Serializer], **kwargs: Any) -> dict:
@@ -80,3 +80,36 @@ class ServiceViewSet(viewsets.GenericViewSet):
         return Response(serializer.data, status=code)
 
 
+ERROR = {
+    "type": "object",
+    "description": "`detail` says why the request was refused; for invalid input, each field "
+                   "(or `non_field_errors`) maps to what is wrong with it.",
+    "properties": {"detail": {"type": "string"}},
+    "additionalProperties": True,
+}
+ANSWERS = {
+    "400": "invalid input: the body names each field (or query parameter) that is wrong",
+    "403": "not signed in, or your role or holder may not do this (incl. a missing CSRF token)",
+    "404": "no such object, or not one you may see",
+    "405": "this method is not allowed here",
+    "409": "the object's state does not allow this now",
+    "413": "the request body is larger than the server accepts",
+    "415": "the body's media type is not accepted here",
+    "429": "too many requests: wait for the seconds in Retry-After",
+    "503": "the database is unavailable: nothing was saved; retry after Retry-After seconds",
+}
+
+
+def document_errors(result: dict[str, Any], generator: Any, request: Any,
+                    public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: the error answers on every operation."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR
+    for item in result.get("paths", {}).values():
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            for code, description in ANSWERS.items():
+                responses.setdefault(code, {
+                    "description": description,
+                    "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/Error"}}}})
+    return result

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from attribution.services.outputs import model_output_create
-from provenance import demo
+from demo import corpus as demo
 from provenance.models import DatasetVersion, DataSource, Document, RightsHolder, User
 from provenance.services import datasets, documents, ingest, sources
 from provenance.services.canaries import (
