@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -35,6 +36,18 @@ def model_output_create(*, checkpoint: ModelCheckpoint, prompt: str, actor: User
     return output
 
 
+# What a completion passes through before it is stored: (checkpoint id, text) -> (the text, what
+# was blocked). Takedowns registers its interim output filters here when it starts (its
+# AppConfig.ready), so that attribution imports nothing of takedowns.
+CompletionFilter = Callable[[int, str], tuple[str, dict[str, Any]]]
+COMPLETION_FILTERS: list[CompletionFilter] = []
+
+
+def completion_filter_register(apply: CompletionFilter) -> None:
+    if apply not in COMPLETION_FILTERS:
+        COMPLETION_FILTERS.append(apply)
+
+
 EMPTY = ("the model ended its completion at once (end of text first): the completion is "
          "empty, and there is nothing to attribute; try another prompt or sampling settings")
 
@@ -58,9 +71,10 @@ def model_output_generate(*, output_id: int) -> ModelOutput | None:
                                         threshold=params.watermark_threshold)
             text = marked.text
             mark = {"gate": round(marked.gate, 4), "emitted": marked.emitted}
-        from takedowns.services.filters import output_filter_apply
-
-        text, filtered = output_filter_apply(output.checkpoint_id, text)
+        filtered: dict[str, Any] = {}
+        for apply in COMPLETION_FILTERS:
+            text, blocked = apply(output.checkpoint_id, text)
+            filtered.update(blocked)
         ModelOutput.objects.filter(pk=output_id).update(
             state=State.SUCCEEDED, completion=text, watermark=mark, filtered=filtered,
             note=EMPTY if not text.strip() else "", finished_at=timezone.now())
