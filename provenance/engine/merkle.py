@@ -2,13 +2,14 @@
 
 Leaf hash = SHA-256(0x00 || leaf), node hash = SHA-256(0x01 || left || right); the tree over n
 leaves splits at the largest power of two below n. The same rule serves dataset manifests (leaves =
-sorted member content hashes) and, later, the ledger.
+sorted member content hashes) and the ledger, whose complete subtrees are kept so that a proof
+reads O(log n) of them (`range_nodes`, `inclusion_path`, `consistency_path`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
 
@@ -39,17 +40,110 @@ def _largest_power_of_two_below(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
+# A complete subtree of an append-only tree: (level, index) covers leaves [index * 2**level,
+# (index + 1) * 2**level). Once its last leaf is appended its hash never changes, so a log can keep
+# them and answer any proof from O(log n) of them instead of reading every leaf.
+Node = tuple[int, int]
+# The hash of the subtree over leaves [a, b) (RFC 9162's MTH(D[a:b])).
+RangeHash = Callable[[int, int], bytes]
+
+
+def complete_node(a: int, b: int) -> Node | None:
+    """The complete subtree that is exactly [a, b), if there is one."""
+    n = b - a
+    return (n.bit_length() - 1, a // n) if n > 0 and not n & (n - 1) and not a % n else None
+
+
+def range_nodes(a: int, b: int) -> list[Node]:
+    """The complete subtrees MTH(D[a:b]) is made of, splitting as RFC 9162 does (every range a
+    proof or a root asks for starts where its split aligns it): at most 2 log2(n) of them."""
+    if b <= a:
+        return []
+    node = complete_node(a, b)
+    if node is not None:
+        return [node]
+    k = _largest_power_of_two_below(b - a)
+    return range_nodes(a, a + k) + range_nodes(a + k, b)
+
+
+def range_hash(a: int, b: int, node: Callable[[Node], bytes]) -> bytes:
+    """MTH(D[a:b]) from the hashes of complete subtrees (`node`)."""
+    if b <= a:
+        return hashlib.sha256(b"").digest()
+    whole = complete_node(a, b)
+    if whole is not None:
+        return node(whole)
+    k = _largest_power_of_two_below(b - a)
+    return node_hash(range_hash(a, a + k, node), range_hash(a + k, b, node))
+
+
+def nodes_needed(compute: Callable[[RangeHash], object]) -> set[Node]:
+    """The complete subtrees a computation over range hashes reads: run it once with a recorder
+    (then read just those, and run it again on them)."""
+    needed: set[Node] = set()
+
+    def record(a: int, b: int) -> bytes:
+        needed.update(range_nodes(a, b))
+        return b""
+
+    compute(record)
+    return needed
+
+
+def inclusion_path(index: int, size: int, mth: RangeHash) -> list[bytes]:
+    """RFC 9162 2.1.3.1 PATH(index, D[size]), the subtree hashes given by `mth`: the sibling
+    hashes from the leaf up to the root."""
+    if not 0 <= index < size:
+        raise IndexError(f"leaf {index} is not in a tree of {size}")
+
+    def path(m: int, a: int, b: int) -> list[bytes]:
+        if b - a == 1:
+            return []
+        k = _largest_power_of_two_below(b - a)
+        if m < a + k:
+            return path(m, a, a + k) + [mth(a + k, b)]
+        return path(m, a + k, b) + [mth(a, a + k)]
+
+    return path(index, 0, size)
+
+
+def consistency_path(first: int, size: int, mth: RangeHash) -> list[bytes]:
+    """RFC 9162 2.1.4.1 PROOF(first, D[size]), the subtree hashes given by `mth`."""
+    if not 0 <= first <= size:
+        raise IndexError(f"no tree of {first} leaves inside one of {size}")
+    if first in (0, size):
+        return []
+
+    def subproof(m: int, a: int, b: int, whole: bool) -> list[bytes]:
+        if m == b - a:
+            return [] if whole else [mth(a, b)]
+        k = _largest_power_of_two_below(b - a)
+        if m <= k:
+            return subproof(m, a, a + k, whole) + [mth(a + k, b)]
+        return subproof(m - k, a + k, b, False) + [mth(a, a + k)]
+
+    return subproof(first, 0, size, True)
+
+
+def _over(hashes: Sequence[bytes]) -> RangeHash:
+    return lambda a, b: root_from_leaf_hashes(hashes[a:b])
+
+
+def complete_nodes(hashes: Sequence[bytes]) -> dict[Node, bytes]:
+    """Every complete subtree of the tree over these leaf hashes (what a log keeps)."""
+    out: dict[Node, bytes] = {(0, i): h for i, h in enumerate(hashes)}
+    level, row = 0, list(hashes)
+    while len(row) > 1:
+        row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
+        level += 1
+        out.update(((level, i), h) for i, h in enumerate(row))
+    return out
+
+
 def inclusion_proof(hashes: Sequence[bytes], index: int) -> list[bytes]:
     """RFC 9162 2.1.3.1 PATH(index, D[n]) over leaf hashes: the sibling hashes from the leaf up
     to the root."""
-    if not 0 <= index < len(hashes):
-        raise IndexError(f"leaf {index} is not in a tree of {len(hashes)}")
-    if len(hashes) == 1:
-        return []
-    k = _largest_power_of_two_below(len(hashes))
-    if index < k:
-        return inclusion_proof(hashes[:k], index) + [root_from_leaf_hashes(hashes[k:])]
-    return inclusion_proof(hashes[k:], index - k) + [root_from_leaf_hashes(hashes[:k])]
+    return inclusion_path(index, len(hashes), _over(hashes))
 
 
 def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
@@ -76,20 +170,7 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
 def consistency_proof(hashes: Sequence[bytes], first: int) -> list[bytes]:
     """RFC 9162 2.1.4.1 PROOF(first, D[n]) over leaf hashes: what shows that the tree of the
     first `first` leaves is a prefix of the tree of all of them."""
-    if not 0 <= first <= len(hashes):
-        raise IndexError(f"no tree of {first} leaves inside one of {len(hashes)}")
-    if first in (0, len(hashes)):
-        return []
-
-    def subproof(m: int, leaves: Sequence[bytes], whole: bool) -> list[bytes]:
-        if m == len(leaves):
-            return [] if whole else [root_from_leaf_hashes(leaves)]
-        k = _largest_power_of_two_below(len(leaves))
-        if m <= k:
-            return subproof(m, leaves[:k], whole) + [root_from_leaf_hashes(leaves[k:])]
-        return subproof(m - k, leaves[k:], False) + [root_from_leaf_hashes(leaves[:k])]
-
-    return subproof(first, hashes, True)
+    return consistency_path(first, len(hashes), _over(hashes))
 
 
 def verify_consistency(first: int, second: int, proof: Sequence[bytes], first_root: bytes,

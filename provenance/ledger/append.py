@@ -10,10 +10,12 @@ import secrets
 from typing import Any
 
 from django.db import connection, models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from provenance.engine.canonical import canonical_hash, canonical_json
-from provenance.models import LedgerEntry, PersonCommitment, User
+from provenance.engine.merkle import leaf_hash, node_hash
+from provenance.models import LedgerEntry, LedgerNode, PersonCommitment, User
 
 GENESIS = "0" * 64
 # Arbitrary constant naming the ledger's advisory lock: appends are serialised so the chain has no
@@ -88,7 +90,28 @@ def ledger_append(*, actor: User | None, event: str, subject: models.Model | Non
     )
     entry.entry_hash = entry_hash(entry.prev_hash, entry_header(entry))
     entry.save()
+    ledger_nodes_add(entry.seq - 1, entry.entry_hash)
     return entry
+
+
+def ledger_nodes_add(index: int, entry_hash_hex: str) -> list[LedgerNode]:
+    """Keep the complete subtrees leaf `index` completes: its leaf hash, and each subtree it
+    closes (while its position at a level is odd, it joins its left sibling, kept already).
+    Called with the ledger's lock held, in the append's transaction."""
+    current = leaf_hash(bytes.fromhex(entry_hash_hex))
+    rows = [LedgerNode(level=0, index=index, hash=current.hex())]
+    closes = (~index & (index + 1)).bit_length() - 1  # trailing 1-bits of the index
+    if closes:
+        wanted = Q()
+        for level in range(closes):
+            wanted |= Q(level=level, index=(index >> level) - 1)
+        left = {(lv, i): h for lv, i, h in LedgerNode.objects.filter(wanted)
+                .values_list("level", "index", "hash")}
+        for level in range(closes):
+            current = node_hash(bytes.fromhex(left[(level, (index >> level) - 1)]), current)
+            rows.append(LedgerNode(level=level + 1, index=index >> (level + 1),
+                                   hash=current.hex()))
+    return LedgerNode.objects.bulk_create(rows)
 
 
 def entry_export(entry: LedgerEntry) -> dict[str, Any]:

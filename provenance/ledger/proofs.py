@@ -12,29 +12,37 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.conf import setting
 from core.errors import LedgerTampered
 from provenance.engine import checkpoint as notes
 from provenance.engine.merkle import (
-    consistency_proof,
-    inclusion_proof,
+    Node,
+    RangeHash,
+    complete_nodes,
+    consistency_path,
+    inclusion_path,
     leaf_hash,
+    nodes_needed,
+    range_hash,
     root_from_leaf_hashes,
 )
 from provenance.engine.verify import entry_problems
 from provenance.ledger.append import GENESIS, entry_export
-from provenance.models import LedgerCheckpoint, LedgerEntry
+from provenance.models import LedgerCheckpoint, LedgerEntry, LedgerNode
+
+T = TypeVar("T")
 
 
 def _seed() -> bytes:
@@ -59,10 +67,41 @@ def ledger_verifier_key() -> str:
 
 
 def leaf_hashes(size: int | None = None) -> list[bytes]:
+    """Every entry's leaf hash, recomputed from the entries (the audit's view: O(n))."""
     rows = LedgerEntry.objects.order_by("seq").values_list("entry_hash", flat=True)
     if size is not None:
         rows = rows[:size]
     return [leaf_hash(bytes.fromhex(h)) for h in rows]
+
+
+def ledger_size() -> int:
+    return LedgerEntry.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+
+
+def on_kept_tree(compute: Callable[[RangeHash], T]) -> T:
+    """Run a computation over subtree hashes (roots, proofs) on the complete subtrees the ledger
+    keeps (`LedgerNode`): one query for the O(log n) of them it reads."""
+    needed = nodes_needed(compute)
+    found: dict[Node, bytes] = {}
+    if needed:
+        wanted = Q()
+        for level, index in needed:
+            wanted |= Q(level=level, index=index)
+        found = {(lv, i): bytes.fromhex(h) for lv, i, h in
+                 LedgerNode.objects.filter(wanted).values_list("level", "index", "hash")}
+    missing = sorted(needed - found.keys())
+    if missing:
+        raise LedgerTampered(f"the ledger's tree lacks {len(missing)} of the subtrees this needs "
+                             f"(level {missing[0][0]}, index {missing[0][1]} first): rows of "
+                             f"provenance_ledgernode were deleted")
+    return compute(lambda a, b: range_hash(a, b, found.__getitem__))
+
+
+def _leaf_kept(seq: int) -> bool:
+    """Whether entry `seq` still has the hash its leaf in the kept tree was made from."""
+    entry = LedgerEntry.objects.filter(seq=seq).values_list("entry_hash", flat=True).first()
+    kept = LedgerNode.objects.filter(level=0, index=seq - 1).values_list("hash", flat=True).first()
+    return entry is not None and kept == leaf_hash(bytes.fromhex(entry)).hex()
 
 
 def _witness_path() -> Path:
@@ -93,15 +132,26 @@ def _witness(note: str, size: int) -> None:
     partial.replace(path)
 
 
-def _prefix_problem(label: str, size: int, root: str, hashes: list[bytes]) -> str | None:
-    if size > len(hashes):
-        return f"{label} covers {size} entries; the ledger has {len(hashes)}"
-    if root_from_leaf_hashes(hashes[:size]).hex() != root:
+def _prefix_problem(label: str, size: int, root: str,
+                    hashes: list[bytes] | None = None) -> str | None:
+    """Whether the ledger's first `size` entries still give `root`: from every leaf (`hashes`,
+    the audit), or from the kept tree plus its last entry (each entry's hash chains every one
+    before it, so a rewrite inside the tree changes the last one's: O(log n))."""
+    total = len(hashes) if hashes is not None else ledger_size()
+    if size > total:
+        return f"{label} covers {size} entries; the ledger has {total}"
+    if hashes is not None:
+        found = root_from_leaf_hashes(hashes[:size]).hex()
+    else:
+        found = on_kept_tree(lambda mth: mth(0, size)).hex()
+        if size and not _leaf_kept(size):
+            found = ""
+    if found != root:
         return f"the ledger's first {size} entries no longer give the root of {label}"
     return None
 
 
-def _witness_problems(hashes: list[bytes]) -> list[str]:
+def _witness_problems(hashes: list[bytes] | None = None) -> list[str]:
     """The witness (outside the database) must be in the database and a prefix of the ledger."""
     witnessed = _witnessed()
     if witnessed is None:
@@ -117,38 +167,57 @@ def _witness_problems(hashes: list[bytes]) -> list[str]:
     return problems + ([found] if found else [])
 
 
-def _extension_problems(hashes: list[bytes]) -> list[str]:
-    """What stops the ledger as it is (`hashes`) from being signed: the latest stored checkpoint
-    and the witness must each be the root of a prefix of it."""
-    problems = _witness_problems(hashes)
+def _appended_problems(after: int, size: int) -> list[str]:
+    """The entries a new checkpoint vouches for beyond the last one, recomputed as the verifier
+    does, each matched with its leaf in the kept tree."""
+    prev = GENESIS if after == 0 else \
+        LedgerEntry.objects.filter(seq=after).values_list("entry_hash", flat=True).first()
+    leaves = dict(LedgerNode.objects.filter(level=0, index__gte=after, index__lt=size)
+                  .values_list("index", "hash"))
+    problems = []
+    for entry in LedgerEntry.objects.filter(seq__gt=after, seq__lte=size).order_by("seq") \
+            .iterator(chunk_size=2000):
+        problems += [f"entry {entry.seq}: {p}" for p in entry_problems(entry_export(entry),
+                                                                        prev or GENESIS)]
+        if leaves.get(entry.seq - 1) != leaf_hash(bytes.fromhex(entry.entry_hash)).hex():
+            problems.append(f"entry {entry.seq}: its leaf in the kept tree is not its hash")
+        prev = entry.entry_hash
+    return problems[:5]
+
+
+def _extension_problems(size: int) -> list[str]:
+    """What stops the ledger as it is (`size` entries) from being signed: the latest stored
+    checkpoint and the witness must each be the root of a prefix of it, and what was appended
+    since must verify."""
+    problems = _witness_problems()
     latest = LedgerCheckpoint.objects.order_by("-size").first()
-    found = latest and _prefix_problem("the latest stored checkpoint", latest.size, latest.root,
-                                       hashes)
-    return problems + ([found] if found else [])
+    found = latest and _prefix_problem("the latest stored checkpoint", latest.size, latest.root)
+    problems += [found] if found else []
+    return problems + _appended_problems(latest.size if latest else 0, size)
 
 
-def ledger_checkpoint_latest(hashes: list[bytes] | None = None) -> LedgerCheckpoint:
-    """The signed checkpoint of the ledger as it is now (signed once per size); `hashes`: the
-    leaf hashes when the caller has them already. A new size is signed only when it extends the
-    checkpoints signed before (LedgerTampered otherwise), and is kept as the witness once its
-    transaction commits."""
-    hashes = leaf_hashes() if hashes is None else hashes
-    found = LedgerCheckpoint.objects.filter(size=len(hashes)).first()
+def ledger_checkpoint_latest() -> LedgerCheckpoint:
+    """The signed checkpoint of the ledger as it is now (signed once per size). A new size is
+    signed only when it extends the checkpoints signed before and what was appended since
+    verifies (LedgerTampered otherwise), and is kept as the witness once its transaction
+    commits. Reads O(log n) of the tree, and the entries appended since the last checkpoint."""
+    size = ledger_size()
+    found = LedgerCheckpoint.objects.filter(size=size).first()
     if found is not None:
         return found
-    problems = _extension_problems(hashes)
+    problems = _extension_problems(size)
     if problems:
         raise LedgerTampered("; ".join(problems))
     origin = str(setting("LEDGER_ORIGIN"))
-    root = root_from_leaf_hashes(hashes)
-    note = notes.sign(notes.Checkpoint(origin, len(hashes), root), origin, _seed())
+    root = on_kept_tree(lambda mth: mth(0, size))
+    note = notes.sign(notes.Checkpoint(origin, size, root), origin, _seed())
     try:
         with transaction.atomic():
-            signed = LedgerCheckpoint.objects.create(size=len(hashes), root=root.hex(),
-                                                     note=note, key_name=origin)
+            signed = LedgerCheckpoint.objects.create(size=size, root=root.hex(), note=note,
+                                                     key_name=origin)
     except IntegrityError:  # signed at the same moment by another request
-        return LedgerCheckpoint.objects.get(size=len(hashes))
-    transaction.on_commit(lambda: _witness(note, len(hashes)))
+        return LedgerCheckpoint.objects.get(size=size)
+    transaction.on_commit(lambda: _witness(note, size))
     return signed
 
 
@@ -162,30 +231,30 @@ def _tree_size(value: Any, name: str, largest: int) -> int:
     return size
 
 
-def ledger_inclusion(*, seq: Any, tree_size: Any = None,
-                     hashes: list[bytes] | None = None) -> dict[str, Any]:
-    """The proof that entry `seq` is in the tree of `tree_size` entries (default: all)."""
-    hashes = leaf_hashes() if hashes is None else hashes
-    size = len(hashes) if tree_size in (None, "") else _tree_size(tree_size, "tree_size",
-                                                                   len(hashes))
+def ledger_inclusion(*, seq: Any, tree_size: Any = None) -> dict[str, Any]:
+    """The proof that entry `seq` is in the tree of `tree_size` entries (default: all), from
+    O(log n) kept subtrees."""
+    largest = ledger_size()
+    size = largest if tree_size in (None, "") else _tree_size(tree_size, "tree_size", largest)
     index = _tree_size(seq, "seq", size) - 1
     if index < 0:
         raise ValidationError({"seq": f"between 1 and the tree size ({size})"})
-    return {"seq": index + 1, "leaf_index": index, "tree_size": size,
-            "leaf_hash": hashes[index].hex(),
-            "root": root_from_leaf_hashes(hashes[:size]).hex(),
-            "path": [h.hex() for h in inclusion_proof(hashes[:size], index)]}
+    leaf, root, path = on_kept_tree(lambda mth: (mth(index, index + 1), mth(0, size),
+                                                 inclusion_path(index, size, mth)))
+    return {"seq": index + 1, "leaf_index": index, "tree_size": size, "leaf_hash": leaf.hex(),
+            "root": root.hex(), "path": [h.hex() for h in path]}
 
 
 def ledger_consistency(*, first: Any, second: Any = None) -> dict[str, Any]:
-    """The proof that the tree of `first` entries is a prefix of the tree of `second`."""
-    hashes = leaf_hashes()
-    new = len(hashes) if second in (None, "") else _tree_size(second, "second", len(hashes))
+    """The proof that the tree of `first` entries is a prefix of the tree of `second`, from
+    O(log n) kept subtrees."""
+    largest = ledger_size()
+    new = largest if second in (None, "") else _tree_size(second, "second", largest)
     old = _tree_size(first, "first", new)
-    return {"first": old, "second": new,
-            "first_root": root_from_leaf_hashes(hashes[:old]).hex(),
-            "second_root": root_from_leaf_hashes(hashes[:new]).hex(),
-            "path": [h.hex() for h in consistency_proof(hashes[:new], old)]}
+    first_root, second_root, path = on_kept_tree(
+        lambda mth: (mth(0, old), mth(0, new), consistency_path(old, new, mth)))
+    return {"first": old, "second": new, "first_root": first_root.hex(),
+            "second_root": second_root.hex(), "path": [h.hex() for h in path]}
 
 
 @dataclass(frozen=True)
@@ -207,6 +276,7 @@ def ledger_audit(progress: Any = None) -> LedgerAudit:
     found = list(ledger_problems(progress))
     problems = [problem for _, problem in found]
     hashes, verifier = leaf_hashes(), ledger_verifier_key()
+    problems += _kept_tree_problems(hashes)
     try:
         problems += _witness_problems(hashes)
     except LedgerTampered as exc:  # the witness file itself does not verify
@@ -225,6 +295,24 @@ def ledger_audit(progress: Any = None) -> LedgerAudit:
                             f"{opened.size} entries no longer give its root")
     return LedgerAudit(entries=len(hashes), checkpoints=len(checkpoints), problems=problems,
                        first_bad_seq=found[0][0] if found else None)
+
+
+def _kept_tree_problems(hashes: list[bytes]) -> list[str]:
+    """The kept subtrees (what proofs are read from) against the tree of the entries as they
+    are: every one present and equal, none extra."""
+    expected = complete_nodes(hashes)
+    kept = {(lv, i): h for lv, i, h in LedgerNode.objects.values_list("level", "index", "hash")
+            .iterator(chunk_size=10_000)}
+    wrong = sorted(n for n, h in expected.items() if kept.get(n) != h.hex())
+    extra = sorted(kept.keys() - expected.keys())
+    problems = []
+    if wrong:
+        problems.append(f"{len(wrong)} subtree(s) of the kept tree do not match the entries "
+                        f"(level {wrong[0][0]}, index {wrong[0][1]} first): proofs served from "
+                        f"it would not hold")
+    if extra:
+        problems.append(f"the kept tree has {len(extra)} subtree(s) beyond the entries")
+    return problems
 
 
 def _uncovered_tail() -> list[str]:
@@ -261,9 +349,8 @@ def ledger_receipt(entry: LedgerEntry) -> dict[str, Any]:
     """What a party to an event keeps: the entry (header, payload, hashes), an RFC 9162 inclusion
     proof of its hash in the ledger's Merkle tree, and the signed checkpoint of that tree. Anyone
     can check it offline: `python -m provenance.engine.verify receipt FILE`."""
-    hashes = leaf_hashes()  # read once for the checkpoint and the proof
-    checkpoint = ledger_checkpoint_latest(hashes)
-    proof = ledger_inclusion(seq=entry.seq, tree_size=checkpoint.size, hashes=hashes)
+    checkpoint = ledger_checkpoint_latest()
+    proof = ledger_inclusion(seq=entry.seq, tree_size=checkpoint.size)
     return {
         "format": "trailmark-ledger-receipt/1",
         "entry": entry_export(entry),

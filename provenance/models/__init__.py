@@ -14,7 +14,12 @@ from provenance.models.datasets import (
 )
 from provenance.models.documents import EMBEDDING_DIM, Document, IngestJob, Occurrence
 from provenance.models.identity import RightsHolder, User
-from provenance.models.ledger import LedgerCheckpoint, LedgerEntry, PersonCommitment
+from provenance.models.ledger import (
+    LedgerCheckpoint,
+    LedgerEntry,
+    LedgerNode,
+    PersonCommitment,
+)
 from provenance.models.sources import (
     DataSource,
     LicenseRefTerms,
@@ -38,6 +43,7 @@ __all__ = [
     "Job",
     "LedgerCheckpoint",
     "LedgerEntry",
+    "LedgerNode",
     "LicenseRefTerms",
     "LicenseSignal",
     "ModelCheckpoint",

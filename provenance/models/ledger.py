@@ -1,4 +1,5 @@
-"""The governance ledger's rows: entries, signed checkpoints, person commitments."""
+"""The governance ledger's rows: entries, the complete subtrees of their Merkle tree, signed
+checkpoints, person commitments."""
 
 from __future__ import annotations
 
@@ -25,6 +26,21 @@ class LedgerEntry(models.Model):
         ordering = ["seq"]
         verbose_name_plural = "ledger entries"
         indexes = [models.Index(fields=["subject_type", "subject_id"])]
+
+
+class LedgerNode(models.Model):
+    """A complete subtree of the ledger's Merkle tree (RFC 9162): the hash over the leaves
+    [index * 2**level, (index + 1) * 2**level), level 0 being the entries' leaf hashes. Written
+    by the append that completes it and never changed (a trigger refuses it), so that proofs,
+    receipts and checkpoints read O(log n) of these instead of every entry."""
+
+    level = models.PositiveSmallIntegerField()
+    index = models.PositiveBigIntegerField()
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["level", "index"],
+                                               name="ledger_node_position")]
 
 
 class LedgerCheckpoint(models.Model):

@@ -11,6 +11,7 @@ import rfc8785
 from provenance.engine import checkpoint as notes
 from provenance.engine.merkle import (
     consistency_proof,
+    inclusion_proof,
     leaf_hash,
     root_from_leaf_hashes,
     verify_consistency,
@@ -142,3 +143,37 @@ def test_without_a_key_a_receipt_is_only_called_consistent_and_fails_unless_told
     path.write_text(json.dumps({"entry": {}}))
     assert main(["receipt", str(path), "--unsigned-ok"]) == 1
     assert "not a Trailmark receipt" in capsys.readouterr().err
+
+
+def test_proofs_from_the_kept_complete_subtrees_equal_proofs_from_every_leaf():
+    """What the ledger keeps (complete subtrees) answers every root, inclusion and consistency
+    proof exactly as the leaves do, reading at most 2 log2(n) + 2 subtrees for any of them."""
+    import math
+
+    from provenance.engine.merkle import (
+        complete_nodes,
+        consistency_path,
+        inclusion_path,
+        nodes_needed,
+        range_hash,
+    )
+
+    leaves = [leaf_hash(str(i).encode()) for i in range(300)]
+    for size in (1, 2, 3, 7, 8, 9, 64, 100, 255, 256, 257, 300):
+        kept = complete_nodes(leaves[:size])
+        assert len(kept) < 2 * size  # about one node per leaf above the leaves
+
+        def mth(a, b, kept=kept):
+            return range_hash(a, b, kept.__getitem__)
+
+        bound = 2 * math.ceil(math.log2(size)) + 2 if size > 1 else 2
+        assert mth(0, size) == root_from_leaf_hashes(leaves[:size])
+        for index in {0, size // 3, size // 2, size - 1}:
+            assert inclusion_path(index, size, mth) == inclusion_proof(leaves[:size], index)
+            read = nodes_needed(lambda f, i=index, n=size: (f(0, n), inclusion_path(i, n, f)))
+            assert read <= set(kept) and len(read) <= bound, (size, index, len(read))
+        for first in {0, 1, size // 2, size - 1, size}:
+            assert consistency_path(first, size, mth) == consistency_proof(leaves[:size], first)
+            read = nodes_needed(lambda f, m=first, n=size: (f(0, m), f(0, n),
+                                                              consistency_path(m, n, f)))
+            assert read <= set(kept) and len(read) <= 2 * bound, (size, first, len(read))

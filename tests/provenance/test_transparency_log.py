@@ -131,3 +131,51 @@ def test_a_person_rights_holders_name_enters_the_ledger_only_as_a_commitment():
     assert names[0].startswith("person:") and names[1] == "Quay Press"
     assert PersonCommitment.objects.get(reference=names[0]).label == \
         f"holder:{person.pk}:Ada Writer"
+
+
+def test_proofs_and_receipts_read_the_kept_tree_not_every_entry():
+    """Receipts and proofs read O(log n) kept subtrees (one query for them), and give exactly
+    what the tree over every entry gives; the audit checks the kept tree against the entries."""
+    from django.db import connection as conn
+    from django.test.utils import CaptureQueriesContext
+
+    from provenance.engine.merkle import consistency_proof, inclusion_proof, root_from_leaf_hashes
+    from provenance.ledger.proofs import (
+        leaf_hashes,
+        ledger_audit,
+        ledger_consistency,
+        ledger_inclusion,
+        ledger_receipt,
+    )
+    from provenance.models import LedgerEntry, LedgerNode
+
+    counts = []
+    for target in (37, 150):
+        grow(target - LedgerEntry.objects.count())
+        hashes = leaf_hashes()
+        assert len(hashes) == target
+        assert LedgerNode.objects.count() < 2 * target
+        for seq in (1, target // 2, target):
+            proof = ledger_inclusion(seq=seq)
+            assert proof["root"] == root_from_leaf_hashes(hashes).hex()
+            assert proof["path"] == [h.hex() for h in inclusion_proof(hashes, seq - 1)]
+        for first in (1, target // 3, target):
+            assert ledger_consistency(first=first)["path"] == [
+                h.hex() for h in consistency_proof(hashes, first)]
+        ledger_receipt(LedgerEntry.objects.get(seq=target - 1))  # signs the checkpoint once
+        with CaptureQueriesContext(conn) as seen:
+            receipt = ledger_receipt(LedgerEntry.objects.get(seq=3))
+        assert receipt["inclusion_proof"]["path"] == [h.hex() for h in inclusion_proof(hashes, 2)]
+        entry_reads = [q["sql"] for q in seen.captured_queries
+                       if 'FROM "provenance_ledgerentry"' in q["sql"]]
+        assert all("LIMIT" in q for q in entry_reads), entry_reads  # single rows, no scan
+        counts.append(len(seen.captured_queries))
+    assert counts[0] == counts[1]  # the same few queries at 37 and at 150 entries
+    assert ledger_audit().verified, ledger_audit().problems
+    with conn.cursor() as cursor:  # a superuser edits a kept subtree
+        cursor.execute("ALTER TABLE provenance_ledgernode DISABLE TRIGGER ledgernode_append_only")
+        cursor.execute("UPDATE provenance_ledgernode SET hash = repeat('0', 64) "
+                       "WHERE level = 2 AND index = 3")
+        cursor.execute("ALTER TABLE provenance_ledgernode ENABLE TRIGGER ledgernode_append_only")
+    audit = ledger_audit()
+    assert not audit.verified and any("level 2, index 3" in p for p in audit.problems), audit.problems
