@@ -30,10 +30,10 @@ from provenance.engine import checkpoint as notes
 from provenance.engine.merkle import (
     Node,
     RangeHash,
-    complete_nodes,
     consistency_path,
     inclusion_path,
     leaf_hash,
+    node_hash,
     nodes_needed,
     range_hash,
     root_from_leaf_hashes,
@@ -299,19 +299,34 @@ def ledger_audit(progress: Any = None) -> LedgerAudit:
 
 def _kept_tree_problems(hashes: list[bytes]) -> list[str]:
     """The kept subtrees (what proofs are read from) against the tree of the entries as they
-    are: every one present and equal, none extra."""
-    expected = complete_nodes(hashes)
-    kept = {(lv, i): h for lv, i, h in LedgerNode.objects.values_list("level", "index", "hash")
-            .iterator(chunk_size=10_000)}
-    wrong = sorted(n for n, h in expected.items() if kept.get(n) != h.hex())
-    extra = sorted(kept.keys() - expected.keys())
+    are, one level at a time (memory: the leaves and one level): every one present and equal,
+    none extra."""
+    wrong: list[Node] = []
+    missing = extra = 0
+    level, row = 0, list(hashes)
+    while row:
+        matched = 0
+        for index, value in LedgerNode.objects.filter(level=level).order_by("index") \
+                .values_list("index", "hash").iterator(chunk_size=10_000):
+            if index >= len(row):
+                extra += 1
+            elif value == row[index].hex():
+                matched += 1
+            else:
+                wrong.append((level, index))
+        missing += len(row) - matched - sum(1 for lv, _ in wrong if lv == level)
+        row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
+        level += 1
+    extra += LedgerNode.objects.filter(level__gte=level).count()
     problems = []
     if wrong:
         problems.append(f"{len(wrong)} subtree(s) of the kept tree do not match the entries "
                         f"(level {wrong[0][0]}, index {wrong[0][1]} first): proofs served from "
                         f"it would not hold")
+    if missing:
+        problems.append(f"the kept tree lacks {missing} subtree(s) of the entries' tree")
     if extra:
-        problems.append(f"the kept tree has {len(extra)} subtree(s) beyond the entries")
+        problems.append(f"the kept tree has {extra} subtree(s) beyond the entries")
     return problems
 
 

@@ -139,6 +139,7 @@ def test_proofs_and_receipts_read_the_kept_tree_not_every_entry():
     from django.db import connection as conn
     from django.test.utils import CaptureQueriesContext
 
+    from core.errors import LedgerTampered
     from provenance.engine.merkle import consistency_proof, inclusion_proof, root_from_leaf_hashes
     from provenance.ledger.proofs import (
         leaf_hashes,
@@ -180,3 +181,10 @@ def test_proofs_and_receipts_read_the_kept_tree_not_every_entry():
     audit = ledger_audit()
     assert not audit.verified
     assert any("level 2, index 3" in p for p in audit.problems), audit.problems
+    with conn.cursor() as cursor:  # and deletes a leaf
+        cursor.execute("ALTER TABLE provenance_ledgernode DISABLE TRIGGER ledgernode_append_only")
+        cursor.execute("DELETE FROM provenance_ledgernode WHERE level = 0 AND index = 9")
+        cursor.execute("ALTER TABLE provenance_ledgernode ENABLE TRIGGER ledgernode_append_only")
+    assert any("lacks 1 subtree" in p for p in ledger_audit().problems)
+    with pytest.raises(LedgerTampered, match="lacks 1 of the subtrees"):
+        ledger_inclusion(seq=10)
