@@ -45,7 +45,7 @@ def write_ledger(n: int) -> None:
     from django.db import connection
 
     from provenance.engine.canonical import canonical_hash
-    from provenance.engine.merkle import leaf_hash, node_hash
+    from provenance.engine.merkle import complete_levels, leaf_hash
     from provenance.ledger.append import GENESIS, entry_hash, entry_header
     from provenance.models import LedgerEntry
 
@@ -65,12 +65,9 @@ def write_ledger(n: int) -> None:
         leaves.append(leaf_hash(bytes.fromhex(entry.entry_hash)))
         prev = entry.entry_hash
     nodes = io.StringIO()
-    level, row = 0, leaves
-    while row:
+    for level, row in enumerate(complete_levels(leaves)):
         for index, value in enumerate(row):
             nodes.write(f"{level}\t{index}\t{value.hex()}\n")
-        row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
-        level += 1
     with connection.cursor() as cursor:
         copy = cursor.cursor.copy
         with copy("COPY provenance_ledgerentry (seq, created_at, actor_label, event, "

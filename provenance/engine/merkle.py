@@ -9,7 +9,7 @@ reads O(log n) of them (`range_nodes`, `inclusion_path`, `consistency_path`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
 
@@ -129,15 +129,19 @@ def _over(hashes: Sequence[bytes]) -> RangeHash:
     return lambda a, b: root_from_leaf_hashes(hashes[a:b])
 
 
-def complete_nodes(hashes: Sequence[bytes]) -> dict[Node, bytes]:
-    """Every complete subtree of the tree over these leaf hashes (what a log keeps)."""
-    out: dict[Node, bytes] = {(0, i): h for i, h in enumerate(hashes)}
-    level, row = 0, list(hashes)
-    while len(row) > 1:
+def complete_levels(hashes: Sequence[bytes]) -> Iterator[list[bytes]]:
+    """The complete subtrees of the tree over these leaf hashes (what a log keeps), one level at
+    a time from the leaves up: level k's item i is node (k, i)."""
+    row = list(hashes)
+    while row:
+        yield row
         row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
-        level += 1
-        out.update(((level, i), h) for i, h in enumerate(row))
-    return out
+
+
+def complete_nodes(hashes: Sequence[bytes]) -> dict[Node, bytes]:
+    """Every complete subtree of the tree over these leaf hashes, by (level, index)."""
+    return {(level, i): h for level, row in enumerate(complete_levels(hashes))
+            for i, h in enumerate(row)}
 
 
 def inclusion_proof(hashes: Sequence[bytes], index: int) -> list[bytes]:

@@ -30,10 +30,10 @@ from provenance.engine import checkpoint as notes
 from provenance.engine.merkle import (
     Node,
     RangeHash,
+    complete_levels,
     consistency_path,
     inclusion_path,
     leaf_hash,
-    node_hash,
     nodes_needed,
     range_hash,
     root_from_leaf_hashes,
@@ -66,11 +66,9 @@ def ledger_verifier_key() -> str:
     return notes.verifier_key(str(setting("LEDGER_ORIGIN")), notes.public_key(_seed()))
 
 
-def leaf_hashes(size: int | None = None) -> list[bytes]:
+def leaf_hashes() -> list[bytes]:
     """Every entry's leaf hash, recomputed from the entries (the audit's view: O(n))."""
     rows = LedgerEntry.objects.order_by("seq").values_list("entry_hash", flat=True)
-    if size is not None:
-        rows = rows[:size]
     return [leaf_hash(bytes.fromhex(h)) for h in rows]
 
 
@@ -302,10 +300,9 @@ def _kept_tree_problems(hashes: list[bytes]) -> list[str]:
     are, one level at a time (memory: the leaves and one level): every one present and equal,
     none extra."""
     wrong: list[Node] = []
-    missing = extra = 0
-    level, row = 0, list(hashes)
-    while row:
-        matched = 0
+    missing = extra = levels = 0
+    for level, row in enumerate(complete_levels(hashes)):
+        matched = wrong_here = 0
         for index, value in LedgerNode.objects.filter(level=level).order_by("index") \
                 .values_list("index", "hash").iterator(chunk_size=10_000):
             if index >= len(row):
@@ -314,10 +311,10 @@ def _kept_tree_problems(hashes: list[bytes]) -> list[str]:
                 matched += 1
             else:
                 wrong.append((level, index))
-        missing += len(row) - matched - sum(1 for lv, _ in wrong if lv == level)
-        row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row) - 1, 2)]
-        level += 1
-    extra += LedgerNode.objects.filter(level__gte=level).count()
+                wrong_here += 1
+        missing += len(row) - matched - wrong_here
+        levels = level + 1
+    extra += LedgerNode.objects.filter(level__gte=levels).count()
     problems = []
     if wrong:
         problems.append(f"{len(wrong)} subtree(s) of the kept tree do not match the entries "
