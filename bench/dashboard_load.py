@@ -134,7 +134,7 @@ def build(documents: int, timings: dict[str, float]) -> dict[str, object]:
     from django.utils import timezone
 
     from provenance.models import DatasetVersion, Document, ModelCheckpoint, User
-    from provenance.services import datasets, sources
+    from provenance.services import curation, datasets, sources
     from provenance.services.ingest import ingest_path
     from provenance.services.training import checkpoint_register_local
 
@@ -186,7 +186,7 @@ def build(documents: int, timings: dict[str, float]) -> dict[str, object]:
         job = datasets.curation_job_create(dataset=dataset, actor=admin, enqueue=False, recipe={
             "intended_use": "commercial", "publish": True, "holdout_fraction": 0.01})
         with step("curate and publish v1 (licences, opt-outs, near-duplicates)", timings):
-            finished = datasets.curation_run(job_id=job.pk)
+            finished = curation.curation_run(job_id=job.pk)
             assert finished is not None and finished.version is not None, finished
             version = finished.version
         with step("count v1's composition and render its cards (the worker's card task)",
@@ -195,7 +195,7 @@ def build(documents: int, timings: dict[str, float]) -> dict[str, object]:
         with step("derive v2 without 100 documents (a takedown's remediation)", timings):
             removed = set(version.members.order_by("document_id")
                           .values_list("document_id", flat=True)[:100])
-            derived = datasets.version_derive(parent=version, detail="benchmark takedown",
+            derived = curation.version_derive(parent=version, detail="benchmark takedown",
                                               actor=admin, remove=removed)
             version_card_render(version_id=derived.pk)
         demo_model = ModelCheckpoint.objects.filter(kind="trained").order_by("pk").first()

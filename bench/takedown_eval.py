@@ -42,7 +42,7 @@ def workspace(per_source: int, holdout: float) -> dict[str, Any]:
 
     from demo import corpus as demo
     from provenance.models import User
-    from provenance.services import datasets, ingest, sources
+    from provenance.services import curation, datasets, ingest, sources
     from provenance.services.canaries import canary_register
 
     corpus = demo.build_corpus(per_source=per_source)
@@ -59,7 +59,7 @@ def workspace(per_source: int, holdout: float) -> dict[str, Any]:
     dataset = datasets.dataset_create(actor=None, slug="bench-takedown", title="Takedown bench")
     job = datasets.curation_job_create(dataset=dataset, actor=None, enqueue=False, recipe={
         "intended_use": "academic", "publish": True, "holdout_fraction": holdout})
-    finished = datasets.curation_run(job_id=job.pk)
+    finished = curation.curation_run(job_id=job.pk)
     assert finished is not None and finished.version is not None
     version = finished.version
     users = {"holder": User.objects.create_user("harbor", role=User.Role.RIGHTS_HOLDER,

@@ -21,13 +21,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    connections,
+    transaction,
+)
 from django.utils import timezone
 
 log = logging.getLogger(__name__)
@@ -127,6 +136,35 @@ def cancel_row(model: type[Any]) -> Callable[[int], None]:
                                                finished_at=now, updated_at=now)
 
     return cancel
+
+
+_side = threading.local()
+
+
+def job_progress(model: type[Any], job_id: int, position: int) -> None:
+    """Record how far a running job has got, so that the jobs board sees it at once, also from
+    inside the job's own transaction (a curation decides and writes its version in one): there
+    the row is written on a connection of its own, in autocommit. Progress is advice: a row some
+    other transaction holds locked is skipped rather than waited for."""
+    if not connection.in_atomic_block:
+        model.objects.filter(pk=job_id).update(position=position, updated_at=timezone.now())
+        return
+    side = getattr(_side, "connection", None)
+    if side is None:
+        side = _side.connection = connections.create_connection(DEFAULT_DB_ALIAS)
+    table = model._meta.db_table
+    with side.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET position = %s, updated_at = now() WHERE id = "
+                       f"(SELECT id FROM {table} WHERE id = %s FOR UPDATE SKIP LOCKED)",
+                       [position, job_id])
+
+
+def job_progress_close() -> None:
+    """Close this thread's progress connection, if it opened one."""
+    side = getattr(_side, "connection", None)
+    if side is not None:
+        side.close()
+        _side.connection = None
 
 
 def job_fail(model: type[Any], job_id: int, exc: BaseException, what: str) -> None:

@@ -18,7 +18,7 @@ def ingest_run_task(job_id: int) -> None:
 @shared_task(name="provenance.curate_run", **JOB_TASK,
              soft_time_limit=2 * 60 * 60, time_limit=2 * 60 * 60 + 300)
 def curate_run_task(job_id: int) -> None:
-    from provenance.services.datasets import curation_run
+    from provenance.services.curation import curation_run
 
     curation_run(job_id=job_id)
 

@@ -4,7 +4,7 @@ pgvector and Redis unless DATABASE_URL / CELERY_BROKER_URL point elsewhere)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from provenance.models import DatasetVersion, DataSource, RightsHolder, User
-from provenance.services import datasets, sources
+from provenance.services import curation, datasets, sources
 from provenance.services.ingest import ingest_path
 from tests.factories import DatasetFactory, RightsHolderFactory, UserFactory
 
@@ -55,6 +55,16 @@ def _ledger_witness_in_tmp(settings, tmp_path: Path) -> None:
 @pytest.fixture(autouse=True)
 def _artifacts_in_tmp(settings, tmp_path: Path) -> None:
     settings.ARTIFACT_DIR = tmp_path / "artifacts"
+
+
+@pytest.fixture(autouse=True)
+def _no_progress_connection_left_open() -> Iterator[None]:
+    # A job run inside a test's transaction writes its progress on a connection of its own; it
+    # must not outlive the test (it would hold the test database open).
+    yield
+    from core.jobs import job_progress_close
+
+    job_progress_close()
 
 
 @pytest.fixture(autouse=True)
@@ -168,8 +178,8 @@ def publish_version(db) -> Callable[..., DatasetVersion]:
                 **recipe: Any) -> DatasetVersion:
         recipe = datasets.recipe_validate({"intended_use": intended_use, **recipe})
         dataset = DatasetFactory(**({"slug": slug} if slug else {}))
-        draft = datasets.version_create_from_plan(dataset=dataset, recipe=recipe,
-                                                  plan=datasets.curation_plan(recipe), actor=None)
+        draft = curation.version_create_from_plan(dataset=dataset, recipe=recipe,
+                                                  plan=curation.curation_plan(recipe), actor=None)
         return datasets.dataset_version_publish(version=draft, actor=None)
 
     return publish

@@ -9,7 +9,7 @@ reads O(log n) of them (`range_nodes`, `inclusion_path`, `consistency_path`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
 
@@ -209,10 +209,42 @@ def verify_consistency(first: int, second: int, proof: Sequence[bytes], first_ro
     return sn == 0 and fr == first_root and sr == second_root
 
 
+def root_from_leaf_stream(hashes: Iterable[bytes]) -> bytes:
+    """MTH of leaf hashes that arrive one at a time, holding O(log n) of them: the complete
+    subtrees so far (at most one per level), joined right to left at the end, which is where
+    RFC 9162's split at the largest power of two puts them."""
+    stack: list[tuple[int, bytes]] = []  # (level, hash), levels strictly falling
+    for h in hashes:
+        level = 0
+        while stack and stack[-1][0] == level:
+            h = node_hash(stack.pop()[1], h)
+            level += 1
+        stack.append((level, h))
+    if not stack:
+        return hashlib.sha256(b"").digest()
+    root = stack[-1][1]
+    for _, left in reversed(stack[:-1]):
+        root = node_hash(left, root)
+    return root
+
+
+def manifest_root_stream(sorted_sha256_hex: Iterable[str]) -> str:
+    """`manifest_root` of hashes already sorted and distinct (as a database streams them), in
+    O(log n) memory; a hash out of order raises rather than giving a wrong root."""
+    def leaves() -> Iterator[bytes]:
+        last = ""
+        for h in sorted_sha256_hex:
+            if h <= last:
+                raise ValueError(f"manifest hashes out of order or repeated at {h}")
+            last = h
+            yield leaf_hash(bytes.fromhex(h))
+
+    return root_from_leaf_stream(leaves()).hex()
+
+
 def manifest_root(sha256_hex: Sequence[str]) -> str:
     """Root over the sorted, distinct member content hashes (each leaf = the 32 raw bytes)."""
-    leaves = [leaf_hash(bytes.fromhex(h)) for h in sorted(set(sha256_hex))]
-    return root_from_leaf_hashes(leaves).hex()
+    return manifest_root_stream(sorted(set(sha256_hex)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,8 @@ from attribution.models import GradientIndex
 from attribution.services.influence import gradient_index_mask
 from core.errors import InvalidTransition
 from provenance.models import DatasetVersion, Document, User
-from provenance.services.datasets import version_derive, version_diff
+from provenance.services.curation import version_derive
+from provenance.services.datasets import version_diff
 from provenance.services.documents import document_tombstone
 from takedowns.models import TakedownRequest
 from takedowns.services.workflow import takedown_transition

@@ -58,7 +58,7 @@ def test_anyone_reads_a_models_training_content_summary(model, client):
 def test_a_derived_models_summary_counts_each_document_of_its_ancestry_once(model, client):
     from dashboards.selectors import ai_act_summary
     from provenance.models import ModelCheckpoint
-    from provenance.services.datasets import version_derive
+    from provenance.services.curation import version_derive
 
     version = model.version
     removed = set(version.members.order_by("document_id").values_list("document_id",

@@ -100,13 +100,13 @@ def test_a_card_names_the_takedowns_of_its_lineage_and_the_models_trained_on_it(
 
 
 def test_a_draft_version_has_no_card_to_write(client_as, make_source, ingest_texts):
-    from provenance.services import datasets
+    from provenance.services import curation, datasets
     from tests.factories import DatasetFactory
 
     ingest_texts(make_source(), ["text"])
     recipe = datasets.recipe_validate({"intended_use": "commercial"})
-    draft = datasets.version_create_from_plan(dataset=DatasetFactory(slug="d"), recipe=recipe,
-                                              plan=datasets.curation_plan(recipe), actor=None)
+    draft = curation.version_create_from_plan(dataset=DatasetFactory(slug="d"), recipe=recipe,
+                                              plan=curation.curation_plan(recipe), actor=None)
     answer = client_as("curator").patch(f"/api/v1/versions/{draft.pk}/card/",
                                         {"words": {"uses": "x"}}, format="json")
     assert answer.status_code == 409 and "publish the version first" in answer.json()["detail"]

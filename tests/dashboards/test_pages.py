@@ -1,6 +1,6 @@
 import pytest
 
-from provenance.services import datasets
+from provenance.services import curation, datasets
 from tests.factories import DatasetFactory
 from tests.helpers import TINY_MODEL
 
@@ -11,8 +11,8 @@ def test_the_front_page_lists_published_versions_in_few_queries(client, make_sou
                                                                 django_assert_max_num_queries):
     ingest_texts(make_source(license_expression="CC0-1.0"), ["one", "two"])
     recipe = datasets.recipe_validate({"intended_use": "commercial"})
-    v = datasets.version_create_from_plan(dataset=DatasetFactory(slug="front"), recipe=recipe,
-                                          plan=datasets.curation_plan(recipe), actor=None)
+    v = curation.version_create_from_plan(dataset=DatasetFactory(slug="front"), recipe=recipe,
+                                          plan=curation.curation_plan(recipe), actor=None)
     datasets.dataset_version_publish(version=v, actor=None)
     with django_assert_max_num_queries(4):
         response = client.get("/")

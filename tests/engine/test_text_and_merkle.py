@@ -1,9 +1,19 @@
 import hashlib
 
+import numpy as np
 import pytest
 
-from provenance.engine.merkle import leaf_hash, manifest_root, node_hash, root_from_leaf_hashes
+from provenance.engine import dedup
+from provenance.engine.merkle import (
+    leaf_hash,
+    manifest_root,
+    manifest_root_stream,
+    node_hash,
+    root_from_leaf_hashes,
+    root_from_leaf_stream,
+)
 from provenance.engine.text import (
+    NUM_PERM,
     content_hash,
     language_name,
     language_tag,
@@ -98,3 +108,33 @@ def test_json_depth_counts_levels_without_recursion():
     for _ in range(200_000):
         deep = [deep]
     assert json_depth(deep) == 200_001
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 5, 8, 13, 64, 100])
+def test_a_streamed_root_is_the_root_of_the_whole_list(n):
+    leaves = [leaf_hash(bytes([i % 256, i // 256])) for i in range(n)]
+    assert root_from_leaf_stream(iter(leaves)) == root_from_leaf_hashes(leaves)
+    hexes = sorted(hashlib.sha256(bytes([i])).hexdigest() for i in range(n))
+    assert manifest_root_stream(iter(hexes)) == manifest_root(list(reversed(hexes)))
+    if n > 1:
+        with pytest.raises(ValueError, match="out of order"):
+            manifest_root_stream(iter(hexes[::-1]))
+
+
+def test_band_keys_agree_with_datasketch_buckets_and_collisions_are_checked_again():
+    bands, rows = dedup.lsh_params(0.8)
+    rng = np.random.default_rng(3)
+    sigs = rng.integers(0, 1 << 32, size=(6, NUM_PERM), dtype=np.uint64).astype(np.uint32)
+    sigs[1, :rows] = sigs[0, :rows]              # shares band 0 with 0 and little else
+    sigs[2] = sigs[0]
+    sigs[2, 110:] = 7                            # shares most bands with 0
+    keys = dedup.band_keys(sigs, bands, rows)
+    assert keys.shape == (6, bands)
+    assert keys[1, 0] == keys[0, 0] and (keys[1, 1:] != keys[0, 1:]).all()
+    assert (keys[2, :7] == keys[0, :7]).all()
+    assert len({int(k) for k in keys[3:].ravel()}) == 3 * bands  # nothing shared by chance
+    near = dedup.near_pairs(sigs[[1, 2, 3]], sigs[[0, 0, 0]], bands, rows, 0.8)
+    assert near.tolist() == [False, True, False]  # 1 shares a band but is far; 3 shares none
+    # A pair that shares no whole band (as two documents whose keys merely collide) is never
+    # a near-duplicate, even at threshold 0.
+    assert not dedup.near_pairs(sigs[[3]], sigs[[4]], bands, rows, 0.0).any()

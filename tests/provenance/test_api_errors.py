@@ -210,21 +210,21 @@ def test_curation_through_the_api(admin, source, ingest_texts, django_capture_on
 @pytest.mark.parametrize("query", ["", "?against=abc", "?against=999999"])
 def test_a_diff_needs_a_version_to_compare_with(admin, query):
     dataset = DatasetFactory()
-    from provenance.services import datasets
+    from provenance.services import curation, datasets
 
     recipe = datasets.recipe_validate({"intended_use": "commercial"})
-    v = datasets.version_create_from_plan(dataset=dataset, recipe=recipe,
-                                          plan=datasets.curation_plan(recipe), actor=None)
+    v = curation.version_create_from_plan(dataset=dataset, recipe=recipe,
+                                          plan=curation.curation_plan(recipe), actor=None)
     response = admin.get(f"/api/v1/versions/{v.pk}/diff/{query}")
     assert response.status_code == 400 and "against" in response.json()
 
 
 def test_exclusion_filter_rejects_unknown_reasons(admin):
-    from provenance.services import datasets
+    from provenance.services import curation, datasets
 
     recipe = datasets.recipe_validate({"intended_use": "commercial"})
-    v = datasets.version_create_from_plan(dataset=DatasetFactory(), recipe=recipe,
-                                          plan=datasets.curation_plan(recipe), actor=None)
+    v = curation.version_create_from_plan(dataset=DatasetFactory(), recipe=recipe,
+                                          plan=curation.curation_plan(recipe), actor=None)
     assert admin.get(f"/api/v1/versions/{v.pk}/exclusions/?reason=bored").status_code == 400
     assert admin.get(f"/api/v1/versions/{v.pk}/exclusions/?reason=license").status_code == 200
 

@@ -1,13 +1,16 @@
+import random
 from datetime import timedelta
 
 import pytest
+from datasketch import MinHashLSH
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.utils import timezone
 
-from provenance.engine.text import content_hash
-from provenance.models import DataSource, Document, VersionExclusion
-from provenance.services import datasets, sources
+from core.jobs import job_progress, job_progress_close
+from provenance.engine.text import NUM_PERM, content_hash, minhash_from_bytes
+from provenance.models import CurationJob, DataSource, Document, VersionExclusion
+from provenance.services import curation, datasets, sources
 from provenance.services.documents import document_tombstone
 from tests.factories import DatasetFactory
 from tests.helpers import words
@@ -58,7 +61,7 @@ def corpus(make_source, ingest_texts):
 
 
 def _curate(recipe):
-    plan = datasets.curation_plan(datasets.recipe_validate(recipe))
+    plan = curation.curation_plan(datasets.recipe_validate(recipe))
     texts = dict(Document.objects.values_list("pk", "text"))
     members = {texts[d] for d, _, _ in plan.members}
     excluded = {(texts[d], reason) for d, _, reason, _ in plan.exclusions}
@@ -101,8 +104,8 @@ def test_the_same_recipe_on_the_same_data_gives_the_same_version(corpus):
     recipe = datasets.recipe_validate({"intended_use": "commercial", "opt_out_cutoff": cutoff})
     roots = []
     for _ in range(2):
-        version = datasets.version_create_from_plan(dataset=dataset, recipe=recipe,
-                                                    plan=datasets.curation_plan(recipe), actor=None)
+        version = curation.version_create_from_plan(dataset=dataset, recipe=recipe,
+                                                    plan=curation.curation_plan(recipe), actor=None)
         roots.append((version.manifest_root, version.document_count, version.counts_by_source))
     assert roots[0] == roots[1]
 
@@ -113,7 +116,7 @@ def test_a_curation_job_records_counts_and_publishes_when_asked(corpus):
     job = datasets.curation_job_create(dataset=dataset, actor=None, enqueue=False,
                                        recipe={"intended_use": "commercial", "publish": True,
                                                "opt_out_cutoff": cutoff})
-    job = datasets.curation_run(job_id=job.pk)
+    job = curation.curation_run(job_id=job.pk)
     version = job.version
     assert job.state == "succeeded" and version.is_published
     assert version.document_count == 5
@@ -149,14 +152,78 @@ def test_a_bad_recipe_is_refused_naming_the_field(recipe, field):
 def test_a_holdout_fraction_sets_aside_texts_by_hash_never_trained_on(make_source, ingest_texts):
     ingest_texts(make_source(), [words(i, 30) for i in range(200)])
     recipe = datasets.recipe_validate({"intended_use": "commercial", "holdout_fraction": 0.25})
-    plan = datasets.curation_plan(recipe)
+    plan = curation.curation_plan(recipe)
     held = {doc for doc, _, reason, _ in plan.exclusions if reason == R.HELD_OUT}
     members = {doc for doc, _, _ in plan.members}
     assert 25 <= len(held) <= 75 and not held & members and len(held | members) == 200
     shas = dict(Document.objects.values_list("pk", "sha256"))
-    assert all(datasets.held_out(shas[d], 0.25) for d in held)
-    assert not any(datasets.held_out(shas[d], 0.25) for d in members)
-    again = datasets.curation_plan(recipe)
+    assert all(curation.held_out(shas[d], 0.25) for d in held)
+    assert not any(curation.held_out(shas[d], 0.25) for d in members)
+    again = curation.curation_plan(recipe)
     assert {doc for doc, _, reason, _ in again.exclusions if reason == R.HELD_OUT} == held
     with pytest.raises(ValidationError, match="holdout_fraction"):
         datasets.recipe_validate({"intended_use": "commercial", "holdout_fraction": 0.9})
+
+
+def _drift(seed: int, steps: int, n: int = 60) -> list[str]:
+    """A text and `steps` descendants, each one more word edited than the last: neighbours in the
+    chain are near-duplicates at 0.8, texts two edits apart are not."""
+    rng = random.Random(seed)
+    chain = [words(seed, n).split()]
+    for step in range(steps):
+        text = list(chain[-1])
+        text[rng.randrange(n)] = f"edit{seed}x{step}"
+        chain.append(text)
+    return [" ".join(t) for t in chain]
+
+
+def _datasketch_decisions(threshold: float) -> dict[int, int]:
+    """What the in-memory datasketch index (the curation before issue 20) decides: each document
+    in sha256 order is out if a kept one in its LSH buckets reaches the threshold."""
+    lsh, kept, out = MinHashLSH(threshold=threshold, num_perm=NUM_PERM), {}, {}
+    for doc, blob in Document.objects.order_by("sha256").values_list("pk", "minhash"):
+        sketch = minhash_from_bytes(bytes(blob))
+        near = [k for k in lsh.query(sketch) if kept[k].jaccard(sketch) >= threshold]
+        if near:
+            out[doc] = min(near)
+            continue
+        lsh.insert(doc, sketch)
+        kept[doc] = sketch
+    return out
+
+
+@pytest.mark.parametrize("threshold", [0.8, 0.6])
+def test_near_duplicates_found_in_sql_are_those_of_the_in_memory_index(
+        make_source, ingest_texts, threshold):
+    texts = [t for seed in range(40) for t in _drift(seed, 5)]
+    ingest_texts(make_source(license_expression="CC0-1.0"), texts)
+    expected = _datasketch_decisions(threshold)
+    recipe = datasets.recipe_validate({"intended_use": "commercial",
+                                       "near_duplicate_threshold": threshold})
+    plan = curation.curation_plan(recipe)
+    found = {doc: detail for doc, _, reason, detail in plan.exclusions
+             if reason == R.NEAR_DUPLICATE}
+    assert found == {doc: f"near-duplicate of document {near}" for doc, near in expected.items()}
+    assert len(found) >= 40 and len(plan.members) == len(texts) - len(found)
+    # The greedy order matters here: some kept text is near one that was itself found out.
+    sketches = {d: minhash_from_bytes(bytes(b))
+                for d, b in Document.objects.values_list("pk", "minhash")}
+    kept = [d for d, _, _ in plan.members]
+    assert any(sketches[k].jaccard(sketches[o]) >= threshold for k in kept for o in found)
+
+
+def test_a_job_inside_its_transaction_shows_progress_to_other_connections(
+        transactional_db, make_source):
+    job = datasets.curation_job_create(dataset=DatasetFactory(), actor=None, enqueue=False,
+                                       recipe={"intended_use": "commercial"})
+    reader = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with transaction.atomic():
+            job_progress(CurationJob, job.pk, 1234)
+            with reader.cursor() as cursor:
+                cursor.execute("SELECT position FROM provenance_curationjob WHERE id = %s",
+                               [job.pk])
+                assert cursor.fetchone()[0] == 1234
+    finally:
+        reader.close()
+        job_progress_close()

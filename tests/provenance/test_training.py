@@ -10,7 +10,7 @@ from attribution.services.outputs import model_output_create, model_output_gener
 from attribution.tasks import generate_task
 from provenance.engine.lm_config import directory_sha256
 from provenance.models import LedgerEntry, ModelCheckpoint, TrainingRun
-from provenance.services import datasets
+from provenance.services import curation, datasets
 from provenance.services.documents import document_tombstone
 from provenance.services.training import (
     checkpoint_register_local,
@@ -87,8 +87,8 @@ def test_training_skips_documents_removed_after_publication(version):
 
 def test_only_published_versions_are_trained_on_and_options_are_checked(version):
     recipe = datasets.recipe_validate({"intended_use": "commercial"})
-    draft = datasets.version_create_from_plan(dataset=version.dataset, recipe=recipe,
-                                              plan=datasets.curation_plan(recipe), actor=None)
+    draft = curation.version_create_from_plan(dataset=version.dataset, recipe=recipe,
+                                              plan=curation.curation_plan(recipe), actor=None)
     with pytest.raises(ValidationError) as err:
         training_run_create(version=draft, actor=None, enqueue=False)
     assert "version" in err.value.message_dict

@@ -6,7 +6,7 @@ from provenance.engine.merkle import manifest_root
 from provenance.ledger.append import ledger_append
 from provenance.ledger.proofs import ledger_verify_chain
 from provenance.models import Document, LedgerEntry, OptOutSignal, VersionMember
-from provenance.services import datasets, sources
+from provenance.services import curation, datasets, sources
 from provenance.services.documents import document_tombstone
 from tests.factories import DatasetFactory
 from tests.helpers import words
@@ -20,8 +20,8 @@ def published(make_source, ingest_texts):
     ingest_texts(source, [words(i, 60) for i in range(8)])
     dataset = DatasetFactory()
     recipe = datasets.recipe_validate({"intended_use": "commercial"})
-    draft = datasets.version_create_from_plan(dataset=dataset, recipe=recipe,
-                                              plan=datasets.curation_plan(recipe), actor=None)
+    draft = curation.version_create_from_plan(dataset=dataset, recipe=recipe,
+                                              plan=curation.curation_plan(recipe), actor=None)
     return datasets.dataset_version_publish(version=draft, actor=None)
 
 
@@ -65,8 +65,8 @@ def test_the_orm_cannot_change_a_published_version_either(published):
 def test_a_draft_can_be_changed_and_discarded(make_source, ingest_texts):
     ingest_texts(make_source(license_expression="CC0-1.0"), ["one text", "two text"])
     recipe = datasets.recipe_validate({"intended_use": "commercial"})
-    draft = datasets.version_create_from_plan(dataset=DatasetFactory(), recipe=recipe,
-                                              plan=datasets.curation_plan(recipe), actor=None)
+    draft = curation.version_create_from_plan(dataset=DatasetFactory(), recipe=recipe,
+                                              plan=curation.curation_plan(recipe), actor=None)
     draft.members.first().delete()
     datasets.dataset_version_discard(version=draft, actor=None)
     assert not VersionMember.objects.exists()
@@ -90,8 +90,8 @@ def test_a_new_version_has_its_parent_and_a_diff_per_source(published, make_sour
     removed = published.members.order_by("id").first().document
     document_tombstone(document=removed, actor=None, reason="takedown")
     recipe = datasets.recipe_validate({"intended_use": "commercial"})
-    v2 = datasets.version_create_from_plan(dataset=published.dataset, recipe=recipe,
-                                           plan=datasets.curation_plan(recipe), actor=None)
+    v2 = curation.version_create_from_plan(dataset=published.dataset, recipe=recipe,
+                                           plan=curation.curation_plan(recipe), actor=None)
     assert (v2.number, v2.parent_id) == (2, published.pk)
     diff = datasets.version_diff(v2, published)
     assert diff["added"] == {"total": 2, "by_source": {str(extra.pk): 2}}
@@ -140,18 +140,18 @@ def test_a_derived_version_keeps_what_its_parent_left_out(make_source, ingest_te
     ingest_texts(make_source(license_expression="CC0-1.0"), [words(i, 60) for i in range(40)])
     ingest_texts(make_source(license_expression="CC-BY-NC-4.0"), ["not for commercial use"])
     recipe = datasets.recipe_validate({"intended_use": "commercial", "holdout_fraction": 0.2})
-    draft = datasets.version_create_from_plan(dataset=DatasetFactory(), recipe=recipe,
-                                              plan=datasets.curation_plan(recipe), actor=None)
+    draft = curation.version_create_from_plan(dataset=DatasetFactory(), recipe=recipe,
+                                              plan=curation.curation_plan(recipe), actor=None)
     parent = datasets.dataset_version_publish(version=draft, actor=None)
     inherited = dict(parent.exclusions_by_reason)
     assert inherited.get("held_out", 0) > 0 and inherited.get("license", 0) == 1
     gone = parent.members.order_by("document_id").first().document_id
-    child = datasets.version_derive(parent=parent, detail="takedown TD-1", actor=None,
+    child = curation.version_derive(parent=parent, detail="takedown TD-1", actor=None,
                                     remove={gone})
     assert child.exclusions_by_reason == {**inherited, "tombstoned": 1}
     assert set(child.exclusions.values_list("document_id", "reason")) == {
         *parent.exclusions.values_list("document_id", "reason"), (gone, "tombstoned")}
-    back = datasets.version_derive(parent=child, detail="counter notice", actor=None,
+    back = curation.version_derive(parent=child, detail="counter notice", actor=None,
                                    restore={gone: child.exclusions.get(document_id=gone)
                                             .source_id})
     assert back.exclusions_by_reason == inherited  # restored: a member again, not left out

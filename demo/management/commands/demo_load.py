@@ -15,7 +15,7 @@ from django.utils import timezone
 from attribution.services.outputs import model_output_create
 from demo import corpus as demo
 from provenance.models import DatasetVersion, DataSource, Document, RightsHolder, User
-from provenance.services import datasets, documents, ingest, sources
+from provenance.services import curation, datasets, documents, ingest, sources
 from provenance.services.canaries import (
     canary_register,
     canary_test_run_create,
@@ -145,7 +145,7 @@ class Command(BaseCommand):
             job = datasets.curation_job_create(dataset=dataset, actor=admin, enqueue=False,
                                                recipe={"intended_use": use, "publish": True,
                                                        "holdout_fraction": 0.1})
-            finished = datasets.curation_run(job_id=job.pk)
+            finished = curation.curation_run(job_id=job.pk)
             assert finished is not None and finished.version is not None
             version = finished.version
             self.stdout.write(f"  {version}: {version.document_count} documents, excluded "

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from provenance.models import Dataset
-from provenance.services import datasets
+from provenance.services import curation, datasets
 
 
 class Command(BaseCommand):
@@ -37,7 +37,7 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {', '.join(v)}"
                                          for k, v in exc.message_dict.items())) from exc
-        job = datasets.curation_run(job_id=job.pk)
+        job = curation.curation_run(job_id=job.pk)
         if job is None or job.state != job.State.SUCCEEDED:
             raise CommandError(f"curation failed: {job.error if job else 'already running'}")
         v = job.version
