@@ -140,9 +140,10 @@ def child_staged(sources: list[int]) -> dict[str, Any]:
                                        recipe={"intended_use": "commercial", "sources": sources})
     before = peak_rss_mib()
     started = time.perf_counter()
-    job = curation.curation_run(job_id=job.pk)
+    finished = curation.curation_run(job_id=job.pk)
     seconds = time.perf_counter() - started
-    version = job.version
+    assert finished is not None and finished.version is not None, "the curation did not run"
+    job, version = finished, finished.version
     return {"seconds": seconds, "state": job.state, "rss_before_mib": before,
             "torch_loaded": "torch" in sys.modules, "members": version.document_count,
             "exclusions": version.exclusions_by_reason, "manifest_root": version.manifest_root}
@@ -162,7 +163,8 @@ def child_in_memory(sources: list[int]) -> dict[str, Any]:
     verdicts = source_verdicts(recipe)
     threshold = recipe["near_duplicate_threshold"]
     started = time.perf_counter()
-    lsh, kept = MinHashLSH(threshold=threshold, num_perm=NUM_PERM), {}
+    lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+    kept: dict[int, Any] = {}
     members: list[tuple[int, int, str]] = []
     exclusions: list[tuple[int, int, str, str]] = []
     with transaction.atomic(), connection.chunked_cursor() as cursor:
