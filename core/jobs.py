@@ -26,6 +26,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.db import (
@@ -38,6 +39,8 @@ from django.db import (
     transaction,
 )
 from django.utils import timezone
+
+from core.conf import setting
 
 log = logging.getLogger(__name__)
 
@@ -228,11 +231,13 @@ def job_run(kind: str, job_id: int, *, model: type[Any] | None = None,
 @dataclass(frozen=True)
 class Recoverable:
     """A kind of job whose runner holds `job_lock(lock, id)` while it runs: `running` gives the
-    ids that say they are running, `resume` sends one again."""
+    ids that say they are running, `resume` sends one again; `stale` (for `Job` rows) takes the
+    ids of jobs queued and untouched since a time, marking them touched."""
 
     lock: str
     running: Callable[[], Iterable[int]]
     resume: Callable[[int], None]
+    stale: Callable[[Any], list[int]] | None = None
 
 
 # Filled by each app's AppConfig.ready(): core knows no app.
@@ -240,9 +245,10 @@ RECOVERABLE: list[Recoverable] = []
 
 
 def recoverable(lock: str, running: Callable[[], Iterable[int]],
-                resume: Callable[[int], None]) -> None:
+                resume: Callable[[int], None],
+                stale: Callable[[Any], list[int]] | None = None) -> None:
     if not any(r.lock == lock for r in RECOVERABLE):
-        RECOVERABLE.append(Recoverable(lock, running, resume))
+        RECOVERABLE.append(Recoverable(lock, running, resume, stale))
 
 
 def send_again(task: str) -> Callable[[int], None]:
@@ -260,12 +266,24 @@ def recoverable_rows(lock: str, task: str, rows: Callable[[], Any]) -> None:
 
 
 def recoverable_jobs(*kinds: tuple[str, str, Any]) -> None:
-    """(lock, task, model) for `Job` models: their rows in state running."""
-    def running(model: Any) -> Callable[[], Any]:
-        return lambda: model.objects.filter(state=model.State.RUNNING)
+    """(lock, task, model) for `Job` models: their rows in state running resume, and those
+    queued too long are sent again."""
+    def running(model: Any) -> Callable[[], Iterable[int]]:
+        return lambda: model.objects.filter(state=model.State.RUNNING).values_list(
+            "pk", flat=True)
+
+    def stale(model: Any) -> Callable[[Any], list[int]]:
+        def queued_before(cutoff: Any) -> list[int]:
+            with transaction.atomic():
+                ids = list(model.objects.select_for_update(skip_locked=True).filter(
+                    state=model.State.QUEUED, updated_at__lt=cutoff).values_list("pk", flat=True))
+                model.objects.filter(pk__in=ids).update(updated_at=timezone.now())
+            return ids
+
+        return queued_before
 
     for lock, task, model in kinds:
-        recoverable_rows(lock, task, running(model))
+        recoverable(lock, running(model), send_again(task), stale(model))
 
 
 def _lock_free(kind: str, job_id: int) -> bool:
@@ -274,7 +292,8 @@ def _lock_free(kind: str, job_id: int) -> bool:
 
 
 def jobs_recover() -> list[tuple[str, int]]:
-    """Resume the jobs whose worker died. A job marked running whose lock nobody holds has no
+    """Resume the jobs whose worker died, and send again the ones left queued too long
+    (`_queued_resend`). A job marked running whose lock nobody holds has no
     runner: its worker process was killed (the lock went with its database connection). It is
     sent again and resumes from what it committed, as every runner does on a redelivery; without
     this it waited for the broker's redelivery, up to its visibility timeout (2 hours). Returns
@@ -286,4 +305,20 @@ def jobs_recover() -> list[tuple[str, int]]:
                 kind.resume(job_id)
                 log.warning("job=%s id=%s event=resumed reason=no_runner", kind.lock, job_id)
                 sent.append((kind.lock, job_id))
+    sent += _queued_resend()
+    return sent
+
+
+def _queued_resend() -> list[tuple[str, int]]:
+    """A job still queued JOB_RESEND_QUEUED_AFTER seconds after it was last touched may be one
+    whose message the broker lost (a Redis restarted without persistence): it is sent again, at
+    most once per that period. Safe if the message was only slow: whichever delivery comes
+    second finds the job claimed (locked, or no longer queued) and does nothing."""
+    cutoff = timezone.now() - timedelta(seconds=int(setting("JOB_RESEND_QUEUED_AFTER")))
+    sent = []
+    for kind in RECOVERABLE:
+        for job_id in kind.stale(cutoff) if kind.stale else []:
+            kind.resume(job_id)
+            log.warning("job=%s id=%s event=resent reason=queued_too_long", kind.lock, job_id)
+            sent.append((kind.lock, job_id))
     return sent

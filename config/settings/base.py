@@ -285,6 +285,13 @@ CELERY_ACCEPT_CONTENT = ["json"]
 TRAILMARK: dict[str, Any] = {
     "INGEST_BATCH_SIZE": int(os.environ.get("TRAILMARK_INGEST_BATCH_SIZE", "1000")),
     "INGEST_MAX_DOC_BYTES": int(os.environ.get("TRAILMARK_INGEST_MAX_DOC_BYTES", str(1 << 20))),
+    # A batch is also cut at this many characters of text (long documents make smaller batches).
+    "INGEST_BATCH_CHARS": int(os.environ.get("TRAILMARK_INGEST_BATCH_CHARS", str(1 << 23))),
+    # Processes preparing batches (normalise, hash, MinHash) for an input of at least
+    # INGEST_PROCESSES_FROM_BYTES; 0 = one per CPU, 1 = none.
+    "INGEST_PROCESSES": int(os.environ.get("TRAILMARK_INGEST_PROCESSES", "0")),
+    "INGEST_PROCESSES_FROM_BYTES": int(os.environ.get("TRAILMARK_INGEST_PROCESSES_FROM_BYTES",
+                                                      str(32 << 20))),
     "UPLOAD_MAX_BYTES": int(os.environ.get("TRAILMARK_UPLOAD_MAX_BYTES", str(2 << 30))),
     # Folders on the server from which staff may ingest by path (comma-separated).
     "IMPORT_DIRS": [Path(p).resolve() for p in env_list("TRAILMARK_IMPORT_DIRS")],
@@ -293,6 +300,9 @@ TRAILMARK: dict[str, Any] = {
                                                       "20000")),
     # Documents embedded per background task (sentence embeddings, default queue).
     "EMBED_BATCH": int(os.environ.get("TRAILMARK_EMBED_BATCH", "512")),
+    # A job still queued this long after it was last touched is sent to the broker again (its
+    # message may have been lost); a duplicate delivery does nothing.
+    "JOB_RESEND_QUEUED_AFTER": int(os.environ.get("TRAILMARK_JOB_RESEND_QUEUED_AFTER", "900")),
     # What bench/attribution_eval.py measured: the figures every attribution report quotes for
     # the influence configuration it used.
     "ATTRIBUTION_EVALUATION": Path(os.environ.get(

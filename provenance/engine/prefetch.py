@@ -38,13 +38,20 @@ class Prefetch(Generic[T]):
         return False
 
     def _produce(self) -> None:
+        items = iter(self._source)
         try:
-            for item in self._source:
+            for item in items:
                 if not self._put(item):
                     return
         except BaseException as exc:  # handed to the consumer, raised there
             self._put(_Raised(exc))
             return
+        finally:
+            # A generator stopped early is closed here, in its own thread, so that what it
+            # holds open (a pool of processes) ends now rather than when it is collected.
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
         self._put(_DONE)
 
     def __enter__(self) -> Iterator[T]:

@@ -9,11 +9,10 @@ form matches a document removed by a takedown is blocked, whatever its layout.
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from django.conf import settings
@@ -26,37 +25,34 @@ from core.conf import setting
 from core.errors import InvalidTransition
 from core.jobs import claim_row, job_run
 from provenance.engine.prefetch import Prefetch
+from provenance.engine.prepare import STAGE_COLUMNS, Batch, StagedRow, prepare_batches
 from provenance.engine.readers import (
     IngestFileError,
     Reader,
     ReadScope,
-    Row,
     detect_format,
     open_reader,
 )
-from provenance.engine.text import Prepared, language_tag, minhash_signatures, prepare
 from provenance.ledger.append import ledger_append
 from provenance.models import DataSource, IngestJob, User
 from provenance.services.embeddings import documents_embed_later
 
 ProgressCallback = Callable[[IngestJob], None]
 
-_STAGE_DDL = """
+STAGE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS trailmark_ingest_stage (
     sha256 varchar(64), normalised_sha256 varchar(64), text text, byte_count integer,
     token_estimate integer, minhash bytea, external_id varchar(500), url varchar(2000),
     file varchar(500), line bigint, language varchar(35), metadata jsonb
 ) ON COMMIT DELETE ROWS
 """
-_STAGE_COLUMNS = ("sha256, normalised_sha256, text, byte_count, token_estimate, minhash, "
-                  "external_id, url, file, line, language, metadata")
 # A staged text is blocked when a document removed by a takedown has its normalised form (the
 # same words in another layout), unless that very text is stored and live.
 _BLOCKED = """
 EXISTS (SELECT 1 FROM provenance_document r
         WHERE r.normalised_sha256 = s.normalised_sha256 AND r.removed_at IS NOT NULL)
 """
-_INSERT_DOCUMENTS = f"""
+INSERT_DOCUMENTS_SQL = f"""
 INSERT INTO provenance_document (sha256, normalised_sha256, text, byte_count, token_estimate,
                                  minhash, language, removal_reason, text_purged, created_at)
 SELECT sha256, normalised_sha256, text, byte_count, token_estimate, minhash, language, '', false,
@@ -87,7 +83,17 @@ WHERE NOT EXISTS (SELECT 1 FROM provenance_document d
 
 def _options() -> dict[str, int]:
     return {"batch_size": int(setting("INGEST_BATCH_SIZE")),
+            "batch_chars": int(setting("INGEST_BATCH_CHARS")),
             "max_bytes": int(setting("INGEST_MAX_DOC_BYTES"))}
+
+
+def _processes(reader: Reader) -> int:
+    """Processes that prepare batches: INGEST_PROCESSES (0: one per CPU), for an input of at
+    least INGEST_PROCESSES_FROM_BYTES; a smaller one is prepared here (starting processes would
+    cost more than they save)."""
+    wanted = int(setting("INGEST_PROCESSES")) or (os.cpu_count() or 1)
+    size = reader.total if reader.unit == "bytes" else reader.total * 1024  # ~1 KB a row
+    return wanted if wanted > 1 and size >= int(setting("INGEST_PROCESSES_FROM_BYTES")) else 0
 
 
 def import_path_check(value: str, field: str = "path") -> Path:
@@ -173,48 +179,6 @@ def ingest_job_retry(*, job: IngestJob, actor: User) -> IngestJob:
     return job
 
 
-@dataclass
-class _Batch:
-    """One batch, parsed and hashed (CPU only), ready to write."""
-
-    rows: int
-    position: int
-    bad: list[dict[str, object]]
-    docs: list[tuple[Prepared, Row, bytes]]  # distinct texts: prepared, source row, MinHash
-    in_batch_duplicates: int
-
-
-def _prepare_batch(rows: list[Row], position: int) -> _Batch:
-    good: dict[str, tuple[Prepared, Row]] = {}
-    bad: list[dict[str, object]] = []
-    for row in rows:
-        if row.error is not None:
-            bad.append({"file": row.file, "line": row.line, "reason": row.error})
-            continue
-        doc = prepare(row.text or "")
-        if not doc.normalised:
-            bad.append({"file": row.file, "line": row.line, "reason": "text is empty"})
-        elif doc.sha256 not in good:  # a repeat inside the batch counts as a duplicate
-            good[doc.sha256] = (doc, row)
-    signatures = minhash_signatures([doc.normalised for doc, _ in good.values()])
-    docs = [(doc, row, sig) for (doc, row), sig in zip(good.values(), signatures, strict=True)]
-    return _Batch(rows=len(rows), position=position, bad=bad, docs=docs,
-                  in_batch_duplicates=len(rows) - len(bad) - len(good))
-
-
-def _prepared_batches(reader: Reader, skip: int, size: int) -> Iterator[_Batch]:
-    batch: list[Row] = []
-    for index, row in enumerate(reader):
-        if index < skip:  # rows committed by an earlier, interrupted attempt
-            continue
-        batch.append(row)
-        if len(batch) >= size:
-            yield _prepare_batch(batch, reader.position)
-            batch = []
-    if batch:
-        yield _prepare_batch(batch, reader.position)
-
-
 def _claim(job_id: int) -> IngestJob | None:
     """Mark the job running unless it is finished. A job found 'running' was interrupted (its
     worker died and the broker redelivered the task), so it resumes after its last batch."""
@@ -239,8 +203,12 @@ def _run(job: IngestJob, on_progress: ProgressCallback | None) -> None:
                          max_bytes=opts["max_bytes"], scope=read_scope(Path(job.path)))
     job.total, job.unit = reader.total, reader.unit
     job.save(update_fields=["total", "unit", "updated_at"])
-    # Parse and hash the next batches in a thread while this one waits on PostgreSQL.
-    with Prefetch(_prepared_batches(reader, job.rows_read, opts["batch_size"])) as batches:
+    # Read and prepare the next batches (in a thread, and in processes for a large input)
+    # while this one waits on PostgreSQL.
+    prepared = prepare_batches(reader, iter(lambda: reader.position, None),
+                               size=opts["batch_size"], max_chars=opts["batch_chars"],
+                               skip=job.rows_read, processes=_processes(reader))
+    with Prefetch(prepared) as batches:
         for batch in batches:
             _write_batch(job, batch)
             if on_progress:
@@ -272,41 +240,16 @@ def fields_kept_line(job: IngestJob) -> str:
         f"{name} ({rows} rows)" for name, rows in sorted(job.fields_kept.items()))
 
 
-def _meta_text(row: Row, name: str) -> str:
-    value = row.meta.get(name)
-    return "" if value is None else str(value)
-
-
-def _write_batch(job: IngestJob, batch: _Batch) -> None:
+def _write_batch(job: IngestJob, batch: Batch) -> None:
     """One transaction: the batch's documents and occurrences, and the job's counters."""
     with transaction.atomic():
-        added = linked_new = blocked = linked_bytes = 0
-        if batch.docs:
-            with connection.cursor() as cursor:
-                cursor.execute(_STAGE_DDL)
-                # ON COMMIT DELETE ROWS does not fire when the caller's transaction spans batches.
-                cursor.execute("TRUNCATE trailmark_ingest_stage")
-                copy_sql = f"COPY trailmark_ingest_stage ({_STAGE_COLUMNS}) FROM STDIN"
-                with cursor.copy(copy_sql) as cp:
-                    for doc, row, sig in batch.docs:
-                        cp.write_row((doc.sha256, doc.normalised_sha256, doc.text, doc.byte_count,
-                                      doc.token_estimate, sig, _meta_text(row, "id")[:500],
-                                      _meta_text(row, "url")[:2000], row.file[:500], row.line,
-                                      language_tag(_meta_text(row, "language")
-                                                   or _meta_text(row, "lang")),
-                                      json.dumps(row.meta, ensure_ascii=False)))
-                cursor.execute(_INSERT_DOCUMENTS)
-                added = cursor.rowcount
-                cursor.execute(INSERT_OCCURRENCES_SQL, {"source": job.source_id, "job": job.pk})
-                linked_new, linked_bytes = cursor.fetchone()
-                cursor.execute(COUNT_BLOCKED_SQL)
-                blocked = cursor.fetchone()[0]
+        added, linked_new, linked_bytes, blocked = rows_store(batch.staged, source_id=job.source_id,
+                                                              job_id=job.pk)
         kept = dict(job.fields_kept)
-        for _, row, _ in batch.docs:
-            for name in row.meta:
-                kept[name] = kept.get(name, 0) + 1
+        for name, rows in batch.fields.items():
+            kept[name] = kept.get(name, 0) + rows
         job.fields_kept = kept
-        job.rows_metadata_dropped += sum(row.meta_dropped for _, row, _ in batch.docs)
+        job.rows_metadata_dropped += batch.meta_dropped
         room = max(0, IngestJob.MAX_REPORTED_ERRORS - len(job.errors))
         job.errors = job.errors + batch.bad[:room]
         job.rows_read += batch.rows
@@ -314,7 +257,7 @@ def _write_batch(job: IngestJob, batch: _Batch) -> None:
         job.rows_linked += linked_new - added
         job.rows_blocked += blocked
         job.rows_bad += len(batch.bad)
-        job.rows_duplicate += len(batch.docs) - linked_new - blocked + batch.in_batch_duplicates
+        job.rows_duplicate += len(batch.staged) - linked_new - blocked + batch.in_batch_duplicates
         job.position = batch.position
         job.save(update_fields=["errors", "fields_kept", "rows_metadata_dropped", "rows_read",
                                 "rows_added", "rows_linked", "rows_blocked", "rows_bad",
@@ -323,6 +266,29 @@ def _write_batch(job: IngestJob, batch: _Batch) -> None:
             DataSource.objects.filter(pk=job.source_id).update(
                 document_count=F("document_count") + linked_new,
                 byte_count=F("byte_count") + linked_bytes)
+
+
+def rows_store(staged: list[StagedRow], *, source_id: int,
+               job_id: int | None) -> tuple[int, int, int, int]:
+    """Prepared rows into documents and occurrences of a source, through the staging table (the
+    database part of ingest, which `bench/ingest.py`'s floor times alone): (documents added,
+    occurrences added, their bytes, texts blocked by a takedown)."""
+    if not staged:
+        return 0, 0, 0, 0
+    with connection.cursor() as cursor:
+        cursor.execute(STAGE_DDL)
+        # ON COMMIT DELETE ROWS does not fire when the caller's transaction spans batches.
+        cursor.execute("TRUNCATE trailmark_ingest_stage")
+        with cursor.copy(f"COPY trailmark_ingest_stage ({STAGE_COLUMNS}) FROM STDIN") as cp:
+            for row in staged:
+                cp.write_row(row)
+        cursor.execute(INSERT_DOCUMENTS_SQL)
+        added = cursor.rowcount
+        cursor.execute(INSERT_OCCURRENCES_SQL, {"source": source_id, "job": job_id})
+        linked_new, linked_bytes = cursor.fetchone()
+        cursor.execute(COUNT_BLOCKED_SQL)
+        blocked = cursor.fetchone()[0]
+    return added, linked_new, linked_bytes, blocked
 
 
 def ingest_path(*, source: DataSource, path: Path, actor: User | None, fmt: str | None = None,

@@ -17,10 +17,12 @@ from provenance.engine.text import (
     content_hash,
     language_name,
     language_tag,
+    minhash_batch,
     minhash_from_bytes,
     minhash_signatures,
     normalise,
     prepare,
+    shingle_hashes,
 )
 from tests.helpers import words
 
@@ -138,3 +140,14 @@ def test_band_keys_agree_with_datasketch_buckets_and_collisions_are_checked_agai
     # A pair that shares no whole band (as two documents whose keys merely collide) is never
     # a near-duplicate, even at threshold 0.
     assert not dedup.near_pairs(sigs[[3]], sigs[[4]], bands, rows, 0.0).any()
+
+
+def test_batched_minhash_is_datasketchs_minhash_bit_for_bit():
+    from datasketch import MinHash
+
+    texts = [normalise(words(i, n)) for i, n in enumerate([1, 2, 4, 5, 6, 50, 170, 3000] * 40)]
+    texts.append(normalise(words(999, 40_000)))  # more shingles than one array operation takes
+    shingles = [shingle_hashes(t) for t in texts] + [np.zeros(0, dtype=np.uint64)]
+    expected = [m.hashvalues for m in MinHash.bulk(shingles, num_perm=NUM_PERM, hashfunc=int)]
+    assert (minhash_batch(shingles) == np.array(expected)).all()
+    assert minhash_signatures(texts) == [e.astype("<u4").tobytes() for e in expected[:-1]]

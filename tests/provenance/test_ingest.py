@@ -255,3 +255,44 @@ def test_a_document_shows_its_hashes_and_each_visible_occurrence_with_metadata(
     assert [o["metadata"] for o in holder["occurrences"]] == [{"author": "Ada"}]
     report = client_as("curator").get(f"/api/v1/ingest-jobs/{job.pk}/").json()
     assert report["fields_kept"] == {"secret": 1} and report["rows_metadata_dropped"] == 0
+
+
+def test_batches_prepared_in_processes_store_what_one_process_stores(
+        make_source, write_jsonl, settings):
+    """A large input is prepared by other processes (spawned, so they share nothing with this
+    one): the same documents, fingerprints, metadata and counts as preparing it here, and a job
+    interrupted on the way resumes after its last committed batch as before."""
+    records = [{"text": words(i % 170, 40), "id": f"r{i}", "lang": "en"} for i in range(200)]
+    records[7] = {"body": "no text"}
+
+    def run(name, processes, kill_after=None):
+        settings.TRAILMARK = {**settings.TRAILMARK, "INGEST_PROCESSES": processes,
+                              "INGEST_PROCESSES_FROM_BYTES": 0, "INGEST_BATCH_SIZE": 30}
+        source = make_source(name=name)
+        job = IngestJob.objects.create(source=source, path=str(write_jsonl(
+            records, name=f"{name}.jsonl")), format="jsonl")
+        if kill_after is not None:
+            seen = []
+
+            def kill(j):
+                seen.append(j)
+                if len(seen) == kill_after:
+                    raise KeyboardInterrupt
+
+            with pytest.raises(KeyboardInterrupt):
+                ingest_run(job_id=job.pk, on_progress=kill)
+        ingest_run(job_id=job.pk)
+        job.refresh_from_db()
+        stored = sorted(Occurrence.objects.filter(source=source).values_list(
+            "document__sha256", "document__minhash", "document__language", "external_id", "line"))
+        return job, [(sha, bytes(mh), lang, ext, line) for sha, mh, lang, ext, line in stored]
+
+    here, stored_here = run("here", 1)
+    apart, stored_apart = run("apart", 2, kill_after=3)
+    assert here.state == apart.state == IngestJob.State.SUCCEEDED
+    assert stored_apart == stored_here and len(stored_here) == 170  # 199 good rows, 170 texts
+    counts = ("rows_read", "rows_bad", "rows_duplicate", "fields_kept")
+    assert [getattr(apart, c) for c in counts] == [getattr(here, c) for c in counts]
+    assert [(e["line"], e["reason"]) for e in apart.errors] == [
+        (e["line"], e["reason"]) for e in here.errors] == [(8, "missing text field 'text'")]
+    assert (here.rows_added, apart.rows_added, apart.rows_linked) == (170, 0, 170)
