@@ -20,8 +20,10 @@ For each size, in a fresh process each (its peak RSS is that process's VmHWM):
   datasketch's `MinHashLSH`; it stops at the plan (the version's rows were then COPYed from the
   lists, which only adds time). Its near-duplicates and manifest root are compared with the
   staged version's.
-Prints a table and writes bench/results/scale.json. Goal (issue 20): curation of 10^7 documents
-with the worker's RSS <= 2 GB, and its time reported.
+Then receipts at 10^6 ledger entries: `bench/ledger_proofs.py`, run on a throwaway database of its
+own (it writes its ledger from the first entry). Prints a table and writes bench/results/scale.json.
+Goals (issue 20): curation of 10^7 documents with the worker's RSS <= 2 GB, its time reported;
+a receipt at 10^6 entries in <= 50 ms.
 """
 
 from __future__ import annotations
@@ -204,11 +206,31 @@ def run_child(kind: str, sources: list[int]) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+OUTER = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "TRAILMARK_CACHE_URL",
+         "TRAILMARK_STATE_DIR", "DATABASE_OWNER_URL")
+
+
+def receipts(entries: int) -> dict[str, Any]:
+    """`bench/ledger_proofs.py` at this many entries, on a throwaway database of its own (it
+    writes a ledger from its first entry); its row of bench/results/ledger_proofs.json."""
+    env = {k: v for k, v in os.environ.items() if k not in OUTER}
+    out = subprocess.run([sys.executable, "-m", "config.embedded", "exec", "--throwaway", "--",
+                          sys.executable, str(ROOT / "bench" / "ledger_proofs.py"), "--entries",
+                          str(entries)], cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=False)
+    if out.returncode:
+        return {"entries": entries, "error": (out.stderr or out.stdout)[-2000:]}
+    rows = json.loads((ROOT / "bench" / "results" / "ledger_proofs.json").read_text())["rows"]
+    return dict(next(r for r in rows if r["entries"] == entries))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--documents", type=int, default=10_000_000)
     parser.add_argument("--baseline-max", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=20)
+    parser.add_argument("--receipts", type=int, default=1_000_000,
+                        help="ledger entries for the receipt figures (0: skip)")
     parser.add_argument("--child", choices=["staged", "in-memory"])
     parser.add_argument("--sources", default="")
     args = parser.parse_args()
@@ -264,10 +286,21 @@ def main() -> int:
                and largest["max_rss_mib"] <= GOAL_RSS_MIB)
     print(f"\ngoal: 10^7 documents curated with worker RSS <= {GOAL_RSS_MIB} MiB: "
           f"{'met' if met else 'NOT met'}")
+    ledger: dict[str, Any] = {}
+    if args.receipts:
+        print(f"receipts at {args.receipts:,} ledger entries (bench/ledger_proofs.py) ...",
+              flush=True)
+        ledger = receipts(args.receipts)
+        if "receipt" in ledger:
+            print(f"receipt median {ledger['receipt']['median_ms']} ms, p95 "
+                  f"{ledger['receipt']['p95_ms']} ms (every-leaf baseline "
+                  f"{ledger['baseline_every_leaf']['median_ms']} ms)")
+        else:
+            print(f"receipts: {ledger.get('error')}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
         "bench": "scale", "documents": args.documents, "seed": args.seed,
-        "corpus_load_seconds": load_seconds, "rows": rows,
+        "corpus_load_seconds": load_seconds, "rows": rows, "receipts": ledger,
         "goal": {"documents": 10_000_000, "max_rss_mib": GOAL_RSS_MIB, "met": met},
         "host": {"cpus": os.cpu_count(), "python": platform.python_version(),
                  "machine": platform.machine()},

@@ -25,6 +25,7 @@ from tests.factories import DatasetFactory, RightsHolderFactory, UserFactory
 from tests.fixtures.cards import published  # noqa: E402,F401
 from tests.fixtures.remediation import trained  # noqa: E402,F401
 from tests.fixtures.scoping import corpus  # noqa: E402,F401
+from tests.fixtures.storage import s3_server, s3_store  # noqa: E402,F401
 from tests.fixtures.workers import worker  # noqa: E402,F401
 from tests.fixtures.worlds import provenance_world, world  # noqa: E402,F401
 

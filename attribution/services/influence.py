@@ -68,7 +68,7 @@ def gradient_index_plan(*, index_id: int) -> list[tuple[str, int, list[int]]] | 
             return None
         docs = list(index.version.members.filter(document__removed_at__isnull=True)
                     .order_by("document_id").values_list("document_id", flat=True))
-        snapshots = [*lm.snapshots(index.checkpoint.path), FINAL]
+        snapshots = [*lm.snapshots(index.checkpoint.local_path), FINAL]
         size = int(setting("ATTRIBUTION_SHARD_DOCUMENTS"))
         shards = [docs[i:i + size] for i in range(0, len(docs), size)] or [[]]
         if index.state == State.QUEUED:  # a rerun of the planner keeps the shards done
@@ -115,10 +115,10 @@ def gradient_shard_build(*, index_id: int, snapshot: str, shard: int,
     try:
         spec = influence.FeatureSpec.from_dict(index.spec)
         snap = None if snapshot == FINAL else snapshot
-        model, tokenizer = lm.load(index.checkpoint.path, snapshot=snap)
+        model, tokenizer = lm.load(index.checkpoint.local_path, snapshot=snap)
         # a watermark-trained checkpoint: the loss it was trained with (its heads)
         featurizer = influence.Featurizer(model, spec, lm.load_watermark_heads(
-            model, tokenizer, index.checkpoint.path, snap))
+            model, tokenizer, index.checkpoint.local_path, snap))
         examples = [influence.document_example(tokenizer, text, spec.max_tokens)
                     for text in _training_texts(index.checkpoint, doc_ids)]
 

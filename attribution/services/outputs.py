@@ -60,9 +60,9 @@ def model_output_generate(*, output_id: int) -> ModelOutput | None:
                  claim=claim_row(ModelOutput, related=("checkpoint",))) as output:
         if output is None:
             return None
-        model, tokenizer = lm.load(output.checkpoint.path)
+        model, tokenizer = lm.load(output.checkpoint.local_path)
         params = DecodeParams.from_dict(output.params)
-        heads = lm.load_watermark_heads(model, tokenizer, output.checkpoint.path)
+        heads = lm.load_watermark_heads(model, tokenizer, output.checkpoint.local_path)
         mark: dict[str, Any] = {}
         if heads is None:
             text = lm.generate(model, tokenizer, output.prompt, params)

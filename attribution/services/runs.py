@@ -225,11 +225,11 @@ def _influence(run: AttributionRun) -> tuple[list[AttributionResult], str]:
     queries = []
     for snap in index.snapshots:
         snapshot = None if snap == "final" else snap
-        model, tokenizer = lm.load(index.checkpoint.path, snapshot=snapshot)
+        model, tokenizer = lm.load(index.checkpoint.local_path, snapshot=snapshot)
         example = influence.query_example(tokenizer, run.output.prompt, run.output.completion,
                                           spec.max_tokens)
         featurizer = influence.Featurizer(model, spec, lm.load_watermark_heads(
-            model, tokenizer, index.checkpoint.path, snapshot))
+            model, tokenizer, index.checkpoint.local_path, snapshot))
         queries.append(influence.featurize(featurizer, [example])[0])
     top = influence.rank(open_stores(index), queries, int(run.params["influence"]["top_k"]))
     doc_ids = [int(d) for d in top.ids]

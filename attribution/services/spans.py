@@ -65,7 +65,7 @@ def span_index_build(*, index_id: int) -> SpanIndex | None:
         if index is None:
             return None
         shutil.rmtree(folder, ignore_errors=True)  # a rerun starts clean
-        tokenizer = _tokenizer(index.checkpoint.path)
+        tokenizer = _tokenizer(index.checkpoint.local_path)
         by_source: dict[int, list[tuple[int, str]]] = {}
         texts = trained_texts(index.checkpoint, index.version)
         for doc, source in index.version.members.values_list(
@@ -106,7 +106,8 @@ def spans_of_text(text: str, index: SpanIndex, params: SpanParams | None = None
     """The text's token ids, its maximal verbatim spans in the index, and the tokenizer."""
     if index.state != State.SUCCEEDED:
         raise ValueError(f"span index {index.pk} is {index.state}")
-    packed, tokenizer = opened_index(index.path, tuple(sorted(index.shards)), index.checkpoint.path)
+    packed, tokenizer = opened_index(index.path, tuple(sorted(index.shards)),
+                                     index.checkpoint.local_path)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     return ids, find_spans(packed, ids, params or SpanParams(), blocked=frozenset()), tokenizer
 

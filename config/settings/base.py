@@ -302,6 +302,9 @@ TRAILMARK: dict[str, Any] = {
     "EMBED_BATCH": int(os.environ.get("TRAILMARK_EMBED_BATCH", "512")),
     # A job still queued this long after it was last touched is sent to the broker again (its
     # message may have been lost); a duplicate delivery does nothing.
+    # Where artifacts are shared between hosts: "" (the artifact folder itself) or
+    # s3://bucket/prefix (the folder then caches it; boto3 reads AWS_ENDPOINT_URL and the keys).
+    "ARTIFACT_STORE": os.environ.get("TRAILMARK_ARTIFACT_STORE", ""),
     "JOB_RESEND_QUEUED_AFTER": int(os.environ.get("TRAILMARK_JOB_RESEND_QUEUED_AFTER", "900")),
     # What bench/attribution_eval.py measured: the figures every attribution report quotes for
     # the influence configuration it used.

@@ -65,6 +65,14 @@ class ModelCheckpoint(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def local_path(self) -> str:
+        """The checkpoint's folder on this host, fetched from the artifact store if this host
+        has no copy (a model trained on another worker)."""
+        from core.storage import artifact_local
+
+        return str(artifact_local(self.path))
+
 
 class CanaryTestRun(Job):
     """Membership tests of one checkpoint against the canaries of several sources at once."""

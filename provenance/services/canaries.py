@@ -97,7 +97,7 @@ def canary_test_run_execute(*, run_id: int) -> CanaryTestRun | None:
                  claim=claim_row(CanaryTestRun, related=("checkpoint__run",))) as run:
         if run is None:
             return None
-        model, tokenizer = lm.load(run.checkpoint.path)
+        model, tokenizer = lm.load(run.checkpoint.local_path)
         measured = []
         probes_null, probes = [], []
         for done, canary in enumerate(SourceCanary.objects.filter(
@@ -107,7 +107,7 @@ def canary_test_run_execute(*, run_id: int) -> CanaryTestRun | None:
                          *null_sequences(spec, canary.secret, run.null_size),
                          *null_sequences(spec, canary.secret, PROBES, stream="probe")]
             losses = lm.sequence_loss(model, tokenizer, sequences,
-                                      exclude=lm.text_space(run.checkpoint.path, tokenizer))
+                                      exclude=lm.text_space(run.checkpoint.local_path, tokenizer))
             observed, null = losses[0], losses[1:1 + run.null_size]
             measured.append((canary, spec, membership_test(observed, null)))
             probes_null.append(null)

@@ -246,12 +246,11 @@ def curation_run(*, job_id: int) -> CurationJob | None:
 
         with transaction.atomic():  # the stage and the version commit together, or neither
             plan = curation_plan(job.recipe, progress)
-            totals = plan.totals()
             version = version_create_from_plan(dataset=job.dataset, recipe=job.recipe, plan=plan,
                                                actor=job.created_by)
             if job.recipe.get("publish"):
                 version = dataset_version_publish(version=version, actor=job.created_by)
-            total = totals.members + totals.excluded
+            total = version.document_count + sum(version.exclusions_by_reason.values())
             CurationJob.objects.filter(pk=job_id).update(
                 state=CurationJob.State.SUCCEEDED, stage="done", version=version, position=total,
                 total=total, finished_at=timezone.now(), updated_at=timezone.now())

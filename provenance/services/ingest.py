@@ -24,6 +24,7 @@ from django.utils import timezone
 from core.conf import setting
 from core.errors import InvalidTransition
 from core.jobs import claim_row, job_run
+from core.storage import artifact_local, artifact_publish
 from provenance.engine.prefetch import Prefetch
 from provenance.engine.prepare import STAGE_COLUMNS, Batch, StagedRow, prepare_batches
 from provenance.engine.readers import (
@@ -162,6 +163,7 @@ def upload_store(chunks: Iterable[bytes], name: str) -> Path:
     with target.open("wb") as out:
         for chunk in chunks:
             out.write(chunk)
+    artifact_publish(target)  # the worker that ingests it may be on another host
     return target
 
 
@@ -199,7 +201,7 @@ def ingest_run(*, job_id: int, on_progress: ProgressCallback | None = None) -> I
 
 def _run(job: IngestJob, on_progress: ProgressCallback | None) -> None:
     opts = _options()
-    reader = open_reader(Path(job.path), job.format, text_field=job.text_field,
+    reader = open_reader(artifact_local(job.path), job.format, text_field=job.text_field,
                          max_bytes=opts["max_bytes"], scope=read_scope(Path(job.path)))
     job.total, job.unit = reader.total, reader.unit
     job.save(update_fields=["total", "unit", "updated_at"])

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from core.errors import InvalidTransition
 from core.jobs import claim_row, job_run
+from core.storage import artifact_publish
 from provenance.engine.canary import CanarySpec, canary_sequence, carrier_documents, insert
 from provenance.engine.lm_config import PRESETS, TrainConfig, directory_sha256
 from provenance.engine.watermark import embed
@@ -224,6 +225,7 @@ def training_run_execute(*, run_id: int, on_progress: Any = None) -> TrainingRun
         if not texts:
             raise ValueError("the version has no documents to train on")
         result = lm.train(texts, config, run_dir(run_id), on_progress=report)
+        artifact_publish(result.model_dir)  # before the checkpoint row names it
         _finish(run, result, len(texts), [export.documents[i] for i in result.heldout_texts])
     run.refresh_from_db()
     return run

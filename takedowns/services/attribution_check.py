@@ -42,7 +42,7 @@ def attribution_before_after(checkpoint: ModelCheckpoint, forget: set[int],
                                      state=SpanIndex.State.SUCCEEDED).first()
     if index is None:
         return {"outputs": [], "note": "no span index of the original checkpoint to trace with"}
-    models = {label: lm.load(model.path) for label, model in remediated.items()}
+    models = {label: lm.load(model.local_path) for label, model in remediated.items()}
     rows = []
     for output in outputs:
         credited = AttributionResult.objects.filter(run__output=output,

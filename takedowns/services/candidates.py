@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.storage import artifact_local, artifact_publish
 from provenance.engine.lm_config import directory_sha256
 from provenance.models import ModelCheckpoint
 from takedowns.engine import metrics
@@ -132,10 +133,11 @@ def choose(run: UnlearningRun, original: dict[str, metrics.Measurement],
 
 def _promote(run: UnlearningRun, step: int) -> ModelCheckpoint:
     """The chosen candidate as a checkpoint of its own (a stable copy of its folder)."""
-    source = next(c["path"] for c in run.candidates if c["step"] == step)
+    source = artifact_local(next(c["path"] for c in run.candidates if c["step"] == step))
     target = run_dir(run.pk) / "model"
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(source, target)
+    artifact_publish(target)
     checkpoint, _ = ModelCheckpoint.objects.update_or_create(
         kind=ModelCheckpoint.Kind.UNLEARNED, parent=run.checkpoint, path=str(target),
         defaults={"name": f"{run.checkpoint.name}-{run.method}-{run.request.reference}",

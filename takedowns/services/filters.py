@@ -8,13 +8,14 @@ from typing import Any
 
 import numpy as np
 
+from core.storage import artifact_local
 from takedowns.engine.output_filter import redact
 from takedowns.models import OutputFilter
 
 
 @lru_cache(maxsize=32)
 def _hashes(path: str) -> np.ndarray:
-    return np.load(path)
+    return np.load(artifact_local(path))
 
 
 def output_filter_apply(checkpoint_id: int, text: str) -> tuple[str, dict[str, Any]]:

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from core.errors import InvalidTransition
 from core.jobs import job_run
+from core.storage import artifact_publish
 from provenance.engine.lm_config import TrainConfig
 from provenance.ledger.append import ledger_append
 from provenance.models import (
@@ -248,8 +249,10 @@ def _unlearn(run: UnlearningRun) -> str:
     config = UnlearnConfig.from_dict(run.config)
     sets = verification_sets(run.checkpoint, run.forget_documents, config.retain_documents,
                              config.seed)
-    result = unlearn(Path(run.checkpoint.path), sets.forget_trained, sets.retain, run.method,
+    result = unlearn(Path(run.checkpoint.local_path), sets.forget_trained, sets.retain, run.method,
                      config, run_dir(run.pk), on_progress=_progress(run))
+    for _, path in result.candidates:
+        artifact_publish(path)  # before the run names them: verification may run elsewhere
     UnlearningRun.objects.filter(pk=run.pk).update(
         candidates=[{"step": step, "path": str(path)} for step, path in result.candidates],
         device=result.device, resumed_at=result.resumed_at)
@@ -267,6 +270,7 @@ def _output_filter(run: UnlearningRun) -> str:
     folder = run_dir(run.pk)
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "filter.npy", hashes)
+    artifact_publish(folder / "filter.npy")
     with transaction.atomic():
         OutputFilter.objects.update_or_create(
             request=run.request, checkpoint=run.checkpoint,

@@ -32,6 +32,7 @@ from django.utils import timezone
 from core.conf import setting
 from core.errors import InvalidTransition
 from core.jobs import job_run
+from core.storage import artifact_local
 from provenance.ledger.append import ledger_append
 from provenance.models import User
 from takedowns.engine import metrics
@@ -138,6 +139,7 @@ def _certify(request: TakedownRequest, th: Thresholds) -> tuple[dict[str, Any], 
     def measured(path: str, sets: Sets, redactor: Any = None) -> metrics.Measurement:
         nonlocal done
         started = time.perf_counter()
+        artifact_local(path)  # a model another worker made: fetched once, then this host's
         m = measure(path, sets.forget, sets.holdout, sets.retain, th, sets.canary,
                     redactor=redactor, utility=sets.utility)
         spent[path] = spent.get(path, 0.0) + time.perf_counter() - started
@@ -151,8 +153,8 @@ def _certify(request: TakedownRequest, th: Thresholds) -> tuple[dict[str, Any], 
         sets = verification_sets(checkpoint, group[0].forget_documents, RETAIN_SAMPLE,
                                  exclude_retain=unlearning_retain_ids(group))
         validation, test = sets.split()
-        original = {"validation": measured(checkpoint.path, validation),
-                    "test": measured(checkpoint.path, test)}
+        original = {"validation": measured(checkpoint.local_path, validation),
+                    "test": measured(checkpoint.local_path, test)}
         retrains = {r.pk: r.result for r in group
                     if r.method == Method.RETRAIN and r.result is not None}
         measured_retrains = {pk: {"validation": measured(result.path, validation),
@@ -180,8 +182,8 @@ def _certify(request: TakedownRequest, th: Thresholds) -> tuple[dict[str, Any], 
                 chosen = run.result
             elif run.method == Method.OUTPUT_FILTER:
                 active = OutputFilter.objects.get(request=request, checkpoint=checkpoint)
-                hashes = np.load(active.path)
-                m = measured(checkpoint.path, test,
+                hashes = np.load(artifact_local(active.path))
+                m = measured(checkpoint.local_path, test,
                              redactor=lambda text, h=hashes, n=active.ngram: redact(text, h,
                                                                                     n)[0])
                 judged = metrics.judge(m, original["test"],
