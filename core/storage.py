@@ -77,8 +77,10 @@ def _object(prefix: str, key: str) -> str:
     return f"{prefix}/{key}" if prefix else key
 
 
-def artifact_publish(path: str | Path) -> None:
-    """Copy a finished artifact (a file, or a folder and everything under it) to the store."""
+def artifact_publish(path: str | Path, *, only: list[Path] | None = None) -> None:
+    """Copy a finished artifact (a file, or a folder and everything under it) to the store. For
+    a folder whose other files are there already (shards each worker published), `only` names
+    the files to upload; the marker lists them all."""
     store, key = _store(), artifact_key(path)
     if store is None or key is None:
         return
@@ -89,63 +91,108 @@ def artifact_publish(path: str | Path) -> None:
         client.upload_file(str(path), bucket, _object(prefix, key))
         return
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.name != MARKER)
-    listing = {}
+    listing = {f.relative_to(path).as_posix(): f.stat().st_size for f in files}
+    for file in files if only is None else only:
+        client.upload_file(str(file), bucket,
+                           _object(prefix, f"{key}/{file.relative_to(path).as_posix()}"))
+    marker = json.dumps(listing, sort_keys=True).encode()
+    client.put_object(Bucket=bucket, Key=_object(prefix, f"{key}/{MARKER}"), Body=marker)
+    _local_marker(path).write_bytes(marker)  # this host's copy is whole too
+
+
+def artifact_publish_files(files: list[Path]) -> None:
+    """Copy some files of a folder still being built (a shard's) to the store."""
     for file in files:
-        relative = file.relative_to(path).as_posix()
-        client.upload_file(str(file), bucket, _object(prefix, f"{key}/{relative}"))
-        listing[relative] = file.stat().st_size
-    client.put_object(Bucket=bucket, Key=_object(prefix, f"{key}/{MARKER}"),
-                      Body=json.dumps(listing, sort_keys=True).encode())
+        artifact_publish(file)
 
 
 def artifact_local(path: str | Path) -> Path:
-    """This host's copy of an artifact, fetched from the store when it has none."""
+    """This host's copy of an artifact, fetched from the store when it has none (a folder: when
+    it has not the whole of it, i.e. no marker; only the files it lacks are fetched)."""
     path = Path(path)
     store, key = _store(), artifact_key(path)
-    if store is None or key is None or path.exists():
+    if store is None or key is None or path.is_file() or _local_marker(path).is_file():
         return path
     bucket, prefix = store
     client = _s3()
     from botocore.exceptions import ClientError
 
-    staging = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex}")
-    staging.parent.mkdir(parents=True, exist_ok=True)
     try:
-        try:
-            body = client.get_object(Bucket=bucket, Key=_object(prefix, f"{key}/{MARKER}"))
-        except ClientError:
-            body = None
-        if body is None:  # a single file, or nothing
+        body = client.get_object(Bucket=bucket, Key=_object(prefix, f"{key}/{MARKER}"))
+    except ClientError:
+        body = None
+    if body is None:
+        if path.is_dir():  # being built here, or never published: what this host has
+            return path
+        _download(client, bucket, _object(prefix, key), path, key)
+        return path
+    marker = body["Body"].read()
+    listing = json.loads(marker)
+    whole = not path.exists()
+    target = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex}") if whole else path
+    try:
+        for relative, size in listing.items():
+            if not (target / relative).is_file():
+                _download(client, bucket, _object(prefix, f"{key}/{relative}"),
+                          target / relative, f"{key}/{relative}")
+            if (target / relative).stat().st_size != size:
+                raise ArtifactMissing(f"artifact {key}: {relative} is not the size "
+                                      f"published ({size} bytes)")
+        if whole:
             try:
-                client.download_file(bucket, _object(prefix, key), str(staging))
-            except ClientError as exc:
-                raise ArtifactMissing(f"artifact {key} is not in the store") from exc
-        else:
-            listing = json.loads(body["Body"].read())
-            staging.mkdir()
-            for relative, size in listing.items():
-                target = staging / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                client.download_file(bucket, _object(prefix, f"{key}/{relative}"), str(target))
-                if target.stat().st_size != size:
-                    raise ArtifactMissing(f"artifact {key}: {relative} is not the size "
-                                          f"published ({size} bytes)")
-        try:
-            staging.rename(path)
-        except OSError:
-            if not path.exists():  # not another process that fetched it first
-                raise
+                target.rename(path)
+            except OSError:
+                if not _local_marker(path).is_file():  # not another process that fetched it
+                    raise
+        _local_marker(path).write_bytes(marker)
     finally:
-        if staging.is_dir():
-            shutil.rmtree(staging, ignore_errors=True)
-        elif staging.exists():
-            staging.unlink()
+        if whole and target.exists():
+            shutil.rmtree(target, ignore_errors=True)
     return path
+
+
+def artifact_local_files(folder: str | Path, prefix: str) -> list[Path]:
+    """The files of a folder whose names start with `prefix` (a shard's), fetched from the store
+    when this host lacks them; those this host has are taken as they are."""
+    folder = Path(folder)
+    store, key = _store(), artifact_key(folder)
+    if store is not None and key is not None:
+        bucket, root = store
+        client = _s3()
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=_object(root, f"{key}/{prefix}"))
+        for page in pages:
+            for item in page.get("Contents", []):
+                name = item["Key"].rsplit("/", 1)[-1]
+                if not (folder / name).is_file():
+                    _download(client, bucket, item["Key"], folder / name, f"{key}/{name}")
+    return sorted(folder.glob(f"{prefix}*"))
+
+
+def _local_marker(folder: Path) -> Path:
+    """Beside the folder, not in it: a model folder's hash covers every file inside."""
+    return folder.with_name(f".{folder.name}{MARKER}")
+
+
+def _download(client: Any, bucket: str, name: str, target: Path, key: str) -> None:
+    """One object to a file, under a temporary name renamed into place."""
+    from botocore.exceptions import ClientError
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.partial-{uuid.uuid4().hex}")
+    try:
+        client.download_file(bucket, name, str(staging))
+        staging.replace(target)
+    except ClientError as exc:
+        raise ArtifactMissing(f"artifact {key} is not in the store") from exc
+    finally:
+        staging.unlink(missing_ok=True)
 
 
 def artifact_remove(path: str | Path) -> None:
     """Delete an artifact here and from the store."""
     path = Path(path)
+    _local_marker(path).unlink(missing_ok=True)
     if path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists():

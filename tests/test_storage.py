@@ -39,7 +39,7 @@ def test_a_folder_and_a_file_published_on_one_host_are_fetched_whole_on_another(
     assert (fetched / weights).read_bytes() == (model / weights).read_bytes()
     assert artifact_local(two / "uploads" / "abc" / "data.jsonl").read_text() == \
         '{"text": "hello"}\n'
-    assert not [p for p in (two / "runs").iterdir() if p.name.startswith(".")]  # no leftovers
+    assert not [p for p in two.rglob("*") if "partial" in p.name]  # no leftovers
 
 
 def test_an_artifact_not_published_or_published_in_part_is_missing_not_half_there(
@@ -130,3 +130,48 @@ def test_an_upload_and_a_model_made_on_one_host_are_used_on_another(
         checkpoint=checkpoint, prompt="w1 w2", actor=None, enqueue=False).pk)
     assert output.state == "succeeded" and output.completion
     assert directory_sha256(Path(checkpoint.path)) == checkpoint.sha256  # fetched whole
+
+
+@pytest.mark.django_db
+def test_indexes_built_in_shards_on_several_hosts_serve_a_run_on_another(
+        s3_store, settings, tmp_path, make_source, ingest_texts, publish_version):
+    """A gradient index's shards built by workers on different hosts, joined on a third, a span
+    index built on a fourth, and the attribution run that reads both on a fifth."""
+    from attribution.models import ModelOutput
+    from attribution.services.influence import (
+        gradient_index_finalize,
+        gradient_index_plan,
+        gradient_shard_build,
+    )
+    from attribution.services.runs import attribution_run_create, attribution_run_execute
+    from attribution.services.spans import span_index_build
+    from provenance.services.training import training_run_create, training_run_execute
+    from tests.helpers import TINY_MODEL, words
+
+    settings.ARTIFACT_DIR = tmp_path / "artifacts"
+    settings.TRAILMARK = {**settings.TRAILMARK, "ATTRIBUTION_SHARD_DOCUMENTS": 8}
+    texts = [words(700 + i, 12) + "." for i in range(20)]
+    ingest_texts(make_source(license_expression="CC0-1.0"), texts)
+    checkpoint = training_run_execute(run_id=training_run_create(
+        version=publish_version("sharded"), actor=None, enqueue=False,
+        config={**TINY_MODEL, "epochs": 2, "snapshots": 1}).pk).checkpoint
+    output = ModelOutput.objects.create(checkpoint=checkpoint, prompt="",
+                                        completion=texts[3], state="succeeded")
+    run = attribution_run_create(output=output, actor=None, methods=["spans", "influence"],
+                                 enqueue=False)
+    _another_host(settings, "trainer")
+    work = gradient_index_plan(index_id=run.gradient_index.pk)
+    assert len(work) >= 4  # 3 shards x 2 snapshots
+    for n, (snapshot, shard, ids) in enumerate(work):
+        assert gradient_shard_build(index_id=run.gradient_index.pk, snapshot=snapshot,
+                                    shard=shard, doc_ids=ids)
+        _another_host(settings, f"shard-worker-{n}")
+    assert gradient_index_finalize(index_id=run.gradient_index.pk).state == "succeeded"
+    _another_host(settings, "finalizer")
+    assert span_index_build(index_id=run.span_index.pk).state == "succeeded"
+    _another_host(settings, "span-builder")
+    assert attribution_run_execute(run_id=run.pk) == "done"
+    run.refresh_from_db()
+    assert run.state == "succeeded", run.error
+    methods = set(run.results.values_list("method", flat=True))
+    assert {"spans", "influence"} <= methods

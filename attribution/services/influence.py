@@ -23,6 +23,12 @@ from attribution.services.waiting import runs_waiting_resume
 from core.conf import setting
 from core.errors import InvalidTransition
 from core.jobs import TransientError, is_transient, job_fail
+from core.storage import (
+    artifact_local,
+    artifact_local_files,
+    artifact_publish,
+    artifact_publish_files,
+)
 from provenance.ledger.append import ledger_append
 from provenance.models import Document, ModelCheckpoint, User
 
@@ -136,8 +142,10 @@ def gradient_shard_build(*, index_id: int, snapshot: str, shard: int,
         else:
             vectors, fisher_rows = influence.featurize(featurizer, examples,
                                                        on_batch=advance), None
-        influence.shard_save(Path(index.path) / snapshot, f"{shard:05d}",
-                             np.asarray(doc_ids, dtype=np.int64), vectors, fisher_rows)
+        folder = Path(index.path) / snapshot
+        influence.shard_save(folder, f"{shard:05d}", np.asarray(doc_ids, dtype=np.int64),
+                             vectors, fisher_rows)
+        artifact_publish_files(sorted(folder.glob(f"{shard:05d}.*.npy")))  # for the finalizer
         with transaction.atomic():
             row = GradientIndex.objects.select_for_update().get(pk=index_id)
             if key not in row.shards_done:
@@ -170,8 +178,12 @@ def gradient_index_finalize(*, index_id: int) -> GradientIndex | None:
         spec = influence.FeatureSpec.from_dict(index.spec)
         rows = 0
         for snap in index.snapshots:
+            folder = Path(index.path) / snap
+            for n in range(index.shard_count):  # shards other workers built, if on other hosts
+                artifact_local_files(folder, f"{n:05d}.")
+            before = set(folder.iterdir())
             store = influence.GradientStore.finalize(
-                Path(index.path) / snap, [f"{n:05d}" for n in range(index.shard_count)],
+                folder, [f"{n:05d}" for n in range(index.shard_count)],
                 # a snapshot's own width (one kept before its watermark heads were saved
                 # with it is featurized without them)
                 {"dim": int(np.load(Path(index.path) / snap / "00000.vectors.npy",
@@ -179,6 +191,7 @@ def gradient_index_finalize(*, index_id: int) -> GradientIndex | None:
                  "checkpoint": index.checkpoint_id, "snapshot": snap,
                  "spec": spec.to_dict()}, spec.damping)
             rows = int(store.meta["rows"])
+            artifact_publish(folder, only=sorted(set(folder.iterdir()) - before))
     except Exception as exc:
         job_fail(GradientIndex, index_id, exc, "gradient index")
         index.refresh_from_db()
@@ -255,6 +268,6 @@ def open_stores(index: GradientIndex) -> list[Any]:
     """The index's stores (one per snapshot) with its removed documents masked."""
     from attribution.engine.influence import GradientStore
 
-    return [GradientStore.open(Path(index.path) / snap).without(index.removed)
+    return [GradientStore.open(artifact_local(Path(index.path) / snap)).without(index.removed)
             for snap in index.snapshots]
 

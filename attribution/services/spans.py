@@ -6,7 +6,6 @@ from the tombstones at query time: a takedown needs no rebuild.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +19,7 @@ from attribution.engine.spans import PackedSpans, SpanParams, SpanShard, find_sp
 from attribution.models import ModelOutput, SpanIndex
 from attribution.services.waiting import runs_waiting_resume
 from core.jobs import claim_row, job_run
+from core.storage import artifact_local, artifact_publish, artifact_remove
 from provenance.models import DatasetVersion, Document, ModelCheckpoint, User
 
 State = SpanIndex.State
@@ -64,7 +64,7 @@ def span_index_build(*, index_id: int) -> SpanIndex | None:
                  claim=claim_row(SpanIndex, related=("checkpoint__run", "version"))) as index:
         if index is None:
             return None
-        shutil.rmtree(folder, ignore_errors=True)  # a rerun starts clean
+        artifact_remove(folder)  # a rerun starts clean, here and in the store
         tokenizer = _tokenizer(index.checkpoint.local_path)
         by_source: dict[int, list[tuple[int, str]]] = {}
         texts = trained_texts(index.checkpoint, index.version)
@@ -81,6 +81,7 @@ def span_index_build(*, index_id: int) -> SpanIndex | None:
 
         # One suffix array per group of sources (all of them up to GROUP_TOKENS), packed.
         shards = write_index(folder, tokenized())
+        artifact_publish(folder)  # before the row says it is built: runs may be elsewhere
         SpanIndex.objects.filter(pk=index_id).update(
             state=State.SUCCEEDED, path=str(folder), shards=shards, finished_at=timezone.now())
     index.refresh_from_db()
@@ -94,7 +95,7 @@ def opened_index(path: str, sources: tuple[str, ...],
     """A built index's arrays (memory-mapped) and its tokenizer, kept open in this process: a
     built index never changes in place (a rebuild is a new index)."""
     tokenizer = _tokenizer(tokenizer_path)
-    folder = Path(path)
+    folder = artifact_local(path)
     if (folder / "packed.json").exists():
         return PackedSpans.open(folder), tokenizer
     # Built before packing: one folder per source, packed in memory.
