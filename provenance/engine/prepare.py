@@ -6,14 +6,18 @@ prepared in other processes (`prepare_batches`) while this one writes to the dat
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 
 from provenance.engine.readers import Row
 from provenance.engine.text import Prepared, language_tag, minhash_signatures, prepare
+
+log = logging.getLogger(__name__)
 
 # The staging table's columns, in the order of a prepared row.
 STAGE_COLUMNS = ("sha256, normalised_sha256, text, byte_count, token_estimate, minhash, "
@@ -101,11 +105,23 @@ def prepare_batches(rows: Iterable[Row], position: Iterator[int], *, size: int,
             yield prepare_batch(rows_, pos)
         return
     # Spawned, not forked: the parent may be a threaded worker holding database connections.
-    with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as pool:
-        pending: list[Future[Batch]] = []
+    # A spawned process imports the parent's main module again; a script that starts work at
+    # import (no `if __name__ == "__main__"`) breaks the pool, and the batches are then
+    # prepared here instead: slower, never wrong.
+    pending: list[tuple[Future[Batch], list[Row], int]] = []
+    try:
+        with ProcessPoolExecutor(max_workers=processes, mp_context=get_context("spawn")) as pool:
+            for rows_, pos in batches:
+                pending.append((pool.submit(prepare_batch, rows_, pos), rows_, pos))
+                if len(pending) >= 2 * processes:
+                    yield pending[0][0].result()
+                    pending.pop(0)
+            while pending:
+                yield pending[0][0].result()
+                pending.pop(0)
+    except BrokenProcessPool:
+        log.warning("ingest preparation processes failed to start or died: preparing here")
+        for _, rows_, pos in pending:
+            yield prepare_batch(rows_, pos)
         for rows_, pos in batches:
-            pending.append(pool.submit(prepare_batch, rows_, pos))
-            if len(pending) >= 2 * processes:
-                yield pending.pop(0).result()
-        for future in pending:
-            yield future.result()
+            yield prepare_batch(rows_, pos)

@@ -1,3 +1,7 @@
+import subprocess
+import sys
+from pathlib import Path
+
 from provenance.engine.prepare import prepare_batch, prepare_batches
 from provenance.engine.readers import Row
 from tests.helpers import words
@@ -25,3 +29,23 @@ def test_batches_prepared_in_processes_are_the_batches_prepared_here():
     assert [(b.position, b.staged, b.fields) for b in apart] == [
         (b.position, b.staged, b.fields) for b in here]
     assert here[0].staged == prepare_batch(rows[10:35], 1).staged
+
+
+def test_a_script_whose_processes_cannot_start_still_gets_every_batch(tmp_path):
+    """Spawned processes import the parent's main module again; a script that works at import
+    time makes each of them fail (they may not start processes while starting), which breaks
+    the pool: the batches are then prepared in the script's own process, all of them."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
+        "from provenance.engine.prepare import prepare_batches\n"
+        "from provenance.engine.readers import Row\n"
+        "rows = [Row(file='f', line=i, text=f'text number {i} of the script') for i in range(90)]\n"
+        "batches = list(prepare_batches(rows, iter(range(1, 99)), size=20, processes=2))\n"
+        "print(sum(b.rows for b in batches), sum(len(b.staged) for b in batches))\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[-2] == "90 90"
+    assert "preparing here" in out.stderr
