@@ -4,7 +4,6 @@ each document and writing a version, is `provenance.services.curation`)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -14,7 +13,6 @@ from django.utils.dateparse import parse_datetime
 
 from core.errors import InvalidTransition
 from provenance.engine import licenses
-from provenance.engine.merkle import manifest_root_stream
 from provenance.ledger.append import ledger_append
 from provenance.models import (
     CurationJob,
@@ -24,6 +22,7 @@ from provenance.models import (
     User,
     VersionExclusion,
 )
+from provenance.services.staging import manifest_root_query
 from provenance.signals import version_published
 
 Reason = VersionExclusion.Reason
@@ -147,16 +146,9 @@ def version_member_hashes(version: DatasetVersion) -> list[str]:
 
 def version_manifest_recompute(version: DatasetVersion) -> str:
     """The manifest root recomputed from the members, streamed in sha256 order."""
-    with transaction.atomic(), connection.chunked_cursor() as cursor:
-        cursor.execute("SELECT d.sha256 FROM provenance_versionmember m JOIN provenance_document d "
-                       "ON d.id = m.document_id WHERE m.version_id = %s ORDER BY d.sha256",
-                       [version.pk])
-        return manifest_root_stream(_hashes(cursor))
-
-
-def _hashes(cursor: Any) -> Iterator[str]:
-    while rows := cursor.fetchmany(10_000):
-        yield from (sha for (sha,) in rows)
+    return manifest_root_query(
+        "SELECT d.sha256 FROM provenance_versionmember m JOIN provenance_document d "
+        "ON d.id = m.document_id WHERE m.version_id = %s ORDER BY d.sha256", [version.pk])
 
 
 _DIFF = """

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from django.db import connection
+from django.db import connection, transaction
 
 from provenance.engine.merkle import manifest_root_stream
 
@@ -84,11 +84,9 @@ class Plan:
 
     def manifest_root(self) -> str:
         """The members' manifest root, streamed in sha256 order (O(log n) hashes held)."""
-        with connection.chunked_cursor() as cursor:
-            cursor.execute(f"""
-                SELECT d.sha256 FROM {self.table} p JOIN provenance_document d
-                ON d.id = p.document_id WHERE p.reason IS NULL ORDER BY d.sha256""")
-            return manifest_root_stream(sha for (sha,) in _stream(cursor))
+        return manifest_root_query(f"""
+            SELECT d.sha256 FROM {self.table} p JOIN provenance_document d
+            ON d.id = p.document_id WHERE p.reason IS NULL ORDER BY d.sha256""")
 
     def write_version(self, version_id: int) -> None:
         """The members and exclusions of a version, straight from the stage."""
@@ -153,6 +151,14 @@ def copy_bigints(table: str, columns: Sequence[str], *values: np.ndarray) -> Non
         copy.write(_PGCOPY_HEADER + rows.tobytes() + _PGCOPY_TRAILER)
 
 
-def _stream(cursor: Any, size: int = 10_000) -> Iterator[tuple]:
+def manifest_root_query(sql: str, params: Any = None) -> str:
+    """The manifest root of the sha256 hashes a query gives in order, streamed through a
+    server-side cursor (in a transaction of its own if the caller has none)."""
+    with transaction.atomic(), connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        return manifest_root_stream(_column(cursor))
+
+
+def _column(cursor: Any, size: int = 10_000) -> Iterator[str]:
     while rows := cursor.fetchmany(size):
-        yield from rows
+        yield from (value for (value,) in rows)
