@@ -100,12 +100,6 @@ def artifact_publish(path: str | Path, *, only: list[Path] | None = None) -> Non
     _local_marker(path).write_bytes(marker)  # this host's copy is whole too
 
 
-def artifact_publish_files(files: list[Path]) -> None:
-    """Copy some files of a folder still being built (a shard's) to the store."""
-    for file in files:
-        artifact_publish(file)
-
-
 def artifact_local(path: str | Path) -> Path:
     """This host's copy of an artifact, fetched from the store when it has none (a folder: when
     it has not the whole of it, i.e. no marker; only the files it lacks are fetched)."""

@@ -27,7 +27,6 @@ from core.storage import (
     artifact_local,
     artifact_local_files,
     artifact_publish,
-    artifact_publish_files,
 )
 from provenance.ledger.append import ledger_append
 from provenance.models import Document, ModelCheckpoint, User
@@ -145,7 +144,8 @@ def gradient_shard_build(*, index_id: int, snapshot: str, shard: int,
         folder = Path(index.path) / snapshot
         influence.shard_save(folder, f"{shard:05d}", np.asarray(doc_ids, dtype=np.int64),
                              vectors, fisher_rows)
-        artifact_publish_files(sorted(folder.glob(f"{shard:05d}.*.npy")))  # for the finalizer
+        for file in sorted(folder.glob(f"{shard:05d}.*.npy")):  # for the finalizer
+            artifact_publish(file)
         with transaction.atomic():
             row = GradientIndex.objects.select_for_update().get(pk=index_id)
             if key not in row.shards_done:

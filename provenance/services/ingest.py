@@ -37,6 +37,7 @@ from provenance.engine.readers import (
 from provenance.ledger.append import ledger_append
 from provenance.models import DataSource, IngestJob, User
 from provenance.services.embeddings import documents_embed_later
+from provenance.services.staging import copy_rows
 
 ProgressCallback = Callable[[IngestJob], None]
 
@@ -281,9 +282,7 @@ def rows_store(staged: list[StagedRow], *, source_id: int,
         cursor.execute(STAGE_DDL)
         # ON COMMIT DELETE ROWS does not fire when the caller's transaction spans batches.
         cursor.execute("TRUNCATE trailmark_ingest_stage")
-        with cursor.copy(f"COPY trailmark_ingest_stage ({STAGE_COLUMNS}) FROM STDIN") as cp:
-            for row in staged:
-                cp.write_row(row)
+        copy_rows("trailmark_ingest_stage", STAGE_COLUMNS, staged)
         cursor.execute(INSERT_DOCUMENTS_SQL)
         added = cursor.rowcount
         cursor.execute(INSERT_OCCURRENCES_SQL, {"source": source_id, "job": job_id})

@@ -31,10 +31,6 @@ class PlanTotals:
     by_class: Counter[str] = field(default_factory=Counter)
     by_reason: Counter[str] = field(default_factory=Counter)
 
-    @property
-    def excluded(self) -> int:
-        return sum(self.by_reason.values())
-
 
 class Plan:
     """The staged decisions of one curation (see the module's docstring)."""
