@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
 from typing import Any
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet, Sum
+from django.utils import timezone
 
 from core.permissions import Capability, Role, can, role_of
 from provenance.models import (
@@ -14,6 +17,7 @@ from provenance.models import (
     DatasetVersion,
     DataSource,
     Document,
+    EmbeddingBatch,
     IngestJob,
     LedgerEntry,
     ModelCheckpoint,
@@ -21,6 +25,8 @@ from provenance.models import (
     RightsHolder,
     TrainingRun,
 )
+
+RATE_WINDOW = timedelta(hours=1)  # the embedding rate: the batches finished in this window
 
 
 def rights_holder_list(user: Any) -> QuerySet[RightsHolder]:
@@ -123,3 +129,19 @@ def canary_test_run_list(user: Any) -> QuerySet[CanaryTestRun]:
     if can(user, Capability.READ_ALL):
         return CanaryTestRun.objects.prefetch_related("results")
     return CanaryTestRun.objects.none()
+
+
+def embedding_status() -> dict[str, Any]:
+    """The backlog and the pace of the background embedding, for the jobs board: documents
+    waiting, documents embedded in the last hour and their texts/s while embedding, and the
+    time the backlog needs at that pace (None without a recent batch)."""
+    pending = Document.objects.filter(embedding__isnull=True, text_purged=False).count()
+    recent = EmbeddingBatch.objects.filter(
+        finished_at__gte=timezone.now() - RATE_WINDOW).aggregate(
+        documents=Sum("documents"), seconds=Sum("seconds"), batches=Count("id"))
+    documents, seconds = recent["documents"] or 0, recent["seconds"] or 0.0
+    rate = documents / seconds if seconds > 0 else None
+    return {"pending": pending, "recent_documents": documents,
+            "recent_batches": recent["batches"], "rate": rate,
+            "eta_minutes": math.ceil(pending / rate / 60) if rate and pending else None}
+

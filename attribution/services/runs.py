@@ -244,10 +244,10 @@ def _influence(run: AttributionRun) -> tuple[list[AttributionResult], str]:
 def _embedding(run: AttributionRun) -> tuple[list[AttributionResult], str]:
     from pgvector.django import CosineDistance
 
-    from provenance.engine.embeddings import embed
+    from provenance.services.embeddings import embed_texts
 
     p = run.params["embedding"]
-    vector = embed([run.output.completion])[0]
+    vector = embed_texts([run.output.completion])[0][0]
     version = run.output.checkpoint.version
     near = list(Document.objects.filter(memberships__version=version,
                                         embedding__isnull=False)

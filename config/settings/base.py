@@ -300,11 +300,14 @@ TRAILMARK: dict[str, Any] = {
                                                       "20000")),
     # Documents embedded per background task (sentence embeddings, default queue).
     "EMBED_BATCH": int(os.environ.get("TRAILMARK_EMBED_BATCH", "512")),
-    # A job still queued this long after it was last touched is sent to the broker again (its
-    # message may have been lost); a duplicate delivery does nothing.
+    # How a CPU embeds: "int8" (ONNX Runtime, built and checked against fp32 once per host;
+    # fp32 if the check fails) or "fp32" (torch). A GPU always runs fp32.
+    "EMBED_BACKEND": os.environ.get("TRAILMARK_EMBED_BACKEND", "int8"),
     # Where artifacts are shared between hosts: "" (the artifact folder itself) or
     # s3://bucket/prefix (the folder then caches it; boto3 reads AWS_ENDPOINT_URL and the keys).
     "ARTIFACT_STORE": os.environ.get("TRAILMARK_ARTIFACT_STORE", ""),
+    # A job still queued this long after it was last touched is sent to the broker again (its
+    # message may have been lost); a duplicate delivery does nothing.
     "JOB_RESEND_QUEUED_AFTER": int(os.environ.get("TRAILMARK_JOB_RESEND_QUEUED_AFTER", "900")),
     # What bench/attribution_eval.py measured: the figures every attribution report quotes for
     # the influence configuration it used.

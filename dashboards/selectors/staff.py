@@ -61,6 +61,8 @@ def jobs_board(limit: int = 100) -> dict[str, Any]:
     kind, in one query (a UNION over the job tables), newest first."""
     from django.apps import apps
 
+    from provenance.selectors import embedding_status
+
     since = timezone.now() - FAILED_SHOWN_FOR
     parts = []
     for label, model_name, ref, _ in JOB_KINDS:
@@ -81,7 +83,8 @@ def jobs_board(limit: int = 100) -> dict[str, Any]:
         row["percent"] = round(100.0 * (row["position"] or 0) / row["total"], 1) \
             if row["total"] else 0.0
     active = [r for r in rows if r["state"] in ("queued", "running")]
-    return {"active": active, "failed": [r for r in rows if r["state"] == "failed"]}
+    return {"active": active, "failed": [r for r in rows if r["state"] == "failed"],
+            "embedding": embedding_status()}
 
 
 _COLUMNS = ("kind", "ref", "j_state", "j_stage", "j_position", "j_total", "j_unit", "j_error",

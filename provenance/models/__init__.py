@@ -12,7 +12,13 @@ from provenance.models.datasets import (
     VersionExclusion,
     VersionMember,
 )
-from provenance.models.documents import EMBEDDING_DIM, Document, IngestJob, Occurrence
+from provenance.models.documents import (
+    EMBEDDING_DIM,
+    Document,
+    EmbeddingBatch,
+    IngestJob,
+    Occurrence,
+)
 from provenance.models.identity import RightsHolder, User
 from provenance.models.ledger import (
     LedgerCheckpoint,
@@ -38,6 +44,7 @@ __all__ = [
     "Dataset",
     "DatasetVersion",
     "Document",
+    "EmbeddingBatch",
     "EMBEDDING_DIM",
     "IngestJob",
     "Job",

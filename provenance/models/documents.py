@@ -103,3 +103,16 @@ class IngestJob(Job):
 
     class Meta(Job.Meta):
         pass
+
+
+class EmbeddingBatch(models.Model):
+    """One batch of documents embedded in the background: the jobs board's rate and an account
+    of which backend embedded how many documents."""
+
+    finished_at = models.DateTimeField(db_index=True)
+    documents = models.PositiveIntegerField()
+    seconds = models.FloatField()
+    backend = models.CharField(max_length=16)  # "int8" or "fp32"
+
+    class Meta:
+        ordering = ["-finished_at"]

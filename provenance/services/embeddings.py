@@ -4,15 +4,60 @@ until none is left. Used as "similar content" evidence and to match takedown cla
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from core.conf import setting
 from core.jobs import job_lock
-from provenance.models import Document
+from provenance.models import Document, EmbeddingBatch
+
+log = logging.getLogger(__name__)
 
 
-def documents_pending_embedding() -> int:
-    return Document.objects.filter(embedding__isnull=True, text_purged=False).count()
+def int8_folder() -> Path:
+    """This host's int8 build (a per-host cache beside the artifacts, never shared: it is
+    rebuilt and rechecked wherever it runs), named by what it depends on."""
+    import onnxruntime
+
+    from provenance.engine.embed_int8 import ALPHA, RECIPE
+
+    return (Path(settings.ARTIFACT_DIR) / "cache"
+            / f"minilm-{RECIPE}-a{ALPHA}-ort{onnxruntime.__version__}")
+
+
+def embed_texts(texts: Sequence[str]) -> tuple[np.ndarray, str]:
+    """Embeddings of `texts` as this host computes them (EMBED_BACKEND; the int8 build is made
+    and checked on first use, fp32 when it fails its check or a GPU is present), and the
+    backend used. Documents and queries both come through here, so they are comparable."""
+    import torch
+
+    from provenance.engine import embed_int8
+    from provenance.engine.embeddings import embed, int8_build
+
+    if setting("EMBED_BACKEND") != "int8" or torch.cuda.is_available():
+        return embed(texts), "fp32"
+    folder = int8_folder()
+    build = embed_int8.built(folder)
+    if build is None:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(folder.with_name(f".{folder.name}.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one builder per host; the others wait for it
+            build = embed_int8.built(folder) or int8_build(folder)
+        log.info("int8 embeddings: %s", build)
+    if not build.passed:
+        log.warning("int8 embeddings failed their check (min cosine %.4f < %.2f): fp32 used",
+                    build.cosine_min, build.min_cosine)
+        return embed(texts), "fp32"
+    return embed(texts, device="cpu", int8=folder), "int8"
 
 
 def embedding_backlog() -> bool:
@@ -23,8 +68,6 @@ def embedding_backlog() -> bool:
 def documents_embed(*, limit: int | None = None) -> int:
     """Embed up to `limit` documents that have no embedding yet; the number embedded. One
     process at a time (an advisory lock): a second caller returns 0 at once."""
-    from provenance.engine.embeddings import embed
-
     limit = limit or int(setting("EMBED_BATCH"))
     with job_lock("embed", 0) as mine:
         if not mine:
@@ -33,11 +76,16 @@ def documents_embed(*, limit: int | None = None) -> int:
                     .order_by("id").values_list("id", "text")[:limit])
         if not rows:
             return 0
-        vectors = embed([text for _, text in rows])
+        start = time.perf_counter()
+        vectors, backend = embed_texts([text for _, text in rows])
         with transaction.atomic():
             Document.objects.bulk_update(
                 [Document(pk=pk, embedding=vector) for (pk, _), vector in
                  zip(rows, vectors, strict=True)], ["embedding"], batch_size=500)
+            now = timezone.now()
+            EmbeddingBatch.objects.filter(finished_at__lt=now - timedelta(days=7)).delete()
+            EmbeddingBatch.objects.create(finished_at=now, documents=len(rows), backend=backend,
+                                          seconds=time.perf_counter() - start)
         return len(rows)
 
 

@@ -35,6 +35,7 @@ Method = TakedownMatch.Method
 NEAR_DUPLICATE_JACCARD = 0.5   # estimated Jaccard of 5-word shingles, as curation's dedup uses
 EMBEDDING_MIN_COSINE = 0.85
 EMBEDDING_TOP_K = 10
+NOT_EMBEDDED_LISTED = 100  # of the documents not embedded yet, the scope names this many
 SPAN_MIN_TOKENS = 16   # a verbatim run this long is evidence of a copy, not a common phrase
 SPAN_MIN_SHARE = 0.2   # of the sample's tokens
 SCAN_BATCH = 20_000
@@ -143,12 +144,13 @@ def _containment(samples: list[tuple[int, str]]) -> list[tuple[int, int, float]]
 def _embedding_neighbours(samples: list[tuple[int, str]]) -> list[tuple[int, int, float]]:
     from pgvector.django import CosineDistance
 
-    from provenance.engine.embeddings import embed
+    from provenance.services.embeddings import embed_texts
 
     if not samples or not Document.objects.filter(embedding__isnull=False).exists():
         return []
     found = []
-    for (work, _), vector in zip(samples, embed([t for _, t in samples]), strict=True):
+    vectors, _ = embed_texts([t for _, t in samples])
+    for (work, _), vector in zip(samples, vectors, strict=True):
         near = (Document.objects.filter(embedding__isnull=False)
                 .annotate(distance=CosineDistance("embedding", vector))
                 .order_by("distance").values_list("pk", "distance")[:EMBEDDING_TOP_K])
@@ -226,17 +228,24 @@ def _scope(request: TakedownRequest) -> TakedownRequest:
         add(pk, Method.SOURCE, 1.0, None)
     for work, pk, score in _near_duplicates(samples):
         add(pk, Method.NEAR_DUPLICATE, score, work)
+    # Documents not embedded yet cannot be embedding neighbours: the report names them.
+    waiting = list(Document.objects.filter(embedding__isnull=True, text_purged=False)
+                   .order_by("pk").values_list("pk", flat=True)[:NOT_EMBEDDED_LISTED + 1])
+    waiting_total = (len(waiting) if len(waiting) <= NOT_EMBEDDED_LISTED else
+                     Document.objects.filter(embedding__isnull=True, text_purged=False).count())
     for work, pk, score in _embedding_neighbours(samples):
         add(pk, Method.EMBEDDING, score, work)
     for work, pk, score in _verbatim_spans(samples):
         add(pk, Method.SPAN, score, work)
     for work, pk, score in _containment(samples):
         add(pk, Method.CONTAINMENT, score, work)
-    return _publish(request, list(rows.values()))
+    not_embedded = {"count": waiting_total, "documents": waiting[:NOT_EMBEDDED_LISTED]}
+    return _publish(request, list(rows.values()), not_embedded)
 
 
 @transaction.atomic
-def _publish(request: TakedownRequest, found: list[TakedownMatch]) -> TakedownRequest:
+def _publish(request: TakedownRequest, found: list[TakedownMatch],
+             not_embedded: dict[str, Any]) -> TakedownRequest:
     request = TakedownRequest.objects.select_for_update().get(pk=request.pk)
     reviewed = set(request.matches.filter(confirmed__isnull=False)
                    .values_list("document_id", "method"))
@@ -244,7 +253,7 @@ def _publish(request: TakedownRequest, found: list[TakedownMatch]) -> TakedownRe
     TakedownMatch.objects.bulk_create([m for m in found
                                        if (m.document_id, m.method) not in reviewed])
     request.scope = _lineage(request)
-    _job(request, "done", matches=len(found))
+    _job(request, "done", matches=len(found), not_embedded=not_embedded)
     request.save(update_fields=["scope", "updated_at"])
     ledger_append(actor=None, event="takedown.scoped", subject=request,
                   payload={"reference": request.reference,

@@ -233,3 +233,16 @@ def test_a_failed_scoping_records_its_error_and_staff_can_run_it_again(corpus, m
     assert twice.status_code == 409  # queued already
     done = takedown_scope(request_id=request.pk)
     assert done.scope["job"]["state"] == "done" and done.matches.exists()
+
+
+def test_scoping_names_the_documents_it_could_not_compare_by_embedding(corpus, make_source,
+                                                                       ingest_texts, pages_as):
+    late = ingest_texts(make_source(name="late"), [prose(900), prose(901)])
+    waiting = sorted(Document.objects.filter(embedding__isnull=True).values_list("pk", flat=True))
+    assert len(waiting) == 2 and late.state == "succeeded"
+    request = file_and_accept(corpus)
+    done = takedown_scope(request_id=request.pk)
+    assert done.scope["job"]["not_embedded"] == {"count": 2, "documents": waiting}
+    page = pages_as("curator").get(f"/takedowns/{request.pk}/").content.decode()
+    assert "Not compared by embedding: 2 document(s)" in page
+    assert f"first ids: {waiting[0]}, {waiting[1]}" in page
