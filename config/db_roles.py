@@ -6,7 +6,7 @@ a table's owner (`ALTER TABLE ... DISABLE TRIGGER`); TRUNCATE needs its own priv
 web and worker processes connect as a role that is no superuser, owns nothing and holds only
 SELECT, INSERT, UPDATE and DELETE, while migrations run as the owner. `make run` does this with
 the embedded PostgreSQL; a deployment runs `app_role_sql()` as the owner after each migration
-(docs/deployment.md). Imports no Django: the launcher uses it before settings exist.
+(docs/deploy.md). Imports no Django: the launcher uses it before settings exist.
 """
 
 from __future__ import annotations

@@ -145,7 +145,7 @@ def _as_app_role(env: dict[str, str]) -> dict[str, str]:
     """After migrating as the owner: the embedded database's application role (no superuser,
     owns no table, no TRUNCATE; config/db_roles.py) granted its rows, and the environment the
     demo, worker and web server use to connect as it. A DATABASE_URL given from outside is
-    used as it is: its role is the deployment's choice (docs/deployment.md)."""
+    used as it is: its role is the deployment's choice (docs/deploy.md)."""
     if os.environ.get("DATABASE_URL"):
         return env
     import psycopg

@@ -4,7 +4,7 @@
 
 Threaded workers whose reads have deadlines (config.gunicorn_worker): a slow client holds one
 thread for seconds, not a worker for ever. A deployment still puts a buffering proxy in front
-(docs/deployment.md); these settings are what keeps a server that faces clients itself up.
+(docs/deploy.md); these settings are what keeps a server that faces clients itself up.
 """
 
 import os

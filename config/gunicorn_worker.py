@@ -9,7 +9,7 @@ read raises `socket.timeout`; gunicorn closes the connection), and the thread se
 Clients that send nothing at all never take a thread (gthread waits for their first byte in its
 poller). A body over its limit is refused on its Content-Length before it is read
 (config.middleware.BodyLimitMiddleware). This is the defence of a server that faces clients
-itself; production still belongs behind a buffering proxy (docs/deployment.md).
+itself; production still belongs behind a buffering proxy (docs/deploy.md).
 """
 
 from __future__ import annotations

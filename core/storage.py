@@ -6,8 +6,12 @@ indexes and gradient stores are memory-mapped), so the store is a layer around t
 
     path = Path(settings.ARTIFACT_DIR) / "runs" / "7"     # write it here, then
     artifact_publish(path)                                # before the row naming it commits
+    checkpoint.path = artifact_ref(path)                  # "runs/7": the same on every host
     ...
     model_dir = artifact_local(checkpoint.path)           # on any host, before reading it
+
+Rows store keys (paths under the artifact folder), so hosts whose artifact folders differ share
+them; `artifact_path` turns a key into this host's path.
 
 With `TRAILMARK_ARTIFACT_STORE` unset, the folder is the store and both calls cost nothing. With
 `TRAILMARK_ARTIFACT_STORE=s3://bucket/prefix`, `artifact_publish` uploads the file, or every file
@@ -51,6 +55,21 @@ def artifact_key(path: str | Path) -> str | None:
     return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else None
 
 
+def artifact_ref(path: str | Path) -> str:
+    """What a row stores for an artifact: its key (its path under the artifact folder), the
+    same on every host whatever its artifact folder; a path outside the folder (a server folder
+    staff registered for ingest) as it is."""
+    key = artifact_key(path)
+    return key if key is not None else str(Path(path).resolve())
+
+
+def artifact_path(ref: str | Path) -> Path:
+    """This host's path for what a row stores: a key under this host's artifact folder; an
+    absolute path (a server folder, or a row written before rows held keys) as it is."""
+    path = Path(ref)
+    return path if path.is_absolute() or not str(ref) else _root() / path
+
+
 def _store() -> tuple[str, str] | None:
     """(bucket, prefix) of the configured object store, or None (the folder is the store)."""
     url = str(setting("ARTIFACT_STORE") or "")
@@ -81,11 +100,11 @@ def artifact_publish(path: str | Path, *, only: list[Path] | None = None) -> Non
     """Copy a finished artifact (a file, or a folder and everything under it) to the store. For
     a folder whose other files are there already (shards each worker published), `only` names
     the files to upload; the marker lists them all."""
+    path = artifact_path(path)
     store, key = _store(), artifact_key(path)
     if store is None or key is None:
         return
     bucket, prefix = store
-    path = Path(path)
     client = _s3()
     if path.is_file():
         client.upload_file(str(path), bucket, _object(prefix, key))
@@ -102,8 +121,9 @@ def artifact_publish(path: str | Path, *, only: list[Path] | None = None) -> Non
 
 def artifact_local(path: str | Path) -> Path:
     """This host's copy of an artifact, fetched from the store when it has none (a folder: when
-    it has not the whole of it, i.e. no marker; only the files it lacks are fetched)."""
-    path = Path(path)
+    it has not the whole of it, i.e. no marker; only the files it lacks are fetched). `path`:
+    a path or what a row stores (`artifact_ref`)."""
+    path = artifact_path(path)
     store, key = _store(), artifact_key(path)
     if store is None or key is None or path.is_file() or _local_marker(path).is_file():
         return path
@@ -148,7 +168,7 @@ def artifact_local(path: str | Path) -> Path:
 def artifact_local_files(folder: str | Path, prefix: str) -> list[Path]:
     """The files of a folder whose names start with `prefix` (a shard's), fetched from the store
     when this host lacks them; those this host has are taken as they are."""
-    folder = Path(folder)
+    folder = artifact_path(folder)
     store, key = _store(), artifact_key(folder)
     if store is not None and key is not None:
         bucket, root = store
@@ -185,7 +205,7 @@ def _download(client: Any, bucket: str, name: str, target: Path, key: str) -> No
 
 def artifact_remove(path: str | Path) -> None:
     """Delete an artifact here and from the store."""
-    path = Path(path)
+    path = artifact_path(path)
     _local_marker(path).unlink(missing_ok=True)
     if path.is_dir():
         shutil.rmtree(path, ignore_errors=True)

@@ -8,7 +8,14 @@ from pathlib import Path
 import boto3
 import pytest
 
-from core.storage import MARKER, ArtifactMissing, artifact_local, artifact_publish, artifact_remove
+from core.storage import (
+    MARKER,
+    ArtifactMissing,
+    artifact_local,
+    artifact_path,
+    artifact_publish,
+    artifact_remove,
+)
 
 
 def _host(settings, tmp_path, name):
@@ -90,12 +97,11 @@ def test_a_path_outside_the_artifact_folder_is_not_the_stores(s3_store, settings
 
 
 def _another_host(settings, name):
-    """Another host: the same artifact folder (every host is configured alike), on a disk of its
-    own: what the last host wrote is moved out of reach."""
+    """Another host: an empty artifact folder at a path of its own (rows name artifacts by key,
+    so hosts need not agree on the path); what the last host wrote is out of reach."""
     root = Path(settings.ARTIFACT_DIR)
-    if root.exists():
-        root.rename(root.with_name(f"disk-left-by-{name}"))
-    root.mkdir(parents=True)
+    settings.ARTIFACT_DIR = root.with_name(f"host-{name}")
+    settings.ARTIFACT_DIR.mkdir(parents=True)
 
 
 @pytest.mark.django_db
@@ -116,7 +122,7 @@ def test_an_upload_and_a_model_made_on_one_host_are_used_on_another(
     job = ingest_job_create_from_upload(source=source, chunks=[body], name="corpus.jsonl",
                                         actor=None)
     _another_host(settings, "web")
-    assert not Path(job.path).exists()
+    assert not artifact_path(job.path).exists()
     assert ingest_run(job_id=job.pk).rows_added == 30
     assert Document.objects.count() == 30
 
@@ -125,11 +131,11 @@ def test_an_upload_and_a_model_made_on_one_host_are_used_on_another(
         config={**TINY_MODEL, "epochs": 1}).pk)
     checkpoint = run.checkpoint
     _another_host(settings, "gpu-1")
-    assert not Path(checkpoint.path).exists()
+    assert not artifact_path(checkpoint.path).exists()
     output = model_output_generate(output_id=model_output_create(
         checkpoint=checkpoint, prompt="w1 w2", actor=None, enqueue=False).pk)
     assert output.state == "succeeded" and output.completion
-    assert directory_sha256(Path(checkpoint.path)) == checkpoint.sha256  # fetched whole
+    assert directory_sha256(artifact_path(checkpoint.path)) == checkpoint.sha256  # fetched whole
 
 
 @pytest.mark.django_db

@@ -26,7 +26,9 @@ from core.jobs import TransientError, is_transient, job_fail
 from core.storage import (
     artifact_local,
     artifact_local_files,
+    artifact_path,
     artifact_publish,
+    artifact_ref,
 )
 from provenance.ledger.append import ledger_append
 from provenance.models import Document, ModelCheckpoint, User
@@ -84,7 +86,7 @@ def gradient_index_plan(*, index_id: int) -> list[tuple[str, int, list[int]]] | 
         index.state, index.stage = State.RUNNING, "featurizing"
         index.started_at = index.started_at or timezone.now()
         index.snapshots, index.shard_count = snapshots, len(shards)
-        index.total, index.path = len(docs) * len(snapshots), str(index_dir(index_id))
+        index.total, index.path = len(docs) * len(snapshots), artifact_ref(index_dir(index_id))
         index.save(update_fields=["state", "stage", "started_at", "snapshots", "shard_count",
                                   "total", "path", "shards_done", "position", "spec",
                                   "updated_at"])
@@ -141,7 +143,7 @@ def gradient_shard_build(*, index_id: int, snapshot: str, shard: int,
         else:
             vectors, fisher_rows = influence.featurize(featurizer, examples,
                                                        on_batch=advance), None
-        folder = Path(index.path) / snapshot
+        folder = artifact_path(index.path) / snapshot
         influence.shard_save(folder, f"{shard:05d}", np.asarray(doc_ids, dtype=np.int64),
                              vectors, fisher_rows)
         for file in sorted(folder.glob(f"{shard:05d}.*.npy")):  # for the finalizer
@@ -178,7 +180,7 @@ def gradient_index_finalize(*, index_id: int) -> GradientIndex | None:
         spec = influence.FeatureSpec.from_dict(index.spec)
         rows = 0
         for snap in index.snapshots:
-            folder = Path(index.path) / snap
+            folder = artifact_path(index.path) / snap
             for n in range(index.shard_count):  # shards other workers built, if on other hosts
                 artifact_local_files(folder, f"{n:05d}.")
             before = set(folder.iterdir())
@@ -186,7 +188,7 @@ def gradient_index_finalize(*, index_id: int) -> GradientIndex | None:
                 folder, [f"{n:05d}" for n in range(index.shard_count)],
                 # a snapshot's own width (one kept before its watermark heads were saved
                 # with it is featurized without them)
-                {"dim": int(np.load(Path(index.path) / snap / "00000.vectors.npy",
+                {"dim": int(np.load(artifact_path(index.path) / snap / "00000.vectors.npy",
                                     mmap_mode="r").shape[1]),
                  "checkpoint": index.checkpoint_id, "snapshot": snap,
                  "spec": spec.to_dict()}, spec.damping)
@@ -268,6 +270,7 @@ def open_stores(index: GradientIndex) -> list[Any]:
     """The index's stores (one per snapshot) with its removed documents masked."""
     from attribution.engine.influence import GradientStore
 
-    return [GradientStore.open(artifact_local(Path(index.path) / snap)).without(index.removed)
+    folder = artifact_path(index.path)
+    return [GradientStore.open(artifact_local(folder / snap)).without(index.removed)
             for snap in index.snapshots]
 

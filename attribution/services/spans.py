@@ -19,7 +19,13 @@ from attribution.engine.spans import PackedSpans, SpanParams, SpanShard, find_sp
 from attribution.models import ModelOutput, SpanIndex
 from attribution.services.waiting import runs_waiting_resume
 from core.jobs import claim_row, job_run
-from core.storage import artifact_local, artifact_publish, artifact_remove
+from core.storage import (
+    artifact_local,
+    artifact_path,
+    artifact_publish,
+    artifact_ref,
+    artifact_remove,
+)
 from provenance.models import DatasetVersion, Document, ModelCheckpoint, User
 
 State = SpanIndex.State
@@ -83,7 +89,8 @@ def span_index_build(*, index_id: int) -> SpanIndex | None:
         shards = write_index(folder, tokenized())
         artifact_publish(folder)  # before the row says it is built: runs may be elsewhere
         SpanIndex.objects.filter(pk=index_id).update(
-            state=State.SUCCEEDED, path=str(folder), shards=shards, finished_at=timezone.now())
+            state=State.SUCCEEDED, path=artifact_ref(folder), shards=shards,
+            finished_at=timezone.now())
     index.refresh_from_db()
     runs_waiting_resume(span_index=index)  # succeeded or failed: the runs waiting on it go on
     return index
@@ -107,7 +114,7 @@ def spans_of_text(text: str, index: SpanIndex, params: SpanParams | None = None
     """The text's token ids, its maximal verbatim spans in the index, and the tokenizer."""
     if index.state != State.SUCCEEDED:
         raise ValueError(f"span index {index.pk} is {index.state}")
-    packed, tokenizer = opened_index(index.path, tuple(sorted(index.shards)),
+    packed, tokenizer = opened_index(str(artifact_path(index.path)), tuple(sorted(index.shards)),
                                      index.checkpoint.local_path)
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     return ids, find_spans(packed, ids, params or SpanParams(), blocked=frozenset()), tokenizer

@@ -24,7 +24,7 @@ from django.utils import timezone
 from core.conf import setting
 from core.errors import InvalidTransition
 from core.jobs import claim_row, job_run
-from core.storage import artifact_local, artifact_publish
+from core.storage import artifact_local, artifact_path, artifact_publish, artifact_ref
 from provenance.engine.prefetch import Prefetch
 from provenance.engine.prepare import STAGE_COLUMNS, Batch, StagedRow, prepare_batches
 from provenance.engine.readers import (
@@ -134,7 +134,7 @@ def ingest_job_create(*, source: DataSource, path: Path, actor: User | None, fmt
     if source.status != DataSource.Status.ACTIVE:
         raise ValidationError({"source": f"source {source.name!r} is {source.status}"})
     fmt = _check_readable(path, fmt, text_field)
-    job = IngestJob.objects.create(source=source, path=str(path), format=fmt,
+    job = IngestJob.objects.create(source=source, path=artifact_ref(path), format=fmt,
                                    text_field=text_field, created_by=actor,
                                    original_name=original_name or path.name)
     from provenance.tasks import ingest_run_task
@@ -203,7 +203,7 @@ def ingest_run(*, job_id: int, on_progress: ProgressCallback | None = None) -> I
 def _run(job: IngestJob, on_progress: ProgressCallback | None) -> None:
     opts = _options()
     reader = open_reader(artifact_local(job.path), job.format, text_field=job.text_field,
-                         max_bytes=opts["max_bytes"], scope=read_scope(Path(job.path)))
+                         max_bytes=opts["max_bytes"], scope=read_scope(artifact_path(job.path)))
     job.total, job.unit = reader.total, reader.unit
     job.save(update_fields=["total", "unit", "updated_at"])
     # Read and prepare the next batches (in a thread, and in processes for a large input)
@@ -296,7 +296,7 @@ def ingest_path(*, source: DataSource, path: Path, actor: User | None, fmt: str 
                 text_field: str = "text", on_progress: ProgressCallback | None = None) -> IngestJob:
     """Ingest in this process (the CLI): create the job row without queueing it, then run it."""
     fmt = _check_readable(path, fmt, text_field)
-    job = IngestJob.objects.create(source=source, path=str(path), format=fmt,
+    job = IngestJob.objects.create(source=source, path=artifact_ref(path), format=fmt,
                                    text_field=text_field, created_by=actor,
                                    original_name=path.name)
     ingest_run(job_id=job.pk, on_progress=on_progress)

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from core.errors import InvalidTransition
 from core.jobs import claim_row, job_run
-from core.storage import artifact_publish
+from core.storage import artifact_publish, artifact_ref
 from provenance.engine.canary import CanarySpec, canary_sequence, carrier_documents, insert
 from provenance.engine.lm_config import PRESETS, TrainConfig, directory_sha256
 from provenance.engine.watermark import embed
@@ -244,7 +244,7 @@ def _finish(run: TrainingRun, result: Any, documents: int,
                "resumed_at_steps": list(result.resumed_at)}
     checkpoint, _ = ModelCheckpoint.objects.get_or_create(run=run, defaults={
         "name": f"{run.version}-run{run.pk}", "kind": ModelCheckpoint.Kind.TRAINED,
-        "version": run.version, "path": str(result.model_dir), "sha256": result.sha256,
+        "version": run.version, "path": artifact_ref(result.model_dir), "sha256": result.sha256,
         "config": run.config, "metrics": metrics, "created_by": run.created_by})
     TrainingRun.objects.filter(pk=run.pk).update(
         state=State.SUCCEEDED, stage="done", position=result.steps, total=result.steps,
@@ -283,12 +283,12 @@ def checkpoint_register_local(*, path: Path, version: DatasetVersion, name: str,
     config = _check_model_dir(path)
     checkpoint = ModelCheckpoint.objects.create(
         name=name, kind=ModelCheckpoint.Kind.IMPORTED, version=version, parent=parent,
-        path=str(path), sha256=directory_sha256(path),
+        path=artifact_ref(path), sha256=directory_sha256(path),
         config={k: config[k] for k in ("model_type", "architectures", "vocab_size", "n_layer",
                                        "num_hidden_layers", "hidden_size", "n_embd")
                 if k in config},
         created_by=actor)
     ledger_append(actor=actor, event="checkpoint.registered", subject=checkpoint,
-                  payload={"path": str(path), "sha256": checkpoint.sha256,
+                  payload={"path": checkpoint.path, "sha256": checkpoint.sha256,
                            "version": version.pk})
     return checkpoint

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.storage import artifact_local, artifact_publish
+from core.storage import artifact_local, artifact_publish, artifact_ref
 from provenance.engine.lm_config import directory_sha256
 from provenance.models import ModelCheckpoint
 from takedowns.engine import metrics
@@ -48,10 +48,11 @@ def prober(checkpoint: ModelCheckpoint, validation: Sets, test: Sets,
 
     def made(kind: str, model_dir: str, folder: Path) -> str:
         started = time.perf_counter()
+        source = artifact_local(model_dir)  # a stored key, or this host's path
         if kind == "quantized_4bit":
-            probes.quantized(Path(model_dir), folder)
+            probes.quantized(source, folder)
         else:
-            probes.relearned(Path(model_dir), public, folder, steps=RELEARN_STEPS,
+            probes.relearned(source, public, folder, steps=RELEARN_STEPS,
                              learning_rate=learning_rate)
         spent[str(folder)] = spent.get(str(folder), 0.0) + time.perf_counter() - started
         return str(folder)
@@ -64,7 +65,7 @@ def prober(checkpoint: ModelCheckpoint, validation: Sets, test: Sets,
                 references[kind] = None
             else:
                 latest = max(retrains)
-                references[kind] = measured(made(kind, retrains[latest].path,
+                references[kind] = measured(made(kind, retrains[latest].local_path,
                                                  run_dir(latest) / "probes" / kind), test)
         return references[kind]
 
@@ -139,7 +140,7 @@ def _promote(run: UnlearningRun, step: int) -> ModelCheckpoint:
     shutil.copytree(source, target)
     artifact_publish(target)
     checkpoint, _ = ModelCheckpoint.objects.update_or_create(
-        kind=ModelCheckpoint.Kind.UNLEARNED, parent=run.checkpoint, path=str(target),
+        kind=ModelCheckpoint.Kind.UNLEARNED, parent=run.checkpoint, path=artifact_ref(target),
         defaults={"name": f"{run.checkpoint.name}-{run.method}-{run.request.reference}",
                   "version": run.version or run.checkpoint.version,
                   "sha256": directory_sha256(target), "config": run.config,

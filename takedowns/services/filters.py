@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from core.storage import artifact_local
+from core.storage import artifact_local, artifact_path
 from takedowns.engine.output_filter import redact
 from takedowns.models import OutputFilter
 
@@ -23,7 +23,7 @@ def output_filter_apply(checkpoint_id: int, text: str) -> tuple[str, dict[str, A
     blocked, requests = 0, []
     for row in OutputFilter.objects.filter(checkpoint_id=checkpoint_id, active=True) \
             .select_related("request").order_by("pk"):
-        text, words = redact(text, _hashes(row.path), row.ngram)
+        text, words = redact(text, _hashes(str(artifact_path(row.path))), row.ngram)
         if words:
             blocked += words
             requests.append(row.request.reference)

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from core.errors import InvalidTransition
 from core.jobs import job_run
-from core.storage import artifact_publish
+from core.storage import artifact_publish, artifact_ref
 from provenance.engine.lm_config import TrainConfig
 from provenance.ledger.append import ledger_append
 from provenance.models import (
@@ -254,7 +254,8 @@ def _unlearn(run: UnlearningRun) -> str:
     for _, path in result.candidates:
         artifact_publish(path)  # before the run names them: verification may run elsewhere
     UnlearningRun.objects.filter(pk=run.pk).update(
-        candidates=[{"step": step, "path": str(path)} for step, path in result.candidates],
+        candidates=[{"step": step, "path": artifact_ref(path)}
+                    for step, path in result.candidates],
         device=result.device, resumed_at=result.resumed_at)
     return RunState.SUCCEEDED
 
@@ -274,7 +275,7 @@ def _output_filter(run: UnlearningRun) -> str:
     with transaction.atomic():
         OutputFilter.objects.update_or_create(
             request=run.request, checkpoint=run.checkpoint,
-            defaults={"ngram": FILTER_NGRAM, "path": str(folder / "filter.npy"),
+            defaults={"ngram": FILTER_NGRAM, "path": artifact_ref(folder / "filter.npy"),
                       "shingles": int(hashes.size), "active": True})
         ledger_append(actor=run.created_by, event="output_filter.activated",
                       subject=run.checkpoint, payload={"request": run.request.reference,

@@ -139,10 +139,11 @@ def _certify(request: TakedownRequest, th: Thresholds) -> tuple[dict[str, Any], 
     def measured(path: str, sets: Sets, redactor: Any = None) -> metrics.Measurement:
         nonlocal done
         started = time.perf_counter()
-        artifact_local(path)  # a model another worker made: fetched once, then this host's
-        m = measure(path, sets.forget, sets.holdout, sets.retain, th, sets.canary,
+        # A stored key or a path; a model another worker made is fetched once, then this host's.
+        local = str(artifact_local(path))
+        m = measure(local, sets.forget, sets.holdout, sets.retain, th, sets.canary,
                     redactor=redactor, utility=sets.utility)
-        spent[path] = spent.get(path, 0.0) + time.perf_counter() - started
+        spent[local] = spent.get(local, 0.0) + time.perf_counter() - started
         done += 1
         _progress(request, min(done, total), total)
         return m
@@ -205,7 +206,7 @@ def _certify(request: TakedownRequest, th: Thresholds) -> tuple[dict[str, Any], 
             # Time to a verified model: the run's compute and every measurement of its models
             # (each candidate's included), not the unlearning alone.
             folders = [str(run_dir(run.pk))] if run.method in APPROXIMATE else \
-                [run.result.path] if run.method == Method.RETRAIN and run.result else []
+                [run.result.local_path] if run.method == Method.RETRAIN and run.result else []
             measuring = sum(v for k, v in spent.items() if any(k.startswith(f) for f in folders))
             row = {"run": run.pk, "method": run.method, **row,
                    "time_to_verified_s": round((run.seconds or 0.0) + measuring, 1),

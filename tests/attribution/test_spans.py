@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pytest
 from transformers import AutoTokenizer
@@ -13,6 +12,7 @@ from attribution.services.spans import (
     trained_texts,
 )
 from attribution.tasks import span_index_build_task
+from core.storage import artifact_path
 from provenance.engine.canary import CanarySpec, canary_sequence
 from provenance.engine.watermark import ALPHABET
 from provenance.models import Document
@@ -45,11 +45,11 @@ def test_an_index_has_one_shard_per_source(indexed):
     assert index.state == "succeeded", index.error
     assert set(index.shards) == {str(a.pk), str(b.pk)}
     assert all(s["documents"] == 20 and s["tokens"] > 0 for s in index.shards.values())
-    packed = PackedSpans.open(Path(index.path))  # small sources: one suffix array for both
-    meta = json.loads((Path(index.path) / "packed.json").read_text())
+    packed = PackedSpans.open(artifact_path(index.path))  # small sources: one suffix array for both
+    meta = json.loads((artifact_path(index.path) / "packed.json").read_text())
     assert meta["sources"] == [sorted(index.shards)] and len(packed.buckets) == 1
     assert len(packed.tokens) == sum(s["tokens"] for s in index.shards.values())
-    assert not (Path(index.path) / "groups").exists()  # the parts are removed
+    assert not (artifact_path(index.path) / "groups").exists()  # the parts are removed
     assert span_index_build(index_id=index.pk) is None  # built once
 
 
@@ -62,7 +62,7 @@ def test_an_index_built_before_packing_answers_the_same(indexed, tmp_path):
                                         completion=f"New words. {doc.text[20:300]} The end.")
     packed = trace_output(output=output, index=index, params=SpanParams(min_length=8))
     assert packed and packed[0]["documents"][0]["document"] == doc.pk
-    tokenizer = AutoTokenizer.from_pretrained(checkpoint.path, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint.local_path, local_files_only=True)
     texts = trained_texts(checkpoint, index.version)  # as the build read them
     for source in index.shards:
         docs = [(pk, texts[pk]) for pk in Document.objects.filter(

@@ -8,6 +8,7 @@ from django.core.management import call_command
 
 from attribution.services.outputs import model_output_create, model_output_generate
 from attribution.tasks import generate_task
+from core.storage import artifact_path
 from provenance.engine.lm_config import directory_sha256
 from provenance.models import LedgerEntry, ModelCheckpoint, TrainingRun
 from provenance.services import curation, datasets
@@ -42,7 +43,7 @@ def test_a_run_trains_a_checkpoint_with_its_lineage(version, users):
     assert run.position == run.total > 0 and run.tokens > 0 and run.loss is not None
     checkpoint = ModelCheckpoint.objects.get(run=run)
     assert (checkpoint.kind, checkpoint.version, checkpoint.parent) == ("trained", version, None)
-    checkpoint_path = Path(checkpoint.path)
+    checkpoint_path = Path(checkpoint.local_path)
     assert checkpoint.sha256 == directory_sha256(checkpoint_path)
     assert (checkpoint_path / "config.json").exists()
     assert checkpoint.metrics["heldout_loss"] is not None
@@ -116,7 +117,7 @@ def test_a_local_model_folder_can_be_registered_with_its_version(version, tmp_pa
     run = training_run_execute(run_id=training_run_create(
         version=version, actor=None, config=TINY, enqueue=False).pk)
     mine = tmp_path / "my-model"
-    shutil.copytree(run.checkpoint.path, mine)
+    shutil.copytree(run.checkpoint.local_path, mine)
     checkpoint = checkpoint_register_local(path=mine, version=version, name="my model",
                                            actor=None, parent=run.checkpoint)
     assert (checkpoint.kind, checkpoint.parent, checkpoint.sha256) == (
@@ -181,7 +182,7 @@ def test_training_and_generation_through_the_api(version, client_as, tmp_path, s
     outside = admin.post("/api/v1/checkpoints/", {"name": "x", "path": "/etc",
                                                   "version": version.pk}, format="json")
     assert outside.status_code == 400 and "path" in outside.json()
-    shutil.copytree(checkpoint["path"], tmp_path / "byo")
+    shutil.copytree(artifact_path(checkpoint["path"]), tmp_path / "byo")
     registered = admin.post("/api/v1/checkpoints/", {"name": "byo", "path": str(tmp_path / "byo"),
                                                      "version": version.pk}, format="json")
     assert registered.status_code == 201 and registered.json()["kind"] == "imported"

@@ -48,7 +48,7 @@ def test_a_watermarked_run_trains_heads_and_generations_carry_a_code(version):
     train_run_task(run.pk)
     run.refresh_from_db()
     assert run.state == "succeeded", run.error
-    assert (Path(run.checkpoint.path) / "watermark_heads.pt").exists()
+    assert (Path(run.checkpoint.local_path) / "watermark_heads.pt").exists()
     output = model_output_create(checkpoint=run.checkpoint, prompt="Harbour notes 3.",
                                  actor=None, params={"watermark_threshold": 0.0,
                                                      "max_new_tokens": 20}, enqueue=False)

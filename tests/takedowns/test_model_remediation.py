@@ -13,6 +13,7 @@ from attribution.models import ModelOutput
 from attribution.services.outputs import model_output_create, model_output_generate
 from attribution.services.runs import attribution_run_create, attribution_run_execute
 from attribution.services.spans import span_index_build
+from core.storage import artifact_path
 from provenance.engine import lm
 from provenance.engine.verify import check_receipt
 from provenance.engine.verify import main as verify_main
@@ -70,7 +71,7 @@ def test_remediation_verification_decision_and_receipt(trained, client_as, tmp_p
     checkpoint = trained["checkpoint"]
     forget = verification_sets(checkpoint, runs["npo"].forget_documents, 10).forget
     prompt = " ".join(forget[0].split()[:8])
-    model, tokenizer = lm.load(checkpoint.path)
+    model, tokenizer = lm.load(checkpoint.local_path)
     raw = lm.generate(model, tokenizer, prompt, lm.DecodeParams(max_new_tokens=24))
     output = model_output_create(checkpoint=checkpoint, prompt=prompt, actor=None,
                                  params={"max_new_tokens": 24}, enqueue=False)
@@ -204,7 +205,7 @@ def test_a_candidate_that_holds_on_test_and_under_the_probes_is_graded_empirical
         assert unlearning_run_execute(run_id=run.pk).state == "succeeded"
     retrain = UnlearningRun.objects.get(request=request, method="retrain")
     npo = UnlearningRun.objects.get(request=request, method="npo")
-    planted = Path(npo.candidates[0]["path"])
+    planted = artifact_path(npo.candidates[0]["path"])
     shutil.rmtree(planted)
     shutil.copytree(retrain.result.path, planted)
     UnlearningRun.objects.filter(pk=npo.pk).update(candidates=[npo.candidates[0]])
@@ -292,7 +293,7 @@ def test_an_unlearning_run_killed_mid_way_resumes_from_its_last_candidate(traine
         return True
 
     with pytest.raises(SystemExit):
-        unlearning.unlearn(Path(trained["checkpoint"].path), sets.forget, sets.retain,
+        unlearning.unlearn(Path(trained["checkpoint"].local_path), sets.forget, sets.retain,
                            "graddiff", UnlearnConfig.from_dict(config), run_dir(run.pk),
                            on_progress=killed_at_step_8)
     assert UnlearningRun.objects.get(pk=run.pk).state == "running"

@@ -1,6 +1,6 @@
 """manage.py app_role [--role NAME]: as the tables' owner, after `migrate`, create the role the
 web and worker processes connect as and grant it the rows of every table and nothing more
-(config/db_roles.py, docs/deployment.md)."""
+(config/db_roles.py, docs/deploy.md)."""
 
 from __future__ import annotations
 
