@@ -72,8 +72,9 @@ def test_web_default_and_gpu_hosts_share_only_the_database_broker_and_bucket(
         output = wait_for_row(ModelOutput, output.pk, {"succeeded", "failed"})
         assert output.state == "succeeded", output.error
         with transaction.atomic():
-            attribution = attribution_run_create(output=output, actor=None,
-                                                 methods=["embedding", "bm25"])
+            attribution = attribution_run_create(
+                output=output, actor=None, methods=["embedding", "bm25"],
+                params={"embedding": {"top_k": 5, "min_similarity": 0.0}})
         attribution = wait_for_row(AttributionRun, attribution.pk, {"succeeded", "failed"})
         assert attribution.state == "succeeded", attribution.error
         assert attribution.results.filter(method="embedding").exists()

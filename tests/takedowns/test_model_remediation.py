@@ -207,7 +207,7 @@ def test_a_candidate_that_holds_on_test_and_under_the_probes_is_graded_empirical
     npo = UnlearningRun.objects.get(request=request, method="npo")
     planted = artifact_path(npo.candidates[0]["path"])
     shutil.rmtree(planted)
-    shutil.copytree(retrain.result.path, planted)
+    shutil.copytree(retrain.result.local_path, planted)
     UnlearningRun.objects.filter(pk=npo.pk).update(candidates=[npo.candidates[0]])
     certificate = takedown_verify(request_id=request.pk).verification
     assert certificate["state"] == "done", certificate.get("error")
