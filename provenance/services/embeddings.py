@@ -24,13 +24,13 @@ log = logging.getLogger(__name__)
 
 
 def int8_folder() -> Path:
-    """This host's int8 build (a per-host cache beside the artifacts, never shared: it is
-    rebuilt and rechecked wherever it runs), named by what it depends on."""
+    """This host's int8 build, named by what it depends on: a cache in the host's state folder,
+    never in the artifact store (each host builds and checks its own, on its own CPU)."""
     import onnxruntime
 
     from provenance.engine.embed_int8 import ALPHA, RECIPE
 
-    return (Path(settings.ARTIFACT_DIR) / "cache"
+    return (Path(settings.STATE_DIR) / "cache"
             / f"minilm-{RECIPE}-a{ALPHA}-ort{onnxruntime.__version__}")
 
 

@@ -52,7 +52,7 @@ def test_documents_are_embedded_in_int8_and_the_board_shows_the_backlog_then_the
 
 def test_a_build_that_failed_its_check_is_not_used_and_fp32_is_asked_for_by_setting(
         settings, tmp_path):
-    settings.ARTIFACT_DIR = tmp_path
+    settings.STATE_DIR = tmp_path
     folder = int8_folder()
     folder.mkdir(parents=True)
     (folder / "build.json").write_text(json.dumps({
