@@ -29,7 +29,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Production's defaults, not the tests' (`config.embedded exec` sets config.settings.test).
+os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.local"
 
 
 def main() -> int:

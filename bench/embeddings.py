@@ -224,7 +224,7 @@ def db_part(n: int) -> list[dict[str, Any]]:
     """The product's background task over n ingested ~1 KB documents, per backend."""
     import django
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.local"  # not the tests' (exec's)
     django.setup()
     from django.conf import settings
     from django.core.management import call_command

@@ -29,7 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+# Production's defaults, not the tests' (`config.embedded exec` sets config.settings.test).
+os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.local"
 
 
 def synthetic_texts(n: int, seed: int) -> list[str]:

@@ -46,7 +46,8 @@ from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+# Production's defaults, not the tests' (`config.embedded exec` sets config.settings.test).
+os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.local"
 RESULTS = ROOT / "bench" / "results" / "scale.json"
 GOAL_RSS_MIB = 2048
 SPLITS = (100_000, 1_000_000)

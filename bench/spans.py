@@ -57,7 +57,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Production's defaults, not the tests' (`config.embedded exec` sets config.settings.test).
+os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.local"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 PACKAGES = {  # Debian package: (glob root, patterns)

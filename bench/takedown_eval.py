@@ -26,7 +26,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# Production's defaults, not the tests' (`config.embedded exec` sets config.settings.test).
+os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings.local"
 
 SWEEP = {  # unlearning settings tried after the defaults (lr 1e-3, 60 steps): down and up
     "graddiff": [{"learning_rate": 3e-4}, {"learning_rate": 1e-4, "steps": 100,
