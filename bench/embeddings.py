@@ -158,23 +158,21 @@ def _tokenizer() -> Any:
 def torch_embedder(model: Any) -> Embedder:
     import torch
 
+    from provenance.engine import embed_int8
     from provenance.engine.embeddings import MAX_TOKENS
 
     tokenizer = _tokenizer()
 
+    def encode(batch: Any) -> np.ndarray:
+        hidden = model(**batch).last_hidden_state.float()
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        pooled = (hidden * mask).sum(1) / mask.sum(1)
+        return torch.nn.functional.normalize(pooled, dim=-1).numpy()
+
     @torch.inference_mode()
     def run(texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), 384), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), 32):
-            chunk = order[start:start + 32]
-            batch = tokenizer([texts[i] for i in chunk], padding=True, truncation=True,
-                              max_length=MAX_TOKENS, return_tensors="pt")
-            hidden = model(**batch).last_hidden_state.float()
-            mask = batch["attention_mask"].unsqueeze(-1).float()
-            pooled = (hidden * mask).sum(1) / mask.sum(1)
-            out[chunk] = torch.nn.functional.normalize(pooled, dim=-1).numpy()
-        return out
+        return embed_int8.in_length_order(texts, tokenizer, encode, dim=384,
+                                          max_tokens=MAX_TOKENS, batch_size=32, tensors="pt")
 
     return run
 

@@ -272,16 +272,26 @@ def forward(sess: Any, batch: dict[str, np.ndarray]) -> np.ndarray:
         np.float32)
 
 
-def run(sess: Any, tokenizer: Any, texts: Sequence[str], *, max_tokens: int,
-        batch_size: int = 32, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-    """(len(texts), dim) unit-length embeddings, texts of similar length batched together."""
-    out = np.zeros((len(texts), sess.get_outputs()[0].shape[-1]), dtype=np.float32)
+def in_length_order(texts: Sequence[str], tokenizer: Any, encode: Callable[[Any], np.ndarray],
+                    *, dim: int, max_tokens: int, batch_size: int, tensors: str,
+                    on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """(len(texts), dim): `encode` applied to batches of texts of similar length (less
+    padding), tokenised as `tensors` ("np", "pt"), the rows put back in the texts' order."""
+    out = np.zeros((len(texts), dim), dtype=np.float32)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         batch = tokenizer([texts[i] for i in chunk], padding=True, truncation=True,
-                          max_length=max_tokens, return_tensors="np")
-        out[chunk] = forward(sess, batch)
+                          max_length=max_tokens, return_tensors=tensors)
+        out[chunk] = encode(batch)
         if on_batch:
             on_batch(len(chunk))
     return out
+
+
+def run(sess: Any, tokenizer: Any, texts: Sequence[str], *, max_tokens: int,
+        batch_size: int = 32, on_batch: Callable[[int], None] | None = None) -> np.ndarray:
+    """(len(texts), dim) unit-length embeddings from the int8 session."""
+    return in_length_order(texts, tokenizer, lambda batch: forward(sess, batch),
+                           dim=sess.get_outputs()[0].shape[-1], max_tokens=max_tokens,
+                           batch_size=batch_size, tensors="np", on_batch=on_batch)

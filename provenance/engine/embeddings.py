@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from provenance.engine import embed_int8
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -49,8 +51,6 @@ def int8_build(folder: Path, *, alpha: float | None = None,
                check: Sequence[str] | None = None, min_cosine: float | None = None) -> Any:
     """Build and check the int8 model into `folder` (calibration and check texts: disjoint
     halves of `embed_int8.calibration_texts()` unless given); the `embed_int8.Build`."""
-    from provenance.engine import embed_int8
-
     texts = embed_int8.calibration_texts()
     model, tokenizer = _load("cpu", "eager")  # eager: the padding mask is traced as an input
     return embed_int8.build(
@@ -69,23 +69,18 @@ def embed(texts: Sequence[str], batch_size: int = 32, device: str | None = None,
     used when the device is a CPU."""
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if int8 is not None and dev == "cpu":
-        from provenance.engine import embed_int8
-
         _, tokenizer = _load("cpu")
         return embed_int8.run(embed_int8.session(str(int8 / "model.onnx")), tokenizer, texts,
                               max_tokens=MAX_TOKENS, batch_size=batch_size, on_batch=on_batch)
     model, tokenizer = _load(dev)
-    out = np.zeros((len(texts), DIM), dtype=np.float32)
-    # Similar lengths together: less padding.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        batch = tokenizer([texts[i] for i in chunk], padding=True, truncation=True,
-                          max_length=MAX_TOKENS, return_tensors="pt").to(dev)
+
+    def encode(batch: Any) -> np.ndarray:
+        batch = batch.to(dev)
         hidden = model(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        out[chunk] = torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy()
-        if on_batch:
-            on_batch(len(chunk))
-    return out
+        return torch.nn.functional.normalize(pooled, dim=-1).float().cpu().numpy()
+
+    return embed_int8.in_length_order(texts, tokenizer, encode, dim=DIM,
+                                      max_tokens=MAX_TOKENS, batch_size=batch_size,
+                                      tensors="pt", on_batch=on_batch)
