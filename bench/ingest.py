@@ -56,7 +56,7 @@ def floor(texts: list[str], source_id: int, batch_size: int) -> float:
 
     from provenance.engine.prepare import prepare_batch
     from provenance.engine.readers import Row
-    from provenance.services.ingest import rows_store
+    from provenance.services.ingest_write import rows_store
 
     seconds = 0.0
     for start in range(0, len(texts), batch_size):

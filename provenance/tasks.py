@@ -12,7 +12,7 @@ from core.jobs import JOB_TASK
 def ingest_run_task(job_id: int) -> None:
     from provenance.services.ingest import ingest_run
 
-    ingest_run(job_id=job_id)
+    ingest_run(job_id=job_id, shards=True)
 
 
 @shared_task(name="provenance.curate_run", **JOB_TASK,
@@ -67,3 +67,11 @@ def jobs_recover_task() -> None:
     from core.jobs import jobs_recover
 
     jobs_recover()
+
+
+@shared_task(name="provenance.ingest_shard", **JOB_TASK,
+             soft_time_limit=6 * 60 * 60, time_limit=6 * 60 * 60 + 300)
+def ingest_shard_task(shard_id: int) -> None:
+    from provenance.services.ingest_shards import shard_run
+
+    shard_run(shard_id=shard_id)

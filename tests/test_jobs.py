@@ -44,7 +44,7 @@ def test_a_jobs_own_error_is_recorded_once_and_logged_as_key_value_lines(
     def broken(job, batch):
         raise ValueError("the disk said no")
 
-    monkeypatch.setattr(ingest, "_write_batch", broken)
+    monkeypatch.setattr(ingest, "batch_write", broken)
     with caplog.at_level(logging.INFO, logger="core.jobs"):
         ingest.ingest_run(job_id=job.pk)
     job.refresh_from_db()
@@ -59,7 +59,7 @@ def test_a_jobs_own_error_is_recorded_once_and_logged_as_key_value_lines(
 def test_a_transient_error_leaves_the_job_running_and_the_task_retries_it(
         make_source, write_jsonl, monkeypatch):
     job = _queued_job(make_source, write_jsonl, ["first text", "second text"])
-    real, calls = ingest._write_batch, []
+    real, calls = ingest.batch_write, []
 
     def flaky(job, batch):
         calls.append(batch.rows)
@@ -67,7 +67,7 @@ def test_a_transient_error_leaves_the_job_running_and_the_task_retries_it(
             raise OperationalError("server closed the connection unexpectedly")
         return real(job, batch)
 
-    monkeypatch.setattr(ingest, "_write_batch", flaky)
+    monkeypatch.setattr(ingest, "batch_write", flaky)
     with pytest.raises(TransientError):
         ingest.ingest_run(job_id=job.pk)
     job.refresh_from_db()
@@ -75,7 +75,7 @@ def test_a_transient_error_leaves_the_job_running_and_the_task_retries_it(
     # The task is retried (eagerly here: apply() runs the retry at once) and the job resumes.
     assert ingest_run_task.autoretry_for == JOB_TASK["autoretry_for"] == (TransientError,)
     calls.clear()
-    monkeypatch.setattr(ingest, "_write_batch", flaky)
+    monkeypatch.setattr(ingest, "batch_write", flaky)
     result = ingest_run_task.apply(args=[job.pk])
     assert result.successful(), result.traceback
     job.refresh_from_db()

@@ -17,6 +17,7 @@ from provenance.models.documents import (
     Document,
     EmbeddingBatch,
     IngestJob,
+    IngestShard,
     Occurrence,
 )
 from provenance.models.identity import RightsHolder, User
@@ -47,6 +48,7 @@ __all__ = [
     "EmbeddingBatch",
     "EMBEDDING_DIM",
     "IngestJob",
+    "IngestShard",
     "Job",
     "LedgerCheckpoint",
     "LedgerEntry",

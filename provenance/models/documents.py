@@ -105,6 +105,27 @@ class IngestJob(Job):
         pass
 
 
+class IngestShard(Job):
+    """One part of a large input, ingested by its own task so that several workers read one
+    file at once (`provenance.services.ingest_shards`). Its job row keeps the whole ingest's
+    counters, advanced in the transaction of each batch; the shard keeps where it is (rows read,
+    progress in the job's unit) so that a rerun resumes it. `start`/`end`/`before` are the
+    reader's `Part`."""
+
+    job = models.ForeignKey(IngestJob, on_delete=models.CASCADE, related_name="shards")
+    number = models.PositiveIntegerField()
+    start = models.PositiveBigIntegerField()
+    end = models.PositiveBigIntegerField()
+    before = models.PositiveBigIntegerField(default=0)
+    rows_read = models.PositiveBigIntegerField(default=0)
+    sent_at = models.DateTimeField(null=True, blank=True)  # its task last sent; None: to send
+
+    class Meta:
+        ordering = ["job", "number"]
+        constraints = [models.UniqueConstraint(fields=["job", "number"],
+                                               name="ingest_shard_number_unique")]
+
+
 class EmbeddingBatch(models.Model):
     """One batch of documents embedded in the background: the jobs board's rate and an account
     of which backend embedded how many documents."""

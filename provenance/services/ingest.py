@@ -17,76 +17,20 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
-from django.db.models import F
-from django.utils import timezone
+from django.db import transaction
 
 from core.conf import setting
 from core.errors import InvalidTransition
 from core.jobs import claim_row, job_run
 from core.storage import artifact_local, artifact_path, artifact_publish, artifact_ref
 from provenance.engine.prefetch import Prefetch
-from provenance.engine.prepare import STAGE_COLUMNS, Batch, StagedRow, prepare_batches
-from provenance.engine.readers import (
-    IngestFileError,
-    Reader,
-    ReadScope,
-    detect_format,
-    open_reader,
-)
-from provenance.ledger.append import ledger_append
+from provenance.engine.prepare import prepare_batches
+from provenance.engine.readers import IngestFileError, Reader, detect_format, open_reader
 from provenance.models import DataSource, IngestJob, User
-from provenance.services.embeddings import documents_embed_later
-from provenance.services.staging import copy_rows
+from provenance.services.ingest_shards import shards_retry, shards_run
+from provenance.services.ingest_write import batch_write, ingest_finish, ingest_options, read_scope
 
 ProgressCallback = Callable[[IngestJob], None]
-
-STAGE_DDL = """
-CREATE TEMP TABLE IF NOT EXISTS trailmark_ingest_stage (
-    sha256 varchar(64), normalised_sha256 varchar(64), text text, byte_count integer,
-    token_estimate integer, minhash bytea, external_id varchar(500), url varchar(2000),
-    file varchar(500), line bigint, language varchar(35), metadata jsonb
-) ON COMMIT DELETE ROWS
-"""
-# A staged text is blocked when a document removed by a takedown has its normalised form (the
-# same words in another layout), unless that very text is stored and live.
-_BLOCKED = """
-EXISTS (SELECT 1 FROM provenance_document r
-        WHERE r.normalised_sha256 = s.normalised_sha256 AND r.removed_at IS NOT NULL)
-"""
-INSERT_DOCUMENTS_SQL = f"""
-INSERT INTO provenance_document (sha256, normalised_sha256, text, byte_count, token_estimate,
-                                 minhash, language, removal_reason, text_purged, created_at)
-SELECT sha256, normalised_sha256, text, byte_count, token_estimate, minhash, language, '', false,
-       now()
-FROM trailmark_ingest_stage s WHERE NOT {_BLOCKED}
-ON CONFLICT (sha256) DO NOTHING
-"""
-INSERT_OCCURRENCES_SQL = """
-WITH linked AS (
-    INSERT INTO provenance_occurrence (document_id, source_id, external_id, url, ingest_job_id,
-                                       file, line, metadata, created_at)
-    SELECT d.id, %(source)s, s.external_id, s.url, %(job)s, s.file, s.line, s.metadata, now()
-    FROM trailmark_ingest_stage s JOIN provenance_document d ON d.sha256 = s.sha256
-    WHERE d.removed_at IS NULL
-    ON CONFLICT (source_id, document_id) DO NOTHING
-    RETURNING document_id
-)
-SELECT count(*), coalesce(sum(d.byte_count), 0)
-FROM linked JOIN provenance_document d ON d.id = linked.document_id
-"""
-COUNT_BLOCKED_SQL = f"""
-SELECT count(*) FROM trailmark_ingest_stage s
-WHERE NOT EXISTS (SELECT 1 FROM provenance_document d
-                  WHERE d.sha256 = s.sha256 AND d.removed_at IS NULL)
-  AND {_BLOCKED}
-"""
-
-
-def _options() -> dict[str, int]:
-    return {"batch_size": int(setting("INGEST_BATCH_SIZE")),
-            "batch_chars": int(setting("INGEST_BATCH_CHARS")),
-            "max_bytes": int(setting("INGEST_MAX_DOC_BYTES"))}
 
 
 def _processes(reader: Reader) -> int:
@@ -109,18 +53,10 @@ def import_path_check(value: str, field: str = "path") -> Path:
     return path
 
 
-def read_scope(path: Path) -> ReadScope:
-    """Where an ingest of `path` may read: the import folders, the uploads folder and the input
-    itself; never the state folder (secret key, ledger key, database), wherever links point."""
-    uploads = (Path(settings.ARTIFACT_DIR) / "uploads").resolve()
-    allowed = (*setting("IMPORT_DIRS"), uploads, path.resolve())
-    return ReadScope(allowed=tuple(allowed), denied=(Path(settings.STATE_DIR).resolve(),))
-
-
 def _check_readable(path: Path, fmt: str | None, text_field: str) -> str:
     try:
         fmt = fmt or detect_format(path)
-        open_reader(path, fmt, text_field=text_field, max_bytes=_options()["max_bytes"],
+        open_reader(path, fmt, text_field=text_field, max_bytes=ingest_options()["max_bytes"],
                     scope=read_scope(path))
     except IngestFileError as exc:
         raise ValidationError({"file": str(exc)}) from exc
@@ -176,6 +112,7 @@ def ingest_job_retry(*, job: IngestJob, actor: User) -> IngestJob:
     job.state = IngestJob.State.QUEUED
     job.error = ""
     job.save(update_fields=["state", "error", "updated_at"])
+    shards_retry(job)
     from provenance.tasks import ingest_run_task
 
     ingest_run_task.delay_on_commit(job.pk)
@@ -188,12 +125,16 @@ def _claim(job_id: int) -> IngestJob | None:
     return claim_row(IngestJob, stage="reading")(job_id)
 
 
-def ingest_run(*, job_id: int, on_progress: ProgressCallback | None = None) -> IngestJob | None:
-    """Run (or resume) an ingest job. Safe to call twice; None when there was nothing to do."""
+def ingest_run(*, job_id: int, on_progress: ProgressCallback | None = None,
+               shards: bool = False) -> IngestJob | None:
+    """Run (or resume) an ingest job. Safe to call twice; None when there was nothing to do.
+    With `shards` (a worker), a large input is cut into shards that tasks ingest at once
+    (`ingest_shards`); this call then only plans them or sends again those that need it."""
     with job_run("ingest", job_id, model=IngestJob, claim=_claim) as job:
         if job is None:
             return None
-        _run(job, on_progress)
+        if not (shards and shards_run(job)):
+            _run(job, on_progress)
     job.refresh_from_db()
     if on_progress and job.state == IngestJob.State.FAILED:
         on_progress(job)
@@ -201,7 +142,7 @@ def ingest_run(*, job_id: int, on_progress: ProgressCallback | None = None) -> I
 
 
 def _run(job: IngestJob, on_progress: ProgressCallback | None) -> None:
-    opts = _options()
+    opts = ingest_options()
     reader = open_reader(artifact_local(job.path), job.format, text_field=job.text_field,
                          max_bytes=opts["max_bytes"], scope=read_scope(artifact_path(job.path)))
     job.total, job.unit = reader.total, reader.unit
@@ -213,26 +154,13 @@ def _run(job: IngestJob, on_progress: ProgressCallback | None) -> None:
                                skip=job.rows_read, processes=_processes(reader))
     with Prefetch(prepared) as batches:
         for batch in batches:
-            _write_batch(job, batch)
+            batch_write(job, batch)
             if on_progress:
                 on_progress(job)
     with transaction.atomic():
-        job.state = IngestJob.State.SUCCEEDED
-        job.stage = "done"
-        job.position = job.total
-        job.finished_at = timezone.now()
-        job.save(update_fields=["state", "stage", "position", "finished_at", "updated_at"])
-        ledger_append(actor=job.created_by, event="ingest.finished", subject=job.source,
-                      payload={"job": job.pk, "file": job.original_name, **_counts(job)})
-        if job.rows_added:
-            documents_embed_later()
+        ingest_finish(job)
     if on_progress:
         on_progress(job)
-
-
-def _counts(job: IngestJob) -> dict[str, int]:
-    return {"read": job.rows_read, "added": job.rows_added, "linked": job.rows_linked,
-            "duplicate": job.rows_duplicate, "blocked": job.rows_blocked, "bad": job.rows_bad}
 
 
 def fields_kept_line(job: IngestJob) -> str:
@@ -241,55 +169,6 @@ def fields_kept_line(job: IngestJob) -> str:
         return "fields kept besides the text: none (the records had no other fields)"
     return "fields kept besides the text (each row's metadata): " + ", ".join(
         f"{name} ({rows} rows)" for name, rows in sorted(job.fields_kept.items()))
-
-
-def _write_batch(job: IngestJob, batch: Batch) -> None:
-    """One transaction: the batch's documents and occurrences, and the job's counters."""
-    with transaction.atomic():
-        added, linked_new, linked_bytes, blocked = rows_store(batch.staged, source_id=job.source_id,
-                                                              job_id=job.pk)
-        kept = dict(job.fields_kept)
-        for name, rows in batch.fields.items():
-            kept[name] = kept.get(name, 0) + rows
-        job.fields_kept = kept
-        job.rows_metadata_dropped += batch.meta_dropped
-        room = max(0, IngestJob.MAX_REPORTED_ERRORS - len(job.errors))
-        job.errors = job.errors + batch.bad[:room]
-        job.rows_read += batch.rows
-        job.rows_added += added
-        job.rows_linked += linked_new - added
-        job.rows_blocked += blocked
-        job.rows_bad += len(batch.bad)
-        job.rows_duplicate += len(batch.staged) - linked_new - blocked + batch.in_batch_duplicates
-        job.position = batch.position
-        job.save(update_fields=["errors", "fields_kept", "rows_metadata_dropped", "rows_read",
-                                "rows_added", "rows_linked", "rows_blocked", "rows_bad",
-                                "rows_duplicate", "position", "updated_at"])
-        if linked_new:
-            DataSource.objects.filter(pk=job.source_id).update(
-                document_count=F("document_count") + linked_new,
-                byte_count=F("byte_count") + linked_bytes)
-
-
-def rows_store(staged: list[StagedRow], *, source_id: int,
-               job_id: int | None) -> tuple[int, int, int, int]:
-    """Prepared rows into documents and occurrences of a source, through the staging table (the
-    database part of ingest, which `bench/ingest.py`'s floor times alone): (documents added,
-    occurrences added, their bytes, texts blocked by a takedown)."""
-    if not staged:
-        return 0, 0, 0, 0
-    with connection.cursor() as cursor:
-        cursor.execute(STAGE_DDL)
-        # ON COMMIT DELETE ROWS does not fire when the caller's transaction spans batches.
-        cursor.execute("TRUNCATE trailmark_ingest_stage")
-        copy_rows("trailmark_ingest_stage", STAGE_COLUMNS, staged)
-        cursor.execute(INSERT_DOCUMENTS_SQL)
-        added = cursor.rowcount
-        cursor.execute(INSERT_OCCURRENCES_SQL, {"source": source_id, "job": job_id})
-        linked_new, linked_bytes = cursor.fetchone()
-        cursor.execute(COUNT_BLOCKED_SQL)
-        blocked = cursor.fetchone()[0]
-    return added, linked_new, linked_bytes, blocked
 
 
 def ingest_path(*, source: DataSource, path: Path, actor: User | None, fmt: str | None = None,

@@ -204,7 +204,7 @@ def test_each_batch_finds_known_documents_through_the_hash_index(make_source, in
     with the index)."""
     from django.db import connection
 
-    from provenance.services.ingest import COUNT_BLOCKED_SQL, INSERT_OCCURRENCES_SQL
+    from provenance.services.ingest_write import COUNT_BLOCKED_SQL, INSERT_OCCURRENCES_SQL
 
     ingest_texts(make_source(), ["a text to stage"])
     with connection.cursor() as cursor:

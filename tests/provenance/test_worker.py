@@ -72,6 +72,39 @@ def test_a_worker_process_killed_mid_ingest_is_replaced_and_the_job_finishes_onc
     assert source.document_count == 4000
 
 
+def test_two_workers_share_the_shards_of_one_input_and_a_kill_loses_and_doubles_nothing(
+        make_source, write_jsonl, tmp_path):
+    """A large input is cut into shards that both workers take from the queue; both workers'
+    pool processes are killed mid-ingest, their shards are delivered again and resume after
+    their last batch, and every row is counted once."""
+    source = make_source()
+    rows = [{"text": words(i, 400), "id": f"d{i}"} for i in range(6000)]
+    path = write_jsonl([*rows, "{bad", {"text": words(7, 400), "id": "again"}])
+    env = {"TRAILMARK_INGEST_SHARD_BYTES": str(path.stat().st_size // 6)}
+    with running_worker(tmp_path, **env) as one, running_worker(tmp_path, **env) as two:
+        with transaction.atomic():
+            job = ingest_job_create(source=source, path=path, actor=None)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            job.refresh_from_db()
+            if job.rows_read > 0 and job.shards.filter(state="running").exists():
+                break
+            time.sleep(0.02)
+        assert 0 < job.rows_read < 6000, "the kill must land mid-ingest"
+        kill_pool_processes(one)
+        kill_pool_processes(two)
+        job = wait_for(job, {"succeeded", "failed"}, timeout=240)
+    assert job.state == "succeeded", job.error
+    assert set(job.shards.values_list("state", flat=True)) == {"succeeded"}
+    assert job.shards.count() == 6
+    assert (job.rows_read, job.rows_added, job.rows_duplicate, job.rows_bad) == (6002, 6000, 1, 1)
+    assert job.errors == [{"file": path.name, "line": 6001, "reason": job.errors[0]["reason"]}]
+    assert Document.objects.count() == 6000
+    assert source.occurrences.get(document__text=words(7, 400)).external_id == "d7"  # line 8
+    source.refresh_from_db()
+    assert source.document_count == 6000
+
+
 TINY_TRAIN = {**TINY_MODEL, "batch_size": 4, "warmup_steps": 2}
 
 

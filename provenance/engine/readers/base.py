@@ -67,13 +67,39 @@ class ReadScope:
         return None
 
 
+@dataclass(frozen=True)
+class Part:
+    """A contiguous piece of one input, read by one shard of a sharded ingest: [start, end) in
+    the reader's split unit (bytes of a JSONL file, files of a folder, row groups of a Parquet
+    file), and the lines or rows that come before it, so that its rows keep the whole input's
+    line numbers in reports and occurrences."""
+
+    start: int
+    end: int
+    before: int = 0
+
+
+def even_cuts(weights: list[int], pieces: int) -> list[int]:
+    """Indices that cut a sequence of weights into at most `pieces` contiguous runs of about
+    equal weight (each run non-empty): the start index of every run after the first."""
+    total = sum(weights)
+    cuts: list[int] = []
+    running = 0
+    for index, weight in enumerate(weights):
+        if index and running >= total * (len(cuts) + 1) / pieces and len(cuts) < pieces - 1:
+            cuts.append(index)
+        running += weight
+    return cuts
+
+
 class Reader:
-    """Iterate rows; `position` / `total` measure progress in `unit`s."""
+    """Iterate rows; `position` / `total` measure progress in `unit`s. With a `part`, only
+    that piece of the input is read (see `parts`)."""
 
     unit = "bytes"
 
     def __init__(self, path: Path, *, text_field: str = "text", max_bytes: int = 1 << 20,
-                 scope: ReadScope = ReadScope()) -> None:
+                 scope: ReadScope = ReadScope(), part: Part | None = None) -> None:
         if not path.exists():
             raise IngestFileError(f"{path}: no such file or folder")
         refused = scope.refuses(path)
@@ -83,11 +109,22 @@ class Reader:
         self.text_field = text_field
         self.max_bytes = max_bytes
         self.scope = scope
+        self.part = part
         self.position = 0
         self.total = self._total()
 
     def _total(self) -> int:
         return self.path.stat().st_size
+
+    def parts(self, pieces: int) -> list[Part]:
+        """The whole input cut into at most `pieces` parts that shards can read at once, in
+        order; [] when this format cannot be cut (CSV: a quoted field may hold a newline, so
+        no byte offset is known to start a record without parsing everything before it)."""
+        return []
+
+    def part_total(self, part: Part) -> int:
+        """A part's own `total`, in `unit`s."""
+        return part.end - part.start
 
     def __iter__(self) -> Iterator[Row]:
         raise NotImplementedError

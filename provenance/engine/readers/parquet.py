@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import IO
 
-from provenance.engine.readers.base import IngestFileError, Reader, Row, record_meta
+from provenance.engine.readers.base import (
+    IngestFileError,
+    Part,
+    Reader,
+    Row,
+    even_cuts,
+    record_meta,
+)
 
 
 class ParquetReader(Reader):
@@ -33,7 +40,23 @@ class ParquetReader(Reader):
         if self.text_field not in names:
             raise IngestFileError(f"{self.path.name}: no column '{self.text_field}' "
                                   f"(columns: {', '.join(names)})")
+        if self.part is not None:
+            return self.part_total(self.part)
         return self._file.metadata.num_rows
+
+    def part_total(self, part: Part) -> int:
+        return sum(self._group_rows(g) for g in range(part.start, part.end))
+
+    def _group_rows(self, group: int) -> int:
+        return int(self._file.metadata.row_group(group).num_rows)
+
+    def parts(self, pieces: int) -> list[Part]:
+        """Runs of row groups (a row group is the smallest piece Parquet reads) of about equal
+        rows, with the rows before each."""
+        rows = [self._group_rows(g) for g in range(self._file.metadata.num_row_groups)]
+        starts = [0, *even_cuts(rows, pieces)]
+        return [Part(s, e, sum(rows[:s])) for s, e in zip(starts, [*starts[1:], len(rows)],
+                                                         strict=True)]
 
     @property
     def page_limit(self) -> int:
@@ -70,14 +93,17 @@ class ParquetReader(Reader):
         # The text first, then every other column: a record's metadata is kept (and the page
         # limit guards each column read).
         columns = [self.text_field] + [c for c in names if c != self.text_field]
+        part = self.part or Part(0, self._file.metadata.num_row_groups)
         with self.path.open("rb") as handle:
-            for group in range(self._file.metadata.num_row_groups):
-                size = self._file.metadata.row_group(group).num_rows
+            for group in range(part.start, part.end):
+                size = self._group_rows(group)
                 refused = self._oversized(handle, group, columns)
                 if refused:
-                    first, self.position = self.position + 1, self.position + size
+                    first = part.before + self.position + 1
+                    self.position += size
                     yield Row(name, first, error=f"row group {group + 1} (rows {first} to "
-                                                 f"{self.position}): {refused}; not read")
+                                                 f"{part.before + self.position}): {refused}; "
+                                                 f"not read")
                     continue
                 for batch in self._file.iter_batches(batch_size=self.BATCH, row_groups=[group],
                                                      columns=columns):
@@ -92,10 +118,11 @@ class ParquetReader(Reader):
                     meta = batch.drop_columns([self.text_field]).to_pylist()
                     for value, length, record in zip(values, over, meta, strict=True):
                         self.position += 1
+                        row = part.before + self.position
                         if length is not None:
-                            yield Row(name, self.position, error=f"text is {length} bytes, "
+                            yield Row(name, row, error=f"text is {length} bytes, "
                                       f"over the {self.max_bytes}-byte limit")
                             continue
-                        yield self._checked(name, self.position, value,
+                        yield self._checked(name, row, value,
                                             record_meta(record, self.text_field))
 
