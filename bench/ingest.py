@@ -11,7 +11,11 @@ documents and occurrences, job progress). Beside it, two baselines:
   the same `rows_store` (staging COPY and `INSERT ... ON CONFLICT` into the indexed tables), one
   transaction per batch: what ingest would cost if its CPU work were free;
 - a **raw COPY** of the texts into an unindexed scratch table (nothing computed, no indexes).
-Prints docs/s and ratios; writes bench/results/ingest.json. Goals (issue 20, 2-core machine):
+With `--workers W`, each N is also ingested as production's queued job: W Celery worker
+processes (one task at a time each) started by the bench, the job cut into shards of
+INGEST_SHARD_BYTES (production's 128 MiB unless `--shard-bytes` says otherwise: an input under
+twice that is read whole by one worker), timed from queueing to the job's end, beside its own
+floor. Prints docs/s and ratios; writes bench/results/ingest.json. Goals (issue 20, 2-core machine):
 >= 15,000 docs/s of 1 KB documents and >= 0.5x the floor.
 """
 
@@ -70,7 +74,46 @@ def floor(texts: list[str], source_id: int, batch_size: int) -> float:
     return seconds
 
 
-def bench_one(n: int, seed: int, workdir: Path, processes: int) -> dict[str, float]:
+def queued(source, path: Path, workers: int, shard_bytes: int | None) -> tuple[object, float]:
+    """Ingest as a queued job on `workers` Celery worker processes; (job, seconds)."""
+    import subprocess
+
+    from celery import current_app
+    from django.db import transaction
+
+    from provenance.models import IngestJob
+    from provenance.services.ingest import ingest_job_create
+
+    current_app.control.purge()  # the embedding tasks the runs before left queued
+    env = dict(os.environ)
+    if shard_bytes:
+        env["TRAILMARK_INGEST_SHARD_BYTES"] = str(shard_bytes)
+    logs = [path.with_suffix(f".worker{w}.log") for w in range(workers)]
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default",
+         "--concurrency", "1", "-n", f"bench{w}@%h", "--without-gossip", "--without-mingle"],
+        env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        for w, log in enumerate(logs)]
+    try:
+        while not all(b"ready" in log.read_bytes() for log in logs):
+            time.sleep(0.2)
+        start = time.perf_counter()
+        with transaction.atomic():
+            job = ingest_job_create(source=source, path=path, actor=None)
+        while IngestJob.objects.get(pk=job.pk).state not in ("succeeded", "failed"):
+            time.sleep(0.1)
+        seconds = time.perf_counter() - start
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(60)
+    current_app.control.purge()
+    return IngestJob.objects.get(pk=job.pk), seconds
+
+
+def bench_one(n: int, seed: int, workdir: Path, processes: int, workers: int = 0,
+              shard_bytes: int | None = None) -> dict[str, float]:
     from django.conf import settings
     from django.db import connection
 
@@ -88,9 +131,12 @@ def bench_one(n: int, seed: int, workdir: Path, processes: int) -> dict[str, flo
     source = source_create(actor=None, owner=holder, name=f"bench-{n}-{seed}",
                            license_expression="CC0-1.0")
 
-    start = time.perf_counter()
-    job = ingest_path(source=source, path=path, actor=None)
-    ingest_s = time.perf_counter() - start
+    if workers:
+        job, ingest_s = queued(source, path, workers, shard_bytes)
+    else:
+        start = time.perf_counter()
+        job = ingest_path(source=source, path=path, actor=None)
+        ingest_s = time.perf_counter() - start
     assert job.state == "succeeded" and job.rows_added == n, (job.state, job.error, job.rows_added)
 
     # The floor stores other texts of the same shape (the same ones would all conflict).
@@ -109,7 +155,10 @@ def bench_one(n: int, seed: int, workdir: Path, processes: int) -> dict[str, flo
         copy_s = time.perf_counter() - start
         cursor.execute("DROP TABLE bench_raw_copy")
     path.unlink()
-    return {"n": n, "processes": processes or (os.cpu_count() or 1),
+    shards = job.shards.count()  # a shard prepares its batches in its worker's process
+    return {"n": n, "processes": 1 if shards else processes or (os.cpu_count() or 1),
+            "workers": workers, "shards": shards,
+            "shard_bytes": shard_bytes or int(settings.TRAILMARK["INGEST_SHARD_BYTES"]),
             "ingest_s": ingest_s, "ingest_docs_per_s": n / ingest_s,
             "floor_s": floor_s, "floor_docs_per_s": n / floor_s,
             "ratio_to_floor": floor_s / ingest_s,
@@ -126,6 +175,10 @@ def main() -> int:
     parser.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 0],
                         help="INGEST_PROCESSES to run (1: prepared in the worker; 0: one per CPU)")
+    parser.add_argument("--workers", type=int, nargs="*", default=[2],
+                        help="also ingest each N as a queued job on this many worker processes")
+    parser.add_argument("--shard-bytes", type=int, nargs="+", default=[0],
+                        help="INGEST_SHARD_BYTES for the queued runs, each (0: production's)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ingest.json")
     args = parser.parse_args()
 
@@ -141,14 +194,22 @@ def main() -> int:
             for k, processes in enumerate(args.processes):
                 print(f"ingesting {n:,} documents, INGEST_PROCESSES={processes} ...", flush=True)
                 rows.append(bench_one(n, 1000 + 10 * seed + k, Path(tmp), processes))
+            queued_runs = [(w, b) for w in args.workers for b in args.shard_bytes]
+            for k, (workers, size) in enumerate(queued_runs, start=len(args.processes)):
+                print(f"ingesting {n:,} documents queued, on {workers} workers, shards of "
+                      f"{size or 'default'} bytes ...", flush=True)
+                rows.append(bench_one(n, 1000 + 10 * seed + k, Path(tmp), 0, workers,
+                                      size or None))
 
-    print(f"{'N':>9} {'procs':>5} {'ingest docs/s':>14} {'floor docs/s':>13} {'x floor':>8} "
+    print(f"{'N':>9} {'procs':>5} {'workers':>7} {'shards':>6} {'ingest docs/s':>14} "
+          f"{'floor docs/s':>13} {'x floor':>8} "
           f"{'raw COPY docs/s':>16} {'goal':>28}")
     for r in rows:
         ok = r["ingest_docs_per_s"] >= GOAL_DOCS_PER_S and r["ratio_to_floor"] >= \
             GOAL_RATIO_TO_FLOOR
         r["goal_met"] = ok
-        print(f"{r['n']:>9,} {r['processes']:>5} {r['ingest_docs_per_s']:>14,.0f} "
+        print(f"{r['n']:>9,} {r['processes']:>5} {r['workers'] or '-':>7} {r['shards']:>6} "
+              f"{r['ingest_docs_per_s']:>14,.0f} "
               f"{r['floor_docs_per_s']:>13,.0f} {r['ratio_to_floor']:>8.2f} "
               f"{r['copy_docs_per_s']:>16,.0f} "
               f"{'met' if ok else 'NOT met (15k/s, 0.5x floor)':>28}")

@@ -86,7 +86,7 @@ def version_list(user: Any) -> QuerySet[DatasetVersion]:
 
 def ingest_job_list(user: Any) -> QuerySet[IngestJob]:
     role = role_of(user)
-    qs = IngestJob.objects.select_related("source")
+    qs = IngestJob.objects.select_related("source").prefetch_related("shards")
     if can(user, Capability.AUDIT):
         return qs
     if role == Role.RIGHTS_HOLDER:

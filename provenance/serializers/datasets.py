@@ -15,6 +15,7 @@ from provenance.models import (
     DatasetVersion,
     DataSource,
     IngestJob,
+    IngestShard,
     LedgerEntry,
     VersionExclusion,
 )
@@ -56,13 +57,27 @@ class JobFields(serializers.ModelSerializer):
     percent = serializers.FloatField(read_only=True)
 
 
+class IngestShardOut(JobFields):
+    class Meta:
+        model = IngestShard
+        fields = ["number", "state", "stage", "start", "end", "position", "total", "unit",
+                  "percent", "rows_read", "error", "started_at", "finished_at"]
+        extra_kwargs = {"start": {"help_text": "where the shard starts, in the input's split "
+                                  "unit (bytes of JSONL, files of a folder, row groups of "
+                                  "Parquet)"}}
+
+
 class IngestJobOut(JobFields):
+    shards = IngestShardOut(many=True, read_only=True,
+                            help_text="the parts of a large input ingested by workers at once "
+                                      "(empty: read whole)")
+
     class Meta:
         model = IngestJob
         fields = ["id", "source", "original_name", "format", "text_field", "state", "stage",
                   "position", "total", "unit", "percent", "rows_read", "rows_added",
                   "rows_linked", "rows_duplicate", "rows_blocked", "rows_bad", "errors", "error",
-                  "fields_kept", "rows_metadata_dropped", "created_at", "started_at",
+                  "fields_kept", "rows_metadata_dropped", "shards", "created_at", "started_at",
                   "finished_at"]
         extra_kwargs = {"fields_kept": {"help_text": "the record fields kept beside the text "
                                         "(as each occurrence's metadata): {field: rows}"}}

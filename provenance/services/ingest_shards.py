@@ -92,7 +92,7 @@ def shards_run(job: IngestJob) -> bool:
     from provenance.tasks import ingest_shard_task
 
     cutoff = timezone.now() - timedelta(seconds=int(setting("JOB_RESEND_QUEUED_AFTER")))
-    IngestJob.objects.filter(pk=job.pk).update(stage="shards")
+    _stage(job.pk)
     for shard in job.shards.exclude(state=IngestShard.State.SUCCEEDED):
         due = (shard.sent_at is None
                or (shard.state == IngestShard.State.QUEUED and shard.sent_at < cutoff)
@@ -103,6 +103,15 @@ def shards_run(job: IngestJob) -> bool:
             ingest_shard_task.delay(shard.pk)
     shards_finish(job.pk)
     return True
+
+
+def _stage(job_id: int) -> None:
+    """The jobs board's stage of a sharded job: how many shards are done (advice: two shards
+    ending at once may both show the same count)."""
+    shards = IngestShard.objects.filter(job_id=job_id)
+    done = shards.filter(state=IngestShard.State.SUCCEEDED).count()
+    IngestJob.objects.filter(pk=job_id, state=IngestJob.State.RUNNING).update(
+        stage=f"shards: {done} of {shards.count()} done")
 
 
 def shards_retry(job: IngestJob) -> None:
@@ -150,6 +159,7 @@ def shard_run(*, shard_id: int) -> IngestShard | None:
         IngestShard.objects.filter(pk=shard_id).update(
             state=IngestShard.State.SUCCEEDED, stage="done", position=shard.total,
             finished_at=timezone.now(), updated_at=timezone.now())
+        _stage(job.pk)
     shards_finish(shard.job_id)
     shard.refresh_from_db()
     return shard

@@ -15,8 +15,8 @@ from provenance.models import IngestJob, IngestShard, LedgerEntry
 from provenance.services import ingest_shards
 from provenance.services.ingest import ingest_job_create, ingest_job_retry, ingest_path, ingest_run
 from provenance.services.ingest_shards import shard_run
+from tests.fixtures.workers import hold_lock_elsewhere
 from tests.helpers import words
-from tests.provenance.test_jobs_recovery import _hold_lock_elsewhere
 
 pytestmark = pytest.mark.django_db
 
@@ -81,7 +81,7 @@ def planned(source, path, sent) -> IngestJob:
     job = ingest_job_create(source=source, path=path, actor=None)
     ingest_run(job_id=job.pk, shards=True)
     job.refresh_from_db()
-    assert job.state == "running" and job.stage == "shards"
+    assert job.state == "running" and job.stage == f"shards: 0 of {len(sent)} done"
     assert sent == list(job.shards.values_list("pk", flat=True)) and len(sent) >= 4
     return job
 
@@ -92,10 +92,12 @@ def test_shards_run_in_any_order_store_and_count_what_reading_whole_does(
     expected = whole(source, input_file)
     job = planned(source, input_file, sent)
     assert job.total == input_file.stat().st_size and job.rows_read == 0
-    for shard_id in reversed(sent):  # the last shard first
+    for done, shard_id in enumerate(reversed(sent), start=1):  # the last shard first
         assert shard_run(shard_id=shard_id).state == "succeeded"
-    job.refresh_from_db()
-    assert job.state == "succeeded" and job.stage == "done"
+        job.refresh_from_db()
+        assert job.stage == (f"shards: {done} of {len(sent)} done" if done < len(sent)
+                             else "done")
+    assert job.state == "succeeded"
     assert result(job) == expected
     texts = [row["text"] for row in lines() if isinstance(row, dict) and row["text"].strip()]
     assert expected["rows_duplicate"] == len(texts) - len(set(texts)) > 50  # the data's own
@@ -106,6 +108,17 @@ def test_shards_run_in_any_order_store_and_count_what_reading_whole_does(
     entry = LedgerEntry.objects.filter(event="ingest.finished").latest("pk")
     assert entry.payload["shards"] == len(sent) and entry.payload["read"] == 600
     assert shard_run(shard_id=sent[0]) is None  # a shard delivered again does nothing
+
+
+def test_the_api_shows_each_shard_and_its_progress(make_source, input_file, sent, client_as):
+    job = planned(make_source(), input_file, sent)
+    shard_run(shard_id=sent[1])
+    shown = client_as("auditor").get(f"/api/v1/ingest-jobs/{job.pk}/").json()
+    assert shown["stage"] == f"shards: 1 of {len(sent)} done"
+    assert [(s["number"], s["state"], s["percent"]) for s in shown["shards"][:3]] == [
+        (0, "queued", 0.0), (1, "succeeded", 100.0), (2, "queued", 0.0)]
+    assert shown["shards"][1]["rows_read"] > 0 and 0 < shown["percent"] < 100
+    assert shown["shards"][-1]["end"] == input_file.stat().st_size
 
 
 def test_an_interrupted_shard_resumes_after_its_last_batch_and_counts_each_row_once(
@@ -179,7 +192,7 @@ def test_the_job_task_sends_again_only_the_shards_lost_or_orphaned(make_source, 
     long_ago = timezone.now() - timezone.timedelta(hours=1)
     IngestShard.objects.filter(pk=shards[0].pk).update(sent_at=long_ago)  # a lost message
     IngestShard.objects.filter(pk__in=[shards[1].pk, shards[2].pk]).update(state="running")
-    alive = _hold_lock_elsewhere(ingest_shards.LOCK, shards[1].pk)  # a live runner
+    alive = hold_lock_elsewhere(ingest_shards.LOCK, shards[1].pk)  # a live runner
     try:
         ingest_run(job_id=job.pk, shards=True)
     finally:

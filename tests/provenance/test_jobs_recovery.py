@@ -3,17 +3,15 @@ again; one whose runner is alive, or that has finished, is left alone."""
 
 from __future__ import annotations
 
-import zlib
 from datetime import timedelta
 
-import psycopg
 import pytest
 from celery import current_app
-from django.db import connection
 from django.utils import timezone
 
 from core.jobs import RECOVERABLE, jobs_recover
 from provenance.models import Document, IngestJob
+from tests.fixtures.workers import hold_lock_elsewhere
 
 pytestmark = pytest.mark.django_db
 
@@ -26,24 +24,13 @@ def sent(monkeypatch) -> list[tuple[str, list]]:
     return calls
 
 
-def _hold_lock_elsewhere(kind: str, job_id: int) -> psycopg.Connection:
-    """A live runner: another database session holding the job's lock."""
-    params = connection.get_connection_params()
-    other = psycopg.connect(**{k: v for k, v in params.items()
-                               if k in ("dbname", "user", "host", "port", "password")},
-                            autocommit=True)
-    other.execute("SELECT pg_advisory_lock(%s, %s)",
-                  [zlib.crc32(kind.encode()) & 0x7FFFFFFF, job_id])
-    return other
-
-
 def test_only_running_jobs_that_nobody_runs_are_sent_again(make_source, sent):
     source = make_source()
     alive = IngestJob.objects.create(source=source, path="a", format="jsonl", state="running")
     dead = IngestJob.objects.create(source=source, path="b", format="jsonl", state="running")
     IngestJob.objects.create(source=source, path="c", format="jsonl", state="succeeded")
     IngestJob.objects.create(source=source, path="d", format="jsonl", state="queued")
-    runner = _hold_lock_elsewhere("ingest", alive.pk)
+    runner = hold_lock_elsewhere("ingest", alive.pk)
     try:
         assert jobs_recover() == [("ingest", dead.pk)]
     finally:
