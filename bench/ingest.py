@@ -91,7 +91,8 @@ def queued(source, path: Path, workers: int, shard_bytes: int | None) -> tuple[o
     logs = [path.with_suffix(f".worker{w}.log") for w in range(workers)]
     procs = [subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default",
-         "--concurrency", "1", "-n", f"bench{w}@%h", "--without-gossip", "--without-mingle"],
+         "--concurrency", "1", "-l", "INFO", "-n", f"bench{w}@%h", "--without-gossip",
+         "--without-mingle"],
         env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         for w, log in enumerate(logs)]
     try:
