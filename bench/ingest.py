@@ -13,7 +13,7 @@ documents and occurrences, job progress). Beside it, two baselines:
 - a **raw COPY** of the texts into an unindexed scratch table (nothing computed, no indexes).
 With `--workers W`, each N is also ingested as production's queued job: W Celery worker
 processes (one task at a time each) started by the bench, the job cut into shards of
-INGEST_SHARD_BYTES (production's 128 MiB unless `--shard-bytes` says otherwise: an input under
+INGEST_SHARD_BYTES (production's 32 MiB unless `--shard-bytes` says otherwise: an input under
 twice that is read whole by one worker), timed from queueing to the job's end, beside its own
 floor. Prints docs/s and ratios; writes bench/results/ingest.json. Goals (issue 20, 2-core machine):
 >= 15,000 docs/s of 1 KB documents and >= 0.5x the floor.

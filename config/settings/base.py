@@ -294,7 +294,7 @@ TRAILMARK: dict[str, Any] = {
                                                       str(32 << 20))),
     # A queued ingest of an input of at least twice INGEST_SHARD_BYTES is cut into shards of
     # about that size (at most INGEST_SHARDS_MAX), one task each, that every worker shares.
-    "INGEST_SHARD_BYTES": int(os.environ.get("TRAILMARK_INGEST_SHARD_BYTES", str(128 << 20))),
+    "INGEST_SHARD_BYTES": int(os.environ.get("TRAILMARK_INGEST_SHARD_BYTES", str(32 << 20))),
     "INGEST_SHARDS_MAX": int(os.environ.get("TRAILMARK_INGEST_SHARDS_MAX", "64")),
     "UPLOAD_MAX_BYTES": int(os.environ.get("TRAILMARK_UPLOAD_MAX_BYTES", str(2 << 30))),
     # Folders on the server from which staff may ingest by path (comma-separated).

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import current_process, get_context
 
 from provenance.engine.readers import Row
 from provenance.engine.text import Prepared, language_tag, minhash_signatures, prepare
@@ -95,6 +95,11 @@ def prepare_batches(rows: Iterable[Row], position: Iterator[int], *, size: int,
     after the first are prepared by that many processes, up to two per process ahead of the
     consumer; the reading stays here. `position` yields the reader's position after each batch
     (read when the batch is cut)."""
+    if processes > 1 and current_process().daemon:
+        # A Celery prefork pool process is daemonic, and a daemonic process may not start
+        # processes: on a worker the parallelism is the shards of a large input, not a pool.
+        log.info("ingest preparation in this process: a daemonic process cannot start others")
+        processes = 0
     batches = _batches_of(rows, position, size, max_chars, skip)
     first = next(batches, None)
     if first is None:

@@ -49,3 +49,24 @@ def test_a_script_whose_processes_cannot_start_still_gets_every_batch(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split("\n")[-2] == "90 90"
     assert "preparing here" in out.stderr
+
+
+def _prepare_in_a_daemon(queue):  # a module-level function: the child is spawned
+    rows = _rows(60)
+    batches = list(prepare_batches(rows, iter(range(1, 99)), size=20, processes=2))
+    queue.put((sum(b.rows for b in batches), sum(len(b.staged) for b in batches)))
+
+
+def test_a_daemonic_process_prepares_every_batch_itself():
+    """A Celery prefork pool process is daemonic and may not start processes ('daemonic
+    processes are not allowed to have children'): a whole-file ingest on a worker once failed
+    after its first batch. It now prepares the batches in its own process."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_prepare_in_a_daemon, args=(queue,), daemon=True)
+    child.start()
+    child.join(120)
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == (60, 60)
