@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import fcntl
 import hashlib
 import json
 import logging
@@ -236,6 +237,23 @@ def build(folder: Path, model: torch.nn.Module, tokenizer: Any, reference: Any, 
         return built(folder) or result
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def cache_name() -> str:
+    """A host's build, named by what it depends on (a new recipe, alpha or ONNX Runtime makes
+    a new build)."""
+    import onnxruntime
+
+    return f"minilm-{RECIPE}-a{ALPHA}-ort{onnxruntime.__version__}"
+
+
+def built_once(folder: Path, make: Callable[[Path], Build]) -> Build:
+    """The build in `folder`, made by `make` if there is none: one builder per host at a time
+    (a file lock beside the folder; the others wait for it and take its build)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(f".{folder.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return built(folder) or make(folder)
 
 
 def built(folder: Path) -> Build | None:

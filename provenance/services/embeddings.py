@@ -4,7 +4,6 @@ until none is left. Used as "similar content" evidence and to match takedown cla
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import time
 from collections.abc import Sequence
@@ -26,12 +25,9 @@ log = logging.getLogger(__name__)
 def int8_folder() -> Path:
     """This host's int8 build, named by what it depends on: a cache in the host's state folder,
     never in the artifact store (each host builds and checks its own, on its own CPU)."""
-    import onnxruntime
+    from provenance.engine.embed_int8 import cache_name
 
-    from provenance.engine.embed_int8 import ALPHA, RECIPE
-
-    return (Path(settings.STATE_DIR) / "cache"
-            / f"minilm-{RECIPE}-a{ALPHA}-ort{onnxruntime.__version__}")
+    return Path(settings.STATE_DIR) / "cache" / cache_name()
 
 
 def embed_texts(texts: Sequence[str]) -> tuple[np.ndarray, str]:
@@ -48,10 +44,7 @@ def embed_texts(texts: Sequence[str]) -> tuple[np.ndarray, str]:
     folder = int8_folder()
     build = embed_int8.built(folder)
     if build is None:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        with open(folder.with_name(f".{folder.name}.lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one builder per host; the others wait for it
-            build = embed_int8.built(folder) or int8_build(folder)
+        build = embed_int8.built_once(folder, int8_build)
         log.info("int8 embeddings: %s", build)
     if not build.passed:
         log.warning("int8 embeddings failed their check (min cosine %.4f < %.2f): fp32 used",

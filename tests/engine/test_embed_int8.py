@@ -4,6 +4,9 @@ neither calibrated nor checked on."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -22,8 +25,12 @@ def unseen_texts() -> list[str]:
 
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("int8") / "minilm"
-    return folder, int8_build(folder)
+    """The build the product makes: in the suite's state folder, where the first test that
+    embeds (or this one) builds it once for the whole run, as a host does on first use."""
+    state = os.environ.get("TRAILMARK_STATE_DIR")
+    root = Path(state) / "cache" if state else tmp_path_factory.mktemp("int8")
+    folder = root / embed_int8.cache_name()
+    return folder, embed_int8.built_once(folder, int8_build)
 
 
 def test_calibration_texts_are_many_fixed_and_real_prose():
