@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -74,7 +75,7 @@ def floor(texts: list[str], source_id: int, batch_size: int) -> float:
     return seconds
 
 
-def queued(source, path: Path, workers: int, shard_bytes: int | None) -> tuple[object, float]:
+def queued(source: Any, path: Path, workers: int, shard_bytes: int | None) -> tuple[Any, float]:
     """Ingest as a queued job on `workers` Celery worker processes; (job, seconds)."""
     import subprocess
 
