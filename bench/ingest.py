@@ -81,6 +81,7 @@ def queued(source: Any, path: Path, workers: int, shard_bytes: int | None) -> tu
 
     from celery import current_app
     from django.db import transaction
+    from django.utils import timezone
 
     from provenance.models import Document, IngestJob
     from provenance.services.ingest import ingest_job_create
@@ -88,8 +89,10 @@ def queued(source: Any, path: Path, workers: int, shard_bytes: int | None) -> tu
     current_app.control.purge()  # the embedding tasks the runs before left queued
     # A starting worker's recovery sweep embeds any backlog: the earlier runs' documents would
     # be embedded on the same CPUs as the ingest timed here (the first queued figures, 1,765 and
-    # 3,901 docs/s at 10^5, were that). They are scratch data: marked purged, never embedded.
-    Document.objects.filter(embedding__isnull=True).update(text_purged=True)
+    # 3,901 docs/s at 10^5, were that). They are scratch data: marked removed and purged (the
+    # texts of later runs differ, so nothing is blocked by it), never embedded.
+    Document.objects.filter(embedding__isnull=True).update(text_purged=True,
+                                                           removed_at=timezone.now())
     env = dict(os.environ)
     if shard_bytes:
         env["TRAILMARK_INGEST_SHARD_BYTES"] = str(shard_bytes)
