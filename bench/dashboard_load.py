@@ -134,7 +134,7 @@ def build(documents: int, timings: dict[str, float]) -> dict[str, object]:
     from django.utils import timezone
 
     from provenance.models import DatasetVersion, Document, ModelCheckpoint, User
-    from provenance.services import curation, datasets, sources
+    from provenance.services import curation, datasets, sources, usage
     from provenance.services.ingest import ingest_path
     from provenance.services.training import checkpoint_register_local
 
@@ -158,9 +158,9 @@ def build(documents: int, timings: dict[str, float]) -> dict[str, object]:
                                            uri=f"https://{domain}/", acquisition=acquisition)
             made.append(source)
             if name.startswith("Opted-out"):
-                sources.opt_out_signal_record(source=source, actor=admin, kind="tdmrep",
-                                              value="tdm-reservation: 1", opted_out=True,
-                                              observed_at=timezone.now())
+                usage.opt_out_signal_record(source=source, actor=admin, kind="tdmrep",
+                                            value="tdm-reservation: 1",
+                                            observed_at=timezone.now())
         with tempfile.TemporaryDirectory(dir=state) as folder:
             with step(f"write {documents:,} documents as JSONL", timings):
                 paths = write_corpus(Path(folder), documents - have)

@@ -134,11 +134,15 @@ def build_corpus(seed: int = 7, per_source: int = 40) -> list[DemoSource]:
                    uri="https://aldermoor.example.ac.uk/notes", acquisition="licensed"),
         DemoSource("news", "Northwind Media", "Northwind News", "CC-BY-4.0", "jsonl", news,
                    uri="https://northwind.example.net",
-                   opt_out={"kind": "robots_txt",
+                   opt_out={"kind": "robots_txt", "url": "https://northwind.example.net/robots.txt",
                             "value": "User-agent: GPTBot\nDisallow: /\n"
                                      "User-agent: CCBot\nDisallow: /"}),
+        # The forum lets models train on it but not answer from it (Cloudflare's signals).
         DemoSource("forum", "Forum Collective", "Community Forum Archive", "NOASSERTION", "jsonl",
-                   forum, uri="https://forum.example.com"),
+                   forum, uri="https://forum.example.com",
+                   opt_out={"kind": "robots_txt", "url": "https://forum.example.com/robots.txt",
+                            "value": "User-agent: *\nContent-Signal: search=yes, ai-train=yes, "
+                                     "ai-input=no\nAllow: /"}),
         DemoSource("mirror", "Commons Foundation", "Open Commons Mirror", "MIT", "jsonl", mirror,
                    uri="https://mirror.example.org"),
     ]

@@ -109,8 +109,9 @@ def summary_pdf(summary: AiActSummary) -> bytes:
     line("3. Data processing aspects", 12, bold=True)
     line(f"Reservations of rights (Art. 4(3) DSM Directive): the curation reads "
          f"{', '.join(summary.opt_out_kinds)} signals per source and leaves out every document "
-         f"of a source that reserved its rights before the recipe's cut-off. "
-         f"{summary.sources_with_opt_out} source(s) had reserved their rights; "
+         f"of a source whose signals reserved the rights against training (its train verdict) "
+         f"before the recipe's cut-off. "
+         f"{summary.sources_with_opt_out} source(s) had reserved their rights against training; "
          f"{summary.excluded_for_opt_out:,} document(s) were left out for it.")
     line(f"Takedown handling: {summary.takedowns_received} request(s) received, "
          f"{summary.takedowns_accepted} accepted, {summary.takedowns_rejected} rejected; "

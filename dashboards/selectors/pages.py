@@ -10,6 +10,7 @@ from django.db.models import (
     F,
     Q,
 )
+from django.utils import timezone
 
 from attribution.engine.aggregate import agreement_sentence, baseline_sentence, evaluation_sentence
 from provenance import selectors as prov
@@ -88,6 +89,7 @@ def checkpoint_context(user: Any, checkpoint_id: int) -> dict[str, Any] | None:
 def source_context(user: Any, source_id: int) -> dict[str, Any] | None:
     from provenance.engine.watermark import visible
     from provenance.models import CanaryTest, SourceCanary
+    from provenance.services.usage import latest_signals, source_verdicts
     from provenance.services.watermarks import TRUST
 
     source = prov.source_list(user).filter(pk=source_id).first()
@@ -98,7 +100,11 @@ def source_context(user: Any, source_id: int) -> dict[str, Any] | None:
     from core.permissions import sees_holder_details
 
     owner = source.owner
+    now = timezone.now()
     return {"source": source, "signals": list(source.opt_out_signals.order_by("-observed_at")),
+            "verdicts": list(source_verdicts(source, now).values()),
+            "unread": [u for s in latest_signals(source, now)
+                       for u in s.reading.get("unknown", [])],
             "owner_name": owner.name if sees_holder_details(user, owner.pk)
             else owner.public_name,
             "watermark_visible": visible(source.watermark) if source.watermark else "none",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import django_filters
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -19,7 +23,7 @@ from core.permissions import Capability, Role, role_of
 from provenance import selectors
 from provenance import serializers as s
 from provenance.models import DataSource, Document, LicenseRefTerms, RightsHolder, SourceCanary
-from provenance.services import documents, onboarding, sources
+from provenance.services import documents, onboarding, sources, usage
 from provenance.services.canaries import canary_register
 
 # --- rights-holders and sources ---------------------------------------------------------------
@@ -130,8 +134,38 @@ class SourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVie
     @action(detail=True, methods=["get", "post"], url_path="opt-out-signals",
             pagination_class=None, filter_backends=[])  # a whole list, unfiltered
     def opt_out_signals(self, request: Request, pk: str | None = None) -> Response:
+        """Usage signals as observed, each read into train and ai-input preferences."""
         return self._signals(request, "opt_out_signals", s.OptOutSignalOut, s.OptOutSignalIn,
-                             sources.opt_out_signal_record)
+                             usage.opt_out_signal_record)
+
+    @extend_schema(parameters=[OpenApiParameter("at", OpenApiTypes.DATETIME, description=(
+        "the verdicts as of this time (ISO 8601 with a zone); now when left out"))],
+        responses=s.VerdictsOut)
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def verdicts(self, request: Request, pk: str | None = None) -> Response:
+        """May the source's text train a model, may it be given to one as input (retrieval,
+        grounding): each verdict with the signal and the words that decided it."""
+        source = self.get_object()
+        at = self._at(request.query_params.get("at"))
+        verdicts = usage.source_verdicts(source, at)
+        unread = [{"signal": sig.pk, "kind": sig.kind, "terms": sig.reading.get("unknown", [])}
+                  for sig in usage.latest_signals(source, at) if sig.reading.get("unknown")]
+        return Response(s.VerdictsOut({
+            "source": source.pk, "at": at, "unread": unread,
+            **{name: v.as_dict() for name, v in verdicts.items()}}).data)
+
+    @staticmethod
+    def _at(raw: str | None) -> datetime:
+        if not raw:
+            return timezone.now()
+        try:  # a "+" of the zone arrives as a space when the query string was not encoded
+            at = parse_datetime(raw.strip().replace(" ", "+"))
+        except ValueError:  # well formed, but no such time (month 13)
+            at = None
+        if at is None or at.tzinfo is None:
+            raise DRFValidationError({"at": "expected an ISO 8601 time with a zone, e.g. "
+                                            "2026-11-27T00:00:00+00:00"})
+        return at
 
     @extend_schema(request=s.CanaryIn, responses={200: s.CanaryOut, 201: s.CanaryOut})
     @action(detail=True, methods=["get", "post"])

@@ -106,19 +106,34 @@ class LicenseSignal(models.Model):
 
 
 class OptOutSignal(models.Model):
-    """An opt-out (or opt-in) signal observed for a source. Append-only (a database trigger)."""
+    """A usage signal observed for a source (robots.txt, headers, TDMRep, RSL, ai.txt, a
+    registry), with what it says about the two uses: training (`train`) and input to a model at
+    inference (`ai_input`). Read once, when recorded (provenance/engine/preferences), and kept
+    with the raw value so a later reader can be checked against it. Append-only (a database
+    trigger)."""
 
     class Kind(models.TextChoices):
         ROBOTS_TXT = "robots_txt"
         AI_TXT = "ai_txt"
         TDMREP = "tdmrep"
         HTTP_HEADER = "http_header"
+        RSL = "rsl"
         REGISTRY = "registry"
+
+    class Pref(models.TextChoices):
+        YES = "yes"
+        NO = "no"
+        UNKNOWN = "unknown"
 
     source = models.ForeignKey(DataSource, on_delete=models.PROTECT, related_name="opt_out_signals")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     value = models.TextField()          # what was observed, verbatim
-    opted_out = models.BooleanField()   # its reading: does it reserve the rights against TDM/AI?
+    url = models.CharField(max_length=2000, blank=True, default="")  # where it was observed
+    train = models.CharField(max_length=10, choices=Pref.choices, default=Pref.UNKNOWN)
+    ai_input = models.CharField(max_length=10, choices=Pref.choices, default=Pref.UNKNOWN)
+    # engine.preferences.Reading.as_dict(): the terms that decided, and what no reader knew.
+    reading = models.JSONField(default=dict)
+    opted_out = models.BooleanField()   # train == no (kept for the readers before verdicts)
     observed_at = models.DateTimeField()
     recorded_by = models.ForeignKey("User", null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+")
@@ -127,6 +142,12 @@ class OptOutSignal(models.Model):
     class Meta:
         ordering = ["observed_at", "id"]
         indexes = [models.Index(fields=["source", "kind", "observed_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(opted_out=True, train="no")
+                | (models.Q(opted_out=False) & ~models.Q(train="no")),
+                name="opt_out_signal_opted_out_is_train_no"),
+        ]
 
 
 class SourceCanary(models.Model):

@@ -37,6 +37,7 @@ from provenance.serializers.sources import (
     SourceIn,
     SourceOut,
     TombstoneIn,
+    VerdictsOut,
 )
 from provenance.serializers.training import (
     CanaryIn,
@@ -81,6 +82,7 @@ __all__ = [
     "OnboardedUserOut",
     "OptOutSignalIn",
     "OptOutSignalOut",
+    "VerdictsOut",
     "RightsHolderIn",
     "RightsHolderOut",
     "SourceIn",

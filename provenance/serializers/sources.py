@@ -105,14 +105,56 @@ class LicenseSignalIn(serializers.Serializer):
 class OptOutSignalOut(serializers.ModelSerializer):
     class Meta:
         model = OptOutSignal
-        fields = ["id", "kind", "value", "opted_out", "observed_at", "created_at"]
+        fields = ["id", "kind", "value", "url", "train", "ai_input", "opted_out", "reading",
+                  "observed_at", "created_at"]
+
+
+PREF_CHOICES = OptOutSignal.Pref.choices
 
 
 class OptOutSignalIn(serializers.Serializer):
     kind = serializers.ChoiceField(choices=OptOutSignal.Kind.choices)
-    value = serializers.CharField(max_length=10000)
-    opted_out = serializers.BooleanField()
+    value = serializers.CharField(max_length=512_000, trim_whitespace=False,
+                                  help_text="the signal as observed: a robots.txt, an ai.txt, "
+                                            "header lines, a tdmrep.json, an RSL document, or "
+                                            "a registry entry's reference")
+    url = serializers.CharField(max_length=2000, required=False, allow_blank=True,
+                                validators=[one_line], help_text="where it was observed")
     observed_at = serializers.DateTimeField(required=False)
+    train = serializers.ChoiceField(choices=PREF_CHOICES, required=False,
+                                    help_text="registry entries only: the entry's reading")
+    ai_input = serializers.ChoiceField(choices=PREF_CHOICES, required=False,
+                                       help_text="registry entries only: the entry's reading")
+
+
+class DecidedByOut(serializers.Serializer):
+    signal = serializers.IntegerField()
+    kind = serializers.CharField()
+    vocabulary = serializers.CharField()
+    says = serializers.CharField()
+    value = serializers.CharField()
+    url = serializers.CharField()
+    observed_at = serializers.DateTimeField()
+
+
+class VerdictOut(serializers.Serializer):
+    verdict = serializers.ChoiceField(choices=PREF_CHOICES)
+    decided_by = DecidedByOut(allow_null=True)
+
+
+class UnreadOut(serializers.Serializer):
+    signal = serializers.IntegerField()
+    kind = serializers.CharField()
+    terms = serializers.ListField(child=serializers.CharField())
+
+
+class VerdictsOut(serializers.Serializer):
+    source = serializers.IntegerField()  # type: ignore[assignment]  # a field named "source"
+    at = serializers.DateTimeField()
+    train = VerdictOut()
+    ai_input = VerdictOut()
+    unread = UnreadOut(many=True, help_text="terms of the deciding signals that no reader "
+                                            "understood: reported, never guessed")
 
 
 class SourceOut(serializers.ModelSerializer):

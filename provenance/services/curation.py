@@ -24,8 +24,8 @@ from provenance.ledger.append import ledger_append
 from provenance.models import CurationJob, Dataset, DatasetVersion, DataSource, User
 from provenance.models import VersionExclusion as Exclusion
 from provenance.services.datasets import dataset_version_publish
-from provenance.services.sources import source_opted_out
 from provenance.services.staging import Plan, copy_bigints, copy_rows
+from provenance.services.usage import source_refused
 
 Reason = Exclusion.Reason
 BATCH = 20_000  # candidates per round trip; the worker holds one batch at a time
@@ -49,9 +49,12 @@ def source_verdicts(recipe: dict[str, Any]) -> dict[int, tuple[str, str]]:
                                                    f"{source.use_class}")
         elif recipe["exclude_share_alike"] and source.share_alike:
             verdicts[source.pk] = (Reason.LICENSE, f"{source.license_expression} is share-alike")
-        elif (signal := source_opted_out(source, cutoff)) is not None:
+        elif (refusal := source_refused(source, "train", cutoff)) is not None:
+            signal, term = refusal.signal, refusal.term
+            assert signal is not None and term is not None
             verdicts[source.pk] = (Reason.OPT_OUT, f"{signal.kind} observed "
-                                                   f"{signal.observed_at.isoformat()}")
+                                                   f"{signal.observed_at.isoformat()}: "
+                                                   f"{term.says}")
     return verdicts
 
 
@@ -68,7 +71,8 @@ def curation_plan(recipe: dict[str, Any], progress: Callable[[int], None] | None
     """Decide every candidate document. Rules, in order:
     1. tombstoned (removed by a takedown) -> out;
     2. a text is used only if every source it was found in allows the intended use and has not
-       opted out as of the cut-off (an opt-out anywhere is honoured) -> else out (license/opt_out);
+       refused training as of the cut-off (the train verdict of services/usage) -> else out
+       (license / opt_out);
     3. only recipe sources that are active contribute -> else out (source_inactive);
     4. near-duplicates (MinHash LSH at the threshold, estimated Jaccard confirmed) of a document
        kept earlier in sha256 order -> out;

@@ -17,7 +17,6 @@ from provenance.models import (
     DataSource,
     LicenseRefTerms,
     LicenseSignal,
-    OptOutSignal,
     RightsHolder,
     UseClass,
     User,
@@ -213,34 +212,6 @@ def license_signal_add(*, source: DataSource, actor: User, origin: str, expressi
                   payload={"origin": origin, "expression": signal.expression,
                            "use_class": source.use_class})
     return signal
-
-
-@transaction.atomic
-def opt_out_signal_record(*, source: DataSource, actor: User | None, kind: str, value: str,
-                          opted_out: bool, observed_at: datetime | None = None) -> OptOutSignal:
-    if kind not in OptOutSignal.Kind.values:
-        raise ValidationError({"kind": f"unknown kind {kind!r}; expected one of "
-                                       f"{', '.join(OptOutSignal.Kind.values)}"})
-    observed_at = observed_at or timezone.now()
-    if observed_at > timezone.now():
-        raise ValidationError({"observed_at": "cannot be in the future"})
-    signal = OptOutSignal.objects.create(source=source, kind=kind, value=value,
-                                         opted_out=opted_out, observed_at=observed_at,
-                                         recorded_by=actor)
-    ledger_append(actor=actor, event="source.opt_out_signal_recorded", subject=source,
-                  payload={"kind": kind, "opted_out": opted_out,
-                           "observed_at": observed_at.isoformat()})
-    return signal
-
-
-def source_opted_out(source: DataSource, cutoff: datetime) -> OptOutSignal | None:
-    """The signal that opts the source out as of `cutoff`, if any: for each kind, the latest
-    signal observed at or before the cut-off decides; any kind saying 'out' is enough."""
-    latest: dict[str, OptOutSignal] = {}
-    for signal in source.opt_out_signals.filter(observed_at__lte=cutoff).order_by("observed_at",
-                                                                                   "id"):
-        latest[signal.kind] = signal
-    return next((s for s in latest.values() if s.opted_out), None)
 
 
 def watermark_assign(source: DataSource) -> DataSource:

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from provenance.services import sources as source_services
+from provenance.services import usage
 from provenance.services.training import training_run_create, training_run_execute
 from tests.helpers import TINY_MODEL
 
@@ -27,8 +27,8 @@ def model(users, make_source, ingest_texts, publish_version):
     ingest_texts(essays, [f"essay number {i} about the harbour and the tide" for i in range(12)])
     ingest_texts(forum, [f"forum post {i} on lanterns" for i in range(6)])
     ingest_texts(news, [f"news item {i}" for i in range(5)])
-    source_services.opt_out_signal_record(
-        source=news, actor=users["curator"], kind="robots_txt", opted_out=True,
+    usage.opt_out_signal_record(
+        source=news, actor=users["curator"], kind="robots_txt",
         value="User-agent: *\nDisallow: /", observed_at=timezone.now() - timedelta(days=3))
     version = publish_version("summarised")
     run = training_run_execute(run_id=training_run_create(
@@ -46,8 +46,8 @@ def test_anyone_reads_a_models_training_content_summary(model, client):
     assert "Data crawled and scraped from online sources" in text
     assert "<li>harbor.example:" in text  # 3 domains: the top 10%, rounded up, is one
     assert "forum.example" not in text.split("Top domain names")[1].split("</ol>")[0]
-    assert "1 source(s) had reserved their rights; 5 document(s) were left out" in text, \
-        text.split("Reservations of rights")[1][:500]
+    assert ("1 source(s) had reserved their rights against training; 5 document(s) were left "
+            "out") in text, text.split("Reservations of rights")[1][:500]
     assert "robots_txt" in text
     pdf = client.get(f"/models/{model.pk}/ai-act.pdf")
     assert pdf.status_code == 200 and pdf["Content-Type"] == "application/pdf"

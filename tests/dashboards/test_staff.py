@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from attribution.models import AttributionRun, ModelOutput
 from provenance.models import IngestJob, ModelCheckpoint, TrainingRun
-from provenance.services.sources import opt_out_signal_record
+from provenance.services.usage import opt_out_signal_record
 from takedowns.models import TakedownRequest
 from takedowns.services.requests import takedown_file
 from tests.helpers import NOTICE
@@ -88,7 +88,7 @@ def test_attribution_runs_show_their_top_source_and_sources_their_opt_outs(
 
     source = DataSource.objects.get(pk=world["sa"])
     opt_out_signal_record(actor=users["curator"], source=source, kind="robots_txt",
-                          value="User-agent: *\nDisallow: /", opted_out=True)
+                          value="User-agent: *\nDisallow: /")
     page = curator.get("/staff/").content.decode()
     runs = page.split('id="runs-heading"')[1].split("</table>")[0]
     assert f'href="/attribution/{run.pk}/">#{run.pk}</a>' in runs and "Essays A (62%)" in runs

@@ -77,10 +77,16 @@ def test_a_stricter_licence_signal_makes_the_source_stricter(admin, source):
 
 
 @pytest.mark.parametrize(("body", "field"), [
-    ({"kind": "carrier_pigeon", "value": "x", "opted_out": True}, "kind"),
-    ({"kind": "ai_txt", "opted_out": True}, "value"),
-    ({"kind": "ai_txt", "value": "x"}, "opted_out"),
-    ({"kind": "ai_txt", "value": "x", "opted_out": True, "observed_at": "soon"}, "observed_at"),
+    ({"kind": "carrier_pigeon", "value": "x"}, "kind"),
+    ({"kind": "ai_txt"}, "value"),
+    ({"kind": "ai_txt", "value": "   "}, "value"),
+    ({"kind": "ai_txt", "value": "x", "observed_at": "soon"}, "observed_at"),
+    ({"kind": "ai_txt", "value": "x", "url": "https://a.example/\nb"}, "url"),
+    # A machine-readable kind is read, not told; a registry entry has to be told.
+    ({"kind": "robots_txt", "value": "User-agent: *", "train": "no"}, "train"),
+    ({"kind": "registry", "value": "Spawning DNT entry 123"}, "train"),
+    ({"kind": "registry", "value": "entry 123", "ai_input": "perhaps"}, "ai_input"),
+    ({"kind": "rsl", "value": "#" * 600_000}, "value"),
 ])
 def test_opt_out_signals_name_the_bad_field(admin, source, body, field):
     response = admin.post(f"/api/v1/sources/{source.pk}/opt-out-signals/", body, format="json")
@@ -90,8 +96,8 @@ def test_opt_out_signals_name_the_bad_field(admin, source, body, field):
 def test_an_opt_out_observed_in_the_future_is_refused(admin, source):
     future = (timezone.now() + timedelta(days=1)).isoformat()
     response = admin.post(f"/api/v1/sources/{source.pk}/opt-out-signals/",
-                          {"kind": "ai_txt", "value": "x", "opted_out": True,
-                           "observed_at": future}, format="json")
+                          {"kind": "ai_txt", "value": "x", "observed_at": future},
+                          format="json")
     assert response.status_code == 400 and "observed_at" in response.json()
 
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from core.jobs import job_progress, job_progress_close
 from provenance.engine.text import NUM_PERM, content_hash, minhash_from_bytes
 from provenance.models import CurationJob, DataSource, Document, VersionExclusion
-from provenance.services import curation, datasets, sources
+from provenance.services import curation, datasets, sources, usage
 from provenance.services.documents import document_tombstone
 from tests.factories import DatasetFactory
 from tests.helpers import words
@@ -34,16 +34,17 @@ def corpus(make_source, ingest_texts):
     late = make_source(name="opted-out-after-cutoff")
     flipped = make_source(name="opted-out-then-in")
     paused = make_source(name="paused")
-    sources.opt_out_signal_record(source=opted, actor=None, kind="ai_txt", value="Disallow: /",
-                                  opted_out=True, observed_at=now - timedelta(days=3))
-    sources.opt_out_signal_record(source=late, actor=None, kind="tdmrep",
-                                  value="tdm-reservation: 1", opted_out=True,
-                                  observed_at=now - timedelta(hours=1))
-    sources.opt_out_signal_record(source=flipped, actor=None, kind="robots_txt",
-                                  value="Disallow: /", opted_out=True,
-                                  observed_at=now - timedelta(days=5))
-    sources.opt_out_signal_record(source=flipped, actor=None, kind="robots_txt", value="Allow: /",
-                                  opted_out=False, observed_at=now - timedelta(days=4))
+    usage.opt_out_signal_record(source=opted, actor=None, kind="ai_txt",
+                                value="User-Agent: *\nDisallow: /",
+                                observed_at=now - timedelta(days=3))
+    usage.opt_out_signal_record(source=late, actor=None, kind="tdmrep",
+                                value="tdm-reservation: 1", observed_at=now - timedelta(hours=1))
+    usage.opt_out_signal_record(source=flipped, actor=None, kind="robots_txt",
+                                value="User-agent: GPTBot\nDisallow: /",
+                                observed_at=now - timedelta(days=5))
+    usage.opt_out_signal_record(source=flipped, actor=None, kind="robots_txt",
+                                value="User-agent: GPTBot\nAllow: /",
+                                observed_at=now - timedelta(days=4))
     sources.source_update(source=paused, actor=None, status=DataSource.Status.SUSPENDED)
     t = {name: words(seed, 120) for seed, name in enumerate(
         ["a", "b", "gone", "dup", "shared", "nc", "opted", "late", "flipped", "paused"])}

@@ -6,7 +6,7 @@ from provenance.engine.merkle import manifest_root
 from provenance.ledger.append import ledger_append
 from provenance.ledger.proofs import ledger_verify_chain
 from provenance.models import Document, LedgerEntry, OptOutSignal, VersionMember
-from provenance.services import curation, datasets, sources
+from provenance.services import curation, datasets, sources, usage
 from provenance.services.documents import document_tombstone
 from tests.factories import DatasetFactory
 from tests.helpers import words
@@ -110,8 +110,8 @@ def test_the_ledger_refuses_update_and_delete():
 
 
 def test_opt_out_history_is_append_only(make_source):
-    signal = sources.opt_out_signal_record(source=make_source(), actor=None, kind="ai_txt",
-                                           value="x", opted_out=True)
+    signal = usage.opt_out_signal_record(source=make_source(), actor=None, kind="ai_txt",
+                                         value="User-Agent: *\nDisallow: /")
     assert refused("UPDATE provenance_optoutsignal SET opted_out = false WHERE id = %s",
                    [signal.pk])
     assert OptOutSignal.objects.get(pk=signal.pk).opted_out

@@ -73,9 +73,9 @@ class Distribution:
 
 
 def _license_urls(facts: VersionFacts) -> list[str]:
-    from license_expression import get_spdx_licensing
+    from dashboards.engine.cards import spdx_licensing
 
-    licensing = get_spdx_licensing()
+    licensing = spdx_licensing()
     urls: set[str] = set()
     for source in facts.sources:
         try:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from license_expression import get_spdx_licensing
-
+from dashboards.engine.cards import spdx_licensing
 from dashboards.engine.cards.facts import SourceFacts, TakedownFacts, VersionFacts
 from dashboards.engine.cards.markdown import fence, inline, prose
 
@@ -32,7 +31,7 @@ TEMPLATE = (Path(__file__).parent / "dataset_card.md.j2").read_text()
 
 def _license_keys(expression: str) -> set[str]:
     try:
-        return set(get_spdx_licensing().license_keys(expression))
+        return set(spdx_licensing().license_keys(expression))
     except Exception:  # an unparsable expression is still named in the card's text
         return {expression}
 

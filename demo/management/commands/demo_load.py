@@ -15,7 +15,7 @@ from django.utils import timezone
 from attribution.services.outputs import model_output_create
 from demo import corpus as demo
 from provenance.models import DatasetVersion, DataSource, Document, RightsHolder, User
-from provenance.services import curation, datasets, documents, ingest, sources
+from provenance.services import curation, datasets, documents, ingest, sources, usage
 from provenance.services.canaries import (
     canary_register,
     canary_test_run_create,
@@ -124,8 +124,8 @@ class Command(BaseCommand):
                 # Every demo source opts in to a canary, so each checkpoint can be tested.
                 canary_register(source=made[src.key], actor=admin, spec={"copies": 8})
                 if src.opt_out:
-                    sources.opt_out_signal_record(
-                        source=made[src.key], actor=admin, opted_out=True,
+                    usage.opt_out_signal_record(
+                        source=made[src.key], actor=admin,
                         observed_at=timezone.now() - timedelta(days=30), **src.opt_out)
         folder = Path(settings.ARTIFACT_DIR) / "demo"
         for src in corpus:
