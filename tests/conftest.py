@@ -96,6 +96,11 @@ def holder_b(db) -> RightsHolder:
 
 @pytest.fixture
 def users(db, holder_a: RightsHolder, holder_b: RightsHolder) -> dict[str, User]:
+    return make_users(holder_a, holder_b)
+
+
+def make_users(holder_a: RightsHolder, holder_b: RightsHolder) -> dict[str, User]:
+    """One user of each role, and a rights-holder user for each of the two holders."""
     return {
         "admin": UserFactory(username="admin", role=Role.ADMIN, is_staff=True,
                              is_superuser=True),  # as `make run` creates it

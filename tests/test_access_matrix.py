@@ -18,6 +18,18 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from takedowns.services.requests import takedown_file
+
+# One world for the whole module, rolled back after it (tests/fixtures/shared_world.py).
+from tests.fixtures.shared_world import (  # noqa: F401
+    _artifacts_in_tmp,
+    _shared,
+    _shared_world,
+    holder_a,
+    holder_b,
+    provenance_world,
+    users,
+    world,
+)
 from tests.helpers import NOTICE
 from tests.provenance import test_api_permissions as provenance_matrix
 from tests.provenance.test_api_permissions import ROLES, Op

@@ -2,7 +2,13 @@
 admin (who may call all of them), a rights-holder and an anonymous client, over the WSGI app,
 on a world where the ids in paths name real objects half the time. No answer may be a 5xx, and
 every answer must conform to the schema: its status code documented, its body valid against
-the documented shape."""
+the documented shape.
+
+Two of Schemathesis's phases run. Fuzzing (8 generated requests per operation) runs for every
+principal. The coverage phase (every boundary of every constraint in the schema: empty, longest,
+wrong type, missing, one past the limit; hundreds of requests for a large body) runs as the admin,
+the one principal whose requests reach every operation's validation; a rights-holder's and an
+anonymous client's are refused before it, so there it would repeat the refusal."""
 
 from __future__ import annotations
 
@@ -16,6 +22,18 @@ from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from knox.models import AuthToken
+
+# One world for the whole module, rolled back after it (tests/fixtures/shared_world.py).
+from tests.fixtures.shared_world import (  # noqa: F401
+    _artifacts_in_tmp,
+    _shared,
+    _shared_world,
+    holder_a,
+    holder_b,
+    provenance_world,
+    users,
+    world,
+)
 
 pytestmark = pytest.mark.django_db
 ANSWERS: Counter[int] = Counter()
@@ -46,16 +64,21 @@ def _keep_the_test_connection():
     signals.request_finished.connect(close_old_connections)
 
 
-def _live_schema() -> schemathesis.schemas.BaseSchema:
+def _live_schema(*, coverage: bool) -> schemathesis.schemas.BaseSchema:
     """The schema /api/schema/ serves (the same generator), driving the WSGI app in-process."""
     from drf_spectacular.generators import SchemaGenerator
     from drf_spectacular.renderers import OpenApiJsonRenderer
+    from schemathesis.config import SchemathesisConfig
 
     from config.wsgi import application
 
     raw = SchemaGenerator().get_schema(request=None, public=True)
-    loaded = schemathesis.openapi.from_dict(json.loads(OpenApiJsonRenderer().render(raw)))
+    config = SchemathesisConfig.from_dict({"phases": {"coverage": {"enabled": coverage}}})
+    loaded = schemathesis.openapi.from_dict(json.loads(OpenApiJsonRenderer().render(raw)),
+                                            config=config)
     loaded.app = application
+    loaded.hook(flatmap_path_parameters)
+    loaded.hook(after_call)
     return loaded
 
 
@@ -71,9 +94,8 @@ def flatmap_path_parameters(context, path_parameters):
         lambda id_: {**path_parameters, ids[0]: id_})
 
 
-schema = _live_schema()
-schema.hook(flatmap_path_parameters)
-schema.hook(after_call)
+schema = _live_schema(coverage=True)
+fuzz_only = _live_schema(coverage=False)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -83,21 +105,29 @@ def _tally():
           f"{dict(sorted(ANSWERS.items()))}")
 
 
-@pytest.fixture(params=["admin", "holder_a", "anonymous"])
-def principal(request) -> str:
-    """Who the generated requests come from: an admin reaches every operation's code; a
-    rights-holder and an anonymous client reach the refusals and the scoped querysets."""
-    return str(request.param)
+def _call(case, principal: str, users, capture) -> None:
+    headers = {}
+    if principal != "anonymous":
+        _, token = AuthToken.objects.create(user=users[principal])
+        headers = {"Authorization": f"Token {token}"}
+    with capture(execute=False):  # no worker tasks from the fuzzer
+        case.call_and_validate(headers=headers, checks=CHECKS)
 
 
 @schema.parametrize()
 @settings(max_examples=8, deadline=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 def test_no_generated_request_gets_a_server_error_or_an_answer_off_the_schema(
+        case, users, django_capture_on_commit_callbacks):
+    """As the admin, who reaches every operation's code: the coverage phase, then fuzzing."""
+    _call(case, "admin", users, django_capture_on_commit_callbacks)
+
+
+@pytest.mark.parametrize("principal", ["holder_a", "anonymous"])
+@fuzz_only.parametrize()
+@settings(max_examples=8, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+def test_no_generated_request_from_a_holder_or_a_stranger_gets_a_server_error(
         case, principal, users, django_capture_on_commit_callbacks):
-    headers = {}
-    if principal != "anonymous":
-        _, token = AuthToken.objects.create(user=users[principal])
-        headers = {"Authorization": f"Token {token}"}
-    with django_capture_on_commit_callbacks(execute=False):  # no worker tasks from the fuzzer
-        case.call_and_validate(headers=headers, checks=CHECKS)
+    """As a rights-holder and as nobody: the refusals and the scoped querysets, fuzzed."""
+    _call(case, principal, users, django_capture_on_commit_callbacks)

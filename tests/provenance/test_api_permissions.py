@@ -11,11 +11,20 @@ from typing import Any
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+# One world for the whole module, rolled back after it (tests/fixtures/shared_world.py).
+from tests.fixtures.shared_world import (  # noqa: F401
+    _artifacts_in_tmp,
+    _shared,
+    holder_a,
+    holder_b,
+    provenance_world,
+    users,
+)
+
 pytestmark = pytest.mark.django_db
 ROLES = ["admin", "curator", "holder_a", "holder_b", "auditor", "researcher", "anonymous"]
 SIGNED_IN = {r: 200 for r in ROLES if r != "anonymous"}
 STAFF_WRITE = {"admin": None, "curator": None}
-
 
 
 @pytest.fixture
