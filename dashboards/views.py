@@ -230,3 +230,18 @@ def audit_export(request: HttpRequest, what: str, fmt: str) -> StreamingHttpResp
                                      if fmt == "csv" else "application/json")
     response["Content-Disposition"] = f'attachment; filename="trailmark-{what}.{fmt}"'
     return response
+
+
+@login_required
+def datastores(request: HttpRequest) -> HttpResponse:
+    return render(request, "dashboards/datastores.html",
+                  selectors.datastores_context(request.user))
+
+
+@login_required
+def datastore_detail(request: HttpRequest, datastore_id: int) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[:2000]
+    context = selectors.datastore_context(request.user, datastore_id, query)
+    if context is None:
+        raise Http404("no such datastore")
+    return render(request, "dashboards/datastore.html", context)

@@ -21,12 +21,12 @@ from takedowns.services.requests import takedown_file
 
 # One world for the whole module, rolled back after it (tests/fixtures/shared_world.py).
 from tests.fixtures.shared_world import (  # noqa: F401
-    _artifacts_in_tmp,
-    _shared,
-    _shared_world,
+    artifacts_in_shared_folder,
     holder_a,
     holder_b,
     provenance_world,
+    shared_objects,
+    shared_state,
     users,
     world,
 )
@@ -81,6 +81,14 @@ OPS = [
     Op("read a report", "get", "/api/v1/attribution-runs/{arun}/report/", MODELS_READ),
     Op("download a report as PDF", "get", "/api/v1/attribution-runs/{arun}/report-pdf/",
        MODELS_READ),
+    # datastores: built by those who build datasets, read and searched by those who read all
+    Op("list datastores", "get", "/api/v1/datastores/", MODELS_READ),
+    Op("read a datastore", "get", "/api/v1/datastores/{store}/", MODELS_READ),
+    Op("build a datastore", "post", "/api/v1/datastores/",
+       {"admin": 202, "curator": 202, "researcher": 202},
+       body=lambda w: {"name": "another store", "version": w["pub"]}),
+    Op("search a datastore", "post", "/api/v1/datastores/{store}/search/", MODELS_READ,
+       body={"query": "text of a"}),
     # dataset cards: a draft is for staff, auditors and researchers; writers edit and publish
     Op("read a version's card", "get", "/api/v1/versions/{pub}/card/", DRAFT_READ, other=404),
     Op("edit a card", "patch", "/api/v1/versions/{pub}/card/", CARD_WRITE,
@@ -146,6 +154,9 @@ PAGES = [
     Page("a checkpoint", "/checkpoints/{ck}/", {**MODELS_READ, **HIDDEN}, other=404),
     Page("watermark check", "/watermarks/", SIGNED_IN),
     Page("a source", "/sources/{sa}/", {**SIGNED_IN, "holder_b": 404}),
+    Page("datastores", "/datastores/", {**MODELS_READ, **HIDDEN}, other=403),
+    Page("a datastore searched", "/datastores/{store}/?q=text", {**MODELS_READ, **HIDDEN},
+         other=403),
     Page("an output", "/outputs/{out}/", {**MODELS_READ, **HIDDEN}, other=404),
     Page("an attribution run", "/attribution/{arun}/", {**MODELS_READ, **HIDDEN}, other=404),
     Page("takedowns", "/takedowns/", SIGNED_IN),

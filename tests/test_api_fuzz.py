@@ -25,12 +25,12 @@ from knox.models import AuthToken
 
 # One world for the whole module, rolled back after it (tests/fixtures/shared_world.py).
 from tests.fixtures.shared_world import (  # noqa: F401
-    _artifacts_in_tmp,
-    _shared,
-    _shared_world,
+    artifacts_in_shared_folder,
     holder_a,
     holder_b,
     provenance_world,
+    shared_objects,
+    shared_state,
     users,
     world,
 )

@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from core.permissions import GRANTS, Capability, Role, can, require, roles_with
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ("provenance", "attribution", "takedowns", "dashboards", "config", "demo")
+APPS = ("provenance", "attribution", "takedowns", "retrieval", "dashboards", "config", "demo")
 
 
 def modules(*folders: str) -> list[Path]:

@@ -6,12 +6,12 @@ import pytest
 from provenance.models import DataSource, RightsHolder
 from tests.factories import RightsHolderFactory
 from tests.fixtures.shared_world import (  # noqa: F401
-    _artifacts_in_tmp,
-    _shared,
-    _shared_world,
+    artifacts_in_shared_folder,
     holder_a,
     holder_b,
     provenance_world,
+    shared_objects,
+    shared_state,
     users,
     world,
 )

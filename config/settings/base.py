@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "provenance",
     "attribution",
     "takedowns",
+    "retrieval",
     "dashboards",
     "demo",
 ]
@@ -243,6 +244,7 @@ SPECTACULAR_SETTINGS = {
         "VersionStateEnum": "provenance.models.DatasetVersion.State",
         "RightsHolderKindEnum": "provenance.models.RightsHolder.Kind",
         "OptOutKindEnum": "provenance.models.OptOutSignal.Kind",
+        "UsagePrefEnum": "provenance.models.OptOutSignal.Pref",
     },
 }
 
@@ -307,6 +309,9 @@ TRAILMARK: dict[str, Any] = {
     # How a CPU embeds: "int8" (ONNX Runtime, built and checked against fp32 once per host;
     # fp32 if the check fails) or "fp32" (torch). A GPU always runs fp32.
     "EMBED_BACKEND": os.environ.get("TRAILMARK_EMBED_BACKEND", "int8"),
+    # Seconds a retrieval request waits for a worker to embed its query (the web process never
+    # imports torch); past it, the answer comes from keywords alone and says so.
+    "RETRIEVAL_EMBED_WAIT": float(os.environ.get("TRAILMARK_RETRIEVAL_EMBED_WAIT", "3")),
     # Where artifacts are shared between hosts: "" (the artifact folder itself) or
     # s3://bucket/prefix (the folder then caches it; boto3 reads AWS_ENDPOINT_URL and the keys).
     "ARTIFACT_STORE": os.environ.get("TRAILMARK_ARTIFACT_STORE", ""),

@@ -27,6 +27,7 @@ from dashboards.selectors.public import (
     transparency,
     version_page,
 )
+from dashboards.selectors.retrieval import datastore_context, datastores_context
 from dashboards.selectors.staff import (
     FAILED_SHOWN_FOR,
     audit_context,
@@ -35,6 +36,8 @@ from dashboards.selectors.staff import (
 )
 
 __all__ = [
+    "datastore_context",
+    "datastores_context",
     "FAILED_SHOWN_FOR",
     "ai_act_summary",
     "ancestry_cache_key",

@@ -1,12 +1,13 @@
 """Opt-out signals read into two preferences, train and ai_input, with the terms that decided.
 
-Existing signals are read by today's reader (provenance/engine/preferences) for their source's
-path. Their recorded `opted_out` was a person's reading ("reserves the rights against TDM/AI").
-Where it said out and the reader finds nothing at all (a value no reader understands, a registry
-entry), a term of vocabulary "recorded" keeps that refusal for both uses; where the reader finds
-terms but no refusal of training, the recorded refusal of training is kept beside them. So no
-source that curation left out comes back in. The table is append-only; its trigger is off for this backfill only.
-Batched and rerunnable: a row already read (non-empty reading) is left alone.
+Signals recorded from here on are read by provenance/engine/preferences when recorded. Those
+recorded before have only a person's reading, `opted_out` ("reserves the rights against
+TDM/AI"); a migration is frozen and may not run today's reader, so each keeps that reading as
+it was meant: opted out is a refusal of both uses by a term of vocabulary "recorded", and the
+raw value is reported as not yet read (record the signal again to have it read). Curation
+decides as before (the train verdict of an opted-out source is no). The table is append-only;
+its trigger is off for this backfill only. Batched, and rerunnable: a row already read (a
+non-empty reading) is left alone.
 """
 
 from urllib.parse import urlparse
@@ -15,11 +16,10 @@ from django.db import migrations, models
 
 BATCH = 1000
 RECORDED = "opted_out=true as recorded before signals were read (migration 0020)"
+UNREAD = "recorded before signals were read (migration 0020): record it again to have it read"
 
 
 def read_existing(apps, schema_editor):
-    from provenance.engine import preferences as prefs
-
     Signal = apps.get_model("provenance", "OptOutSignal")
     # ALTER TABLE refuses while deferred constraint checks are queued in this transaction.
     schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
@@ -27,24 +27,12 @@ def read_existing(apps, schema_editor):
                           "DISABLE TRIGGER opt_out_append_only")
     while batch := list(Signal.objects.filter(reading={}).select_related("source")[:BATCH]):
         for signal in batch:
-            path = urlparse(signal.source.uri).path or "/"
-            try:
-                reading = (prefs.read(signal.kind, signal.value, path)
-                           if signal.kind != "registry" else prefs.Reading(path=path))
-            except prefs.Unreadable as e:
-                reading = prefs.Reading(unknown=(f"unreadable: {e}",), path=path)
-            terms = list(reading.terms)
-            if signal.opted_out and not terms:  # the person's reading is the only one
-                terms = [prefs.Term(u, prefs.Pref.NO, "recorded", RECORDED)
-                         for u in ("train", "ai_input")]
-            elif signal.opted_out and reading.decide("train")[0] is not prefs.Pref.NO:
-                terms.append(prefs.Term("train", prefs.Pref.NO, "recorded", RECORDED))
-            reading = prefs.Reading(tuple(terms), reading.unknown, path, reading.notes)
-            signal.train = reading.decide("train")[0].value
-            signal.ai_input = reading.decide("ai_input")[0].value
-            signal.opted_out = signal.train == "no"
-            signal.reading = reading.as_dict()
-        Signal.objects.bulk_update(batch, ["train", "ai_input", "opted_out", "reading"])
+            terms = [{"usage": usage, "pref": "no", "vocabulary": "recorded", "says": RECORDED}
+                     for usage in ("train", "ai_input")] if signal.opted_out else []
+            signal.train = signal.ai_input = "no" if signal.opted_out else "unknown"
+            signal.reading = {"terms": terms, "unknown": [UNREAD],
+                              "path": urlparse(signal.source.uri).path or "/", "notes": []}
+        Signal.objects.bulk_update(batch, ["train", "ai_input", "reading"])
     schema_editor.execute("ALTER TABLE provenance_optoutsignal "
                           "ENABLE TRIGGER opt_out_append_only")
 

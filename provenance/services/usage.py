@@ -26,6 +26,23 @@ from provenance.models import DataSource, OptOutSignal, User
 
 USAGES = preferences.USAGES
 
+# The same verdicts in SQL, for queries that filter by them (retrieval at query time): for each
+# source, the latest signal of each kind at each URL observed by now, combined most-restrictively.
+# tests/provenance/test_usage_verdicts.py holds it equal to `source_verdicts`.
+SOURCE_PREFS_SQL = """
+SELECT source_id,
+       CASE WHEN bool_or(train = 'no') THEN 'no' WHEN bool_or(train = 'yes') THEN 'yes'
+            ELSE 'unknown' END AS train,
+       CASE WHEN bool_or(ai_input = 'no') THEN 'no' WHEN bool_or(ai_input = 'yes') THEN 'yes'
+            ELSE 'unknown' END AS ai_input
+FROM (SELECT DISTINCT ON (source_id, kind, url) source_id, train, ai_input
+      FROM provenance_optoutsignal WHERE observed_at <= statement_timestamp()
+      ORDER BY source_id, kind, url, observed_at DESC, id DESC) latest
+GROUP BY source_id
+"""
+REFUSING_SOURCES_SQL = ("SELECT prefs.source_id FROM (" + SOURCE_PREFS_SQL.replace("%", "%%")
+                        + ") prefs WHERE prefs.{usage} = 'no'")
+
 
 @dataclass(frozen=True)
 class Verdict:

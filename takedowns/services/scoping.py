@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from core.errors import InvalidTransition
@@ -25,6 +26,7 @@ from core.jobs import job_run
 from provenance.engine.text import NUM_PERM, minhash_signatures, normalise
 from provenance.ledger.append import ledger_append
 from provenance.models import Document, ModelCheckpoint, Occurrence, User, VersionMember
+from retrieval.models import Chunk
 from takedowns.models import TakedownMatch, TakedownRequest
 from takedowns.services.workflow import takedown_transition
 
@@ -259,7 +261,8 @@ def _publish(request: TakedownRequest, found: list[TakedownMatch],
                   payload={"reference": request.reference,
                            "documents": request.scope["documents"],
                            "versions": [v["id"] for v in request.scope["versions"]],
-                           "checkpoints": [c["id"] for c in request.scope["checkpoints"]]})
+                           "checkpoints": [c["id"] for c in request.scope["checkpoints"]],
+                           "datastores": [d["id"] for d in request.scope["datastores"]]})
     return request
 
 
@@ -276,8 +279,17 @@ def _lineage(request: TakedownRequest) -> dict[str, Any]:
     checkpoints = [{"id": c.pk, "name": c.name, "version": c.version_id}
                    for c in ModelCheckpoint.objects.filter(version_id__in=list(versions))
                    .order_by("pk")]
+    # Datastores answer from their chunks until the work is removed; a tombstone takes it out
+    # of every one of them at once (retrieval refuses it at query time), and the scope names
+    # them so the rights-holder sees where it was retrievable.
+    datastores = [{"id": row["datastore"], "name": row["datastore__name"],
+                   "chunks": row["chunks"]}
+                  for row in Chunk.objects.filter(document_id__in=docs)
+                  .values("datastore", "datastore__name").annotate(chunks=Count("id"))
+                  .order_by("datastore")]
     return {"documents": len(set(docs)), "versions": list(versions.values()),
-            "checkpoints": checkpoints, "scoped_at": timezone.now().isoformat()}
+            "checkpoints": checkpoints, "datastores": datastores,
+            "scoped_at": timezone.now().isoformat()}
 
 
 @transaction.atomic

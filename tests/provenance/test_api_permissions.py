@@ -13,11 +13,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 # One world for the whole module, rolled back after it (tests/fixtures/shared_world.py).
 from tests.fixtures.shared_world import (  # noqa: F401
-    _artifacts_in_tmp,
-    _shared,
+    artifacts_in_shared_folder,
     holder_a,
     holder_b,
     provenance_world,
+    shared_state,
     users,
 )
 

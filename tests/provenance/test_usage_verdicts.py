@@ -128,24 +128,19 @@ def test_curation_honours_the_train_verdict_only(make_source, ingest_texts):
     assert len(list(plan.members)) == 1
 
 
-def test_the_migration_reads_signals_recorded_before_it_and_keeps_every_refusal(news):
+def test_the_migration_keeps_each_earlier_reading_and_reports_the_value_unread(news):
     migration = importlib.import_module(
         "provenance.migrations.0020_opt_out_signals_read_for_train_and_ai_input")
     now = timezone.now()
     # As rows stood before: a person's reading only (opted_out), no preferences.
     old = [OptOutSignal.objects.create(source=news, kind=kind, value=value, opted_out=out,
                                        train="no" if out else "unknown", observed_at=now)
-           for kind, value, out in [
-               ("robots_txt", ROBOTS_NO_TRAIN, True),        # the reader agrees
-               ("ai_txt", "x", True),                        # the reader finds nothing
-               ("registry", "entry 9", True),                # nothing to read
-               ("robots_txt", "User-agent: *\nAllow: /", False)]]
+           for kind, value, out in [("robots_txt", ROBOTS_NO_TRAIN, True),
+                                    ("registry", "entry 9", True),
+                                    ("robots_txt", "User-agent: *\nAllow: /", False)]]
     with connection.cursor() as cursor:
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("ALTER TABLE provenance_optoutsignal DISABLE TRIGGER opt_out_append_only")
-        cursor.execute("UPDATE provenance_optoutsignal SET reading = '{}'::jsonb, "
-                       "train = 'unknown', ai_input = 'unknown', opted_out = false "
-                       "WHERE id = ANY(%s) AND NOT opted_out", [[s.pk for s in old]])
         cursor.execute("UPDATE provenance_optoutsignal SET reading = '{}'::jsonb "
                        "WHERE id = ANY(%s)", [[s.pk for s in old]])
         cursor.execute("ALTER TABLE provenance_optoutsignal ENABLE TRIGGER opt_out_append_only")
@@ -153,10 +148,38 @@ def test_the_migration_reads_signals_recorded_before_it_and_keeps_every_refusal(
         migration.read_existing(apps, editor)
         migration.read_existing(apps, editor)  # rerunnable: nothing left to read
     rows = {s.pk: s for s in OptOutSignal.objects.filter(pk__in=[s.pk for s in old])}
-    robots, ai_txt, registry, allow = (rows[s.pk] for s in old)
-    assert (robots.train, robots.ai_input) == ("no", "unknown")
-    assert robots.reading["terms"][0]["vocabulary"] == "robots-agents"
-    for recorded in (ai_txt, registry):
-        assert (recorded.train, recorded.ai_input, recorded.opted_out) == ("no", "no", True)
-        assert recorded.reading["terms"][0]["vocabulary"] == "recorded"
-    assert (allow.train, allow.opted_out) == ("unknown", False)
+    robots, registry, allow = (rows[s.pk] for s in old)
+    for refused in (robots, registry):
+        assert (refused.train, refused.ai_input, refused.opted_out) == ("no", "no", True)
+        assert refused.reading["terms"][0]["vocabulary"] == "recorded"
+        assert refused.reading["path"] == "/articles"
+    assert (allow.train, allow.ai_input, allow.opted_out) == ("unknown", "unknown", False)
+    assert "record it again" in allow.reading["unknown"][0]
+    assert usage.source_verdicts(news)["train"].term.vocabulary == "recorded"
+
+
+def test_the_sql_verdicts_retrieval_filters_by_equal_the_services(make_source):
+    import random
+
+    from provenance.services.usage import SOURCE_PREFS_SQL
+
+    rng = random.Random(5)
+    values = [("robots_txt", ROBOTS_NO_TRAIN), ("robots_txt", SIGNALS_NO_INPUT),
+              ("robots_txt", "User-agent: *\nAllow: /"),
+              ("http_header", "Content-Usage: train-ai=y, ai-use=y"),
+              ("http_header", "Content-Usage: ai-use=n"), ("tdmrep", "tdm-reservation: 0"),
+              ("tdmrep", "tdm-reservation: 1")]
+    made = [make_source(name=f"mixed-{i}") for i in range(12)]
+    for source in made:
+        for _ in range(rng.randint(0, 5)):
+            kind, value = rng.choice(values)
+            record(source, kind, value, days_ago=rng.randint(0, 30),
+                   url=rng.choice(["", "https://a.example/robots.txt"]))
+    with connection.cursor() as cursor:
+        cursor.execute(SOURCE_PREFS_SQL)
+        in_sql = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
+    for source in made:
+        verdicts = usage.source_verdicts(source)
+        assert in_sql.get(source.pk, ("unknown", "unknown")) == (
+            verdicts["train"].pref.value, verdicts["ai_input"].pref.value), source.name
+    assert {v for pair in in_sql.values() for v in pair} >= {"yes", "no"}

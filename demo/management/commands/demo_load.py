@@ -101,6 +101,14 @@ class Command(BaseCommand):
                        "sample_text": essay}]})
         self.stdout.write(f"  takedown request {request.reference}: {request.state}")
 
+    def _datastore(self, admin: User, version: DatasetVersion) -> None:
+        """The research version as a datastore, queued: the worker `make run` starts builds it
+        (beside the documents' embeddings), and its progress shows on the jobs board."""
+        from retrieval.services.datastores import datastore_create
+
+        store = datastore_create(version=version, name="demo-research-store", actor=admin)
+        self.stdout.write(f"  datastore {store.name}: queued for the worker")
+
     def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
         if opts["if_empty"] and RightsHolder.objects.exists():
             self.stdout.write("demo workspace: data present, not loading")
@@ -154,6 +162,7 @@ class Command(BaseCommand):
         self._train(admin, version, [by_key[key].texts[-1].split(". ")[0] + "."
                                      for key in PROMPT_SOURCES])
         self._takedown(made["essays"], version)
+        self._datastore(admin, version)
         path = credentials_path()
         path.write_text(json.dumps({"password": password, "users": users}, indent=2))
         path.chmod(0o600)

@@ -1,0 +1,132 @@
+"""Hybrid retrieval from a datastore, governed at query time.
+
+Two legs, each in one SQL statement: keywords (PostgreSQL full-text search, `websearch_to_tsquery`
+over the chunks' English tsvector, ranked by `ts_rank_cd`) and vectors (pgvector's HNSW index by
+cosine distance, `hnsw.iterative_scan` on, so the scan goes on past rows the filters drop until it
+has enough). Their lists are fused by reciprocal rank (retrieval/engine/fusion.py).
+
+**Governed in the same statements**: a chunk is never returned when its document is tombstoned
+or when any source the document was found in refuses ai-input as of the query (the ai_input
+verdict, services/usage.py, computed in SQL from the signals: no cache to go stale). So a removal
+takes effect with the commit that records it, and no rebuild is needed; the takedown or the signal
+that caused it is in the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from celery.exceptions import TimeoutError as CeleryTimeout
+from django.db import connection, transaction
+from kombu.exceptions import OperationalError as BrokerDown
+
+from core.conf import setting
+from provenance.services.usage import REFUSING_SOURCES_SQL, SOURCE_PREFS_SQL
+from retrieval.engine.fusion import reciprocal_rank
+from retrieval.models import Datastore
+
+log = logging.getLogger(__name__)
+CANDIDATES = 50  # per leg: deep enough for the fusion to matter, cheap at 10^5 chunks
+EF_SEARCH = 80   # HNSW's candidate list (pgvector's default is 40): recall over a filtered scan
+
+ALLOWED = f"""
+    d.removed_at IS NULL
+    AND NOT EXISTS (SELECT 1 FROM provenance_occurrence o
+                    WHERE o.document_id = c.document_id
+                      AND o.source_id IN ({REFUSING_SOURCES_SQL.format(usage="ai_input")}))
+"""
+
+KEYWORD_SQL = f"""
+SELECT c.id FROM retrieval_chunk c JOIN provenance_document d ON d.id = c.document_id,
+     websearch_to_tsquery('english', %(q)s) query
+WHERE c.datastore_id = %(store)s AND c.search @@ query AND {ALLOWED}
+ORDER BY ts_rank_cd(c.search, query) DESC, c.id
+LIMIT %(k)s
+"""
+
+VECTOR_SQL = f"""
+SELECT c.id FROM retrieval_chunk c JOIN provenance_document d ON d.id = c.document_id
+WHERE c.datastore_id = %(store)s AND c.embedding IS NOT NULL AND {ALLOWED}
+ORDER BY c.embedding <=> %(v)s::vector, c.id
+LIMIT %(k)s
+"""
+
+HITS_SQL = f"""
+SELECT c.id, c.document_id, c.ordinal, c.start, c."end", c.text, d.sha256,
+       coalesce(json_agg(json_build_object(
+           'id', s.id, 'name', s.name, 'license', s.license_expression,
+           'use_class', s.use_class, 'train', coalesce(p.train, 'unknown'),
+           'ai_input', coalesce(p.ai_input, 'unknown')) ORDER BY s.id)
+           FILTER (WHERE s.id IS NOT NULL), '[]')
+FROM retrieval_chunk c JOIN provenance_document d ON d.id = c.document_id
+LEFT JOIN provenance_occurrence o ON o.document_id = c.document_id
+LEFT JOIN provenance_datasource s ON s.id = o.source_id
+LEFT JOIN ({SOURCE_PREFS_SQL.replace("%", "%%")}) p ON p.source_id = s.id
+WHERE c.id = ANY(%s)
+GROUP BY c.id, d.sha256
+"""
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: int
+    document: int
+    sha256: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    score: float
+    keyword_rank: int | None
+    vector_rank: int | None
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _vector_literal(vector: np.ndarray | list[float]) -> str:
+    return "[" + ",".join(f"{x:.7g}" for x in np.asarray(vector, dtype=np.float32)) + "]"
+
+
+def retrieve(store: Datastore, query: str, vector: np.ndarray | list[float] | None, k: int = 5,
+             candidates: int = CANDIDATES) -> list[Hit]:
+    """The top `k` chunks for `query` (and its embedding, when given: without one only the
+    keyword leg runs), each with its document, sources and both legs' ranks."""
+    params: dict[str, Any] = {"store": store.pk, "q": query, "k": candidates}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(KEYWORD_SQL, params)
+        keyword = [row[0] for row in cursor.fetchall()]
+        vectors: list[int] = []
+        if vector is not None:
+            cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+            cursor.execute(f"SET LOCAL hnsw.ef_search = {int(EF_SEARCH)}")
+            cursor.execute(VECTOR_SQL, {**params, "v": _vector_literal(vector)})
+            vectors = [row[0] for row in cursor.fetchall()]
+        fused = reciprocal_rank([keyword, vectors], limit=k)
+        if not fused:
+            return []
+        cursor.execute(HITS_SQL, [[f.item for f in fused]])
+        rows = {row[0]: row for row in cursor.fetchall()}
+    hits = []
+    for f in fused:
+        cid, doc, ordinal, start, end, text, sha, sources = rows[f.item]
+        hits.append(Hit(cid, doc, sha, ordinal, start, end, text, f.score, f.ranks[0],
+                        f.ranks[1], sources if isinstance(sources, list) else []))
+    return hits
+
+
+def query_vector(query: str) -> tuple[list[float] | None, str]:
+    """The query's embedding from a worker, or None and why (the keyword leg answers alone)."""
+    from retrieval.tasks import embed_query_task
+
+    wait = float(setting("RETRIEVAL_EMBED_WAIT"))
+    if wait <= 0:
+        return None, "query embedding is off (RETRIEVAL_EMBED_WAIT is 0): keywords only"
+    try:
+        return embed_query_task.apply_async((query,)).get(timeout=wait), ""
+    except CeleryTimeout:
+        return None, f"no worker embedded the query within {wait:g} s: keywords only"
+    except BrokerDown as exc:
+        log.warning("retrieval: broker unreachable for a query embedding: %s", exc)
+        return None, "the broker is unreachable: keywords only"

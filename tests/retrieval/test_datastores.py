@@ -1,0 +1,138 @@
+"""Datastores built from published versions, and retrieval governed at query time: a tombstone or
+an ai-input refusal takes effect with its commit, with no rebuild."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from provenance.models import LedgerEntry
+from provenance.services import usage
+from provenance.services.documents import document_tombstone
+from provenance.services.embeddings import embed_texts
+from retrieval.models import Chunk, Datastore
+from retrieval.services import datastores
+from retrieval.services.search import retrieve
+
+pytestmark = pytest.mark.django_db
+
+HARBOUR = ("The harbour master kept a ledger of every ship that came in with the tide, noting its "
+           "cargo of salt, timber and wool, and the name of the captain who signed for it.")
+ORCHARD = ("In the orchard behind the mill the pear trees flowered early that spring, and the "
+           "miller's daughter counted the bees that worked the blossom every morning.")
+OBSERVATORY = ("From the observatory on the hill the astronomer watched a comet cross the sky for "
+               "eleven nights, sketching its tail by candlelight in a leather notebook.")
+LONG = " ".join(f"Paragraph {i} tells of the river barges that carried coal downstream to the "
+                f"foundry, where the furnaces burned day and night." for i in range(40))
+
+
+@pytest.fixture
+def corpus(make_source, ingest_texts, publish_version):
+    port = make_source(name="port records", license_expression="CC0-1.0",
+                       uri="https://port.example/records")
+    farm = make_source(name="farm letters", license_expression="CC-BY-4.0")
+    sky = make_source(name="sky notes", license_expression="CC0-1.0")
+    ingest_texts(port, [HARBOUR, LONG])
+    ingest_texts(farm, [ORCHARD])
+    ingest_texts(sky, [OBSERVATORY, HARBOUR])  # the harbour text is in two sources
+    version = publish_version()
+    store = datastores.datastore_create(version=version, name="governed", actor=None,
+                                        chunk_tokens=48, overlap_tokens=8, enqueue=False)
+    store = datastores.datastore_build(datastore_id=store.pk)
+    return {"port": port, "farm": farm, "sky": sky, "version": version, "store": store}
+
+
+def top(store, query, k=3, vector=True):
+    embedded = embed_texts([query])[0][0] if vector else None
+    return retrieve(store, query, embedded, k=k)
+
+
+def test_a_build_chunks_every_member_within_the_window_and_records_itself(corpus):
+    store = corpus["store"]
+    assert (store.state, store.stage, store.percent) == ("succeeded", "done", 100.0)
+    assert store.document_count == 4 and store.chunk_count == Chunk.objects.count() > 4
+    assert store.embedder in ("int8", "fp32")
+    long_chunks = list(Chunk.objects.filter(document__text=LONG).order_by("ordinal"))
+    assert len(long_chunks) > 5 and long_chunks[0].start == 0 and long_chunks[-1].end == len(LONG)
+    for chunk in long_chunks:
+        assert chunk.text == LONG[chunk.start:chunk.end] and chunk.embedding is not None
+    events = list(LedgerEntry.objects.filter(event__startswith="datastore.").values_list(
+        "event", flat=True))
+    assert events == ["datastore.created", "datastore.built"]
+
+
+def test_keyword_and_vector_legs_both_find_the_passage(corpus):
+    # Keywords alone: the words are there.
+    [hit, *_] = top(corpus["store"], "comet notebook candlelight", vector=False)
+    assert "comet" in hit.text and hit.keyword_rank == 1 and hit.vector_rank is None
+    # A paraphrase sharing no content word: the vector leg finds it.
+    hits = top(corpus["store"], "bees visiting flowering fruit trees")
+    assert "orchard" in hits[0].text and hits[0].vector_rank == 1
+    assert {s["name"] for s in hits[0].sources} == {"farm letters"}
+    assert hits[0].sources[0]["license"] == "CC-BY-4.0"
+
+
+def test_a_tombstoned_document_is_never_returned_from_the_commit_on(corpus):
+    assert any("comet" in h.text for h in top(corpus["store"], "astronomer comet"))
+    comet = Chunk.objects.filter(text__contains="comet").first().document
+    document_tombstone(document=comet, actor=None, reason="takedown 7")
+    assert not any("comet" in h.text for h in top(corpus["store"], "astronomer comet", k=10))
+    assert Chunk.objects.filter(document=comet).exists()  # no rebuild: refused at query time
+
+
+def test_an_ai_input_refusal_removes_the_source_and_a_training_refusal_does_not(corpus):
+    query = "ship cargo captain tide"
+    assert "harbour" in top(corpus["store"], query)[0].text
+    # Refusing training says nothing of answering from the text.
+    usage.opt_out_signal_record(source=corpus["port"], actor=None, kind="robots_txt",
+                                value="User-agent: GPTBot\nDisallow: /\n")
+    assert "harbour" in top(corpus["store"], query)[0].text
+    # The harbour text is also in "sky notes": one source refusing ai-input is enough.
+    usage.opt_out_signal_record(source=corpus["sky"], actor=None, kind="robots_txt",
+                                value="User-agent: *\nContent-Signal: ai-input=no\n")
+    hits = top(corpus["store"], query, k=10)
+    assert not any("harbour" in h.text or "comet" in h.text for h in hits)
+    assert hits  # the rest of the datastore still answers
+    # Lifted: a later robots.txt without the signal replaces it.
+    usage.opt_out_signal_record(source=corpus["sky"], actor=None, kind="robots_txt",
+                                value="User-agent: *\nAllow: /\n")
+    assert "harbour" in top(corpus["store"], query)[0].text
+
+
+def test_each_hit_carries_its_sources_verdicts(corpus):
+    usage.opt_out_signal_record(source=corpus["farm"], actor=None, kind="http_header",
+                                value="Content-Usage: train-ai=n, ai-use=y")
+    [hit] = top(corpus["store"], "orchard blossom bees", k=1)
+    assert [(s["train"], s["ai_input"]) for s in hit.sources] == [("no", "yes")]
+
+
+def test_a_build_resumes_after_its_last_batch_and_writes_each_chunk_once(corpus, monkeypatch):
+    clean = {(c.document_id, c.ordinal, c.start, c.end)
+             for c in Chunk.objects.filter(datastore=corpus["store"])}
+    store = datastores.datastore_create(version=corpus["version"], name="again", actor=None,
+                                        chunk_tokens=48, overlap_tokens=8, enqueue=False)
+    monkeypatch.setattr(datastores, "BATCH", 2)
+    written = []
+    real = datastores._write
+
+    def dies_after_one_batch(s, batch):
+        if written:
+            raise RuntimeError("worker lost")
+        written.append(real(s, batch))
+
+    monkeypatch.setattr(datastores, "_write", dies_after_one_batch)
+    assert datastores.datastore_build(datastore_id=store.pk).state == "failed"
+    assert store.chunks.count() == written[0] > 0
+    Datastore.objects.filter(pk=store.pk).update(state="running")  # as a retry finds it
+    monkeypatch.setattr(datastores, "_write", real)
+    store = datastores.datastore_build(datastore_id=store.pk)
+    assert store.state == "succeeded" and store.position == 4
+    assert {(c.document_id, c.ordinal, c.start, c.end) for c in store.chunks.all()} == clean
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"chunk_tokens": 8}, "chunk_tokens"), ({"chunk_tokens": 300}, "chunk_tokens"),
+    ({"overlap_tokens": 128}, "overlap_tokens"), ({"name": "governed"}, "name")])
+def test_bad_settings_name_their_field(corpus, fields, field):
+    with pytest.raises(ValidationError) as raised:
+        datastores.datastore_create(**{"version": corpus["version"], "name": "x", "actor": None,
+                                       "enqueue": False, **fields})
+    assert field in raised.value.message_dict
