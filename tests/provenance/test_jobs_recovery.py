@@ -42,7 +42,8 @@ def test_every_kind_of_locked_job_is_covered_and_the_embedding_backlog_resumes(
         make_source, ingest_texts, sent, django_capture_on_commit_callbacks):
     assert {kind.lock for kind in RECOVERABLE} == {
         "ingest", "curation", "training", "canary_test", "generate", "span_index",
-        "attribution_run", "unlearning", "takedown_scope", "takedown_verify", "embed"}
+        "attribution_run", "unlearning", "takedown_scope", "takedown_verify", "embed",
+        "datastore_build"}
     with django_capture_on_commit_callbacks(execute=False):
         ingest_texts(make_source(), ["waits for its embedding"])
     assert Document.objects.filter(embedding__isnull=True).exists()
