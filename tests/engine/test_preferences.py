@@ -193,3 +193,11 @@ def test_a_value_too_long_or_of_an_unknown_kind_is_refused():
         read("robots_txt", "#" * 600_000)
     with pytest.raises(preferences.Unreadable, match="kind"):
         read("carrier_pigeon", "coo")
+
+
+@pytest.mark.parametrize("pattern, path, covered", [
+    ("/", "/a/b", True), ("/news", "/news/2026", True), ("/news", "/new", False),
+    ("/*.pdf", "/a/b.pdf", True), ("/*.pdf$", "/a/b.pdf?x", False), ("/a$", "/a", True),
+    ("/a$", "/ab", False), ("/a.b", "/axb", False)])
+def test_path_patterns_follow_rfc_9309_for_every_vocabulary(pattern, path, covered):
+    assert preferences.pattern_covers(pattern, path) is covered

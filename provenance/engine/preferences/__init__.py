@@ -27,6 +27,7 @@ use, any "no" wins, else any "yes", else unknown. Engine only: no Django.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -88,6 +89,16 @@ def combine(terms: Iterable[Term], usage: str) -> tuple[Pref, Term | None]:
             return Pref.NO, term
         allowed = allowed or term
     return (Pref.YES, allowed) if allowed else (Pref.UNKNOWN, None)
+
+
+def pattern_covers(pattern: str, path: str) -> bool:
+    """Whether a path pattern as robots.txt writes them covers `path` (RFC 9309 §2.2.3: `*` is
+    any run of characters, a final `$` the end of the path; otherwise a prefix). RSL's content
+    URLs and TDMRep's locations follow the same rules."""
+    regex = re.escape(pattern).replace(r"\*", ".*")
+    if regex.endswith(r"\$"):
+        regex = regex[:-2] + "$"
+    return re.match(regex, path) is not None
 
 
 class Unreadable(ValueError):

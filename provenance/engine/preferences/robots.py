@@ -20,12 +20,11 @@ Crawl rules for agents outside the table are not read: they are not statements a
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from protego import Protego
 
-from provenance.engine.preferences import Pref, Reading, Term
+from provenance.engine.preferences import Pref, Reading, Term, pattern_covers
 from provenance.engine.preferences.vocab import read_aipref, read_content_signal
 
 # Token -> the uses its fetches serve, from each operator's crawler documentation (as of
@@ -95,13 +94,6 @@ def groups(text: str) -> tuple[list[Group], list[str]]:
     return found, unknown
 
 
-def _pattern_matches(pattern: str, path: str) -> bool:
-    regex = re.escape(pattern).replace(r"\*", ".*")
-    if regex.endswith(r"\$"):
-        regex = regex[:-2] + "$"
-    return re.match(regex, path) is not None
-
-
 def _usage_rules(group_list: list[Group], path: str) -> list[tuple[str, str]]:
     """The Content-Usage rules of the longest pattern matching `path` (ties all apply)."""
     best: list[tuple[str, str]] = []
@@ -111,7 +103,7 @@ def _usage_rules(group_list: list[Group], path: str) -> list[tuple[str, str]]:
             if key != "content-usage":
                 continue
             pattern, _, prefs = value.partition(" ")
-            if not pattern.startswith("/") or not _pattern_matches(pattern, path):
+            if not pattern.startswith("/") or not pattern_covers(pattern, path):
                 continue
             if len(pattern) > best_len:
                 best, best_len = [], len(pattern)

@@ -10,7 +10,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 from http_sfv import Dictionary, Token
 
-from provenance.engine.preferences import Pref, Reading, Term, combine
+from provenance.engine.preferences import Pref, Reading, Term, combine, pattern_covers
 
 # draft-ietf-aipref-vocab §6.1 labels -> our uses. "search" is read but bears on neither: it
 # covers only applications that point users to the asset, and (§4.3) overrides the others only
@@ -84,8 +84,7 @@ def _tdm_terms(reservation: object, says: str) -> tuple[Term, ...] | None:
 def _location_matches(location: str, path: str) -> int:
     """Length of a TDMRep location pattern that covers `path` (-1 when it does not)."""
     pattern = re.sub(r"^https?://[^/]+", "", location) or "/"
-    regex = re.escape(pattern).replace(r"\*", ".*")
-    return len(pattern) if re.match(regex, path) else -1
+    return len(pattern) if pattern_covers(pattern, path) else -1
 
 
 def read_tdmrep(value: str, path: str) -> Reading:
