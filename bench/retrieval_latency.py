@@ -183,7 +183,7 @@ def ungoverned(store: Any, query: str, vector: np.ndarray, k: int) -> list[Any]:
     keyword_sql = search.KEYWORD_SQL.replace(search.ALLOWED, " TRUE ")
     vector_sql = search.VECTOR_SQL.replace(search.ALLOWED, " TRUE ")
     params = {"store": store.pk, "q": query, "k": search.CANDIDATES,
-              "v": "[" + ",".join(f"{x:.7g}" for x in vector) + "]"}
+              "v": search.vector_literal(vector)}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(keyword_sql, params)
         keyword = [r[0] for r in cursor.fetchall()]
@@ -202,7 +202,7 @@ def vector_plan(world: dict[str, Any]) -> str:
 
     query, vector = probe(world, 0)
     params = {"store": world["store"].pk, "q": query, "k": search.CANDIDATES,
-              "v": "[" + ",".join(f"{x:.7g}" for x in vector) + "]"}
+              "v": search.vector_literal(vector)}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
         cursor.execute("EXPLAIN " + search.VECTOR_SQL, params)

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from core.jobs import claim_row, job_progress, job_run
@@ -46,13 +46,18 @@ def datastore_create(*, version: DatasetVersion, name: str, actor: User | None,
     return store
 
 
+def _members(store: Datastore) -> QuerySet[Document]:
+    """The version's documents a build chunks. Documents removed before the build are left out
+    (their text may already be gone); one removed later stays in the datastore's rows and is
+    refused at query time."""
+    return Document.objects.filter(memberships__version_id=store.version_id,
+                                   removed_at__isnull=True, text_purged=False)
+
+
 def _next_documents(store: Datastore, after: int) -> list[tuple[int, str]]:
-    """The next batch of the version's documents, in id order, after document id `after`.
-    Documents removed before the build are left out (their text may already be gone); one
-    removed later stays in the datastore's rows and is refused at query time."""
-    return list(Document.objects.filter(
-        memberships__version_id=store.version_id, pk__gt=after, removed_at__isnull=True,
-        text_purged=False).order_by("pk").values_list("pk", "text")[:BATCH])
+    """The next batch of members, in id order, after document id `after`."""
+    return list(_members(store).filter(pk__gt=after).order_by("pk")
+                .values_list("pk", "text")[:BATCH])
 
 
 def _write(store: Datastore, batch: list[tuple[int, str]]) -> int:
@@ -82,9 +87,7 @@ def datastore_build(*, datastore_id: int) -> Datastore | None:
         if store is None:
             return None
         done = store.chunks.aggregate(last=Max("document_id"))["last"] or 0
-        position = Document.objects.filter(memberships__version_id=store.version_id,
-                                           pk__lte=done, removed_at__isnull=True,
-                                           text_purged=False).count()
+        position = _members(store).filter(pk__lte=done).count()
         while batch := _next_documents(store, done):
             _write(store, batch)
             done = batch[-1][0]

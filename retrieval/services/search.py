@@ -85,7 +85,8 @@ class Hit:
     sources: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _vector_literal(vector: np.ndarray | list[float]) -> str:
+def vector_literal(vector: np.ndarray | list[float]) -> str:
+    """pgvector's text form of a vector (7 significant digits: float32 round-trips)."""
     return "[" + ",".join(f"{x:.7g}" for x in np.asarray(vector, dtype=np.float32)) + "]"
 
 
@@ -101,7 +102,7 @@ def retrieve(store: Datastore, query: str, vector: np.ndarray | list[float] | No
         if vector is not None:
             cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
             cursor.execute(f"SET LOCAL hnsw.ef_search = {int(EF_SEARCH)}")
-            cursor.execute(VECTOR_SQL, {**params, "v": _vector_literal(vector)})
+            cursor.execute(VECTOR_SQL, {**params, "v": vector_literal(vector)})
             vectors = [row[0] for row in cursor.fetchall()]
         fused = reciprocal_rank([keyword, vectors], limit=k)
         if not fused:

@@ -66,6 +66,14 @@ class Reading:
     path: str = "/"   # the path of the source the signal was read for
     notes: tuple[str, ...] = field(default=())  # read but bearing on neither use ("search=y")
 
+    @classmethod
+    def joined(cls, parts: Iterable[Reading], path: str = "/") -> Reading:
+        """The readings of a signal's parts (its header lines, its rules) as one."""
+        parts = list(parts)
+        return cls(tuple(t for p in parts for t in p.terms),
+                   tuple(u for p in parts for u in p.unknown), path,
+                   tuple(n for p in parts for n in p.notes))
+
     def decide(self, usage: str) -> tuple[Pref, Term | None]:
         return combine(self.terms, usage)
 

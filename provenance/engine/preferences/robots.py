@@ -128,20 +128,13 @@ def read_robots(text: str, path: str) -> Reading:
         terms += [Term(u, Pref.NO, "robots-agents", says) for u in usages]
     relevant = [g for g in found
                 if "*" in g.agents or any(a.lower() in g.agents for a in AGENTS)]
-    notes: list[str] = []
-    for pattern, prefs in _usage_rules(relevant, path):
-        sub = read_aipref(prefs, says_prefix=f"Content-Usage: {pattern} ")
-        terms += sub.terms
-        unknown += sub.unknown
-        notes += sub.notes
-    for group in relevant:
-        for key, value in group.rules:
-            if key == "content-signal":
-                sub = read_content_signal(value)
-                terms += sub.terms
-                unknown += sub.unknown
-                notes += sub.notes
-    return Reading(tuple(_dedupe(terms)), tuple(unknown), path, tuple(notes))
+    rules = Reading.joined(
+        [read_aipref(prefs, says_prefix=f"Content-Usage: {pattern} ")
+         for pattern, prefs in _usage_rules(relevant, path)]
+        + [read_content_signal(value) for group in relevant for key, value in group.rules
+           if key == "content-signal"])
+    return Reading(tuple(_dedupe(terms + list(rules.terms))), tuple(unknown) + rules.unknown,
+                   path, rules.notes)
 
 
 def read_ai_txt(text: str, path: str) -> Reading:

@@ -110,37 +110,32 @@ def read_tdmrep(value: str, path: str) -> Reading:
                     return Reading(unknown=(says,), path=path)
                 return Reading(terms, path=path)
         return Reading(path=path)
-    return _with_path(read_headers(text, path), path)
+    return read_headers(text, path)  # the header or meta form
 
 
 def read_headers(value: str, path: str) -> Reading:
     """HTTP response header lines (or HTML meta name/content pairs written as headers)."""
-    terms: list[Term] = []
-    unknown: list[str] = []
-    notes: list[str] = []
-    for line in filter(None, (ln.strip() for ln in value.splitlines())):
-        name, sep, field = line.partition(":")
-        name, field = name.strip().lower(), field.strip()
-        if not sep:
-            unknown.append(line)
-            continue
-        if name == "content-usage":
-            sub = read_aipref(field)
-        elif name == "content-signal":
-            sub = read_content_signal(field)
-        elif name == "tdm-reservation":
-            tdm = _tdm_terms(field, line)
-            sub = Reading(tdm) if tdm else Reading(unknown=(line,))
-        elif name == "tdm-policy":
-            sub = Reading(notes=(line,))
-        elif name == "x-robots-tag":
-            sub = _read_x_robots(field, line)
-        else:
-            sub = Reading(unknown=(line,))
-        terms += sub.terms
-        unknown += sub.unknown
-        notes += sub.notes
-    return Reading(tuple(terms), tuple(unknown), path, tuple(notes))
+    return Reading.joined([_read_header(line) for line in
+                           filter(None, (ln.strip() for ln in value.splitlines()))], path)
+
+
+def _read_header(line: str) -> Reading:
+    name, sep, field = line.partition(":")
+    name, field = name.strip().lower(), field.strip()
+    if not sep:
+        return Reading(unknown=(line,))
+    if name == "content-usage":
+        return read_aipref(field)
+    if name == "content-signal":
+        return read_content_signal(field)
+    if name == "tdm-reservation":
+        tdm = _tdm_terms(field, line)
+        return Reading(tdm) if tdm else Reading(unknown=(line,))
+    if name == "tdm-policy":
+        return Reading(notes=(line,))
+    if name == "x-robots-tag":
+        return _read_x_robots(field, line)
+    return Reading(unknown=(line,))
 
 
 def _read_x_robots(field: str, line: str) -> Reading:
@@ -222,7 +217,3 @@ def _rsl_license(license_, url: str) -> Reading:  # type: ignore[no-untyped-def]
 
 def _local(tag: str) -> str:
     return tag.split("}", 1)[-1] if isinstance(tag, str) else ""
-
-
-def _with_path(reading: Reading, path: str) -> Reading:
-    return Reading(reading.terms, reading.unknown, path, reading.notes)
