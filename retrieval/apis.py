@@ -1,4 +1,6 @@
-"""/api/v1/datastores/: build a datastore from a published version, watch it, retrieve from it."""
+"""/api/v1/datastores/: build a datastore from a published version, watch it, retrieve from it.
+/api/v1/rag/answers/: answers from a checkpoint with retrieved passages in context, and what
+each passage and source contributed; /api/v1/rag/shares/: those shares per period."""
 
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ from rest_framework.response import Response
 
 from core.api import ServiceViewSet
 from core.permissions import Capability
+from retrieval import selectors
 from retrieval import serializers as s
 from retrieval.models import Datastore
 from retrieval.services import datastores
+from retrieval.services.answers import answer_create
 from retrieval.services.search import query_vector, retrieve
 
 
@@ -50,3 +54,38 @@ class DatastoreViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Service
             "datastore": store.pk, "query": data["query"], "note": note,
             "legs": ["keyword"] + (["vector"] if vector is not None else []),
             "hits": [asdict(h) for h in hits]}).data)
+
+
+class AnswerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceViewSet):
+    serializer_class = s.AnswerOut
+    filterset_fields = ["datastore", "checkpoint", "state", "mode"]
+    read_capability = Capability.READ_ALL
+    write_capability = Capability.GENERATE
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.answer_list(self.request.user).select_related("output")
+
+    @extend_schema(request=s.AnswerIn, responses={202: s.AnswerOut})
+    def create(self, request: Request) -> Response:
+        """Queue an answer on the gpu queue: retrieval (governed as of when it runs), the
+        checkpoint's answer with the passages in context, then the context attribution:
+        ablations of the passages, a sparse linear surrogate, verbatim spans, source shares."""
+        data = self.valid(s.AnswerIn)
+        answer = answer_create(actor=self.actor, **data)
+        return self.out(answer, status.HTTP_202_ACCEPTED)
+
+
+class ShareViewSet(ServiceViewSet):
+    """Each source's shares of answers, summed per period: the unit a licensing scheme pays
+    on. A rights-holder sees its own sources' rows; readers of everything see all."""
+
+    read_capability = Capability.SIGN_IN
+    pagination_class = None
+    filter_backends: list = []
+
+    @extend_schema(parameters=[s.SharesIn], responses=s.ShareRowOut(many=True))
+    def list(self, request: Request) -> Response:
+        query = s.SharesIn(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        rows = selectors.share_periods(request.user, **query.validated_data)
+        return Response(s.ShareRowOut(rows, many=True).data)

@@ -7,6 +7,7 @@ class RetrievalConfig(AppConfig):
 
     def ready(self) -> None:
         from core.jobs import recoverable_jobs
-        from retrieval.models import Datastore
+        from retrieval.models import Answer, Datastore
 
-        recoverable_jobs(("datastore_build", "retrieval.datastore_build", Datastore))
+        recoverable_jobs(("datastore_build", "retrieval.datastore_build", Datastore),
+                         ("answer", "retrieval.answer", Answer))

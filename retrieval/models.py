@@ -7,8 +7,9 @@ from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
 from pgvector.django import HnswIndex, VectorField
 
+from attribution.models import ModelOutput
 from core.models import Job
-from provenance.models import DatasetVersion, Document
+from provenance.models import DatasetVersion, DataSource, Document, ModelCheckpoint
 from provenance.models.documents import EMBEDDING_DIM
 
 
@@ -58,4 +59,57 @@ class Chunk(models.Model):
                       ef_construction=64, opclasses=["vector_cosine_ops"]),
             GinIndex(name="chunk_search_gin", fields=["search"]),
             models.Index(name="chunk_document", fields=["document"]),
+        ]
+
+
+class Answer(Job):
+    """A question answered by a registered checkpoint with passages retrieved from a datastore in
+    its context (or demonstrations chosen from it), and what the answer owes each passage: the
+    contributions of a sparse linear surrogate fitted on ablations of the context, verbatim
+    spans, and each source's share."""
+
+    class Mode(models.TextChoices):
+        PASSAGES = "passages"              # the top passages, as grounding
+        DEMONSTRATIONS = "demonstrations"  # chosen by similarity and diversity, as examples
+
+    datastore = models.ForeignKey(Datastore, on_delete=models.PROTECT, related_name="answers")
+    checkpoint = models.ForeignKey(ModelCheckpoint, on_delete=models.PROTECT,
+                                   related_name="answers")
+    question = models.TextField()
+    mode = models.CharField(max_length=20, choices=Mode.choices, default=Mode.PASSAGES)
+    k = models.PositiveSmallIntegerField(default=4)
+    ablations = models.PositiveSmallIntegerField(default=32)
+    params = models.JSONField(default=dict)  # DecodeParams
+    # [{chunk, document, sha256, text (as the model read it), truncated, sources, score,
+    #   contribution, leave_one_out}], in the order of the prompt
+    passages = models.JSONField(default=list, blank=True)
+    prompt = models.TextField(blank=True)
+    text = models.TextField(blank=True)
+    # {intercept, lds, heldout, ablations, alpha, full, empty}: how the contributions were fitted
+    attribution = models.JSONField(default=dict, blank=True)
+    spans = models.JSONField(default=list, blank=True)  # VerbatimSpan, as dicts
+    filtered = models.JSONField(default=dict, blank=True)
+    watermark = models.JSONField(default=dict, blank=True)
+    note = models.CharField(max_length=500, blank=True, default="")
+    # The answer as a model output, so that training-data attribution runs on it as on any other
+    output = models.OneToOneField(ModelOutput, null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="answer")
+
+    class Meta(Job.Meta):
+        indexes = [models.Index(name="answer_finished", fields=["finished_at"])]
+
+
+class AnswerShare(models.Model):
+    """One source's share of one answer (shares of an answer sum to 1, or it has none): the
+    unit a licensing scheme pays on, exported per period."""
+
+    answer = models.ForeignKey(Answer, on_delete=models.CASCADE, related_name="shares")
+    source = models.ForeignKey(DataSource, on_delete=models.PROTECT, related_name="+")
+    share = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["answer", "source"], name="answer_share_once"),
+            models.CheckConstraint(condition=models.Q(share__gt=0) & models.Q(share__lte=1),
+                                   name="answer_share_in_unit"),
         ]

@@ -5,9 +5,12 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from provenance import selectors as prov
-from provenance.models import DatasetVersion
+from provenance.models import DatasetVersion, ModelCheckpoint
 from provenance.serializers.common import VisibleId, one_line
-from retrieval.models import Datastore
+from provenance.serializers.datasets import JobFields
+from retrieval.models import Answer, Datastore
+from retrieval.selectors import PERIODS, datastore_list
+from retrieval.services.answers import MAX_PASSAGES
 
 
 class DatastoreOut(serializers.ModelSerializer):
@@ -64,3 +67,90 @@ class SearchOut(serializers.Serializer):
                                  help_text="keyword, and vector when a worker embedded the query")
     note = serializers.CharField(allow_blank=True)
     hits = HitOut(many=True)
+
+
+class PassageOut(serializers.Serializer):
+    chunk = serializers.IntegerField()
+    document = serializers.IntegerField()
+    sha256 = serializers.CharField()
+    text = serializers.CharField(allow_blank=True, help_text="the passage as the model read it")
+    truncated = serializers.BooleanField(help_text="cut to fit the checkpoint's context")
+    score = serializers.FloatField(help_text="its retrieval score (reciprocal-rank fusion)")
+    contribution = serializers.FloatField(
+        help_text="the surrogate's weight: how much keeping this passage raises the answer's "
+                  "logit-probability")
+    leave_one_out = serializers.FloatField(
+        help_text="the drop in the answer's logit-probability when this passage alone is left "
+                  "out (the cheap baseline)")
+    sources = HitSourceOut(many=True)
+
+
+class SpanOut(serializers.Serializer):
+    passage = serializers.IntegerField(help_text="index in passages")
+    start = serializers.IntegerField()
+    end = serializers.IntegerField()
+    passage_start = serializers.IntegerField()
+    passage_end = serializers.IntegerField()
+    words = serializers.IntegerField()
+
+
+class AnswerShareOut(serializers.Serializer):
+    source = serializers.IntegerField(source="source_id")  # type: ignore[assignment]
+    name = serializers.CharField(source="source.name")
+    share = serializers.FloatField()
+
+
+class AnswerOut(JobFields):
+    passages = PassageOut(many=True)
+    spans = SpanOut(many=True)
+    shares = AnswerShareOut(many=True)
+    attribution = serializers.JSONField(
+        help_text="method, ablations, heldout, alpha, intercept, full (the answer's "
+                  "logit-probability with every passage), lds (Spearman of the surrogate on the "
+                  "held-out ablations)")
+    attribution_runs = serializers.SerializerMethodField(
+        help_text="training-data attribution runs of this answer's model output")
+
+    class Meta:
+        model = Answer
+        fields = ["id", "datastore", "checkpoint", "question", "mode", "k", "ablations",
+                  "params", "text", "prompt", "passages", "attribution", "spans", "shares",
+                  "output", "attribution_runs", "filtered", "watermark", "note", "state",
+                  "stage", "position", "total", "unit", "percent", "error", "created_at",
+                  "started_at", "finished_at"]
+
+    def get_attribution_runs(self, answer: Answer) -> list[int]:
+        output = answer.output
+        return [] if output is None else sorted(output.runs.values_list("pk", flat=True))
+
+
+class AnswerIn(serializers.Serializer):
+    datastore = VisibleId(datastore_list, queryset=Datastore.objects.all())
+    checkpoint = VisibleId(prov.checkpoint_list, queryset=ModelCheckpoint.objects.all())
+    question = serializers.CharField(max_length=2000)
+    mode = serializers.ChoiceField(choices=Answer.Mode.choices, default=Answer.Mode.PASSAGES,
+                                   help_text="passages: the top k as grounding; demonstrations: "
+                                             "k chosen by similarity and diversity")
+    k = serializers.IntegerField(default=4, min_value=1, max_value=MAX_PASSAGES)
+    ablations = serializers.IntegerField(default=32, min_value=8, max_value=256,
+                                         help_text="random ablations the surrogate is fitted on")
+    params = serializers.JSONField(required=False, help_text="max_new_tokens, temperature "
+                                                             "(0 = greedy), top_p, seed")
+
+
+class SharesIn(serializers.Serializer):
+    period = serializers.ChoiceField(choices=PERIODS, default="month")
+    since = serializers.DateField(required=False, help_text="first day (UTC), inclusive")
+    until = serializers.DateField(required=False, help_text="last day (UTC), inclusive")
+    source = serializers.IntegerField(  # type: ignore[assignment]  # a field named "source"
+        required=False, min_value=1)
+
+
+class ShareRowOut(serializers.Serializer):
+    period = serializers.DateField(help_text="the period's first day")
+    period_kind = serializers.CharField()
+    source = serializers.IntegerField()  # type: ignore[assignment]  # a field named "source"
+    name = serializers.CharField()
+    rights_holder = serializers.CharField()
+    answers = serializers.IntegerField(help_text="answers that owed this source a share")
+    share = serializers.FloatField(help_text="the sum of those shares (each answer counts 1)")

@@ -25,3 +25,11 @@ def embed_query_task(query: str) -> list[float]:
     from provenance.services.embeddings import embed_texts
 
     return [float(x) for x in embed_texts([query])[0][0]]
+
+
+@shared_task(name="retrieval.answer", **JOB_TASK, soft_time_limit=30 * 60, time_limit=31 * 60)
+def answer_task(answer_id: int) -> None:
+    """Routed to the gpu queue: generation and the ablations' forward passes."""
+    from retrieval.services.answers import answer_run
+
+    answer_run(answer_id=answer_id)

@@ -89,6 +89,14 @@ OPS = [
        body=lambda w: {"name": "another store", "version": w["pub"]}),
     Op("search a datastore", "post", "/api/v1/datastores/{store}/search/", MODELS_READ,
        body={"query": "text of a"}),
+    # answers: asked by those who generate, read (passages of every holder) by those who read
+    # all; the shares export by everyone signed in, a rights-holder's rows its own
+    Op("list answers", "get", "/api/v1/rag/answers/", MODELS_READ),
+    Op("read an answer", "get", "/api/v1/rag/answers/{answer}/", MODELS_READ),
+    Op("ask a question", "post", "/api/v1/rag/answers/",
+       {"admin": 202, "curator": 202, "researcher": 202},
+       body=lambda w: {"datastore": w["store"], "checkpoint": w["ck"], "question": "why?"}),
+    Op("export answer shares per period", "get", "/api/v1/rag/shares/?period=month", SIGNED_IN),
     # dataset cards: a draft is for staff, auditors and researchers; writers edit and publish
     Op("read a version's card", "get", "/api/v1/versions/{pub}/card/", DRAFT_READ, other=404),
     Op("edit a card", "patch", "/api/v1/versions/{pub}/card/", CARD_WRITE,

@@ -13,3 +13,5 @@ def test_tasks_are_routed_to_queues_by_name():
     assert queue_of("attribution.run_execute") == "gpu"
     assert queue_of("takedowns.unlearn_run") == "gpu"
     assert queue_of("provenance.train_run") == "gpu"
+    assert queue_of("retrieval.answer") == "gpu"
+    assert queue_of("retrieval.datastore_build") == "default"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -52,6 +53,35 @@ EMPTY = ("the model ended its completion at once (end of text first): the comple
          "empty, and there is nothing to attribute; try another prompt or sampling settings")
 
 
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    watermark: dict[str, Any]  # {"gate", "emitted"} for a watermarked checkpoint, else {}
+    filtered: dict[str, Any]   # what the completion filters blocked
+
+
+def complete(checkpoint: ModelCheckpoint, model: Any, tokenizer: Any, prompt: str,
+             params: DecodeParams) -> Completion:
+    """A checkpoint's completion of a prompt as every product path makes it: with its watermark
+    where it was trained with one, then through the completion filters."""
+    from provenance.engine import lm
+
+    heads = lm.load_watermark_heads(model, tokenizer, checkpoint.local_path)
+    mark: dict[str, Any] = {}
+    if heads is None:
+        text = lm.generate(model, tokenizer, prompt, params)
+    else:
+        marked = lm.generate_marked(model, tokenizer, heads, prompt, params,
+                                    threshold=params.watermark_threshold)
+        text = marked.text
+        mark = {"gate": round(marked.gate, 4), "emitted": marked.emitted}
+    filtered: dict[str, Any] = {}
+    for apply in COMPLETION_FILTERS:
+        text, blocked = apply(checkpoint.pk, text)
+        filtered.update(blocked)
+    return Completion(text, mark, filtered)
+
+
 def model_output_generate(*, output_id: int) -> ModelOutput | None:
     """Produce the completion (idempotent: a finished output is left as it is)."""
     from provenance.engine import lm
@@ -61,22 +91,11 @@ def model_output_generate(*, output_id: int) -> ModelOutput | None:
         if output is None:
             return None
         model, tokenizer = lm.load(output.checkpoint.local_path)
-        params = DecodeParams.from_dict(output.params)
-        heads = lm.load_watermark_heads(model, tokenizer, output.checkpoint.local_path)
-        mark: dict[str, Any] = {}
-        if heads is None:
-            text = lm.generate(model, tokenizer, output.prompt, params)
-        else:
-            marked = lm.generate_marked(model, tokenizer, heads, output.prompt, params,
-                                        threshold=params.watermark_threshold)
-            text = marked.text
-            mark = {"gate": round(marked.gate, 4), "emitted": marked.emitted}
-        filtered: dict[str, Any] = {}
-        for apply in COMPLETION_FILTERS:
-            text, blocked = apply(output.checkpoint_id, text)
-            filtered.update(blocked)
+        made = complete(output.checkpoint, model, tokenizer, output.prompt,
+                        DecodeParams.from_dict(output.params))
         ModelOutput.objects.filter(pk=output_id).update(
-            state=State.SUCCEEDED, completion=text, watermark=mark, filtered=filtered,
-            note=EMPTY if not text.strip() else "", finished_at=timezone.now())
+            state=State.SUCCEEDED, completion=made.text, watermark=made.watermark,
+            filtered=made.filtered, note=EMPTY if not made.text.strip() else "",
+            finished_at=timezone.now())
     output.refresh_from_db()
     return output

@@ -256,6 +256,7 @@ CELERY_TASK_ROUTES = {
     "takedowns.unlearn_*": {"queue": "gpu"},
     "provenance.train_*": {"queue": "gpu"},
     "provenance.canary_*": {"queue": "gpu"},
+    "retrieval.answer": {"queue": "gpu"},
 }
 # Status lives on *Job / *Run rows; the result backend only counts the parts of a chord (a
 # gradient index built shard by shard), so results are ignored unless a task asks otherwise.

@@ -174,3 +174,26 @@ def test_unpacked_rows_and_token_logprobs_read_every_token_of_a_long_document(tm
     np.testing.assert_allclose(logprobs[width - 1:2 * width - 2], expected.numpy(), atol=1e-5)
     assert lm.windows(list(range(10)), 4) == [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]]
     assert lm.windows([1, 2], 4) == [[1, 2]]
+
+
+def test_continuation_logprob_scores_the_same_tokens_after_every_prompt(tmp_path):
+    """What context attribution reads: log p(answer | prompt), in padded batches of prompts of
+    different lengths, equal to one unpadded forward pass over prompt + answer; a prompt longer
+    than the context loses its start, never the answer."""
+    result = lm.train(corpus(30), TrainConfig(**{**TINY, "epochs": 1}), tmp_path / "run")
+    model, tokenizer = lm.load(result.model_dir)
+    answer = " harbour light winter"
+    prompts = ["river delta", "a much longer prompt about the salt market and the glass bridge",
+               " ".join(corpus(3, seed=9))]  # past the 32-token context
+    got = lm.continuation_logprob(model, tokenizer, prompts, answer, batch_size=2)
+    tail = tokenizer(answer, add_special_tokens=False)["input_ids"]
+    width = lm.context_length(model)
+    for prompt, value in zip(prompts, got, strict=True):
+        head = tokenizer(prompt, add_special_tokens=False)["input_ids"][-(width - len(tail)):]
+        ids = torch.tensor([head + tail])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1], -1)
+        expected = sum(float(logp[len(head) - 1 + i, t]) for i, t in enumerate(tail))
+        assert value == pytest.approx(expected, abs=1e-4)
+    assert got[0] != pytest.approx(got[1])  # the prompt matters
+    assert lm.continuation_logprob(model, tokenizer, prompts, "") == [0.0, 0.0, 0.0]

@@ -26,6 +26,7 @@ from provenance.engine.lm.heads import (
 from provenance.engine.lm.infer import (
     MarkedGeneration,
     context_length,
+    continuation_logprob,
     generate,
     generate_marked,
     load,
@@ -74,6 +75,7 @@ __all__ = [
     "WatermarkHeads",
     "build_model",
     "context_length",
+    "continuation_logprob",
     "device_for",
     "evaluate",
     "generate",

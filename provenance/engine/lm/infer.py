@@ -98,6 +98,42 @@ def token_logprobs(model: Any, tokenizer: Any, texts: Sequence[str],
     return [np.concatenate(p) for p in parts]
 
 
+@torch.no_grad()
+def continuation_logprob(model: Any, tokenizer: Any, prompts: Sequence[str], continuation: str,
+                         batch_size: int = 16, exclude: Sequence[int] = ()) -> list[float]:
+    """log p(continuation | prompt) for each prompt: the continuation's token log-probabilities
+    summed, its tokens the same after every prompt (tokenized apart, then joined). Where prompt
+    and continuation exceed the context, the prompt's start is dropped. `exclude` as in
+    `token_logprobs`."""
+    limit, eos = context_length(model), tokenizer.eos_token_id
+    tail = tokenizer(continuation, add_special_tokens=False)["input_ids"][:limit - 1]
+    if not prompts or not tail:
+        return [0.0] * len(prompts)
+    heads = [ids[-(limit - len(tail)):] or [eos]
+             for ids in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    target = torch.tensor(tail, device=device)
+    out: list[float] = []
+    for start in range(0, len(heads), batch_size):
+        chunk = heads[start:start + batch_size]
+        width = max(len(h) for h in chunk) + len(tail)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, head in enumerate(chunk):
+            ids[row, :len(head) + len(tail)] = torch.tensor(head + tail)
+            mask[row, :len(head) + len(tail)] = 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+        if len(exclude):
+            logits = logits.index_fill(-1, torch.tensor(list(exclude), device=device),
+                                       float("-inf"))
+        for row, head in enumerate(chunk):
+            # the logits at position p predict token p + 1
+            at = logits[row, len(head) - 1:len(head) - 1 + len(tail)]
+            out.append(float(torch.log_softmax(at, -1).gather(-1, target[:, None]).sum()))
+    return out
+
+
 def text_space(model_dir: Path | str, tokenizer: Any) -> list[int]:
     """Token ids a checkpoint's text head never predicts: its watermark characters when it was
     trained with watermarks (it keeps them in heads of their own), else none."""
