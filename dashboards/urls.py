@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from dashboards import portal, views
+from dashboards import answers, portal, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -22,6 +22,10 @@ urlpatterns = [
     path("sources/<int:source_id>/", views.source_detail, name="source"),
     path("datastores/", views.datastores, name="datastores"),
     path("datastores/<int:datastore_id>/", views.datastore_detail, name="datastore"),
+    path("answers/", answers.answers, name="answers"),
+    path("answers/<int:answer_id>/", answers.answer_detail, name="answer"),
+    path("answers/shares/", answers.shares, name="answer-shares"),
+    path("answers/shares.csv", answers.shares_csv, name="answer-shares-csv"),
     path("outputs/<int:output_id>/", views.output_detail, name="output"),
     path("attribution/<int:run_id>/", views.attribution_detail, name="attribution"),
     path("takedowns/", portal.takedowns, name="takedowns"),

@@ -23,6 +23,7 @@ from tests.factories import DatasetFactory, RightsHolderFactory, UserFactory
 # The fixtures more than one test module uses live in tests/fixtures/; importing them here shares
 # them with every test (a test module that defines one of the same name uses its own).
 from tests.fixtures.cards import published  # noqa: E402,F401
+from tests.fixtures.rag import rag  # noqa: E402,F401
 from tests.fixtures.remediation import trained  # noqa: E402,F401
 from tests.fixtures.scoping import corpus  # noqa: E402,F401
 from tests.fixtures.storage import s3_server, s3_store  # noqa: E402,F401

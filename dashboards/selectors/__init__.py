@@ -27,7 +27,13 @@ from dashboards.selectors.public import (
     transparency,
     version_page,
 )
-from dashboards.selectors.retrieval import datastore_context, datastores_context
+from dashboards.selectors.retrieval import (
+    answer_context,
+    answers_context,
+    datastore_context,
+    datastores_context,
+    shares_context,
+)
 from dashboards.selectors.staff import (
     FAILED_SHOWN_FOR,
     audit_context,
@@ -36,8 +42,11 @@ from dashboards.selectors.staff import (
 )
 
 __all__ = [
+    "answer_context",
+    "answers_context",
     "datastore_context",
     "datastores_context",
+    "shares_context",
     "FAILED_SHOWN_FOR",
     "ai_act_summary",
     "ancestry_cache_key",

@@ -12,7 +12,7 @@ from provenance.services.documents import document_tombstone
 from retrieval.engine.context import logit_probability
 from retrieval.models import Answer, AnswerShare, Chunk
 from retrieval.services.answers import answer_create, answer_run
-from tests.retrieval.test_datastores import ORCHARD
+from tests.fixtures.rag import ORCHARD
 
 pytestmark = pytest.mark.django_db
 

@@ -11,17 +11,9 @@ from provenance.services.embeddings import embed_texts
 from retrieval.models import Chunk, Datastore
 from retrieval.services import datastores
 from retrieval.services.search import retrieve
+from tests.fixtures.rag import HARBOUR, LONG, OBSERVATORY, ORCHARD
 
 pytestmark = pytest.mark.django_db
-
-HARBOUR = ("The harbour master kept a ledger of every ship that came in with the tide, noting its "
-           "cargo of salt, timber and wool, and the name of the captain who signed for it.")
-ORCHARD = ("In the orchard behind the mill the pear trees flowered early that spring, and the "
-           "miller's daughter counted the bees that worked the blossom every morning.")
-OBSERVATORY = ("From the observatory on the hill the astronomer watched a comet cross the sky for "
-               "eleven nights, sketching its tail by candlelight in a leather notebook.")
-LONG = " ".join(f"Paragraph {i} tells of the river barges that carried coal downstream to the "
-                f"foundry, where the furnaces burned day and night." for i in range(40))
 
 
 @pytest.fixture
