@@ -75,6 +75,8 @@ class PassageOut(serializers.Serializer):
     sha256 = serializers.CharField()
     text = serializers.CharField(allow_blank=True, help_text="the passage as the model read it")
     truncated = serializers.BooleanField(help_text="cut to fit the checkpoint's context")
+    erased = serializers.BooleanField(default=False, help_text="its document's text was purged "
+                                                              "(an erasure): the text is gone")
     score = serializers.FloatField(help_text="its retrieval score (reciprocal-rank fusion)")
     contribution = serializers.FloatField(
         help_text="the surrogate's weight: how much keeping this passage raises the answer's "

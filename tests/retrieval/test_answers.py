@@ -128,3 +128,28 @@ def test_bad_share_queries_name_the_parameter(client_as, query, field):
     refused = client_as("auditor").get("/api/v1/rag/shares/", query)
     assert refused.status_code == 400 and field in refused.json()
     assert client_as("anonymous").get("/api/v1/rag/shares/").status_code == 403
+
+
+def test_an_erasure_reaches_the_chunks_and_the_answers_that_held_the_text(rag):
+    """A purged document's text is gone from retrieval too: its chunks (text and embedding) are
+    deleted, and the answers that had it in context keep the passage's place without its text,
+    in the passages, the prompt and the model output's prompt; the ledger says what was erased."""
+    orchard = Document.objects.get(text=ORCHARD)
+    answer = answered(rag, "pear blossom in the orchard", k=2)
+    [held] = [p for p in answer.passages if p["document"] == orchard.pk]
+    assert held["text"] in answer.prompt
+    store_chunks = rag["store"].chunk_count
+    chunks = Chunk.objects.filter(document=orchard).count()
+    document_tombstone(document=orchard, actor=None, reason="erasure", purge_text=True)
+    assert not Chunk.objects.filter(document=orchard).exists()
+    rag["store"].refresh_from_db()
+    assert rag["store"].chunk_count == store_chunks - chunks
+    answer.refresh_from_db()
+    [erased] = [p for p in answer.passages if p["document"] == orchard.pk]
+    assert erased["text"] == "" and erased["erased"] is True
+    assert held["text"] not in answer.prompt and "[passage erased]" in answer.prompt
+    assert held["text"] not in answer.output.prompt
+    kept = [p for p in answer.passages if p["document"] != orchard.pk]
+    assert all(p["text"] and p["text"] in answer.prompt for p in kept)
+    entry = LedgerEntry.objects.get(event="document.removed", subject_id=str(orchard.pk))
+    assert entry.payload["copies_erased"] == {"chunks": chunks, "answers": 1}
