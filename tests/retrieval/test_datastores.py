@@ -62,6 +62,15 @@ def test_keyword_and_vector_legs_both_find_the_passage(corpus):
     assert hits[0].sources[0]["license"] == "CC-BY-4.0"
 
 
+def test_the_keyword_leg_finds_a_question_with_words_its_passage_lacks(corpus):
+    """Any of the question's words, not all: a question wording things its own way (here
+    "decade" and "vessels", in no document) still finds the passage by the words it shares."""
+    [hit, *_] = top(corpus["store"], "In which decade did the captain sign for the salt vessels?",
+                    vector=False)
+    assert hit.text.startswith("The harbour master") and hit.keyword_rank == 1
+    assert top(corpus["store"], "the of and which", vector=False) == []  # stop words only
+
+
 def test_a_tombstoned_document_is_never_returned_from_the_commit_on(corpus):
     assert any("comet" in h.text for h in top(corpus["store"], "astronomer comet"))
     comet = Chunk.objects.filter(text__contains="comet").first().document
