@@ -35,11 +35,14 @@ log = logging.getLogger(__name__)
 CANDIDATES = 50  # per leg: deep enough for the fusion to matter, cheap at 10^5 chunks
 EF_SEARCH = 80   # HNSW's candidate list (pgvector's default is 40): recall over a filtered scan
 
+# ARRAY(...) of an uncorrelated subquery is an InitPlan: the refusing sources are computed once
+# per statement, not once per candidate row (as `IN (subquery)` planned here: a nested
+# anti-join that re-aggregated the signals for every row the leg looked at).
 ALLOWED = f"""
     d.removed_at IS NULL
     AND NOT EXISTS (SELECT 1 FROM provenance_occurrence o
                     WHERE o.document_id = c.document_id
-                      AND o.source_id IN ({REFUSING_SOURCES_SQL.format(usage="ai_input")}))
+                      AND o.source_id = ANY(ARRAY({REFUSING_SOURCES_SQL.format(usage="ai_input")})))
 """
 
 # The question's words as one tsquery of alternatives: 'harbour' | 'salt' | ... (the lexemes
