@@ -80,7 +80,9 @@ def _context(answer: Answer) -> list[Hit]:
     stored = dict(Chunk.objects.filter(pk__in=[h.chunk for h in hits])
                   .values_list("pk", "embedding"))
     hits = [h for h in hits if stored.get(h.chunk) is not None]
-    rows = np.asarray([stored[h.chunk] for h in hits], dtype=np.float64).reshape(len(hits), -1)
+    if not hits:
+        return []
+    rows = np.asarray([stored[h.chunk] for h in hits], dtype=np.float64)
     return [hits[i] for i in diverse(np.asarray(vector, dtype=np.float64), rows, answer.k)]
 
 

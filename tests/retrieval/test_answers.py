@@ -153,3 +153,15 @@ def test_an_erasure_reaches_the_chunks_and_the_answers_that_held_the_text(rag):
     assert all(p["text"] and p["text"] in answer.prompt for p in kept)
     entry = LedgerEntry.objects.get(event="document.removed", subject_id=str(orchard.pk))
     assert entry.payload["copies_erased"] == {"chunks": chunks, "answers": 1}
+
+
+@pytest.mark.parametrize("mode", ["passages", "demonstrations"])
+def test_with_every_source_refused_the_answer_has_no_context_and_owes_none(rag, mode):
+    for source in ("port", "farm", "sky"):
+        usage.opt_out_signal_record(source=rag[source], actor=None, kind="http_header",
+                                    value="Content-Usage: ai-use=n")
+    answer = answered(rag, "who kept the harbour ledger?", k=3, mode=mode)
+    assert answer.passages == [] and answer.attribution == {} and answer.spans == []
+    assert "without context" in answer.note and not answer.shares.exists()
+    assert "Passage" not in answer.prompt and "Example" not in answer.prompt
+    assert answer.output.prompt == answer.prompt
