@@ -6,8 +6,9 @@ on paraphrased questions, the quality of the answers' context attribution, and r
 
 World (seed 0): `--docs` synthetic fact documents (a person, their trade and town, the
 organisation they founded, its year, what it became known for), written in three templates and
-spread over 20 sources of 4 rights-holders, plus the 300 paragraphs of the Python Language
-Reference that CPython ships (`pydoc_data`, offline) as a source of real prose. They are ingested,
+spread over 20 sources of 4 rights-holders, plus the distinct paragraphs of the Python Language
+Reference that CPython ships (`pydoc_data`, offline; 243 on CPython 3.11) as a source of real
+prose. They are ingested,
 curated into a published version (near-duplicate threshold 0.95: the templates share words) and
 built into a datastore by `datastore_build` (chunks, MiniLM embeddings, full-text index).
 
@@ -138,16 +139,9 @@ def make_facts(n: int, rng: random.Random, taken: set[str]) -> list[Fact]:
     return out
 
 
-def wilson(hits: int, n: int, z: float = 1.96) -> list[float]:
-    if not n:
-        return [0.0, 1.0]
-    p = hits / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
-    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
-
-
 def rate(flags: list[bool]) -> dict[str, Any]:
+    from attribution_realtext import wilson
+
     return {"n": len(flags), "rate": round(sum(flags) / len(flags), 4) if flags else None,
             "wilson95": wilson(sum(flags), len(flags))}
 
@@ -220,7 +214,8 @@ def build_world(args: Any, folder: Path) -> dict[str, Any]:
         ids = ingest(source, mine, folder)
         doc_of.update(ids)
         source_of.update({pk: source.pk for pk in ids.values()})
-    paragraphs = rt.corpus(300)
+    # pydoc's topics repeat some paragraphs under several keys: each one once
+    paragraphs = list(dict.fromkeys(rt.corpus(400)))[:300]
     doc_of.update(ingest(python, paragraphs, folder))
     version = publish(f"rag-bench-{stamp}", [s.pk for s in sources] + [python.pk])
     ingest_s = time.perf_counter() - started
@@ -252,7 +247,7 @@ def question_sets(world: dict[str, Any], n: int) -> dict[str, list[dict[str, Any
                  for f in rng.sample(facts, min(n, len(facts)))]
     python = []
     for opening, prompt, completion in rt.PARAPHRASES:
-        found = [p for p in world["paragraphs"] if p.startswith(opening) and p in doc_of]
+        found = sorted({p for p in world["paragraphs"] if p.startswith(opening) and p in doc_of})
         if len(found) == 1:
             python.append({"question": prompt + completion, "gold": doc_of[found[0]]})
     return {"named": named, "described": described, "python": python}

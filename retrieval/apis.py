@@ -63,7 +63,8 @@ class AnswerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVie
     write_capability = Capability.GENERATE
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        return selectors.answer_list(self.request.user).select_related("output")
+        return (selectors.answer_list(self.request.user).select_related("output")
+                .prefetch_related("output__runs"))
 
     @extend_schema(request=s.AnswerIn, responses={202: s.AnswerOut})
     def create(self, request: Request) -> Response:

@@ -123,7 +123,7 @@ class AnswerOut(JobFields):
 
     def get_attribution_runs(self, answer: Answer) -> list[int]:
         output = answer.output
-        return [] if output is None else sorted(output.runs.values_list("pk", flat=True))
+        return [] if output is None else sorted(run.pk for run in output.runs.all())
 
 
 class AnswerIn(serializers.Serializer):

@@ -11,25 +11,15 @@ from provenance.services.embeddings import embed_texts
 from retrieval.models import Chunk, Datastore
 from retrieval.services import datastores
 from retrieval.services.search import retrieve
-from tests.fixtures.rag import HARBOUR, LONG, OBSERVATORY, ORCHARD
+from tests.fixtures.rag import LONG, governed_store
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def corpus(make_source, ingest_texts, publish_version):
-    port = make_source(name="port records", license_expression="CC0-1.0",
-                       uri="https://port.example/records")
-    farm = make_source(name="farm letters", license_expression="CC-BY-4.0")
-    sky = make_source(name="sky notes", license_expression="CC0-1.0")
-    ingest_texts(port, [HARBOUR, LONG])
-    ingest_texts(farm, [ORCHARD])
-    ingest_texts(sky, [OBSERVATORY, HARBOUR])  # the harbour text is in two sources
-    version = publish_version()
-    store = datastores.datastore_create(version=version, name="governed", actor=None,
-                                        chunk_tokens=48, overlap_tokens=8, enqueue=False)
-    store = datastores.datastore_build(datastore_id=store.pk)
-    return {"port": port, "farm": farm, "sky": sky, "version": version, "store": store}
+    return governed_store(make_source, ingest_texts, publish_version, "governed", 48, 8,
+                          uri="https://port.example/records")
 
 
 def top(store, query, k=3, vector=True):
