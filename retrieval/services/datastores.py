@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max, QuerySet
 from django.utils import timezone
 
@@ -106,6 +106,8 @@ def _finish(store: Datastore, position: int) -> None:
         state=Datastore.State.SUCCEEDED, stage="done", position=position, chunk_count=chunks,
         document_count=documents, finished_at=timezone.now(), updated_at=timezone.now())
     store.refresh_from_db()
+    with connection.cursor() as cursor:  # fresh word statistics for the keyword leg
+        cursor.execute("ANALYZE retrieval_chunk")
     ledger_append(actor=store.created_by, event="datastore.built", subject=store,
                   payload={"version": store.version_id, "documents": documents,
                            "chunks": chunks, "embedder": store.embedder})

@@ -2,8 +2,9 @@
 
 Two legs, each in one SQL statement: keywords (PostgreSQL full-text search over the chunks'
 English tsvector: a chunk matches when it holds **any** of the question's words, stemmed and
-without stop words, ranked by `ts_rank_cd`; all of them, as `websearch_to_tsquery` asks, found 0%
-of paraphrased questions in bench/rag_eval.py, any 97% on its tuning half) and vectors
+without stop words, ranked by `ts_rank_cd`. With every word, as `websearch_to_tsquery` asks, the
+leg found none of bench/rag_eval.py's paraphrased questions; with any word, all of those in the
+tuning half of its tuning world) and vectors
 (pgvector's HNSW index by
 cosine distance, `hnsw.iterative_scan` on, so the scan goes on past rows the filters drop until it
 has enough). Their lists are fused by reciprocal rank (retrieval/engine/fusion.py).
@@ -46,10 +47,22 @@ ALLOWED = f"""
 """
 
 # The question's words as one tsquery of alternatives: 'harbour' | 'salt' | ... (the lexemes
-# to_tsvector keeps, quoted; empty when every word is a stop word, which matches nothing).
+# to_tsvector keeps, quoted), less the words the planner's statistics say are in more than
+# COMMON_ROWS chunks: ranking every chunk that holds a common word cost seconds at 10^5 chunks
+# (bench/retrieval_latency.py), and such a word tells passages apart no better than a stop word.
+# Empty when nothing is left, which matches nothing (the vector leg still answers).
+COMMON_ROWS = 1000
 ANY_WORD = """(SELECT coalesce(string_agg(quote_literal(replace(lexeme, '\\', '')), ' | ')
                               ::tsquery, ''::tsquery) AS query
-       FROM unnest(tsvector_to_array(to_tsvector('english', %(q)s))) lexeme) any_word"""
+       FROM unnest(tsvector_to_array(to_tsvector('english', %(q)s))) lexeme
+       WHERE lexeme NOT IN (
+           SELECT common.lexeme
+           FROM pg_stats s JOIN pg_class t ON t.oid = 'retrieval_chunk'::regclass,
+                unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs)
+                    AS common(lexeme, freq)
+           WHERE s.schemaname = current_schema() AND s.tablename = 'retrieval_chunk'
+             AND s.attname = 'search' AND common.lexeme IS NOT NULL
+             AND common.freq * t.reltuples > """ + str(COMMON_ROWS) + """)) any_word"""
 
 KEYWORD_SQL = f"""
 SELECT c.id FROM retrieval_chunk c JOIN provenance_document d ON d.id = c.document_id,

@@ -61,6 +61,18 @@ def test_the_keyword_leg_finds_a_question_with_words_its_passage_lacks(corpus):
     assert top(corpus["store"], "the of and which", vector=False) == []  # stop words only
 
 
+def test_words_the_statistics_call_common_are_left_out_of_the_keyword_leg(corpus, monkeypatch):
+    """The build refreshes the planner's statistics; a word they count in more than COMMON_ROWS
+    chunks does not select passages (here the bar is lowered to 0: every word they list)."""
+    from retrieval.services import search
+
+    assert top(corpus["store"], "comet notebook candlelight", vector=False)
+    lowered = search.KEYWORD_SQL.replace(f"> {search.COMMON_ROWS})", "> 0)")
+    assert lowered != search.KEYWORD_SQL
+    monkeypatch.setattr(search, "KEYWORD_SQL", lowered)
+    assert top(corpus["store"], "comet notebook candlelight", vector=False) == []
+
+
 def test_a_tombstoned_document_is_never_returned_from_the_commit_on(corpus):
     assert any("comet" in h.text for h in top(corpus["store"], "astronomer comet"))
     comet = Chunk.objects.filter(text__contains="comet").first().document
