@@ -479,6 +479,7 @@ def main() -> int:
     parser.add_argument("--qa-examples", type=int, default=4000)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--probes", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     _setup()
     started = time.perf_counter()
@@ -532,13 +533,13 @@ def main() -> int:
             and latency_1e5["p95_ms"] <= GOALS["p95_ms_at_1e5"]},
         "seconds": round(time.perf_counter() - started),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    report(result)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    report(result, args.out)
     return 0
 
 
-def report(result: dict[str, Any]) -> None:
+def report(result: dict[str, Any], out: Path) -> None:
     def cell(r: dict[str, Any]) -> str:
         lo, hi = r["wilson95"]
         return f"{r['rate']:.2f} [{lo:.2f}, {hi:.2f}] n={r['n']}" if r["n"] else "—"
@@ -569,7 +570,7 @@ def report(result: dict[str, Any]) -> None:
               f"probes hit before, {r['chunks_returned_after']} chunks after; first probe "
               f"{r['seconds_commit_to_first_probe'] * 1000:.0f} ms after the commit")
     print(f"goals met: {result['goals_met']}")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
