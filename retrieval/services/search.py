@@ -1,13 +1,12 @@
 """Hybrid retrieval from a datastore, governed at query time.
 
 Two legs, each in one SQL statement: keywords (PostgreSQL full-text search over the chunks'
-English tsvector: a chunk matches when it holds **any** of the question's words, stemmed and
-without stop words, ranked by `ts_rank_cd`. With every word, as `websearch_to_tsquery` asks, the
-leg found none of bench/rag_eval.py's paraphrased questions; with any word, all of those in the
-tuning half of its tuning world) and vectors
-(pgvector's HNSW index by
-cosine distance, `hnsw.iterative_scan` on, so the scan goes on past rows the filters drop until it
-has enough). Their lists are fused by reciprocal rank (retrieval/engine/fusion.py).
+English tsvector: a chunk matches when it holds **any** of the question's words, stemmed, without
+stop words or words too common to tell passages apart, ranked by `ts_rank_cd`; with every word,
+as `websearch_to_tsquery` asks, the leg found none of bench/rag_eval.py's paraphrased questions)
+and vectors (pgvector's HNSW index by cosine distance, `hnsw.iterative_scan` on, so the scan goes
+on past rows the filters drop until it has enough). Their lists are fused by reciprocal rank
+(retrieval/engine/fusion.py).
 
 **Governed in the same statements**: a chunk is never returned when its document is tombstoned
 or when any source the document was found in refuses ai-input as of the query (the ai_input
