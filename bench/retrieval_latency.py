@@ -81,6 +81,7 @@ def write_datastore(n: int, seed: int) -> dict[str, Any]:
     from provenance.models import Dataset, DatasetVersion, RightsHolder
     from provenance.services.sources import source_create
     from retrieval.models import Datastore
+    from retrieval.services.search import vector_literal
 
     rng = np.random.default_rng(seed)
     vocab = vocabulary(5000, rng)
@@ -125,9 +126,8 @@ def write_datastore(n: int, seed: int) -> dict[str, Any]:
                     i = d * CHUNKS_PER_DOCUMENT + ordinal
                     texts.append(piece)
                     chunk_source[i], chunk_document[i] = source, doc_id
-                    literal = "[" + ",".join(f"{x:.6g}" for x in vectors[i]) + "]"
                     chunks.append((store.pk, doc_id, ordinal, offset, offset + len(piece),
-                                   piece, literal))
+                                   piece, vector_literal(vectors[i])))
                     offset += len(piece) + 1
             with cursor.copy("COPY provenance_document (id, sha256, normalised_sha256, text, "
                              "byte_count, token_estimate, minhash, language, removed_at, "

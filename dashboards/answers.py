@@ -4,7 +4,6 @@ through the API's input serializer and retrieval's service, as POST /api/v1/rag/
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -31,15 +30,10 @@ def answers(request: HttpRequest) -> HttpResponse:
     assert isinstance(actor, User)  # login_required
     require(actor, Capability.GENERATE, "your role cannot ask for answers")
     form = {f: request.POST[f] for f in FORM_FIELDS if request.POST.get(f, "") != ""}
-    serializer = s.AnswerIn(data=form, context={"request": request})
     try:
-        if not serializer.is_valid():
-            raise ValidationError({f: [str(m) for m in errors]
-                                   for f, errors in serializer.errors.items()})
-        answer = answer_create(actor=actor, **serializer.validated_data)
+        answer = answer_create(actor=actor, **_valid(s.AnswerIn, form, request))
     except ValidationError as exc:
-        context.update(form=form, form_error="; ".join(
-            f"{field}: {' '.join(messages)}" for field, messages in exc.message_dict.items()))
+        context.update(form=form, form_error=_said(exc))
         return render(request, "dashboards/answers.html", context, status=400)
     return redirect(f"/answers/{answer.pk}/")
 
@@ -52,23 +46,26 @@ def answer_detail(request: HttpRequest, answer_id: int) -> HttpResponse:
     return render(request, "dashboards/answer.html", context)
 
 
-def _day(value: str | None, name: str) -> dt.date | None:
-    if not value:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise ValidationError({name: f"{value!r} is not a date (YYYY-MM-DD)"}) from exc
+def _valid(serializer_class: type[Any], data: Any, request: HttpRequest) -> dict[str, Any]:
+    """The API's input serializer applied to a form or query string, so that the pages accept
+    exactly what the API does; its errors become a ValidationError naming each field."""
+    serializer = serializer_class(data=data, context={"request": request})
+    if not serializer.is_valid():
+        raise ValidationError({f: [str(m) for m in errors]
+                               for f, errors in serializer.errors.items()})
+    return dict(serializer.validated_data)
+
+
+def _said(exc: ValidationError) -> str:
+    return "; ".join(f"{field}: {' '.join(messages)}"
+                     for field, messages in exc.message_dict.items())
 
 
 def _query(request: HttpRequest) -> dict[str, Any]:
-    from retrieval.selectors import PERIODS
+    from retrieval import serializers as s
 
-    period = request.GET.get("period") or "month"
-    if period not in PERIODS:
-        raise ValidationError({"period": f"one of {', '.join(PERIODS)}"})
-    return {"period": period, "since": _day(request.GET.get("since"), "since"),
-            "until": _day(request.GET.get("until"), "until")}
+    # an empty date box (or period) is left out, as the API leaves out a missing parameter
+    return _valid(s.SharesIn, {k: v for k, v in request.GET.items() if v != ""}, request)
 
 
 @login_required
@@ -76,9 +73,8 @@ def shares(request: HttpRequest) -> HttpResponse:
     try:
         query = _query(request)
     except ValidationError as exc:
-        context = selectors.shares_context(request.user, "month", None, None)
-        context["form_error"] = "; ".join(f"{k}: {' '.join(v)}"
-                                          for k, v in exc.message_dict.items())
+        context = selectors.shares_context(request.user)
+        context["form_error"] = _said(exc)
         return render(request, "dashboards/shares.html", context, status=400)
     return render(request, "dashboards/shares.html",
                   selectors.shares_context(request.user, **query))
@@ -91,9 +87,7 @@ def shares_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     try:
         query = _query(request)
     except ValidationError as exc:
-        return HttpResponse("; ".join(f"{k}: {' '.join(v)}" for k, v in
-                                      exc.message_dict.items()), status=400,
-                            content_type="text/plain; charset=utf-8")
+        return HttpResponse(_said(exc), status=400, content_type="text/plain; charset=utf-8")
     rows = selectors.shares_context(request.user, **query)["rows"]
     response = StreamingHttpResponse(as_csv(rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = \

@@ -84,12 +84,13 @@ def answer_context(user: Any, answer_id: int) -> dict[str, Any] | None:
             "can_attribute": can(user, Capability.START_ATTRIBUTION)}
 
 
-def shares_context(user: Any, period: str, since: Any, until: Any) -> dict[str, Any]:
+def shares_context(user: Any, period: str = "month", since: Any = None, until: Any = None,
+                   source: int | None = None) -> dict[str, Any]:
     """Per-period shares of answers: everything for readers of all, a rights-holder's own
     sources for a rights-holder."""
     from retrieval.selectors import PERIODS, share_periods
 
     require(user, Capability.SIGN_IN)
-    rows = share_periods(user, period=period, since=since, until=until)
+    rows = share_periods(user, period=period, since=since, until=until, source=source)
     return {"rows": rows, "period": period, "periods": PERIODS, "since": since or "",
             "until": until or ""}

@@ -53,5 +53,7 @@ def test_a_bad_question_is_refused_on_the_page_with_the_field_named(rag, pages_a
     assert refused.status_code == 400 and "k: " in refused.content.decode()
     assert not Answer.objects.exists()
     assert pages_as("auditor").post("/answers/", {"question": "why?"}).status_code == 403
+    empty_boxes = pages_as("curator").get("/answers/shares/?period=week&since=&until=")
+    assert empty_boxes.status_code == 200  # the form's empty date boxes mean "no bound"
     bad = pages_as("curator").get("/answers/shares/?since=2026-02-30")
     assert bad.status_code == 400 and "since" in bad.content.decode()
