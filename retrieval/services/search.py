@@ -6,7 +6,7 @@ stop words or words too common to tell passages apart, ranked by `ts_rank_cd`; w
 as `websearch_to_tsquery` asks, the leg found none of bench/rag_eval.py's paraphrased questions)
 and vectors (pgvector's HNSW index by cosine distance, `hnsw.iterative_scan` on, so the scan goes
 on past rows the filters drop until it has enough). Their lists are fused by reciprocal rank
-(retrieval/engine/fusion.py).
+(retrieval/engine/fusion.py), the keyword leg weighted by RETRIEVAL_KEYWORD_WEIGHT.
 
 **Governed in the same statements**: a chunk is never returned when its document is tombstoned
 or when any source the document was found in refuses ai-input as of the query (the ai_input
@@ -115,9 +115,12 @@ def vector_literal(vector: np.ndarray | list[float]) -> str:
 
 
 def retrieve(store: Datastore, query: str, vector: np.ndarray | list[float] | None, k: int = 5,
-             candidates: int = CANDIDATES) -> list[Hit]:
+             candidates: int = CANDIDATES, keyword_weight: float | None = None) -> list[Hit]:
     """The top `k` chunks for `query` (and its embedding, when given: without one only the
-    keyword leg runs), each with its document, sources and both legs' ranks."""
+    keyword leg runs), each with its document, sources and both legs' ranks. The legs are
+    fused with the keyword leg weighted by `keyword_weight` (RETRIEVAL_KEYWORD_WEIGHT)."""
+    weight = float(setting("RETRIEVAL_KEYWORD_WEIGHT") if keyword_weight is None
+                   else keyword_weight)
     params: dict[str, Any] = {"store": store.pk, "q": query, "k": candidates}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(KEYWORD_SQL, params)
@@ -128,7 +131,7 @@ def retrieve(store: Datastore, query: str, vector: np.ndarray | list[float] | No
             cursor.execute(f"SET LOCAL hnsw.ef_search = {int(EF_SEARCH)}")
             cursor.execute(VECTOR_SQL, {**params, "v": vector_literal(vector)})
             vectors = [row[0] for row in cursor.fetchall()]
-        fused = reciprocal_rank([keyword, vectors], limit=k)
+        fused = reciprocal_rank([keyword, vectors], limit=k, weights=[weight, 1.0])
         if not fused:
             return []
         cursor.execute(HITS_SQL, [[f.item for f in fused]])

@@ -44,3 +44,19 @@ def test_reciprocal_rank_rewards_agreement_and_keeps_each_lists_rank():
     assert fused[0].score == pytest.approx(1 / 61 + 1 / 62)
     assert [f.item for f in reciprocal_rank([["a", "b"], []], limit=1)] == ["a"]
     assert reciprocal_rank([["x", "x", "y"]])[0].ranks == (1,)  # a repeat keeps its best rank
+
+
+def test_weighted_reciprocal_rank_lets_the_heavier_list_rank_first():
+    lists = [["k1", "k2", "both"], ["v1", "v2", "both"]]
+    assert [f.item for f in reciprocal_rank(lists)][:3] == ["both", "k1", "v1"]  # tie: first seen
+    heavier = reciprocal_rank(lists, weights=[2.0, 1.0])
+    assert [f.item for f in heavier][:3] == ["both", "k1", "k2"]
+    assert heavier[0].score == pytest.approx(2 / 63 + 1 / 63)
+    # a weight of 0 drops a list's say, not its items' ranks
+    alone = reciprocal_rank(lists, weights=[0.0, 1.0])
+    assert [f.item for f in alone][:3] == ["v1", "v2", "both"]
+    assert alone[2].ranks == (3, 3)
+    with pytest.raises(ValueError, match="one weight"):
+        reciprocal_rank(lists, weights=[1.0])
+    with pytest.raises(ValueError, match="not negative"):
+        reciprocal_rank(lists, weights=[-1.0, 1.0])

@@ -61,6 +61,23 @@ def test_the_keyword_leg_finds_a_question_with_words_its_passage_lacks(corpus):
     assert top(corpus["store"], "the of and which", vector=False) == []  # stop words only
 
 
+def test_the_keyword_weight_decides_which_leg_leads_when_they_disagree(corpus, settings):
+    """Keywords point at the comet, the embedding at the orchard: the weight given the keyword
+    leg, as an argument or as RETRIEVAL_KEYWORD_WEIGHT, decides which leads. (On four documents
+    the vector leg lists every chunk, the comet's too: only a weight of 0 lets the orchard lead.)"""
+    store = corpus["store"]
+    words, meaning = "comet notebook candlelight", embed_texts(["bees visiting fruit trees"])[0][0]
+
+    def first(**kwargs):
+        return retrieve(store, words, meaning, k=3, **kwargs)[0].text
+
+    assert "comet" in first(keyword_weight=2.0) and "orchard" in first(keyword_weight=0.0)
+    settings.TRAILMARK = {**settings.TRAILMARK, "RETRIEVAL_KEYWORD_WEIGHT": 0.0}
+    assert "orchard" in first()
+    settings.TRAILMARK = {**settings.TRAILMARK, "RETRIEVAL_KEYWORD_WEIGHT": 2.0}
+    assert "comet" in first()
+
+
 def test_words_the_statistics_call_common_are_left_out_of_the_keyword_leg(corpus, monkeypatch):
     """The build refreshes the planner's statistics; a word they count in more than COMMON_ROWS
     chunks does not select passages (here the bar is lowered to 0: every word they list)."""
