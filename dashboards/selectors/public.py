@@ -42,8 +42,13 @@ def version_page(slug: str, number: int) -> dict[str, Any] | None:
             .order_by(F("published_at").desc(nulls_last=True), "-revision").first())
     takedowns = takedowns_touching(set(version_lineage(version)))
     languages = version_composition(version).by_language
+    from provenance.services.datasets import recipe_diff
+
     return {
         "version": version,
+        "stages": version.recipe.get("stages", []),
+        "recipe_changes": recipe_diff(version.parent.recipe, version.recipe)
+        if version.parent else [],
         "by_language": bars(languages, {tag: language_name(tag) if tag else "not declared"
                                         for tag in languages}),
         "by_source": bars({int(k): n for k, n in version.counts_by_source.items()}, names),

@@ -92,6 +92,11 @@ class VersionExclusion(models.Model):
         NEAR_DUPLICATE = "near_duplicate"
         SOURCE_INACTIVE = "source_inactive"
         HELD_OUT = "held_out"  # set aside, never trained on: the reference for membership tests
+        # A recipe's research stages (services/stages.py)
+        LANGUAGE = "language"
+        QUALITY = "quality"
+        SEMANTIC_DUPLICATE = "semantic_duplicate"
+        NOT_SELECTED = "not_selected"
 
     version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="exclusions")
     document = models.ForeignKey(Document, on_delete=models.PROTECT, related_name="+")

@@ -24,6 +24,7 @@ from provenance.ledger.append import ledger_append
 from provenance.models import CurationJob, Dataset, DatasetVersion, DataSource, User
 from provenance.models import VersionExclusion as Exclusion
 from provenance.services.datasets import dataset_version_publish
+from provenance.services.stages import stages_apply
 from provenance.services.staging import Plan, copy_bigints, copy_rows
 from provenance.services.usage import source_refused
 
@@ -76,7 +77,8 @@ def curation_plan(recipe: dict[str, Any], progress: Callable[[int], None] | None
     3. only recipe sources that are active contribute -> else out (source_inactive);
     4. near-duplicates (MinHash LSH at the threshold, estimated Jaccard confirmed) of a document
        kept earlier in sha256 order -> out;
-    5. the held-out share (by hash, after deduplication) -> out (held_out).
+    5. the held-out share (by hash, after deduplication) -> out (held_out);
+    6. the recipe's stages, in its order, over what is left (services/stages.py).
     """
     verdicts = source_verdicts(recipe)
     sources = {s.pk: s for s in DataSource.objects.filter(pk__in=recipe["sources"])}
@@ -125,6 +127,8 @@ def curation_plan(recipe: dict[str, Any], progress: Callable[[int], None] | None
             _near_duplicates(plan, threshold, *lsh)
         plan.execute("UPDATE {plan} SET reason = %s, detail = 'set aside for membership tests' "
                      "WHERE held AND reason IS NULL", [Reason.HELD_OUT])
+        if recipe.get("stages"):
+            stages_apply(plan, recipe["stages"])
     return plan
 
 

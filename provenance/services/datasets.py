@@ -28,7 +28,7 @@ from provenance.signals import version_published
 Reason = VersionExclusion.Reason
 RECIPE_KEYS = {"intended_use", "sources", "allow_unknown_license", "exclude_share_alike",
                "opt_out_cutoff", "near_duplicate_threshold", "holdout_fraction", "publish",
-               "notes"}
+               "notes", "stages"}
 
 
 @transaction.atomic
@@ -85,6 +85,10 @@ def recipe_validate(recipe: Any) -> dict[str, Any]:
             or not 0 <= holdout <= 0.5:
         raise ValidationError({"recipe.holdout_fraction": "must be in [0, 0.5]"})
     out["holdout_fraction"] = float(holdout)
+    if recipe.get("stages"):  # none: the recipe as it was before stages, unchanged
+        from provenance.services.stages import stages_validate
+
+        out["stages"] = stages_validate(recipe["stages"], out["sources"])
     notes = recipe.get("notes", "")
     if not isinstance(notes, str):
         raise ValidationError({"recipe.notes": "must be a string"})
@@ -160,8 +164,33 @@ GROUP BY m.source_id
 """
 
 
+def _recipe_paths(recipe: dict[str, Any]) -> dict[str, Any]:
+    """A recipe flattened to paths: stages by position and kind ("stages[1].quality.min_words"),
+    so that a changed threshold reads as one line, and a stage added or dropped as its own."""
+    out: dict[str, Any] = {}
+    for key, value in recipe.items():
+        if key == "stages":
+            for i, stage in enumerate(value):
+                for name, param in stage.items():
+                    if name != "stage":
+                        out[f"stages[{i}].{stage['stage']}.{name}"] = param
+                out.setdefault(f"stages[{i}].{stage['stage']}", "present")
+        elif key != "notes":
+            out[key] = value
+    return out
+
+
+def recipe_diff(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+    """What changed from one recipe to the next, one row per setting: path, before, after (None
+    where absent). The notes are left out: they describe, they do not decide."""
+    a, b = _recipe_paths(old), _recipe_paths(new)
+    return [{"path": path, "before": a.get(path), "after": b.get(path)}
+            for path in sorted(set(a) | set(b)) if a.get(path) != b.get(path)]
+
+
 def version_diff(new: DatasetVersion, old: DatasetVersion) -> dict[str, Any]:
-    """Documents added in `new` and removed from `old`, per source."""
+    """Documents added in `new` and removed from `old`, per source, and what changed in the
+    recipe."""
     result: dict[str, Any] = {"from": old.pk, "to": new.pk}
     with connection.cursor() as cursor:
         for key, (a, b) in {"added": (new, old), "removed": (old, new)}.items():
@@ -169,4 +198,5 @@ def version_diff(new: DatasetVersion, old: DatasetVersion) -> dict[str, Any]:
             by_source = defaultdict(int, {str(s): n for s, n in cursor.fetchall()})
             result[key] = {"total": sum(by_source.values()), "by_source": dict(by_source)}
     result["unchanged"] = new.document_count - result["added"]["total"]
+    result["recipe"] = recipe_diff(old.recipe, new.recipe)
     return result
