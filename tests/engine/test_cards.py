@@ -228,3 +228,30 @@ def test_other_licences_are_named_once_each_with_a_link():
     assert meta["license_link"] == ["https://spdx.org/licenses/Artistic-1.0-Perl.html",
                                     "https://spdx.org/licenses/GPL-2.0-or-later.html",
                                     "https://o.example/terms"]
+
+
+def test_every_card_states_the_recipes_stages_in_order():
+    from dataclasses import replace
+
+    stages = [{"stage": "language", "allow": ["en"], "keep_unknown": False},
+              {"stage": "quality", "min_words": 50, "max_words": None,
+               "reject_curly_bracket": False},
+              {"stage": "semdedup", "threshold": 0.95, "clusters": 100, "seed": 0},
+              {"stage": "select", "method": "kcenter", "token_budget": 500_000, "seed": 3,
+               "mixture": {"1": 2.0, "2": 1.0}}]
+    facts = replace(FACTS, recipe={**FACTS.recipe, "stages": stages})
+    expected = ["language: only en",
+                "quality heuristics (Gopher / C4): min_words 50",
+                "semantic deduplication (SemDeDup, 100 clusters): cosine ≥ 0.95 to a kept "
+                "document removed",
+                "selection by k-center greedy under a 500,000-token budget (seed 3, mixture "
+                "source 1: 2, source 2: 1)"]
+    card = DatasetCard(dataset_card(facts)).text
+    assert "; ".join(expected) in " ".join(card.split())
+    protocol = croissant(facts, FILES)["rai:dataPreprocessingProtocol"]
+    assert protocol[3:7] == expected
+    errors, warnings = _croissant_issues(json.loads(json.dumps(croissant(facts, FILES))))
+    assert errors == [] and warnings == []
+    assert "semantic deduplication" in json.dumps(spdx_document(facts))
+    assert not any("quality heuristics" in line for line in
+                   croissant(FACTS, FILES)["rai:dataPreprocessingProtocol"])

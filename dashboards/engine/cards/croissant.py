@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dashboards.engine.cards.facts import VersionFacts
+from dashboards.engine.cards.facts import VersionFacts, stage_lines
 from dashboards.engine.cards.hf import citation
 from provenance.engine.records import COLUMNS, DESCRIPTIONS
 
@@ -161,6 +161,7 @@ def rai(facts: VersionFacts) -> dict[str, Any]:
             "for matching only",
             "exact and MinHash near-duplicate removal",
             f"licence policy for {facts.intended_use} use; opt-out signals honoured",
+            *stage_lines(facts.recipe),
             f"left out: {left_out or 'nothing'}",
         ],
         "rai:dataUseCases": [words.uses or f"training and evaluating language models "

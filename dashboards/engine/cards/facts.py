@@ -92,3 +92,29 @@ def all_of(expressions: Iterable[str]) -> str:
     if not parts:
         return "NOASSERTION"
     return " AND ".join(f"({p})" if " " in p else p for p in parts)
+
+
+def stage_lines(recipe: dict) -> list[str]:
+    """One line per research stage of the recipe, in its order, as the cards state them."""
+    lines = []
+    for stage in recipe.get("stages", []):
+        kind = stage["stage"]
+        if kind == "language":
+            lines.append(f"language: only {', '.join(stage['allow'])}"
+                         + (" (and undeclared)" if stage["keep_unknown"] else ""))
+        elif kind == "quality":
+            on = [f"{k} {v}" for k, v in stage.items()
+                  if k != "stage" and v is not None and v is not False]
+            lines.append("quality heuristics (Gopher / C4): " + ", ".join(on))
+        elif kind == "semdedup":
+            lines.append(f"semantic deduplication (SemDeDup, {stage['clusters']} clusters): "
+                         f"cosine ≥ {stage['threshold']:g} to a kept document removed")
+        elif kind == "select":
+            method = {"kcenter": "k-center greedy", "logdet": "greedy log-determinant (DPP)",
+                      "random": "seeded random draw"}[stage["method"]]
+            mix = (", mixture " + ", ".join(f"source {k}: {w:g}"
+                                            for k, w in stage["mixture"].items())
+                   if stage.get("mixture") else "")
+            lines.append(f"selection by {method} under a {stage['token_budget']:,}-token budget "
+                         f"(seed {stage['seed']}{mix})")
+    return lines

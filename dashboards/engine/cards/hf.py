@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dashboards.engine.cards import spdx_licensing
-from dashboards.engine.cards.facts import SourceFacts, TakedownFacts, VersionFacts
+from dashboards.engine.cards.facts import SourceFacts, TakedownFacts, VersionFacts, stage_lines
 from dashboards.engine.cards.markdown import fence, inline, prose
 
 # Licence ids the Hub's metadata accepts as they are (lower-cased SPDX ids); others are "other".
@@ -133,5 +133,5 @@ def _rationale(facts: VersionFacts) -> str:
              f"near-duplicates above {recipe['near_duplicate_threshold']} Jaccard removed"
              if recipe.get("near_duplicate_threshold") else "",
              f"{recipe['holdout_fraction']:.0%} of each source held out for evaluation"
-             if recipe.get("holdout_fraction") else ""]
+             if recipe.get("holdout_fraction") else "", *stage_lines(recipe)]
     return "Curated by Trailmark's recipe: " + "; ".join(p for p in parts if p) + "."

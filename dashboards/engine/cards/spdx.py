@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from dashboards.engine.cards.croissant import Distribution
-from dashboards.engine.cards.facts import VersionFacts, all_of
+from dashboards.engine.cards.facts import VersionFacts, all_of, stage_lines
 
 PROFILES = ["core", "software", "dataset", "ai", "simpleLicensing"]
 
@@ -62,7 +62,7 @@ def spdx_document(facts: VersionFacts, concluded: dict[int, str] | None = None,
         "texts stored as submitted, hashed with sha256 (the manifest's member hash); a "
         "normalised form (Unicode NFC, whitespace folded) for matching only",
         "exact and MinHash near-duplicate removal",
-        f"licence policy for {facts.intended_use} use"]
+        f"licence policy for {facts.intended_use} use", *stage_lines(facts.recipe)]
     version.dataset_hasSensitivePersonalInformation = spdx.PresenceType.noAssertion
     if facts.words.biases:
         version.dataset_knownBias = [facts.words.biases]
