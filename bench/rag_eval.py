@@ -19,18 +19,28 @@ built into a datastore by `datastore_build` (chunks, MiniLM embeddings, full-tex
    document: "named" (what the organisation a named person started was famous for: the relation
    in other words), "described" (which tradesperson from a town set up an organisation in a
    year: no name at all) and "python" (the 20 hand paraphrases of bench/attribution_realtext.py).
-   Every set is split in two halves by index: "tune" and "report". The one knob chosen (any word
-   against every word, for the keyword leg) was chosen on the tune half of another world
-   (2,000 documents); figures are read on "report".
-2. **Context attribution**: a checkpoint is trained by the training service (per seed) on
-   question-answering prompts in the product's own format (4 passages, a question, "Answer:" and
-   the answer phrase copied from the gold passage), built from facts of *other* people, so its
-   answers can only come from the context. For `--answers` named questions of the report half,
+   Every set is split in two halves by index: "tune" and "report". Any word against every word,
+   for the keyword leg, was chosen on the tune half of another world (2,000 documents). The
+   keyword leg's weight in the fusion is swept over KEYWORD_WEIGHTS from the lists the two legs
+   returned (no more queries): the weight with the best recall on the tune halves pooled is
+   chosen, and every weight's report-half recall is written. Figures are read on "report".
+2. **Context attribution**: a checkpoint (4 layers, 128 wide) is trained by the training
+   service (per seed) on question-answering prompts in the product's own format (4 passages, a
+   question, "Answer:" and the answer phrase copied from the gold passage, then a question and
+   answer about each other passage), built from facts of *other* people, so its answers can only
+   come from the context. (The 2-layer default model trained on one question per prompt never
+   answered right, 0 of 120: it did not copy from its context at all. Probes of the reader
+   alone, 200 questions on held-out people: 4 layers, 4 questions a prompt, 1,904 steps: 24%
+   right, and its wrong answers are mostly another passage's phrase copied whole; 8,000 prompts:
+   24%; mixed question kinds: 4%.) For `--answers` named questions of the report half,
    `answer_run` (the job behind POST /api/v1/rag/answers/, k = 4) answers and attributes, once
    per `--ablations` setting. Measured per answer: the surrogate's LDS on its held-out ablations;
    whether its top passage is the passage whose removal lowers the answer's logit-probability
    most (leave-one-out, read by the model in the same job), against the cheap baselines of the
-   first-retrieved passage and a random one (1/k); whether the answer contains the gold phrase.
+   first-retrieved passage and a random one (1/k); whether the answer contains the gold phrase;
+   and, for answers whose phrase (2+ words, up to the first full stop) stands in exactly one
+   passage, whether the top passage, and the largest removal, is the passage it was copied from:
+   a ground truth that holds whether the answer is right or not.
 3. **Removal**: 1,000 probes built to retrieve one source (8 words of one of its documents, and
    their embedding). Then its ai-input refusal is recorded (a robots.txt Content-Signal, through
    the service) and the probes run at once: chunks of it returned (goal 0), seconds from the
@@ -272,6 +282,40 @@ def all_words_ids(store: Any, query: str) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def weight_sweep(lists: dict[str, list[tuple[str, int, list[int], list[int]]]]
+                 ) -> dict[str, Any]:
+    """Recall@5 of the fused legs at each keyword weight, from the lists the legs returned (no
+    more queries), per set and split; the weight with the best pooled tune recall is chosen
+    (ties: the one nearest 1), and its report-half recall is the figure to quote."""
+    from core.conf import setting
+    from retrieval.engine.fusion import reciprocal_rank
+    from retrieval.models import Chunk
+
+    ids = {c for rows in lists.values() for _, _, kw, vec in rows for c in kw + vec}
+    doc = dict(Chunk.objects.filter(pk__in=ids).values_list("pk", "document_id"))
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    pooled: dict[float, list[bool]] = {}
+    for weight in KEYWORD_WEIGHTS:
+        per: dict[str, dict[str, list[bool]]] = {}
+        for name, rows in lists.items():
+            per[name] = {"tune": [], "report": []}
+            for split, gold, kw, vec in rows:
+                top = reciprocal_rank([kw, vec], limit=5, weights=[weight, 1.0])
+                per[name][split].append(any(doc[cast(int, f.item)] == gold for f in top))
+        pooled[weight] = [hit for by in per.values() for hit in by["tune"]]
+        table[str(weight)] = {name: {split: rate(flags) for split, flags in by.items()}
+                              for name, by in per.items()}
+    chosen = max(KEYWORD_WEIGHTS, key=lambda w: (sum(pooled[w]), -abs(np.log(w))))
+    return {"weights": table, "chosen_on_tune": chosen,
+            "product_setting": float(setting("RETRIEVAL_KEYWORD_WEIGHT")),
+            "tune_pooled": {str(w): rate(pooled[w]) for w in KEYWORD_WEIGHTS}}
+
+
+# Keyword-leg weights tried in the fusion (the vector leg's is 1): chosen on the tune halves
+# pooled, read on the report halves, every one reported.
+KEYWORD_WEIGHTS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 8.0)
+
+
 def recall(world: dict[str, Any], sets: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     from provenance.services.embeddings import embed_texts
     from retrieval.engine.fusion import reciprocal_rank
@@ -282,11 +326,13 @@ def recall(world: dict[str, Any], sets: dict[str, list[dict[str, Any]]]) -> dict
     store = world["store"]
     out: dict[str, Any] = {}
     hybrid_ms: list[float] = []
+    lists: dict[str, list[tuple[str, int, list[int], list[int]]]] = {}
     for name, questions in sets.items():
         vectors, _ = embed_texts([q["question"] for q in questions])
         legs = ("hybrid", "keyword", "vector", "keyword_all_words", "hybrid_all_words")
         found: dict[str, dict[str, list[bool]]] = {
             leg: {"tune": [], "report": []} for leg in legs}
+        lists[name] = []
         for i, (q, v) in enumerate(tqdm(list(zip(questions, vectors, strict=True)),
                                         desc=f"recall {name}", unit="q", mininterval=2)):
             split = "tune" if i % 2 == 0 else "report"
@@ -294,10 +340,13 @@ def recall(world: dict[str, Any], sets: dict[str, list[dict[str, Any]]]) -> dict
             hits = retrieve(store, q["question"], v, k=5)
             hybrid_ms.append((time.perf_counter() - started) * 1000)
             found["hybrid"][split].append(any(h.document == q["gold"] for h in hits))
-            found["keyword"][split].append(any(h.document == q["gold"] for h in
-                                               retrieve(store, q["question"], None, k=5)))
+            keyword_hits = retrieve(store, q["question"], None, k=search.CANDIDATES)
+            found["keyword"][split].append(any(h.document == q["gold"]
+                                               for h in keyword_hits[:5]))
             vector_hits = retrieve(store, "", v, k=search.CANDIDATES)
             found["vector"][split].append(any(h.document == q["gold"] for h in vector_hits[:5]))
+            lists[name].append((split, q["gold"], [h.chunk for h in keyword_hits],
+                                [h.chunk for h in vector_hits]))
             strict = all_words_ids(store, q["question"])
             fused = [cast(int, f.item) for f in
                      reciprocal_rank([strict, [h.chunk for h in vector_hits]], limit=5)]
@@ -308,23 +357,31 @@ def recall(world: dict[str, Any], sets: dict[str, list[dict[str, Any]]]) -> dict
             found["hybrid_all_words"][split].append(any(docs[c] == q["gold"] for c in fused))
         out[name] = {leg: {split: rate(flags) for split, flags in by.items()}
                      for leg, by in found.items()}
+    out["keyword_weight"] = weight_sweep(lists)
     a = np.asarray(hybrid_ms)
     out["latency_ms"] = {"p50": round(float(np.percentile(a, 50)), 2),
                          "p95": round(float(np.percentile(a, 95)), 2), "n": len(a)}
     return out
 
 
-def qa_prompts(facts: list[Fact], count: int, rng: random.Random) -> list[str]:
-    """Training documents in the product's prompt format: the gold fact among 3 others, the
-    question, and the answer phrase (prompts.prompt, as answers are generated)."""
+def qa_prompts(facts: list[Fact], count: int, per_prompt: int, rng: random.Random) -> list[str]:
+    """Training documents in the product's prompt format: 4 facts, a question about one of them
+    and the answer phrase (prompts.prompt, as answers are generated), then `per_prompt` - 1 more
+    questions and answers about the same passages (each passage asked once while any is left):
+    more answers per passage read, the same format where it matters, the first question."""
     from retrieval.engine.prompts import prompt
 
     out = []
     for _ in range(count):
         chosen = rng.sample(facts, K)
-        gold = rng.choice(chosen)
-        out.append(prompt(NAMED.format(kind=gold.kind, name=gold.name),
-                          [f.text for f in chosen]) + " " + gold.product + ".")
+        asked = [f for _ in range(-(-per_prompt // K)) for f in rng.sample(chosen, K)]
+        first, *more = asked[:per_prompt]
+        text = prompt(NAMED.format(kind=first.kind, name=first.name),
+                      [f.text for f in chosen]) + f" {first.product}."
+        for fact in more:
+            text += (f"\n\nQuestion: {NAMED.format(kind=fact.kind, name=fact.name)}\n"
+                     f"Answer: {fact.product}.")
+        out.append(text)
     return out
 
 
@@ -341,9 +398,10 @@ def train_reader(world: dict[str, Any], args: Any, seed: int, folder: Path) -> A
                                   contact_email="reader@rag.example", verified=True)
     source = source_create(actor=None, owner=holder, name=f"rag-reader-{stamp}",
                            license_expression="CC0-1.0")
-    ingest(source, qa_prompts(others, args.qa_examples, rng), folder)
+    ingest(source, qa_prompts(others, args.qa_examples, args.qa_per_prompt, rng), folder)
     version = publish(f"rag-reader-{stamp}", [source.pk])
-    config = {"vocab_size": 2048, "n_layer": 2, "n_head": 4, "n_embd": 128, "seq_len": 256,
+    config = {"vocab_size": 2048, "n_layer": args.reader_layers, "n_head": 4, "n_embd": 128,
+              "seq_len": 256,
               "pack": False, "epochs": args.epochs, "batch_size": 16, "seed": seed,
               "snapshots": 0, "learning_rate": 3e-3}
     started = time.perf_counter()
@@ -381,6 +439,17 @@ def attribute(world: dict[str, Any], checkpoint: Any, questions: list[dict[str, 
             row["top_is_largest_removal"] = int(np.argmax(contribution)) == most
             row["first_retrieved_is_largest_removal"] = most == 0
             row["random_is_largest_removal"] = rng.randrange(len(passages)) == most
+            # The passage the answer copied its words from, where exactly one holds them: the
+            # ground truth the surrogate's top passage should name, right answer or wrong.
+            phrase = answer.text.strip().split("\n")[0].split(".")[0].strip()
+            holding = [i for i, p in enumerate(passages)
+                       if len(phrase.split()) >= 2 and phrase in p["text"]]
+            row["copies_one_passage"] = len(holding) == 1
+            if len(holding) == 1:
+                row["top_is_copied"] = int(np.argmax(contribution)) == holding[0]
+                row["largest_removal_is_copied"] = most == holding[0]
+                row["first_retrieved_is_copied"] = holding[0] == 0
+                row["random_is_copied"] = rng.randrange(len(passages)) == holding[0]
             if q["gold"] in docs:
                 gold = docs.index(q["gold"])
                 row["top_is_gold"] = int(np.argmax(contribution)) == gold
@@ -405,6 +474,11 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "largest_removal_is_gold": rate(flags("largest_removal_is_gold")),
         "gold_in_context": rate(flags("gold_in_context")),
         "answer_correct": rate(flags("correct")),
+        "copies_one_passage": rate(flags("copies_one_passage")),
+        "top_is_copied": rate(flags("top_is_copied")),
+        "largest_removal_is_copied": rate(flags("largest_removal_is_copied")),
+        "baseline_first_retrieved_copied": rate(flags("first_retrieved_is_copied")),
+        "baseline_random_copied": rate(flags("random_is_copied")),
     }
 
 
@@ -477,6 +551,8 @@ def main() -> int:
     parser.add_argument("--ablations", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--qa-people", type=int, default=3000)
     parser.add_argument("--qa-examples", type=int, default=4000)
+    parser.add_argument("--qa-per-prompt", type=int, default=4)
+    parser.add_argument("--reader-layers", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--probes", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -552,6 +628,15 @@ def report(result: dict[str, Any], out: Path) -> None:
         legs = result["recall_at_5"][name]
         print(f"{name:10} {cell(legs['hybrid']['report']):28} "
               f"{cell(legs['keyword']['report']):28} {cell(legs['vector']['report']):28}")
+    sweep = result["recall_at_5"]["keyword_weight"]
+    print(f"\nkeyword weight in the fusion (vector leg 1; report half; chosen on the tune half: "
+          f"{sweep['chosen_on_tune']}, the product's setting in this run: "
+          f"{sweep['product_setting']})")
+    print(f"{'weight':>6} {'tune pooled':28} {'named':28} {'described':28} {'python':28}")
+    for weight, by in sweep["weights"].items():
+        print(f"{weight:>6} {cell(sweep['tune_pooled'][weight]):28} "
+              f"{cell(by['named']['report']):28} {cell(by['described']['report']):28} "
+              f"{cell(by['python']['report']):28}")
     print(f"hybrid latency on this datastore: p95 {result['recall_at_5']['latency_ms']['p95']} "
           f"ms; at 10^5 chunks: {result['latency_at_1e5']}")
     print("\ncontext attribution (answers pooled over seeds)")
@@ -564,6 +649,12 @@ def report(result: dict[str, Any], out: Path) -> None:
         print(f"{a:>9} {mean:6.3f} [{ci[0]:.3f}, {ci[1]:.3f}]{'':6} "
               f"{cell(s['top_is_largest_removal']):28} "
               f"{cell(s['baseline_first_retrieved']):28} {cell(s['answer_correct']):28}")
+    print(f"{'ablations':>9} {'answer copies 1 passage':28} {'top = copied passage':28} "
+          f"{'largest removal = copied':28} {'first retrieved = copied':28}")
+    for a, s in result["attribution"].items():
+        print(f"{a:>9} {cell(s['copies_one_passage']):28} {cell(s['top_is_copied']):28} "
+              f"{cell(s['largest_removal_is_copied']):28} "
+              f"{cell(s['baseline_first_retrieved_copied']):28}")
     for kind in ("ai_input_refusal", "takedown"):
         r = result["removal"][kind]
         print(f"removal ({kind}): {r['probes_hitting_before']}/{result['removal']['probes']} "

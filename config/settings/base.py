@@ -313,8 +313,8 @@ TRAILMARK: dict[str, Any] = {
     # Seconds a retrieval request waits for a worker to embed its query (the web process never
     # imports torch); past it, the answer comes from keywords alone and says so.
     "RETRIEVAL_EMBED_WAIT": float(os.environ.get("TRAILMARK_RETRIEVAL_EMBED_WAIT", "3")),
-    # The keyword leg's weight in the fused ranking (the vector leg's is 1): bench/rag_eval.py
-    # chooses it on its tuning questions and reports it on the others.
+    # The keyword leg's weight in the fused ranking (the vector leg's is 1). bench/rag_eval.py
+    # sweeps it: its synthetic tuning questions choose 8, not shipped (docs/retrieval.md).
     "RETRIEVAL_KEYWORD_WEIGHT": float(os.environ.get("TRAILMARK_RETRIEVAL_KEYWORD_WEIGHT", "1")),
     # Where artifacts are shared between hosts: "" (the artifact folder itself) or
     # s3://bucket/prefix (the folder then caches it; boto3 reads AWS_ENDPOINT_URL and the keys).
