@@ -25,14 +25,18 @@ built into a datastore by `datastore_build` (chunks, MiniLM embeddings, full-tex
    returned (no more queries): the weight with the best recall on the tune halves pooled is
    chosen, and every weight's report-half recall is written. Figures are read on "report".
 2. **Context attribution**: a checkpoint (4 layers, 128 wide) is trained by the training
-   service (per seed) on question-answering prompts in the product's own format (4 passages, a
-   question, "Answer:" and the answer phrase copied from the gold passage, then a question and
-   answer about each other passage), built from facts of *other* people, so its answers can only
-   come from the context. (The 2-layer default model trained on one question per prompt never
-   answered right, 0 of 120: it did not copy from its context at all. Probes of the reader
-   alone, 200 questions on held-out people: 4 layers, 4 questions a prompt, 1,904 steps: 24%
-   right, and its wrong answers are mostly another passage's phrase copied whole; 8,000 prompts:
-   24%; mixed question kinds: 4%.) For `--answers` named questions of the report half,
+   service (per seed) on question-answering prompts in the product's own format (1 to 4
+   passages, a question, "Answer:" and the answer phrase copied from the gold passage, then a
+   question and answer about each other passage), built from facts of *other* people, so its
+   answers can only come from the context. (The 2-layer default model trained on one question
+   per prompt never answered right, 0 of 120: it did not copy from its context at all. Probes of
+   the reader alone, 200 questions on held-out people: 4 layers, 4 questions a prompt, 1,904
+   steps: 24% right, and its wrong answers are mostly another passage's phrase copied whole;
+   8,000 prompts: 24%; mixed question kinds: 4%. A reader trained on exactly 4 passages read
+   every ablation as foreign: in a probe, removing any one passage cost the answer ~18 nats
+   alike, and in this benchmark its surrogate's top passage was the copied one no more often
+   than chance (2026-12-02, first run); so the reader now sees 1 to 4.) For `--answers` named
+   questions of the report half,
    `answer_run` (the job behind POST /api/v1/rag/answers/, k = 4) answers and attributes, once
    per `--ablations` setting. Measured per answer: the surrogate's LDS on its held-out ablations;
    whether its top passage is the passage whose removal lowers the answer's logit-probability
@@ -365,17 +369,17 @@ def recall(world: dict[str, Any], sets: dict[str, list[dict[str, Any]]]) -> dict
 
 
 def qa_prompts(facts: list[Fact], count: int, per_prompt: int, rng: random.Random) -> list[str]:
-    """Training documents in the product's prompt format: 4 facts, a question about one of them
-    and the answer phrase (prompts.prompt, as answers are generated), then `per_prompt` - 1 more
-    questions and answers about the same passages (each passage asked once while any is left):
-    more answers per passage read, the same format where it matters, the first question."""
+    """Training documents in the product's prompt format: 1 to 4 facts (as many as an ablation
+    of a 4-passage context may keep: a reader that only ever saw 4 passages reads any ablation as
+    out of its world, and every passage's removal then costs the answer alike), a question about
+    one of them and the answer phrase (prompts.prompt, as answers are generated), then up to
+    `per_prompt` - 1 more questions and answers, each about another of the same passages."""
     from retrieval.engine.prompts import prompt
 
     out = []
     for _ in range(count):
-        chosen = rng.sample(facts, K)
-        asked = [f for _ in range(-(-per_prompt // K)) for f in rng.sample(chosen, K)]
-        first, *more = asked[:per_prompt]
+        chosen = rng.sample(facts, rng.randint(1, K))
+        first, *more = rng.sample(chosen, len(chosen))[:per_prompt]
         text = prompt(NAMED.format(kind=first.kind, name=first.name),
                       [f.text for f in chosen]) + f" {first.product}."
         for fact in more:
