@@ -13,6 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# The selection methods a recipe names, as cards and exclusion details call them.
+METHODS = {"kcenter": "k-center greedy", "logdet": "greedy log-determinant (DPP)",
+           "random": "a seeded random draw"}
+
 # Greedy log-det keeps one row of its incremental Cholesky factor per candidate and selected
 # document: candidates × selected float32 values. Past this many, a recipe must use k-center.
 LOGDET_MAX_CELLS = 250_000_000  # 1 GB
@@ -125,3 +129,13 @@ def logdet_greedy(vectors: np.ndarray, costs: np.ndarray, budget: float, seed: i
         pick = int(np.argmax(candidate))
         if not np.isfinite(candidate[pick]) or candidate[pick] <= 1e-9 or t + 1 >= most:
             return taken
+
+
+def random_fill(costs: np.ndarray, budget: float, seed: int) -> list[int]:
+    """The cheap baseline: documents in a seeded random order, each taken while it fits."""
+    taken, left = [], float(budget)
+    for i in np.random.default_rng(seed).permutation(len(costs)):
+        if costs[i] <= left:
+            taken.append(int(i))
+            left -= float(costs[i])
+    return taken

@@ -30,7 +30,6 @@ from provenance.services.staging import Plan, copy_rows
 
 Reason = Exclusion.Reason
 BATCH = 5_000
-METHODS = ("kcenter", "logdet", "random")
 TAG = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")  # a BCP 47 tag's shape
 
 
@@ -72,8 +71,9 @@ def _semdedup(raw: dict[str, Any], where: str) -> dict[str, Any]:
 
 def _select(raw: dict[str, Any], where: str, sources: list[int]) -> dict[str, Any]:
     method = raw.get("method", "kcenter")
-    if method not in METHODS:
-        raise ValidationError({f"{where}.method": f"must be one of {', '.join(METHODS)}"})
+    if method not in selection.METHODS:
+        raise ValidationError({f"{where}.method": f"must be one of "
+                                                  f"{', '.join(selection.METHODS)}"})
     if "token_budget" not in raw:
         raise ValidationError({f"{where}.token_budget": "is required (tokens to select)"})
     out: dict[str, Any] = {"method": method,
@@ -243,13 +243,7 @@ def _choose(vectors: np.ndarray, costs: np.ndarray, budget: float,
     if stage["method"] == "logdet":
         return selection.logdet_greedy(vectors, costs, budget, stage["seed"],
                                        stage["temperature"])
-    order = np.random.default_rng(stage["seed"]).permutation(len(costs))
-    taken, left = [], float(budget)
-    for i in order:
-        if costs[i] <= left:
-            taken.append(int(i))
-            left -= float(costs[i])
-    return taken
+    return selection.random_fill(costs, budget, stage["seed"])
 
 
 def _select_stage(plan: Plan, stage: dict[str, Any]) -> int:
@@ -263,8 +257,7 @@ def _select_stage(plan: Plan, stage: dict[str, Any]) -> int:
     needs_vectors = stage["method"] != "random"
     vectors = _vectors([r[1] for r in rows]) if needs_vectors else \
         np.zeros((len(rows), 1), dtype=np.float32)
-    label = {"kcenter": "k-center greedy", "logdet": "greedy log-det",
-             "random": "a seeded random draw"}[stage["method"]]
+    label = selection.METHODS[stage["method"]]
     out: list[tuple[int, str, str]] = []
     if "mixture" in stage:
         weights = {int(k): w for k, w in stage["mixture"].items()}

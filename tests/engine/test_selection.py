@@ -91,3 +91,14 @@ def test_logdet_refuses_a_selection_too_large_to_hold():
     vectors[:, 0] = 1
     with pytest.raises(ValueError, match="use k-center"):
         logdet_greedy(vectors, np.ones(n), budget=n, seed=0)
+
+
+def test_the_random_baseline_fills_the_budget_in_a_seeded_order():
+    from provenance.engine.selection import random_fill
+
+    costs = np.random.default_rng(2).integers(5, 60, size=40).astype(float)
+    taken = random_fill(costs, 300, seed=1)
+    assert costs[taken].sum() <= 300 and len(set(taken)) == len(taken)
+    rest = np.setdiff1d(np.arange(40), taken)
+    assert costs[rest].min() > 300 - costs[taken].sum()  # nothing left that fits
+    assert random_fill(costs, 300, seed=1) == taken != random_fill(costs, 300, seed=2)

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from provenance.engine.selection import METHODS
+
 
 @dataclass(frozen=True)
 class SourceFacts:
@@ -110,8 +112,7 @@ def stage_lines(recipe: dict) -> list[str]:
             lines.append(f"semantic deduplication (SemDeDup, {stage['clusters']} clusters): "
                          f"cosine ≥ {stage['threshold']:g} to a kept document removed")
         elif kind == "select":
-            method = {"kcenter": "k-center greedy", "logdet": "greedy log-determinant (DPP)",
-                      "random": "seeded random draw"}[stage["method"]]
+            method = METHODS[stage["method"]]
             mix = (", mixture " + ", ".join(f"source {k}: {w:g}"
                                             for k, w in stage["mixture"].items())
                    if stage.get("mixture") else "")
