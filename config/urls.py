@@ -24,6 +24,7 @@ urlpatterns = [
     path("api/v1/", include("attribution.urls")),
     path("api/v1/", include("takedowns.urls")),
     path("api/v1/", include("retrieval.urls")),
+    path("api/v1/", include("benchmarks.urls")),
     path("api/v1/", include("dashboards.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Swagger UI's page carries a few inline style rules; its scripts are our static files.

@@ -272,18 +272,20 @@ def recoverable_jobs(*kinds: tuple[str, str, Any]) -> None:
         return lambda: model.objects.filter(state=model.State.RUNNING).values_list(
             "pk", flat=True)
 
-    def stale(model: Any) -> Callable[[Any], list[int]]:
-        def queued_before(cutoff: Any) -> list[int]:
-            with transaction.atomic():
-                ids = list(model.objects.select_for_update(skip_locked=True).filter(
-                    state=model.State.QUEUED, updated_at__lt=cutoff).values_list("pk", flat=True))
-                model.objects.filter(pk__in=ids).update(updated_at=timezone.now())
-            return ids
-
-        return queued_before
-
     for lock, task, model in kinds:
-        recoverable(lock, running(model), send_again(task), stale(model))
+        recoverable(lock, running(model), send_again(task), queued_stale(model))
+
+
+def queued_stale(model: Any) -> Callable[[Any], list[int]]:
+    """The `stale` of a `Job` model: its rows queued and untouched since a time, marked touched."""
+    def queued_before(cutoff: Any) -> list[int]:
+        with transaction.atomic():
+            ids = list(model.objects.select_for_update(skip_locked=True).filter(
+                state=model.State.QUEUED, updated_at__lt=cutoff).values_list("pk", flat=True))
+            model.objects.filter(pk__in=ids).update(updated_at=timezone.now())
+        return ids
+
+    return queued_before
 
 
 def _lock_free(kind: str, job_id: int) -> bool:

@@ -97,6 +97,19 @@ OPS = [
        {"admin": 202, "curator": 202, "researcher": 202},
        body=lambda w: {"datastore": w["store"], "checkpoint": w["ck"], "question": "why?"}),
     Op("export answer shares per period", "get", "/api/v1/rag/shares/?period=month", SIGNED_IN),
+    # recipe benchmarks: set up and run by those who train, read by those who read all
+    Op("list benchmarks", "get", "/api/v1/benchmarks/", MODELS_READ),
+    Op("read a benchmark", "get", "/api/v1/benchmarks/{bench}/", MODELS_READ),
+    Op("create a benchmark", "post", "/api/v1/benchmarks/",
+       {"admin": 201, "curator": 201, "researcher": 201},
+       body=lambda w: {"name": "another bench", "evaluation": w["pub"], "token_budget": 4096}),
+    Op("enter a version", "post", "/api/v1/benchmarks/{bench}/entries/",
+       {"admin": 400, "curator": 400, "researcher": 400},  # allowed; it is the evaluation
+       body=lambda w: {"version": w["pub"], "label": "mine"}),
+    Op("run a benchmark", "post", "/api/v1/benchmarks/{bench}/runs/",
+       {"admin": 400, "curator": 400, "researcher": 400}, body={}),  # allowed; no entries
+    Op("list benchmark runs", "get", "/api/v1/benchmark-runs/", MODELS_READ),
+    Op("read a benchmark run", "get", "/api/v1/benchmark-runs/{brun}/", MODELS_READ),
     # dataset cards: a draft is for staff, auditors and researchers; writers edit and publish
     Op("read a version's card", "get", "/api/v1/versions/{pub}/card/", DRAFT_READ, other=404),
     Op("edit a card", "patch", "/api/v1/versions/{pub}/card/", CARD_WRITE,

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "attribution",
     "takedowns",
     "retrieval",
+    "benchmarks",
     "dashboards",
     "demo",
 ]
@@ -257,6 +258,7 @@ CELERY_TASK_ROUTES = {
     "provenance.train_*": {"queue": "gpu"},
     "provenance.canary_*": {"queue": "gpu"},
     "retrieval.answer": {"queue": "gpu"},
+    "benchmarks.trial": {"queue": "gpu"},
 }
 # Status lives on *Job / *Run rows; the result backend only counts the parts of a chord (a
 # gradient index built shard by shard), so results are ignored unless a task asks otherwise.

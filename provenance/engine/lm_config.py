@@ -33,6 +33,10 @@ class TrainConfig:
     seq_len: int = 128
     # Optimisation
     epochs: int = 20  # 5 is enough to learn the demo text, 20 to memorise repeated passages
+    # When positive: exactly this many steps, the data repeated as often as it takes (epochs is
+    # then unused): a fixed compute budget whatever the version's size, as a recipe benchmark
+    # trains every entry (DataComp and DCLM fix compute, not epochs).
+    max_steps: int = 0
     batch_size: int = 16
     learning_rate: float = 3e-3
     weight_decay: float = 0.01
@@ -71,6 +75,8 @@ class TrainConfig:
         for name in positive:
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if not 0 <= self.max_steps <= 10_000_000:
+            raise ValueError("max_steps must be between 0 (epochs decide) and 10,000,000")
         if self.n_embd % self.n_head:
             raise ValueError("n_embd must be a multiple of n_head")
         if not 0 < self.learning_rate < 1:

@@ -74,9 +74,10 @@ def training_plan(version: DatasetVersion, config: Any) -> tuple[dict[str, Any],
                         f"{median} tokens against blocks of {full['seq_len']} (documents under "
                         f"half a block train one per row, so each is seen whole from its "
                         f"start)")
-    tokens = round(version.token_estimate * TOKENS_PER_ESTIMATE[preset]) * full["epochs"]
+    tokens = (full["max_steps"] * full["batch_size"] * full["seq_len"] if full["max_steps"] else
+              round(version.token_estimate * TOKENS_PER_ESTIMATE[preset]) * full["epochs"])
     # Options that leave the model's shape and batches alone keep the preset's measured rate.
-    shaped = set(options) - {"epochs", "seed", "pack", "snapshots", "watermarks",
+    shaped = set(options) - {"epochs", "max_steps", "seed", "pack", "snapshots", "watermarks",
                              "checkpoint_every", "warmup_steps", "learning_rate"}
     rate = 0 if shaped else CPU_TOKENS_PER_S[preset]
     plan["expected"] = {"tokens": tokens, "cpu_seconds": round(tokens / rate) if rate else None,

@@ -93,10 +93,21 @@ def test_a_repeated_passage_scores_below_fresh_ones_from_its_distribution(tmp_pa
     ({"learning_rate": 2.0}, "learning_rate"),
     ({"vocab_size": 100}, "vocab_size"),
     ({"dropout": 0.1}, "unknown"),
+    ({"max_steps": -1}, "max_steps"),
 ])
 def test_bad_training_options_are_refused_by_name(options, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig.from_dict(options)
+
+
+def test_max_steps_trains_that_many_steps_whatever_the_corpus_size(tmp_path):
+    """A fixed compute budget: a small corpus is repeated, a larger one is cut short, and both
+    see the same number of tokens."""
+    config = {**TINY, "max_steps": 7, "heldout_fraction": 0.0, "snapshots": 0}
+    small = lm.train(corpus(10), TrainConfig(**config), tmp_path / "small")
+    large = lm.train(corpus(200), TrainConfig(**config), tmp_path / "large")
+    assert small.steps == large.steps == 7
+    assert small.tokens == large.tokens == 7 * TINY["batch_size"] * TINY_MODEL["seq_len"]
 
 
 @pytest.mark.parametrize("options", [{"max_new_tokens": 0}, {"temperature": -1}, {"top_p": 0},

@@ -90,6 +90,24 @@ def evaluate(model: Any, blocks: torch.Tensor, device: torch.device, batch_size:
     return total / max(1, count)
 
 
+def _order(epoch: int, seed: int, n: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1000 + epoch))
+
+
+def _batch(step: int, config: TrainConfig, n: int, per_epoch: int) -> torch.Tensor:
+    """The rows of one step. By epochs: each epoch a fresh order, its last batch short. By
+    `max_steps`: the epochs' orders read as one stream, so that every batch is full and every
+    entry of a benchmark trains on exactly steps x batch_size blocks."""
+    if not config.max_steps:
+        epoch, offset = divmod(step, per_epoch)
+        order = _order(epoch, config.seed, n)
+        return order[offset * config.batch_size:(offset + 1) * config.batch_size]
+    start = step * config.batch_size
+    first, last = start // n, (start + config.batch_size - 1) // n
+    stream = torch.cat([_order(e, config.seed, n) for e in range(first, last + 1)])
+    return stream[start - first * n:start - first * n + config.batch_size]
+
+
 def train(texts: Sequence[str], config: TrainConfig, work_dir: Path,
           on_progress: Callable[[Progress], bool] | None = None,
           device: str | None = None) -> TrainResult:
@@ -127,7 +145,7 @@ def train(texts: Sequence[str], config: TrainConfig, work_dir: Path,
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     per_epoch = math.ceil(len(train_blocks) / config.batch_size)
-    total_steps = per_epoch * config.epochs
+    total_steps = config.max_steps or per_epoch * config.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_schedule(config.warmup_steps, total_steps))
     step, tokens, last_loss = 0, 0, float("nan")
@@ -155,10 +173,7 @@ def train(texts: Sequence[str], config: TrainConfig, work_dir: Path,
     model.train()
     started, tokens_at_start = time.perf_counter(), tokens
     while step < total_steps:
-        epoch, offset = divmod(step, per_epoch)
-        order = torch.randperm(len(train_blocks),
-                               generator=torch.Generator().manual_seed(config.seed * 1000 + epoch))
-        index = order[offset * config.batch_size:(offset + 1) * config.batch_size]
+        index = _batch(step, config, len(train_blocks), per_epoch)
         loss = next_token_loss(model, train_blocks[index], dev, heads)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
