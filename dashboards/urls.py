@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from dashboards import answers, portal, views
+from dashboards import answers, benchmarks, portal, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -26,6 +26,10 @@ urlpatterns = [
     path("answers/<int:answer_id>/", answers.answer_detail, name="answer"),
     path("answers/shares/", answers.shares, name="answer-shares"),
     path("answers/shares.csv", answers.shares_csv, name="answer-shares-csv"),
+    path("benchmarks/", benchmarks.benchmarks, name="benchmarks"),
+    path("benchmarks/<int:benchmark_id>/", benchmarks.benchmark_detail, name="benchmark"),
+    path("benchmarks/runs/<int:run_id>/", benchmarks.benchmark_run_detail,
+         name="benchmark-run"),
     path("outputs/<int:output_id>/", views.output_detail, name="output"),
     path("attribution/<int:run_id>/", views.attribution_detail, name="attribution"),
     path("takedowns/", portal.takedowns, name="takedowns"),

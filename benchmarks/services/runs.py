@@ -21,6 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from benchmarks.models import Benchmark, BenchmarkRun, Entry, Trial
+from benchmarks.signals import benchmark_finished
 from core.jobs import claim_row, job_run
 from provenance.ledger.append import ledger_append
 from provenance.models import DatasetVersion, Document, ModelCheckpoint, TrainingRun, User
@@ -99,7 +100,7 @@ def run_plan(*, run_id: int) -> list[int] | None:
             _trials_create(run)
         BenchmarkRun.objects.filter(pk=run_id).update(stage="training", updated_at=timezone.now())
         return list(run.trials.filter(state__in=[State.QUEUED, State.RUNNING])
-                    .values_list("pk", flat=True))
+                    .order_by("pk").values_list("pk", flat=True))
     return None
 
 
@@ -195,7 +196,7 @@ def _finalize_when_done(run_id: int) -> None:
     if not Trial.objects.filter(run_id=run_id, state__in=[State.QUEUED, State.RUNNING]).exists():
         from benchmarks.tasks import run_finalize_task
 
-        run_finalize_task.delay(run_id)
+        run_finalize_task.delay_on_commit(run_id)
 
 
 @transaction.atomic
@@ -232,7 +233,13 @@ def run_finalize(*, run_id: int) -> BenchmarkRun | None:
         "results_sha256": hashlib.sha256(json.dumps(run.results, sort_keys=True).encode())
         .hexdigest(),
         "checkpoints": sorted(t.checkpoint_id for t in trials if t.checkpoint_id)})
+    benchmark_finished.send(sender=BenchmarkRun, run=run,
+                            versions=sorted({t.entry.version for t in trials}, key=_pk))
     return run
+
+
+def _pk(version: DatasetVersion) -> int:
+    return int(version.pk)
 
 
 def results_compute(benchmark: Benchmark, trials: list[Trial]) -> dict[str, Any]:
@@ -264,8 +271,8 @@ def results_compute(benchmark: Benchmark, trials: list[Trial]) -> dict[str, Any]
             "documents": version.document_count, "tokens": version.token_estimate,
             "licence_mix": version.counts_by_license_class,
             "excluded": version.exclusions_by_reason,
-            "checkpoints": [t.checkpoint_id for t in sorted(by_entry[entry.pk],
-                                                            key=lambda t: t.seed)]})
+            "checkpoints": [{"seed": t.seed, "checkpoint": t.checkpoint_id}
+                            for t in sorted(by_entry[entry.pk], key=lambda t: t.seed)]})
     return {"metric": "bits_per_byte", "lower_is_better": True, "seeds": benchmark.seeds,
             "reference": reference, "token_budget": benchmark.token_budget,
             "steps": benchmark.training["max_steps"], **board}
@@ -287,6 +294,7 @@ def entry_results(version: DatasetVersion) -> list[dict[str, Any]]:
         out.append({"benchmark": entry.benchmark.name, "benchmark_id": entry.benchmark_id,
                     "run": run.pk, "finished_at": run.finished_at, "row": row,
                     "entries": len(run.results["rows"]), "reference": run.results["reference"],
+                    "seeds": len(run.results["seeds"]), "steps": run.results["steps"],
                     "decision_accuracy": run.results["decision_accuracy"]
                     .get("bits_per_byte", {}).get("accuracy")})
     return out

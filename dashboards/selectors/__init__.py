@@ -3,6 +3,11 @@ per kind of page; everything is importable from here."""
 
 from __future__ import annotations
 
+from dashboards.selectors.benchmarks import (
+    benchmark_context,
+    benchmark_run_context,
+    benchmarks_context,
+)
 from dashboards.selectors.cards import (
     ai_act_summary,
     ancestry_cache_key,
@@ -58,6 +63,9 @@ __all__ = [
     "health",
     "home_context",
     "jobs_board",
+    "benchmark_context",
+    "benchmark_run_context",
+    "benchmarks_context",
     "models_context",
     "open_takedowns",
     "output_context",

@@ -15,6 +15,7 @@ from core.conf import setting
 from dashboards.composition import version_composition
 from dashboards.engine.ai_act import AiActSummary, SourceShare
 from dashboards.engine.cards.facts import (
+    BenchmarkFacts,
     CardWords,
     CheckpointFacts,
     SourceFacts,
@@ -76,9 +77,27 @@ def version_facts(version: DatasetVersion, words: dict[str, str] | None = None) 
         sources=sources, by_license_class=dict(version.counts_by_license_class),
         exclusions=dict(version.exclusions_by_reason),
         parent=str(version.parent) if version.parent else "", diff=diff,
-        takedowns=tuple(takedowns), checkpoints=checkpoints,
+        takedowns=tuple(takedowns), checkpoints=checkpoints, benchmarks=benchmark_facts(version),
         languages={tag: n for tag, n in version_composition(version).by_language.items() if tag},
         words=CardWords(**{k: v for k, v in (words or {}).items() if k in known}))
+
+
+def benchmark_facts(version: DatasetVersion) -> tuple[BenchmarkFacts, ...]:
+    from benchmarks.services.runs import entry_results
+
+    def three(d: dict[str, Any]) -> tuple[float, float, float]:
+        return float(d["mean"]), float(d["low"]), float(d["high"])
+
+    return tuple(
+        BenchmarkFacts(benchmark=r["benchmark"], run=r["run"], rank=r["row"]["rank"],
+                       entries=r["entries"], reference=r["row"]["reference"],
+                       reference_label=r["reference"],
+                       bits_per_byte=three(r["row"]["bits_per_byte"]),
+                       relative=three(r["row"]["relative"]),
+                       probe=r["row"]["probe"]["mean"] if r["row"].get("probe") else None,
+                       decision_accuracy=r["decision_accuracy"], seeds=r["seeds"],
+                       steps=r["steps"])
+        for r in entry_results(version))
 
 
 def checkpoint_facts(checkpoint: ModelCheckpoint) -> ModelFacts:

@@ -52,6 +52,7 @@ JOB_KINDS: tuple[tuple[str, str, str, str], ...] = (
     ("gradient index", "attribution.GradientIndex", "id", "/api/v1/gradient-indexes/{}/"),
     ("attribution", "attribution.AttributionRun", "id", "/attribution/{}/"),
     ("remediation", "takedowns.UnlearningRun", "request_id", "/takedowns/{}/"),
+    ("benchmark", "benchmarks.BenchmarkRun", "id", "/benchmarks/runs/{}/"),
 )
 FAILED_SHOWN_FOR = timedelta(days=7)
 

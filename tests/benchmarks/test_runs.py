@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db
 def run_in_process(benchmark) -> BenchmarkRun:  # type: ignore[no-untyped-def]
     run = benchmark_run_create(benchmark=benchmark, actor=None, enqueue=False)
     for trial_id in run_plan(run_id=run.pk) or []:
-        trial_run(trial_id=trial_id)
+        trial_run(trial_id=trial_id, enqueue_finalize=False)
     run_finalize(run_id=run.pk)
     run.refresh_from_db()
     return run

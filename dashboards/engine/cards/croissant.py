@@ -165,7 +165,8 @@ def rai(facts: VersionFacts) -> dict[str, Any]:
             f"left out: {left_out or 'nothing'}",
         ],
         "rai:dataUseCases": [words.uses or f"training and evaluating language models "
-                                            f"({facts.intended_use} use)"],
+                                            f"({facts.intended_use} use)",
+                             *(f"benchmarked: {b.line()}" for b in facts.benchmarks)],
         "rai:dataBiases": [words.biases or "Source mix decides coverage; see the sources."],
         "rai:dataLimitations": [words.limitations or "Licences as registered and checked "
                                 "against licence signals; not legal advice."],

@@ -41,6 +41,35 @@ class CheckpointFacts:
 
 
 @dataclass(frozen=True)
+class BenchmarkFacts:
+    """The version's row in the latest finished run of a recipe benchmark it is entered in."""
+
+    benchmark: str
+    run: int
+    rank: int
+    entries: int                 # ranked among
+    reference: bool              # this version is the benchmark's everything reference
+    reference_label: str
+    bits_per_byte: tuple[float, float, float]   # mean, 95% interval over seeds
+    relative: tuple[float, float, float]        # over the reference's, seed by seed
+    probe: float | None          # mean accuracy over seeds, if the benchmark has a probe
+    decision_accuracy: float | None
+    seeds: int
+    steps: int
+
+    def line(self) -> str:
+        b, r = self.bits_per_byte, self.relative
+        versus = ("the everything-ingested reference" if self.reference else
+                  f"x{r[0]:.3f} [{r[1]:.3f}, {r[2]:.3f}] the reference ({self.reference_label})")
+        probe = f", probe accuracy {self.probe:.2f}" if self.probe is not None else ""
+        agree = (f"; seeds agree on the ranking's pairs {self.decision_accuracy:.0%} of the time"
+                 if self.decision_accuracy is not None else "")
+        return (f"{self.benchmark} (run {self.run}, {self.seeds} seeds x {self.steps} steps): "
+                f"rank {self.rank} of {self.entries}, {b[0]:.4f} bits per byte "
+                f"[{b[1]:.4f}, {b[2]:.4f}], {versus}{probe}{agree}")
+
+
+@dataclass(frozen=True)
 class CardWords:
     """What the researcher writes; every renderer falls back to facts where a field is empty."""
 
@@ -76,6 +105,7 @@ class VersionFacts:
     diff: dict[str, int] = field(default_factory=dict)       # added / removed vs the parent
     takedowns: tuple[TakedownFacts, ...] = ()
     checkpoints: tuple[CheckpointFacts, ...] = ()
+    benchmarks: tuple[BenchmarkFacts, ...] = ()
     words: CardWords = CardWords()
 
     @property

@@ -122,7 +122,8 @@ def dataset_card(facts: VersionFacts) -> str:
         limitations=prose(words.limitations or "Licences are as registered by each source's "
                           "owner and checked against its licence signals; they are not legal "
                           "advice."),
-        takedowns=takedowns, checkpoints=checkpoints, citation=cite, fence=fence(cite))
+        takedowns=takedowns, checkpoints=checkpoints, citation=cite, fence=fence(cite),
+        benchmarks=[inline(b.line()) for b in facts.benchmarks])
     return str(card)
 
 
