@@ -12,7 +12,8 @@ from django.core.exceptions import PermissionDenied
 from core.permissions import GRANTS, Capability, Role, can, require, roles_with
 
 ROOT = Path(__file__).resolve().parents[1]
-APPS = ("provenance", "attribution", "takedowns", "retrieval", "dashboards", "config", "demo")
+APPS = ("provenance", "attribution", "takedowns", "retrieval", "benchmarks", "dashboards",
+        "config", "demo")
 
 
 def modules(*folders: str) -> list[Path]:

@@ -134,6 +134,29 @@ def test_selection_fills_a_token_budget_and_a_recipe_reproduces_its_version(
         assert len(set(topics)) == min(len(members), 4)
 
 
+def test_the_stored_recipe_rerun_after_a_takedown_leaves_the_work_out_and_refills_the_budget(
+        make_source, ingest_records):
+    from provenance.services.documents import document_tombstone
+
+    source = make_source()
+    ingest_records(source, [{"text": essay(topic, i)} for topic in TOPICS for i in range(4)])
+    budget = sum(sorted(Document.objects.values_list("token_estimate", flat=True))[:6])
+    version, recipe = curate(stages=[{"stage": "semdedup"},
+                                     {"stage": "select", "token_budget": budget}])
+    before = set(version.members.values_list("document_id", flat=True))
+    work = Document.objects.filter(pk__in=before).order_by("sha256").first()
+    document_tombstone(document=work, actor=None, reason="takedown TD-1")
+    rerun = {k: v for k, v in recipe.items() if k != "intended_use"}  # the stored recipe
+    after_version, _ = curate(**rerun, intended_use="commercial")
+    after = set(after_version.members.values_list("document_id", flat=True))
+    assert work.pk not in after and len(after) == len(before)  # the budget refilled
+    assert excluded(after_version, VersionExclusion.Reason.TOMBSTONED) == {work.text: ""}
+    assert sum(Document.objects.filter(pk__in=after).values_list("token_estimate",
+                                                                 flat=True)) <= budget
+    again, _ = curate(**rerun, intended_use="commercial")
+    assert set(again.members.values_list("document_id", flat=True)) == after
+
+
 def test_a_mixture_splits_the_budget_between_sources(make_source, ingest_records):
     sea, sky = make_source(), make_source()
     ingest_records(sea, [{"text": essay("sea", i)} for i in range(6)])
