@@ -165,9 +165,9 @@ def _setup() -> None:
 
 def build_world(args: Any, folder: Path) -> dict[str, Any]:
     """Sources, their texts ingested, the evaluation version; returns what the recipes need."""
-    import demo.corpus as demo
     from django.utils import timezone
 
+    import demo.corpus as demo
     from provenance.services import usage
     from provenance.services.ingest import ingest_path
     from provenance.services.sources import rights_holder_create, source_create
@@ -191,7 +191,7 @@ def build_world(args: Any, folder: Path) -> dict[str, Any]:
     holder = rights_holder_create(actor=None, name=f"recipe bench {stamp}",
                                   contact_email="bench@recipes.example", verified=True)
     made: dict[str, Any] = {}
-    eval_sources = []
+    eval_sources: list[Any] = []
 
     def source(name: str, licence: str, texts: list[str], **kw: Any) -> Any:
         src = source_create(actor=None, owner=holder, name=name,
@@ -341,8 +341,9 @@ def main() -> int:
         trial = trial_run(trial_id=trial_id, enqueue_finalize=False)
         assert trial is not None and trial.state == "succeeded", trial and trial.error
         trial_seconds.append(round(time.perf_counter() - t0, 1))
-    run = run_finalize(run_id=run.pk)
-    assert run is not None and run.state == "succeeded", run and run.error
+    finished = run_finalize(run_id=run.pk)
+    assert finished is not None and finished.state == "succeeded", finished and finished.error
+    run = finished
     phases["benchmark"] = round(time.perf_counter() - mark, 1)
     total = round(time.perf_counter() - started, 1)
     print(f"benchmark run {run.pk}: {len(trials)} trials in {phases['benchmark']:.0f} s "
