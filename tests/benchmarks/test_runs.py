@@ -151,3 +151,23 @@ def test_bad_benchmark_options_are_refused_by_name(bench_world, options, field):
         benchmark_create(actor=None, name="bad", evaluation=bench_world["evaluation"],
                          **{"token_budget": BUDGET, "training": TRAINING, **options})
     assert field in refused.value.message_dict
+
+
+def test_recovery_resends_a_planning_run_and_a_dead_trial_but_not_a_run_waiting_on_trials(
+        bench_world, monkeypatch):
+    from celery import current_app
+
+    from core.jobs import jobs_recover
+
+    sent: list[tuple[str, list]] = []
+    monkeypatch.setattr(current_app, "send_task",
+                        lambda name, args=(), **kw: sent.append((name, list(args))))
+    run = benchmark_run_create(benchmark=bench_world["benchmark"], actor=None, enqueue=False)
+    trials = run_plan(run_id=run.pk)
+    assert trials and BenchmarkRun.objects.get(pk=run.pk).stage == "training"
+    Trial.objects.filter(pk=trials[0]).update(state="running")  # its worker died
+    resent = [r for r in jobs_recover() if r[0] != "embed"]  # (the fixture's documents wait)
+    assert resent == [("benchmark_trial", trials[0])]  # not the run: it waits on its trials
+    BenchmarkRun.objects.filter(pk=run.pk).update(stage="checking")  # died while planning
+    assert ("benchmark", run.pk) in jobs_recover()
+    assert ("benchmarks.run_plan", [run.pk]) in sent

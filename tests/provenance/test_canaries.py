@@ -91,7 +91,10 @@ def test_the_trained_sources_canary_is_detected_and_the_other_is_not(world, monk
     assert results[a.pk].p_value == 1 / 401 and results[a.pk].z < -3
     assert results[a.pk].p_adjusted == 2 / 401 and results[a.pk].detected
     assert results[b.pk].p_value > 0.01 and not results[b.pk].detected
-    assert test.power == 1.0 and 0 <= test.calibration <= 0.05
+    # Calibration: the share of 200 never-inserted probes (100 a source) flagged at alpha 0.05.
+    # A binomial share: 0.05 +- 0.015, so a bound at 0.05 itself failed runs it should pass
+    # (0.055 seen); 0.10 is about its 99.9% upper bound.
+    assert test.power == 1.0 and 0 <= test.calibration <= 0.10
     assert results[a.pk].evidence["null_n"] == 400
     assert canary_test_run_execute(run_id=test.pk) is None  # finished: not run again
 
