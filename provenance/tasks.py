@@ -75,3 +75,12 @@ def ingest_shard_task(shard_id: int) -> None:
     from provenance.services.ingest_shards import shard_run
 
     shard_run(shard_id=shard_id)
+
+
+@shared_task(name="provenance.synthesize_run", **JOB_TASK,
+             soft_time_limit=12 * 60 * 60, time_limit=12 * 60 * 60 + 600)
+def synthesize_run_task(job_id: int) -> None:
+    """Routed to the gpu queue: the checkpoint generates every document."""
+    from provenance.services.synthesis import synthesis_run
+
+    synthesis_run(job_id=job_id)

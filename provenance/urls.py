@@ -1,7 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from provenance.apis import datasets, sources, training
+from provenance.apis import datasets, sources, synthesis, training
 from provenance.apis.log import TransparencyLogViewSet
 from provenance.apis.tokens import TokenRevokeView, TokenView
 
@@ -19,6 +19,7 @@ router.register("log", TransparencyLogViewSet, basename="log")
 router.register("training-runs", training.TrainingRunViewSet, basename="training-run")
 router.register("checkpoints", training.CheckpointViewSet, basename="checkpoint")
 router.register("canary-tests", training.CanaryTestRunViewSet, basename="canary-test")
+router.register("synthesis-jobs", synthesis.SynthesisJobViewSet, basename="synthesis-job")
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),

@@ -97,6 +97,13 @@ OPS = [
        {"admin": 202, "curator": 202, "researcher": 202},
        body=lambda w: {"datastore": w["store"], "checkpoint": w["ck"], "question": "why?"}),
     Op("export answer shares per period", "get", "/api/v1/rag/shares/?period=month", SIGNED_IN),
+    # synthesis: asked by those who generate, read by those who read all
+    Op("list synthesis jobs", "get", "/api/v1/synthesis-jobs/", MODELS_READ),
+    Op("read a synthesis job", "get", "/api/v1/synthesis-jobs/{synth}/", MODELS_READ),
+    Op("start a synthesis job", "post", "/api/v1/synthesis-jobs/",
+       {"admin": 202, "curator": 202, "researcher": 202},
+       body=lambda w: {"checkpoint": w["ck"], "owner": w["ha"], "name": "synthetic",
+                       "license_expression": "CC0-1.0", "template": "Once", "count": 2}),
     # recipe benchmarks: set up and run by those who train, read by those who read all
     Op("list benchmarks", "get", "/api/v1/benchmarks/", MODELS_READ),
     Op("read a benchmark", "get", "/api/v1/benchmarks/{bench}/", MODELS_READ),

@@ -257,6 +257,7 @@ CELERY_TASK_ROUTES = {
     "takedowns.unlearn_*": {"queue": "gpu"},
     "provenance.train_*": {"queue": "gpu"},
     "provenance.canary_*": {"queue": "gpu"},
+    "provenance.synthesize_*": {"queue": "gpu"},
     "retrieval.answer": {"queue": "gpu"},
     "benchmarks.trial": {"queue": "gpu"},
 }

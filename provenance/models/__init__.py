@@ -35,6 +35,7 @@ from provenance.models.sources import (
     SourceCanary,
     UseClass,
 )
+from provenance.models.synthesis import SynthesisJob, SyntheticRecord
 from provenance.models.training import CanaryTest, CanaryTestRun, ModelCheckpoint, TrainingRun
 
 __all__ = [
@@ -61,6 +62,8 @@ __all__ = [
     "PersonCommitment",
     "RightsHolder",
     "SourceCanary",
+    "SynthesisJob",
+    "SyntheticRecord",
     "TimeStamped",
     "TrainingRun",
     "UseClass",

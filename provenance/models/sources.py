@@ -53,6 +53,12 @@ class DataSource(TimeStamped):
     # WASA-style watermark: 10 invisible characters, unique; and the key of its position rule.
     watermark = models.CharField(max_length=10, unique=True, null=True, blank=True)
     watermark_key = models.CharField(max_length=64, blank=True)
+    # Synthetic text: the registered checkpoint that wrote it, or an outside model by name with
+    # the terms its outputs come under (what licences and takedowns follow up the lineage).
+    generator = models.ForeignKey("ModelCheckpoint", null=True, blank=True,
+                                  on_delete=models.PROTECT, related_name="generated_sources")
+    generator_name = models.CharField(max_length=200, blank=True)
+    generator_terms_url = models.URLField(max_length=2000, blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -23,7 +23,8 @@ from provenance.models import (
 )
 
 HOLDER_FIELDS = {"name", "kind", "contact_name", "contact_email", "url"}
-SOURCE_FIELDS = {"name", "uri", "description", "terms_url", "status", "acquisition"}
+SOURCE_FIELDS = {"name", "uri", "description", "terms_url", "status", "acquisition", "generator",
+                 "generator_name", "generator_terms_url"}
 
 
 def _normalised_or_error(expression: str, field: str = "license_expression") -> str:

@@ -43,7 +43,7 @@ def test_every_kind_of_locked_job_is_covered_and_the_embedding_backlog_resumes(
     assert {kind.lock for kind in RECOVERABLE} == {
         "ingest", "curation", "training", "canary_test", "generate", "span_index",
         "attribution_run", "unlearning", "takedown_scope", "takedown_verify", "embed",
-        "datastore_build", "answer", "benchmark", "benchmark_trial"}
+        "datastore_build", "answer", "benchmark", "benchmark_trial", "synthesis"}
     with django_capture_on_commit_callbacks(execute=False):
         ingest_texts(make_source(), ["waits for its embedding"])
     assert Document.objects.filter(embedding__isnull=True).exists()

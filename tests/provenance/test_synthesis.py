@@ -1,0 +1,113 @@
+"""Synthesis jobs on the real services: a trained checkpoint writes documents into a synthetic
+source whose generator it is, each with the record that regenerates it; a killed run resumes
+without writing a record twice; bad options are refused by name."""
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from provenance.models import DataSource, LedgerEntry, SynthesisJob, SyntheticRecord
+from provenance.services.synthesis import BATCH, synthesis_job_create, synthesis_run
+from provenance.services.training import training_run_create, training_run_execute
+from tests.factories import RightsHolderFactory
+from tests.helpers import TINY_MODEL, words
+
+pytestmark = pytest.mark.django_db
+TINY = {**TINY_MODEL, "batch_size": 8, "epochs": 2, "warmup_steps": 2, "checkpoint_every": 5}
+INPUTS = ["the river", "a lantern", "the old mill"]
+
+
+@pytest.fixture
+def checkpoint(make_source, ingest_texts, publish_version):
+    source = make_source(license_expression="CC-BY-NC-4.0")
+    ingest_texts(source, [words(i, 60) for i in range(30)])
+    version = publish_version("teacher", intended_use="academic")
+    run = training_run_create(version=version, actor=None, config=TINY, enqueue=False)
+    return training_run_execute(run_id=run.pk).checkpoint
+
+
+def make_job(checkpoint, **options):
+    return synthesis_job_create(**{
+        "actor": None, "checkpoint": checkpoint, "owner": RightsHolderFactory(),
+        "name": "synthetic tales", "license_expression": "CC0-1.0",
+        "template": "Write about {input}:", "inputs": INPUTS, "count": BATCH + 8,
+        "params": {"max_new_tokens": 12}, "seed": 5, "enqueue": False, **options})
+
+
+def test_a_checkpoint_writes_documents_into_a_synthetic_source_with_their_records(checkpoint):
+    from provenance.engine import lm
+    from provenance.engine.lm_config import DecodeParams
+
+    job = synthesis_run(job_id=make_job(checkpoint).pk)
+    assert job.state == "succeeded", job.error
+    source = job.source
+    assert (source.acquisition, source.generator_id) == ("synthetic", checkpoint.pk)
+    records = list(SyntheticRecord.objects.filter(job=job).order_by("index"))
+    assert [r.index for r in records] == list(range(BATCH + 8))
+    assert records[4].prompt == "Write about a lantern:" and records[4].seed == 5 * 1_000_003 + 4
+    assert source.document_count == len({r.document_id for r in records}) > 0
+    assert job.documents_added == source.document_count
+    occurrence = records[0].document.occurrences.get(source=source)
+    assert occurrence.metadata["checkpoint_sha256"] == checkpoint.sha256
+    # The record alone regenerates its document.
+    model, tokenizer = lm.load(checkpoint.local_path)
+    again = lm.generate(model, tokenizer, records[7].prompt,
+                        DecodeParams.from_dict({**job.params, "seed": records[7].seed}))
+    assert again == records[7].document.text
+    events = list(LedgerEntry.objects.filter(event__startswith="synthesis_job")
+                  .values_list("event", flat=True))
+    assert events == ["synthesis_job.created", "synthesis_job.finished"]
+    assert synthesis_run(job_id=job.pk) is None or SyntheticRecord.objects.filter(
+        job=job).count() == BATCH + 8  # finished: not run again
+
+
+def test_a_run_killed_after_a_batch_resumes_where_its_records_end(checkpoint):
+    job = make_job(checkpoint)
+
+    def killed(done, total):
+        if done == BATCH:
+            raise SystemExit("worker killed")  # not an Exception: the row stays running
+
+    with pytest.raises(SystemExit):
+        synthesis_run(job_id=job.pk, on_progress=killed)
+    job.refresh_from_db()
+    assert (job.state, job.position) == ("running", BATCH)
+    first = dict(SyntheticRecord.objects.filter(job=job).values_list("index", "pk"))
+    assert len(first) == BATCH
+    done = synthesis_run(job_id=job.pk)
+    assert done.state == "succeeded"
+    after = dict(SyntheticRecord.objects.filter(job=job).values_list("index", "pk"))
+    assert len(after) == BATCH + 8 and all(after[i] == pk for i, pk in first.items())
+
+
+@pytest.mark.parametrize(("options", "field"), [
+    ({"template": "no slot here"}, "template"),
+    ({"inputs": [], "template": "Write about {input}:"}, "inputs"),
+    ({"inputs": ["ok", ""]}, "inputs"),
+    ({"params": {"seed": 3}}, "params"),
+    ({"params": {"temperature": -1}}, "params"),
+    ({"count": 0}, "count"),
+    ({"license_expression": "not a licence"}, "license_expression"),
+])
+def test_bad_synthesis_options_are_refused_by_name_and_leave_no_source(checkpoint, options,
+                                                                        field):
+    with pytest.raises(ValidationError) as refused:
+        make_job(checkpoint, **options)
+    assert field in refused.value.message_dict
+    assert not DataSource.objects.filter(acquisition="synthetic").exists()
+    assert not SynthesisJob.objects.exists()
+
+
+def test_the_api_starts_a_job_and_refuses_a_bad_option_by_name(checkpoint, client_as, holder_a,
+                                                                django_capture_on_commit_callbacks):
+    researcher = client_as("researcher")
+    body = {"checkpoint": checkpoint.pk, "owner": holder_a.pk, "name": "api synthetic",
+            "license_expression": "CC0-1.0", "template": "Write about {input}:",
+            "inputs": INPUTS, "count": 3, "params": {"max_new_tokens": 4}}
+    bad = researcher.post("/api/v1/synthesis-jobs/", {**body, "template": "no slot"},
+                          format="json")
+    assert bad.status_code == 400 and "template" in bad.json()
+    with django_capture_on_commit_callbacks() as sent:
+        made = researcher.post("/api/v1/synthesis-jobs/", body, format="json")
+    assert made.status_code == 202, made.json()
+    assert (made.json()["state"], made.json()["total"], len(sent)) == ("queued", 3, 1)
+    assert client_as("holder_a").get("/api/v1/synthesis-jobs/").status_code == 403
