@@ -42,7 +42,9 @@ def source_verdicts(recipe: dict[str, Any]) -> dict[int, tuple[str, str]]:
     """Sources whose content may not be used, with the reason and a detail."""
     cutoff = datetime.fromisoformat(recipe["opt_out_cutoff"])
     verdicts: dict[int, tuple[str, str]] = {}
+    names: dict[int, str] = {}
     for source in DataSource.objects.all():
+        names[source.pk] = source.name
         use_class = licenses.UseClass.from_label(source.use_class)
         if not licenses.allowed(use_class, recipe["intended_use"],
                                 recipe["allow_unknown_license"]):
@@ -56,7 +58,26 @@ def source_verdicts(recipe: dict[str, Any]) -> dict[int, tuple[str, str]]:
             verdicts[source.pk] = (Reason.OPT_OUT, f"{signal.kind} observed "
                                                    f"{signal.observed_at.isoformat()}: "
                                                    f"{term.says}")
-    return verdicts
+    return _inherited(verdicts, names)
+
+
+def _inherited(verdicts: dict[int, tuple[str, str]],
+               names: dict[int, str]) -> dict[int, tuple[str, str]]:
+    """A synthetic source is used only if every source upstream of it may be (the text a model
+    wrote carries the terms of what it learned from): the first upstream verdict, nearest
+    first, is the synthetic source's, naming that source and the chain to it."""
+    from provenance.services.lineage import upstream_sources
+
+    out = dict(verdicts)
+    for source in DataSource.objects.filter(generator__isnull=False).exclude(pk__in=verdicts):
+        for up in upstream_sources(source):
+            if up.source_id in verdicts:
+                reason, detail = verdicts[up.source_id]
+                out[source.pk] = (reason, f"derived from source {names[up.source_id]!r} "
+                                          f"(#{up.source_id}) through "
+                                          f"{' → '.join(up.path)}: {detail}")
+                break
+    return out
 
 
 CANDIDATES_SQL = """

@@ -111,3 +111,49 @@ def test_the_api_starts_a_job_and_refuses_a_bad_option_by_name(checkpoint, clien
     assert made.status_code == 202, made.json()
     assert (made.json()["state"], made.json()["total"], len(sent)) == ("queued", 3, 1)
     assert client_as("holder_a").get("/api/v1/synthesis-jobs/").status_code == 403
+
+
+def test_licence_laundering_through_a_model_is_excluded_naming_the_upstream_source(
+        checkpoint, publish_version):
+    """A non-commercial source -> a model -> synthetic text declared CC0 -> a commercial recipe:
+    the synthetic text is left out, and the reason names the non-commercial source."""
+    from django.utils import timezone
+
+    from provenance.models import VersionExclusion
+    from provenance.services import usage
+
+    job = synthesis_run(job_id=make_job(checkpoint, count=6).pk)
+    synthetic = job.source
+    upstream = DataSource.objects.get(use_class="non-commercial")
+    commercial = publish_version("laundered", sources=[synthetic.pk])
+    assert commercial.document_count == 0
+    reasons = list(VersionExclusion.objects.filter(version=commercial)
+                   .values_list("reason", "detail"))
+    assert reasons and {r for r, _ in reasons} == {"license"}
+    detail = reasons[0][1]
+    assert detail.startswith("derived from source ") and "CC-BY-NC-4.0 is non-commercial" in detail
+    assert f"checkpoint {checkpoint.name}" in detail and f"version {checkpoint.version}" in detail
+    assert f"{upstream.name!r} (#{upstream.pk})" in detail
+    # For academic use the synthetic text is kept, until its upstream source opts out of training.
+    academic = publish_version("research", intended_use="academic", sources=[synthetic.pk])
+    assert academic.document_count == synthetic.document_count > 0
+    usage.opt_out_signal_record(source=upstream, actor=None, kind="robots_txt",
+                                url="https://nc.example/robots.txt",
+                                value="User-agent: *\nContent-Signal: ai-train=no\n",
+                                observed_at=timezone.now())
+    refused = publish_version("refused", intended_use="academic", sources=[synthetic.pk])
+    assert refused.document_count == 0
+    assert {r for r, _ in VersionExclusion.objects.filter(version=refused)
+            .values_list("reason", "detail")} == {"opt_out"}
+
+
+def test_synthetic_text_of_a_model_trained_on_permissive_text_stays_usable(
+        make_source, ingest_texts, publish_version):
+    source = make_source(license_expression="CC0-1.0")
+    ingest_texts(source, [words(100 + i, 60) for i in range(30)])
+    version = publish_version("open teacher")
+    run = training_run_create(version=version, actor=None, config=TINY, enqueue=False)
+    teacher = training_run_execute(run_id=run.pk).checkpoint
+    job = synthesis_run(job_id=make_job(teacher, count=4).pk)
+    kept = publish_version("open synthetic", sources=[job.source.pk])
+    assert kept.document_count == job.source.document_count > 0
