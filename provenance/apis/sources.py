@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import ServiceViewSet
-from core.permissions import Capability, Role, role_of
+from core.permissions import Capability, Role, can, role_of
 from provenance import selectors
 from provenance import serializers as s
 from provenance.models import DataSource, Document, LicenseRefTerms, RightsHolder, SourceCanary
@@ -153,6 +153,21 @@ class SourceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceVie
         return Response(s.VerdictsOut({
             "source": source.pk, "at": at, "unread": unread,
             **{name: v.as_dict() for name, v in verdicts.items()}}).data)
+
+    @extend_schema(responses=s.DescendantsOut)
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def descendants(self, request: Request, pk: str | None = None) -> Response:
+        """Where the source's text went: the versions that hold it, the checkpoints trained on
+        them (and derived from those), the synthetic sources those checkpoints wrote, the
+        versions holding that text and the students trained on it, each with its generation.
+        For those who read models (a rights-holder sees none)."""
+        if not can(request.user, Capability.READ_ALL):
+            raise PermissionDenied("your role does not read models")
+        from provenance.services.lineage import source_descendants
+
+        source = self.get_object()
+        return Response(s.DescendantsOut({"source": source.pk,
+                                          **source_descendants(source).to_dict()}).data)
 
     @staticmethod
     def _at(raw: str | None) -> datetime:

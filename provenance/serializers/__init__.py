@@ -39,6 +39,7 @@ from provenance.serializers.sources import (
     TombstoneIn,
     VerdictsOut,
 )
+from provenance.serializers.synthesis import DescendantsOut
 from provenance.serializers.training import (
     CanaryIn,
     CanaryOut,
@@ -54,6 +55,7 @@ from provenance.serializers.training import (
 )
 
 __all__ = [
+    "DescendantsOut",
     "CanaryIn",
     "CanaryOut",
     "CanaryTestOut",

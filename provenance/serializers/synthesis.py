@@ -38,3 +38,19 @@ class SynthesisJobIn(serializers.Serializer):
     params = serializers.JSONField(default=dict, help_text="max_new_tokens, temperature (1.0 "
                                                            "unless given), top_p")
     seed = serializers.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
+
+
+class GenerationOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    generation = serializers.IntegerField(help_text="0: trained on the source's own versions; "
+                                                    "1: on synthetic text a generation-0 "
+                                                    "model wrote; ...")
+
+
+class DescendantsOut(serializers.Serializer):
+    # A field named `source` shadows Field.source (DRF's metaclass takes it out of the class).
+    source = serializers.IntegerField()  # type: ignore[assignment]
+    versions = GenerationOut(many=True)
+    checkpoints = GenerationOut(many=True)
+    synthetic_sources = GenerationOut(many=True)
+    students = GenerationOut(many=True, help_text="checkpoints that learned from synthetic text")

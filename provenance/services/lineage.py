@@ -51,3 +51,64 @@ def upstream_sources(source: DataSource) -> list[Upstream]:
                 found.append(Upstream(upstream.pk, via))
                 queue.append((upstream, via))
     return found
+
+
+@dataclass
+class Descendants:
+    """What text reached, downstream: id -> generation (0: trained on the starting versions
+    themselves; 1: trained on synthetic text a generation-0 model wrote; ...)."""
+
+    versions: dict[int, int]
+    checkpoints: dict[int, int]        # trained on those versions, or derived from such
+    synthetic_sources: dict[int, int]  # written by those checkpoints
+
+    @property
+    def students(self) -> list[int]:
+        """Checkpoints that learned from synthetic text (generation 1 and later)."""
+        return sorted(pk for pk, g in self.checkpoints.items() if g > 0)
+
+    def to_dict(self) -> dict[str, list[dict[str, int]]]:
+        def rows(found: dict[int, int]) -> list[dict[str, int]]:
+            return [{"id": pk, "generation": g} for pk, g in sorted(found.items())]
+
+        return {"versions": rows(self.versions), "checkpoints": rows(self.checkpoints),
+                "synthetic_sources": rows(self.synthetic_sources),
+                "students": [{"id": pk, "generation": self.checkpoints[pk]}
+                             for pk in self.students]}
+
+
+def descendants_of_versions(version_ids: set[int]) -> Descendants:
+    """Breadth first, a few indexed queries a generation (never a scan of members): the
+    checkpoints trained on the versions and those derived from them (fine-tuned, unlearned),
+    the synthetic sources they wrote (by a synthesis job or declared as generator), the
+    versions that hold those sources (their per-source counts) — and on again."""
+    from provenance.models import SynthesisJob
+
+    found = Descendants({pk: 0 for pk in version_ids}, {}, {})
+    frontier, generation = set(version_ids), 0
+    while frontier:
+        new = set(ModelCheckpoint.objects.filter(version_id__in=frontier)
+                  .values_list("pk", flat=True)) - set(found.checkpoints)
+        reached = set(new)
+        while new:  # derived checkpoints, down the parent links
+            new = set(ModelCheckpoint.objects.filter(parent_id__in=new)
+                      .values_list("pk", flat=True)) - reached - set(found.checkpoints)
+            reached |= new
+        found.checkpoints.update({pk: generation for pk in reached})
+        written = (set(DataSource.objects.filter(generator_id__in=reached)
+                       .values_list("pk", flat=True))
+                   | set(SynthesisJob.objects.filter(checkpoint_id__in=reached)
+                         .values_list("source_id", flat=True))) - set(found.synthetic_sources)
+        found.synthetic_sources.update({pk: generation for pk in written})
+        generation += 1
+        frontier = set(DatasetVersion.objects.filter(
+            counts_by_source__has_any_keys=[str(pk) for pk in written])
+            .values_list("pk", flat=True)) - set(found.versions) if written else set()
+        found.versions.update({pk: generation for pk in frontier})
+    return found
+
+
+def source_descendants(source: DataSource) -> Descendants:
+    """Everything downstream of a source's text: the versions that hold it and what follows."""
+    return descendants_of_versions(set(DatasetVersion.objects.filter(
+        counts_by_source__has_key=str(source.pk)).values_list("pk", flat=True)))

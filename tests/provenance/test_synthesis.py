@@ -157,3 +157,24 @@ def test_synthetic_text_of_a_model_trained_on_permissive_text_stays_usable(
     job = synthesis_run(job_id=make_job(teacher, count=4).pk)
     kept = publish_version("open synthetic", sources=[job.source.pk])
     assert kept.document_count == job.source.document_count > 0
+
+
+def test_a_sources_descendants_reach_the_synthetic_text_its_model_wrote_and_the_student(
+        checkpoint, publish_version, client_as):
+    from provenance.services.lineage import source_descendants
+
+    upstream = DataSource.objects.get(use_class="non-commercial")
+    job = synthesis_run(job_id=make_job(checkpoint, count=6).pk)
+    holding = publish_version("distilled", intended_use="academic", sources=[job.source.pk])
+    run = training_run_create(version=holding, actor=None, config=TINY, enqueue=False)
+    student = training_run_execute(run_id=run.pk).checkpoint
+    found = source_descendants(upstream)
+    assert found.versions == {checkpoint.version_id: 0, holding.pk: 1}
+    assert found.checkpoints == {checkpoint.pk: 0, student.pk: 1}
+    assert found.synthetic_sources == {job.source_id: 0}
+    assert found.students == [student.pk]
+    shown = client_as("auditor").get(f"/api/v1/sources/{upstream.pk}/descendants/").json()
+    assert shown["students"] == [{"id": student.pk, "generation": 1}]
+    assert {r["id"] for r in shown["synthetic_sources"]} == {job.source_id}
+    unrelated = DataSource.objects.exclude(pk__in=[upstream.pk, job.source_id]).first()
+    assert unrelated is None or source_descendants(unrelated).checkpoints == {}
