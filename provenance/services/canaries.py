@@ -30,6 +30,7 @@ from provenance.models import (
     SourceCanary,
     User,
 )
+from provenance.services.lineage import canary_teachers
 
 PROBES = 100  # never-inserted sequences per source for the calibration check
 
@@ -129,7 +130,9 @@ def _finish(run: CanaryTestRun, measured: list, probes_null: list, probes: list)
             p_value=m.p_value, p_adjusted=p_adj, z=m.z, detected=p_adj < run.alpha,
             evidence={"null_n": m.null_n, "null_mean": m.null_mean, "null_sd": m.null_sd,
                       "null_quantiles": m.null_quantiles, "spec": spec.to_dict(),
-                      "tested_together": len(measured)}))
+                      "tested_together": len(measured),
+                      # teachers that had the canary and wrote text this model learned from
+                      "inherited_from": canary_teachers(run.checkpoint, canary.source_id)}))
     CanaryTest.objects.filter(run=run).delete()  # a rerun replaces, never duplicates
     CanaryTest.objects.bulk_create(rows)
     trained = [r for r in rows if r.inserted]

@@ -112,3 +112,26 @@ def source_descendants(source: DataSource) -> Descendants:
     """Everything downstream of a source's text: the versions that hold it and what follows."""
     return descendants_of_versions(set(DatasetVersion.objects.filter(
         counts_by_source__has_key=str(source.pk)).values_list("pk", flat=True)))
+
+
+def canary_teachers(checkpoint: ModelCheckpoint, source_id: int) -> list[int]:
+    """The checkpoints upstream of `checkpoint` (the generators of the synthetic text it was
+    trained on, and theirs, nearest first) whose own training wove `source_id`'s canary in: a
+    student can carry a canary it never saw, through the text its teacher wrote."""
+    found: list[int] = []
+    seen: set[int] = set()
+    queue = deque(version for _, version in _trained_on(checkpoint))
+    while queue:
+        version = queue.popleft()
+        ids = [int(k) for k in version.counts_by_source]
+        for generator in (ModelCheckpoint.objects.filter(
+                generated_sources__pk__in=ids).select_related("run", "version", "parent")
+                .distinct().order_by("pk")):
+            if generator.pk in seen:
+                continue
+            seen.add(generator.pk)
+            if generator.run is not None and str(source_id) in generator.run.marks.get(
+                    "canaries", {}):
+                found.append(generator.pk)
+            queue.extend(v for _, v in _trained_on(generator))
+    return found

@@ -178,3 +178,33 @@ def test_a_sources_descendants_reach_the_synthetic_text_its_model_wrote_and_the_
     assert {r["id"] for r in shown["synthetic_sources"]} == {job.source_id}
     unrelated = DataSource.objects.exclude(pk__in=[upstream.pk, job.source_id]).first()
     assert unrelated is None or source_descendants(unrelated).checkpoints == {}
+
+
+def test_a_students_canary_test_names_the_teacher_that_carried_the_canary(
+        make_source, ingest_texts, publish_version, pages_as):
+    from provenance.models import CanaryTest
+    from provenance.services.canaries import (
+        canary_register,
+        canary_test_run_create,
+        canary_test_run_execute,
+    )
+
+    carrier = make_source(license_expression="CC0-1.0")
+    canary_register(source=carrier, actor=None, spec={"copies": 4})
+    ingest_texts(carrier, [words(300 + i, 60) for i in range(30)])
+    run = training_run_create(version=publish_version("canaried"), actor=None, config=TINY,
+                              enqueue=False)
+    teacher = training_run_execute(run_id=run.pk).checkpoint
+    assert str(carrier.pk) in teacher.run.marks["canaries"]
+    job = synthesis_run(job_id=make_job(teacher, count=8).pk)
+    run = training_run_create(version=publish_version("student data", sources=[job.source_id]),
+                              actor=None, config=TINY, enqueue=False)
+    student = training_run_execute(run_id=run.pk).checkpoint
+    for model, inserted, inherited in ((teacher, True, []), (student, False, [teacher.pk])):
+        test = canary_test_run_create(checkpoint=model, actor=None, null_size=100,
+                                      enqueue=False)
+        assert canary_test_run_execute(run_id=test.pk).state == "succeeded"
+        result = CanaryTest.objects.get(run=test, source=carrier)
+        assert (result.inserted, result.evidence["inherited_from"]) == (inserted, inherited)
+    page = pages_as("auditor").get(f"/checkpoints/{student.pk}/").content.decode()
+    assert f'through the text of <a href="/checkpoints/{teacher.pk}/">' in page
