@@ -135,3 +135,22 @@ def canary_teachers(checkpoint: ModelCheckpoint, source_id: int) -> list[int]:
                 found.append(generator.pk)
             queue.extend(v for _, v in _trained_on(generator))
     return found
+
+
+def descendants_summary(version_ids: set[int]) -> dict[str, list[dict[str, object]]]:
+    """What a takedown's scope shows beyond the versions and the checkpoints trained on them:
+    the synthetic sources written by those checkpoints (or their derivatives), the later
+    versions that hold that text, and the students trained on it, each with its generation."""
+    found = descendants_of_versions(version_ids)
+    sources = DataSource.objects.filter(pk__in=found.synthetic_sources).order_by("pk")
+    versions = DatasetVersion.objects.filter(
+        pk__in=[pk for pk, g in found.versions.items() if g > 0]).select_related("dataset")
+    students = ModelCheckpoint.objects.filter(pk__in=found.students).order_by("pk")
+    return {
+        "synthetic_sources": [{"id": s.pk, "name": s.name, "documents": s.document_count,
+                               "generator": s.generator_id or None,
+                               "generation": found.synthetic_sources[s.pk]} for s in sources],
+        "versions": [{"id": v.pk, "version": str(v), "generation": found.versions[v.pk]}
+                     for v in versions.order_by("pk")],
+        "students": [{"id": c.pk, "name": c.name, "version": c.version_id,
+                      "generation": found.checkpoints[c.pk]} for c in students]}

@@ -26,6 +26,7 @@ from core.jobs import job_run
 from provenance.engine.text import NUM_PERM, minhash_signatures, normalise
 from provenance.ledger.append import ledger_append
 from provenance.models import Document, ModelCheckpoint, Occurrence, User, VersionMember
+from provenance.services.lineage import descendants_summary
 from retrieval.models import Chunk
 from takedowns.models import TakedownMatch, TakedownRequest
 from takedowns.services.workflow import takedown_transition
@@ -262,7 +263,9 @@ def _publish(request: TakedownRequest, found: list[TakedownMatch],
                            "documents": request.scope["documents"],
                            "versions": [v["id"] for v in request.scope["versions"]],
                            "checkpoints": [c["id"] for c in request.scope["checkpoints"]],
-                           "datastores": [d["id"] for d in request.scope["datastores"]]})
+                           "datastores": [d["id"] for d in request.scope["datastores"]],
+                           "descendants": {k: [r["id"] for r in rows] for k, rows in
+                                           request.scope["descendants"].items()}})
     return request
 
 
@@ -289,6 +292,8 @@ def _lineage(request: TakedownRequest) -> dict[str, Any]:
                   .order_by("datastore")]
     return {"documents": len(set(docs)), "versions": list(versions.values()),
             "checkpoints": checkpoints, "datastores": datastores,
+            # synthetic text those models wrote, the versions holding it, their students
+            "descendants": descendants_summary(set(versions)),
             "scoped_at": timezone.now().isoformat()}
 
 

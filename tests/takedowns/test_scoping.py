@@ -246,3 +246,26 @@ def test_scoping_names_the_documents_it_could_not_compare_by_embedding(corpus, m
     page = pages_as("curator").get(f"/takedowns/{request.pk}/").content.decode()
     assert "Not compared by embedding: 2 document(s)" in page
     assert f"first ids: {waiting[0]}, {waiting[1]}" in page
+
+
+def test_the_scope_reaches_the_synthetic_text_a_model_of_the_work_wrote_and_its_student(
+        corpus, publish_version, pages_as):
+    from provenance.models import RightsHolder
+    from provenance.services.synthesis import synthesis_job_create, synthesis_run
+
+    job = synthesis_run(job_id=synthesis_job_create(
+        actor=None, checkpoint=corpus["checkpoint"], owner=RightsHolder.objects.first(),
+        name="distilled tales", license_expression="CC0-1.0", template="Once upon a time",
+        count=4, params={"max_new_tokens": 8}, enqueue=False).pk)
+    later = publish_version("distilled", sources=[job.source_id])
+    student = training_run_execute(run_id=training_run_create(
+        version=later, actor=None, enqueue=False, config={**TINY_MODEL, "epochs": 1}).pk)
+    done = takedown_scope(request_id=file_and_accept(corpus).pk)
+    found = done.scope["descendants"]
+    assert [s["id"] for s in found["synthetic_sources"]] == [job.source_id]
+    assert found["synthetic_sources"][0]["generator"] == corpus["checkpoint"].pk
+    assert [(v["id"], v["generation"]) for v in found["versions"]] == [(later.pk, 1)]
+    assert [(c["id"], c["generation"]) for c in found["students"]] == [
+        (student.checkpoint.pk, 1)]
+    page = pages_as("holder_a").get(f"/takedowns/{done.pk}/").content.decode()
+    assert "1 synthetic source(s), held in 1 later version(s), and 1 student model(s)" in page
