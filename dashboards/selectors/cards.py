@@ -18,6 +18,7 @@ from dashboards.engine.cards.facts import (
     BenchmarkFacts,
     CardWords,
     CheckpointFacts,
+    GeneratorFacts,
     SourceFacts,
     TakedownFacts,
     VersionFacts,
@@ -45,7 +46,7 @@ def version_facts(version: DatasetVersion, words: dict[str, str] | None = None) 
         SourceFacts(id=s.pk, name=s.name, owner=s.owner.public_name, uri=s.uri,
                     license=s.license_expression, use_class=s.use_class,
                     documents=counts.get(s.pk, 0), terms_url=s.terms_url,
-                    license_as_written=s.license_as_written)
+                    license_as_written=s.license_as_written, generator=generator_facts(s))
         for s in DataSource.objects.filter(pk__in=counts).select_related("owner")
         .order_by("name"))
     lineage = set(version_lineage(version))
@@ -80,6 +81,29 @@ def version_facts(version: DatasetVersion, words: dict[str, str] | None = None) 
         takedowns=tuple(takedowns), checkpoints=checkpoints, benchmarks=benchmark_facts(version),
         languages={tag: n for tag, n in version_composition(version).by_language.items() if tag},
         words=CardWords(**{k: v for k, v in (words or {}).items() if k in known}))
+
+
+# From the most to the least restrictive: the upstream source that decides a synthetic text's use.
+_RESTRICTIVE = ["unknown", "academic", "non-commercial", "commercial"]
+
+
+def generator_facts(source: DataSource) -> GeneratorFacts | None:
+    """A synthetic source's lineage for the cards (None for text no model wrote)."""
+    if source.generator_id is None:
+        return None
+    from provenance.services.lineage import upstream_sources
+
+    checkpoint = ModelCheckpoint.objects.select_related("version__dataset").get(
+        pk=source.generator_id)
+    ups = upstream_sources(source)
+    rows = {s.pk: s for s in DataSource.objects.filter(pk__in=[u.source_id for u in ups])}
+    upstream = tuple((rows[u.source_id].name, rows[u.source_id].license_expression,
+                      rows[u.source_id].use_class) for u in ups)
+    decisive = min(upstream, key=lambda u: _RESTRICTIVE.index(u[2])
+                   if u[2] in _RESTRICTIVE else 0, default=None)
+    return GeneratorFacts(checkpoint=checkpoint.pk, name=checkpoint.name,
+                          sha256=checkpoint.sha256, trained_on=str(checkpoint.version),
+                          upstream=upstream, decisive=decisive[0] if decisive else "")
 
 
 def benchmark_facts(version: DatasetVersion) -> tuple[BenchmarkFacts, ...]:

@@ -208,3 +208,28 @@ def test_a_students_canary_test_names_the_teacher_that_carried_the_canary(
         assert (result.inserted, result.evidence["inherited_from"]) == (inserted, inherited)
     page = pages_as("auditor").get(f"/checkpoints/{student.pk}/").content.decode()
     assert f'through the text of <a href="/checkpoints/{teacher.pk}/">' in page
+
+
+def test_the_cards_of_a_version_with_synthetic_text_show_its_chain(checkpoint, publish_version):
+    import json
+
+    from dashboards.models import VersionCard
+    from dashboards.services import version_card_render
+
+    job = synthesis_run(job_id=make_job(checkpoint, count=4).pk)
+    version = publish_version("with-synthetic", intended_use="academic",
+                              sources=[job.source_id])
+    version_card_render(version_id=version.pk)
+    card = VersionCard.objects.get(version=version)
+    upstream = DataSource.objects.get(use_class="non-commercial")
+    said = (f"written by checkpoint {checkpoint.name} (sha256 {checkpoint.sha256[:16]}…), "
+            f"trained on {checkpoint.version}; upstream sources: {upstream.name} "
+            f"(CC-BY-NC-4.0, non-commercial); the most restrictive: {upstream.name}")
+    assert f"Synthetic: **synthetic tales**, {said}" in card.hf_card
+    import mlcroissant as mlc
+
+    assert said in json.loads(card.croissant)["rai:dataCollection"]
+    mlc.Metadata.from_json(ctx=mlc.Context(), json_=json.loads(card.croissant))  # still valid
+    graph = json.loads(card.spdx)["@graph"]
+    generates = [e for e in graph if e.get("relationshipType") == "generates"]
+    assert len(generates) == 1 and generates[0]["to"][0].endswith(f"source-{job.source_id}")

@@ -153,7 +153,9 @@ def rai(facts: VersionFacts) -> dict[str, Any]:
                         for t in facts.takedowns)
     return {
         "rai:dataCollection": f"Documents from registered sources, each with an owner and a "
-                              f"licence: {sources}.",
+                              f"licence: {sources}." + "".join(
+                                  f" Synthetic source {s.name}: {s.generator.line()}."
+                                  for s in facts.sources if s.generator is not None),
         "rai:dataCollectionType": ["Secondary Data Analysis"],
         "rai:dataPreprocessingProtocol": [
             "texts stored as submitted (sha256 of their UTF-8 bytes, the manifest's member "

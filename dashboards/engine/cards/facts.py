@@ -11,6 +11,25 @@ from provenance.engine.selection import METHODS
 
 
 @dataclass(frozen=True)
+class GeneratorFacts:
+    """Where a synthetic source's text came from: the checkpoint that wrote it, the version it
+    trained on, and every source upstream, nearest first."""
+
+    checkpoint: int
+    name: str
+    sha256: str
+    trained_on: str                               # slug@vN
+    upstream: tuple[tuple[str, str, str], ...]    # (source name, licence, use class)
+    decisive: str = ""    # the upstream source whose use class restricts the text most
+
+    def line(self) -> str:
+        up = ", ".join(f"{n} ({lic}, {use})" for n, lic, use in self.upstream) or "none known"
+        return (f"written by checkpoint {self.name} (sha256 {self.sha256[:16]}…), trained on "
+                f"{self.trained_on}; upstream sources: {up}"
+                + (f"; the most restrictive: {self.decisive}" if self.decisive else ""))
+
+
+@dataclass(frozen=True)
 class SourceFacts:
     id: int
     name: str
@@ -21,6 +40,7 @@ class SourceFacts:
     documents: int         # in this version
     terms_url: str = ""
     license_as_written: str = ""  # the owner's own string, when it was read as `license`
+    generator: GeneratorFacts | None = None  # synthetic text: its lineage
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,9 @@ def dataset_card(facts: VersionFacts) -> str:
                           "owner and checked against its licence signals; they are not legal "
                           "advice."),
         takedowns=takedowns, checkpoints=checkpoints, citation=cite, fence=fence(cite),
-        benchmarks=[inline(b.line()) for b in facts.benchmarks])
+        benchmarks=[inline(b.line()) for b in facts.benchmarks],
+        synthetic=[{"name": inline(s.name), "line": inline(s.generator.line())}
+                   for s in facts.sources if s.generator is not None])
     return str(card)
 
 

@@ -88,6 +88,19 @@ def spdx_document(facts: VersionFacts, concluded: dict[int, str] | None = None,
         parts.append(package)
         relate(package, spdx.RelationshipType.hasDeclaredLicense,
                [license_of(f"source-{source.id}", source.license or "NOASSERTION")])
+        if source.generator is not None:  # synthetic: the model that wrote it, and its data
+            lineage = source.generator
+            writer = spdx.ai_AIPackage(_id=f"{base}generator-{source.id}", creationInfo=info,
+                                       name=lineage.name, summary=lineage.line())
+            writer.software_primaryPurpose = spdx.software_SoftwarePurpose.model
+            writer.software_downloadLocation = "NOASSERTION"
+            writer.verifiedUsing = [_hash(lineage.sha256, info)]
+            taught = _dataset(f"{base}generator-{source.id}-data", info, lineage.trained_on,
+                              facts)
+            taught.software_downloadLocation = "NOASSERTION"
+            elements += [writer, taught]
+            relate(writer, spdx.RelationshipType.generates, [package])
+            relate(writer, spdx.RelationshipType.trainedOn, [taught])
     if parts:
         relate(version, spdx.RelationshipType.contains, parts)
     if facts.parent:
