@@ -35,8 +35,13 @@ def version_page(slug: str, number: int) -> dict[str, Any] | None:
                        state=DatasetVersion.State.PUBLISHED).first())
     if version is None:
         return None
-    names = dict(DataSource.objects.filter(pk__in=[int(k) for k in version.counts_by_source])
-                 .values_list("pk", "name"))
+    rows = list(DataSource.objects.filter(pk__in=[int(k) for k in version.counts_by_source]))
+    names = {s.pk: s.name for s in rows}
+    from dashboards.selectors.cards import generator_facts
+
+    # Synthetic text: the chain to the model that wrote it (queries only when there is some).
+    synthetic = [(s.name, facts.line()) for s in sorted(rows, key=lambda s: s.name)
+                 if (facts := generator_facts(s)) is not None]
     # The newest published revision (the public page shows what was published), else the draft.
     card = (VersionCard.objects.filter(version=version)
             .order_by(F("published_at").desc(nulls_last=True), "-revision").first())
@@ -47,6 +52,7 @@ def version_page(slug: str, number: int) -> dict[str, Any] | None:
     return {
         "version": version,
         "stages": version.recipe.get("stages", []),
+        "synthetic": synthetic,
         "recipe_changes": recipe_diff(version.parent.recipe, version.recipe)
         if version.parent else [],
         "by_language": bars(languages, {tag: language_name(tag) if tag else "not declared"

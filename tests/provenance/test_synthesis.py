@@ -233,3 +233,12 @@ def test_the_cards_of_a_version_with_synthetic_text_show_its_chain(checkpoint, p
     graph = json.loads(card.spdx)["@graph"]
     generates = [e for e in graph if e.get("relationshipType") == "generates"]
     assert len(generates) == 1 and generates[0]["to"][0].endswith(f"source-{job.source_id}")
+
+
+def test_the_version_page_shows_the_chain_of_its_synthetic_text(checkpoint, publish_version,
+                                                                 client):
+    job = synthesis_run(job_id=make_job(checkpoint, count=4).pk)
+    version = publish_version("page-synthetic", intended_use="academic", sources=[job.source_id])
+    page = client.get(f"/datasets/{version.dataset.slug}/v1/").content.decode()
+    assert f"Synthetic: <strong>synthetic tales</strong>, written by checkpoint {checkpoint.name}" \
+        in page
