@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.db import models
 
 from core.models import Job
+from provenance.models.datasets import DatasetVersion
 from provenance.models.documents import Document
 from provenance.models.sources import DataSource
 from provenance.models.training import ModelCheckpoint
@@ -30,6 +31,12 @@ class SynthesisJob(Job):
     # The checkpoint's digest when the job was made: the record names the exact weights.
     checkpoint_sha256 = models.CharField(max_length=64)
     documents_added = models.PositiveIntegerField(default=0)  # new texts (repeats link)
+    # Label synthesis: documents of a version, the most useful first, each put in the template
+    # as {input} and labelled by the checkpoint. `pool_documents` is the choice, made once.
+    pool_version = models.ForeignKey(DatasetVersion, null=True, blank=True,
+                                     on_delete=models.PROTECT, related_name="+")
+    selection = models.CharField(max_length=20, blank=True)  # order, diversity, uncertainty
+    pool_documents = models.JSONField(default=list, blank=True)
 
     class Meta(Job.Meta):
         constraints = [
@@ -48,6 +55,10 @@ class SyntheticRecord(models.Model):
                                  related_name="synthetic_records")
     prompt = models.TextField()
     seed = models.BigIntegerField()
+    # Label synthesis: the document labelled, and the label the checkpoint wrote
+    input_document = models.ForeignKey(Document, null=True, blank=True,
+                                       on_delete=models.PROTECT, related_name="+")
+    label = models.TextField(blank=True)
 
     class Meta:
         constraints = [

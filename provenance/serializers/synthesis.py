@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from provenance import selectors
-from provenance.models import ModelCheckpoint, RightsHolder, SynthesisJob
+from provenance.models import DatasetVersion, ModelCheckpoint, RightsHolder, SynthesisJob
 from provenance.serializers.common import VisibleId, one_line
 from provenance.serializers.datasets import JobFields
 
@@ -14,7 +14,8 @@ class SynthesisJobOut(JobFields):
     class Meta:
         model = SynthesisJob
         fields = ["id", "checkpoint", "checkpoint_sha256", "source", "template", "inputs",
-                  "count", "params", "seed", "documents_added", "state", "stage", "position",
+                  "count", "params", "seed", "pool_version", "selection", "pool_documents",
+                  "documents_added", "state", "stage", "position",
                   "total", "unit", "percent", "error", "created_at", "started_at", "finished_at"]
 
 
@@ -38,6 +39,14 @@ class SynthesisJobIn(serializers.Serializer):
     params = serializers.JSONField(default=dict, help_text="max_new_tokens, temperature (1.0 "
                                                            "unless given), top_p")
     seed = serializers.IntegerField(default=0, min_value=0, max_value=2**31 - 1)
+    pool_version = VisibleId(selectors.version_list, queryset=DatasetVersion.objects.all(),
+                             required=False, allow_null=True, default=None,
+                             help_text="a label job: label `count` documents of this version")
+    selection = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=20,
+        help_text="a label job's choice of documents, the most useful first: diversity "
+                  "(k-center over embeddings, the default), uncertainty (the checkpoint's "
+                  "highest loss), order")
 
 
 class GenerationOut(serializers.Serializer):

@@ -199,7 +199,7 @@ def _filter(plan: Plan, stage: dict[str, Any]) -> int:
     return len(out)
 
 
-def _vectors(document_ids: list[int]) -> np.ndarray:
+def document_vectors(document_ids: list[int]) -> np.ndarray:
     """The documents' stored embeddings, in order; those without one are embedded and stored."""
     from provenance.services.embeddings import embed_texts
 
@@ -228,8 +228,8 @@ def _semantic(plan: Plan, stage: dict[str, Any]) -> int:
         return 0
     positions = [r[0] for r in rows]
     docs = [r[1] for r in rows]
-    found = selection.semantic_duplicates(_vectors(docs), stage["threshold"], stage["clusters"],
-                                          stage["seed"])
+    found = selection.semantic_duplicates(document_vectors(docs), stage["threshold"],
+                                          stage["clusters"], stage["seed"])
     _exclude(plan, [(positions[i], Reason.SEMANTIC_DUPLICATE,
                      f"cosine ≥ {stage['threshold']:g} to document {docs[j]} "
                      f"(cluster {int(found.clusters[i])})") for i, j in sorted(found.of.items())])
@@ -255,7 +255,7 @@ def _select_stage(plan: Plan, stage: dict[str, Any]) -> int:
     costs = np.asarray([max(1, r[3]) for r in rows], dtype=np.float64)
     budget = stage["token_budget"]
     needs_vectors = stage["method"] != "random"
-    vectors = _vectors([r[1] for r in rows]) if needs_vectors else \
+    vectors = document_vectors([r[1] for r in rows]) if needs_vectors else \
         np.zeros((len(rows), 1), dtype=np.float32)
     label = selection.METHODS[stage["method"]]
     out: list[tuple[int, str, str]] = []

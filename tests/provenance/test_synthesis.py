@@ -242,3 +242,46 @@ def test_the_version_page_shows_the_chain_of_its_synthetic_text(checkpoint, publ
     page = client.get(f"/datasets/{version.dataset.slug}/v1/").content.decode()
     assert f"Synthetic: <strong>synthetic tales</strong>, written by checkpoint {checkpoint.name}" \
         in page
+
+
+@pytest.mark.parametrize("selection", ["diversity", "uncertainty", "order"])
+def test_a_label_job_labels_the_chosen_documents_of_a_version(checkpoint, selection):
+    from provenance.engine import lm
+
+    pool = checkpoint.version
+    job = make_job(checkpoint, inputs=[], template="{input}\nLabel:", count=5,
+                   pool_version=pool, selection=selection)
+    done = synthesis_run(job_id=job.pk)
+    assert done.state == "succeeded", done.error
+    assert len(done.pool_documents) == len(set(done.pool_documents)) == 5
+    members = list(pool.members.order_by("document__sha256")
+                   .values_list("document_id", "document__text"))
+    if selection == "order":
+        assert done.pool_documents == [pk for pk, _ in members[:5]]
+    if selection == "uncertainty":  # the checkpoint's five highest losses
+        model, tokenizer = lm.load(checkpoint.local_path)
+        losses = dict(zip([pk for pk, _ in members],
+                          lm.sequence_loss(model, tokenizer, [t for _, t in members]),
+                          strict=True))
+        assert min(losses[pk] for pk in done.pool_documents) >= sorted(
+            losses.values())[-5]
+    texts = dict(members)
+    for record in SyntheticRecord.objects.filter(job=done).select_related("document"):
+        labelled = texts[record.input_document_id]
+        assert record.input_document_id in done.pool_documents
+        assert record.prompt == f"{labelled}\nLabel:"
+        assert record.document.text == record.prompt + record.label
+
+
+def test_label_job_options_are_refused_by_name(checkpoint):
+    pool = checkpoint.version
+    for options, field in (({"count": pool.document_count + 1}, "count"),
+                           ({"selection": "vibes"}, "selection"),
+                           ({"inputs": ["x"], "template": "{input}"}, "inputs")):
+        with pytest.raises(ValidationError) as refused:
+            make_job(checkpoint, **{"inputs": [], "template": "{input}\nLabel:", "count": 5,
+                                    "pool_version": pool, **options})
+        assert field in refused.value.message_dict
+    with pytest.raises(ValidationError) as refused:
+        make_job(checkpoint, selection="diversity")
+    assert "selection" in refused.value.message_dict
