@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from dashboards import answers, benchmarks, portal, views
+from dashboards import answers, benchmarks, portal, synthesis, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -30,6 +30,8 @@ urlpatterns = [
     path("benchmarks/<int:benchmark_id>/", benchmarks.benchmark_detail, name="benchmark"),
     path("benchmarks/runs/<int:run_id>/", benchmarks.benchmark_run_detail,
          name="benchmark-run"),
+    path("synthesis/", synthesis.synthesis_jobs, name="synthesis-jobs"),
+    path("synthesis/<int:job_id>/", synthesis.synthesis_job, name="synthesis-job"),
     path("outputs/<int:output_id>/", views.output_detail, name="output"),
     path("attribution/<int:run_id>/", views.attribution_detail, name="attribution"),
     path("takedowns/", portal.takedowns, name="takedowns"),

@@ -185,6 +185,8 @@ PAGES = [
     Page("datastores", "/datastores/", {**MODELS_READ, **HIDDEN}, other=403),
     Page("a datastore searched", "/datastores/{store}/?q=text", {**MODELS_READ, **HIDDEN},
          other=403),
+    Page("synthetic data", "/synthesis/", {**MODELS_READ, **HIDDEN}, other=403),
+    Page("a synthesis job", "/synthesis/{synth}/", {**MODELS_READ, **HIDDEN}, other=403),
     Page("benchmarks", "/benchmarks/", {**MODELS_READ, **HIDDEN}, other=403),
     Page("a benchmark's leaderboard", "/benchmarks/{bench}/", {**MODELS_READ, **HIDDEN},
          other=403),

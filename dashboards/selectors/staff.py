@@ -47,7 +47,7 @@ JOB_KINDS: tuple[tuple[str, str, str, str], ...] = (
     ("curation", "provenance.CurationJob", "id", "/api/v1/curation-jobs/{}/"),
     ("training", "provenance.TrainingRun", "id", "/runs/{}/"),
     ("canary test", "provenance.CanaryTestRun", "checkpoint_id", "/checkpoints/{}/"),
-    ("synthesis", "provenance.SynthesisJob", "id", "/api/v1/synthesis-jobs/{}/"),
+    ("synthesis", "provenance.SynthesisJob", "id", "/synthesis/{}/"),
     ("generation", "attribution.ModelOutput", "id", "/outputs/{}/"),
     ("span index", "attribution.SpanIndex", "checkpoint_id", "/checkpoints/{}/"),
     ("gradient index", "attribution.GradientIndex", "id", "/api/v1/gradient-indexes/{}/"),

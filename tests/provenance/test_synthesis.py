@@ -285,3 +285,14 @@ def test_label_job_options_are_refused_by_name(checkpoint):
     with pytest.raises(ValidationError) as refused:
         make_job(checkpoint, selection="diversity")
     assert "selection" in refused.value.message_dict
+
+
+def test_the_job_page_shows_its_lineage_and_records(checkpoint, pages_as):
+    job = synthesis_run(job_id=make_job(checkpoint, count=3).pk)
+    page = pages_as("researcher").get(f"/synthesis/{job.pk}/").content.decode()
+    record = SyntheticRecord.objects.filter(job=job).order_by("index").first()
+    assert checkpoint.sha256 in page and f'href="/sources/{job.source_id}/"' in page
+    assert f"<td>{record.seed}</td>" in page
+    listing = pages_as("auditor").get("/synthesis/").content.decode()
+    assert f'href="/synthesis/{job.pk}/"' in listing
+    assert pages_as("holder_a").get(f"/synthesis/{job.pk}/").status_code == 403
