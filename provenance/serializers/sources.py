@@ -14,6 +14,7 @@ from provenance.models import (
     Document,
     LicenseRefTerms,
     LicenseSignal,
+    ModelCheckpoint,
     Occurrence,
     OptOutSignal,
     RightsHolder,
@@ -171,8 +172,9 @@ class SourceOut(serializers.ModelSerializer):
         model = DataSource
         fields = ["id", "owner", "owner_name", "name", "uri", "description", "license_expression",
                   "license_as_written", "use_class", "requires_attribution", "share_alike",
-                  "terms_url", "status", "acquisition", "document_count", "byte_count",
-                  "created_at", "updated_at"]
+                  "terms_url", "status", "acquisition", "generator", "generator_name",
+                  "generator_terms_url", "document_count", "byte_count", "created_at",
+                  "updated_at"]
 
 
 class SourceIn(serializers.Serializer):
@@ -188,6 +190,16 @@ class SourceIn(serializers.Serializer):
     status = serializers.ChoiceField(choices=DataSource.Status.choices, required=False)
     acquisition = serializers.ChoiceField(choices=DataSource.Acquisition.choices,
                                           required=False)
+    generator = VisibleId(selectors.checkpoint_list, queryset=ModelCheckpoint.objects.all(),
+                          required=False, allow_null=True,
+                          help_text="synthetic text a registered checkpoint wrote: its licences "
+                                    "and opt-outs follow the checkpoint's training data")
+    generator_name = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, validators=[one_line],
+        help_text="synthetic text an outside model wrote: the model's name")
+    generator_terms_url = serializers.URLField(
+        max_length=2000, required=False, allow_blank=True,
+        help_text="the terms of use its outputs come under")
 
 
 class DocumentOut(serializers.ModelSerializer):

@@ -146,6 +146,13 @@ def source_create(*, actor: User | None, owner: RightsHolder, name: str, license
                   **fields: Any) -> DataSource:
     resolved = _resolved_or_error(license_expression)
     expression = resolved.expression
+    if fields.get("generator") or fields.get("generator_name"):  # text a model wrote
+        synthetic = DataSource.Acquisition.SYNTHETIC
+        if fields.setdefault("acquisition", synthetic) != synthetic:
+            raise ValidationError({"acquisition": "a source with a generator is synthetic"})
+    elif fields.get("generator_terms_url"):
+        raise ValidationError({"generator_terms_url": "name the generator (generator or "
+                                                      "generator_name)"})
     if DataSource.objects.filter(owner=owner, name=name).exists():
         raise ValidationError({"name": f"{owner.name} already has a source named {name!r}"})
     source = DataSource(owner=owner, name=name, license_expression=expression,
@@ -168,6 +175,10 @@ def source_create(*, actor: User | None, owner: RightsHolder, name: str, license
 def source_update(*, source: DataSource, actor: User, **fields: Any) -> DataSource:
     source = DataSource.objects.select_for_update().get(pk=source.pk)
     changed = {k: v for k, v in fields.items() if k in SOURCE_FIELDS}
+    for key in ("generator", "generator_name"):
+        if key in changed and changed[key] != getattr(source, key):
+            raise ValidationError({key: "a source's generator is its lineage and cannot be "
+                                        "changed: register a new source"})
     if "name" in changed and DataSource.objects.filter(
             owner=source.owner, name=changed["name"]).exclude(pk=source.pk).exists():
         raise ValidationError({"name": f"{source.owner.name} already has a source named "

@@ -296,3 +296,25 @@ def test_the_job_page_shows_its_lineage_and_records(checkpoint, pages_as):
     listing = pages_as("auditor").get("/synthesis/").content.decode()
     assert f'href="/synthesis/{job.pk}/"' in listing
     assert pages_as("holder_a").get(f"/synthesis/{job.pk}/").status_code == 403
+
+
+def test_a_source_declares_an_outside_generator_and_cannot_drop_its_lineage(client_as,
+                                                                              checkpoint):
+    curator = client_as("curator")
+    owner = RightsHolderFactory()
+    body = {"owner": owner.pk, "name": "vendor synthetic", "license_expression": "CC-BY-4.0",
+            "generator_name": "Vendor LM 7B",
+            "generator_terms_url": "https://vendor.example/terms"}
+    made = curator.post("/api/v1/sources/", body, format="json")
+    assert made.status_code == 201, made.json()
+    assert (made.json()["acquisition"], made.json()["generator_name"]) == (
+        "synthetic", "Vendor LM 7B")
+    refused = curator.post("/api/v1/sources/", {**body, "name": "other",
+                                                "acquisition": "crawled"}, format="json")
+    assert refused.status_code == 400 and "acquisition" in refused.json()
+    mine = curator.post("/api/v1/sources/", {**body, "name": "ours", "generator_name": "",
+                                             "generator": checkpoint.pk}, format="json")
+    assert mine.status_code == 201 and mine.json()["generator"] == checkpoint.pk
+    dropped = curator.patch(f"/api/v1/sources/{mine.json()['id']}/", {"generator": None},
+                            format="json")
+    assert dropped.status_code == 400 and "generator" in dropped.json()
