@@ -135,8 +135,12 @@ def trial_scores(checkpoint: ModelCheckpoint, benchmark: Benchmark) -> dict[str,
     from benchmarks.engine.evaluate import Probe, domain_scores, probe_answers
     from provenance.engine import lm
 
+    texts = evaluation_texts(benchmark.evaluation)
+    if not texts:  # every evaluation text taken down since: nothing left to score on
+        raise ValueError(f"the evaluation version {benchmark.evaluation} has no documents left "
+                         "(removed since it was chosen): make a new benchmark")
     model, tokenizer = lm.load(checkpoint.local_path)
-    scores = domain_scores(model, tokenizer, evaluation_texts(benchmark.evaluation))
+    scores = domain_scores(model, tokenizer, texts)
     domains = {name: {"bits_per_byte": s.bits_per_byte, "nll": s.nll, "tokens": s.tokens,
                       "bytes": s.bytes} for name, s in sorted(scores.items())}
     out: dict[str, Any] = {"domains": domains, "bits_per_byte": sum(

@@ -171,3 +171,11 @@ def test_recovery_resends_a_planning_run_and_a_dead_trial_but_not_a_run_waiting_
     BenchmarkRun.objects.filter(pk=run.pk).update(stage="checking")  # died while planning
     assert ("benchmark", run.pk) in jobs_recover()
     assert ("benchmarks.run_plan", [run.pk]) in sent
+
+
+def test_an_evaluation_emptied_by_takedowns_fails_the_trials_by_name(bench_world):
+    for member in bench_world["evaluation"].members.all():
+        document_tombstone(document=member.document, actor=None, reason="takedown")
+    run = run_in_process(bench_world["benchmark"])
+    assert run.state == "failed" and "has no documents left" in run.error
+    assert run.results == {}
