@@ -25,6 +25,7 @@ from dashboards.engine.cards.facts import (
     all_of,
 )
 from dashboards.engine.cards.model import ModelFacts
+from provenance.engine.licenses import UseClass
 from provenance.models import DatasetVersion, DataSource, ModelCheckpoint
 
 
@@ -83,10 +84,6 @@ def version_facts(version: DatasetVersion, words: dict[str, str] | None = None) 
         words=CardWords(**{k: v for k, v in (words or {}).items() if k in known}))
 
 
-# From the most to the least restrictive: the upstream source that decides a synthetic text's use.
-_RESTRICTIVE = ["unknown", "academic", "non-commercial", "commercial"]
-
-
 def generator_facts(source: DataSource) -> GeneratorFacts | None:
     """A synthetic source's lineage for the cards (None for text no model wrote)."""
     if source.generator_id is None:
@@ -99,8 +96,8 @@ def generator_facts(source: DataSource) -> GeneratorFacts | None:
     rows = {s.pk: s for s in DataSource.objects.filter(pk__in=[u.source_id for u in ups])}
     upstream = tuple((rows[u.source_id].name, rows[u.source_id].license_expression,
                       rows[u.source_id].use_class) for u in ups)
-    decisive = min(upstream, key=lambda u: _RESTRICTIVE.index(u[2])
-                   if u[2] in _RESTRICTIVE else 0, default=None)
+    # licenses.UseClass is ordered from least to most restrictive; ties: the nearest first
+    decisive = max(upstream, key=lambda u: UseClass.from_label(u[2]), default=None)
     return GeneratorFacts(checkpoint=checkpoint.pk, name=checkpoint.name,
                           sha256=checkpoint.sha256, trained_on=str(checkpoint.version),
                           upstream=upstream, decisive=decisive[0] if decisive else "")

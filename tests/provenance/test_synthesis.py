@@ -318,3 +318,21 @@ def test_a_source_declares_an_outside_generator_and_cannot_drop_its_lineage(clie
     dropped = curator.patch(f"/api/v1/sources/{mine.json()['id']}/", {"generator": None},
                             format="json")
     assert dropped.status_code == 400 and "generator" in dropped.json()
+
+
+def test_the_most_restrictive_upstream_licence_decides_the_chain(make_source, ingest_texts,
+                                                                 publish_version):
+    from dashboards.selectors.cards import generator_facts
+
+    nc = make_source(license_expression="CC-BY-NC-4.0", name="nc")
+    academic = make_source(license_expression="LicenseRef-Trailmark-Academic-Only",
+                           name="academic")
+    ingest_texts(nc, [words(500 + i, 60) for i in range(15)])
+    ingest_texts(academic, [words(600 + i, 60) for i in range(15)])
+    version = publish_version("mixed teacher", intended_use="academic")
+    run = training_run_create(version=version, actor=None, config=TINY, enqueue=False)
+    teacher = training_run_execute(run_id=run.pk).checkpoint
+    job = synthesis_run(job_id=make_job(teacher, count=2).pk)
+    facts = generator_facts(job.source)
+    assert {u[2] for u in facts.upstream} == {"non-commercial", "academic-only"}
+    assert facts.decisive == "academic"
