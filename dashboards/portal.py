@@ -273,7 +273,8 @@ def _remediate_data(found: TakedownRequest, actor: User, request: HttpRequest) -
     from takedowns.services.remediation import takedown_remediate_data
 
     takedown_remediate_data(request=found, actor=actor,
-                            purge_text=True if request.POST.get("purge_text") else None)
+                            purge_text=True if request.POST.get("purge_text") else None,
+                            descendants=bool(request.POST.get("descendants")))
 
 
 def _remediate_models(found: TakedownRequest, actor: User, request: HttpRequest) -> None:

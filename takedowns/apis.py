@@ -134,11 +134,13 @@ class TakedownViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ServiceV
     @extend_schema(request=s.RemediateIn, responses={200: s.TakedownOut})
     @action(detail=True, methods=["post"], url_path="remediate-data")
     def remediate_data(self, request: Request, pk: str) -> Response:
-        """Tombstone the confirmed documents, publish a new version of each affected dataset
-        without them, and mask them in the gradient indexes (one transaction)."""
+        """Tombstone the confirmed documents (and, with `descendants`, the synthetic text
+        written from them), publish a new version of each affected dataset without them, and
+        mask them in the gradient indexes (one transaction)."""
         data = self.valid(s.RemediateIn)
         taken = takedown_remediate_data(request=self.get_object(), actor=self.actor,
-                                        purge_text=data.get("purge_text"))
+                                        purge_text=data.get("purge_text"),
+                                        descendants=data["descendants"])
         return self.out(self.get_queryset().get(pk=taken.pk))
 
     @extend_schema(request=s.CounterNoticeIn, responses={200: s.TakedownOut})

@@ -105,6 +105,11 @@ class CounterNoticeIn(serializers.Serializer):
 class RemediateIn(serializers.Serializer):
     purge_text = serializers.BooleanField(required=False, allow_null=True, default=None,
                                           help_text="default: purge for GDPR erasure only")
+    descendants = serializers.BooleanField(
+        default=False, help_text="also remove the synthetic text written by models trained on "
+                                 "the work (the scope's descendants), so that the versions "
+                                 "holding it are republished without it and its students are "
+                                 "among the models to remediate")
 
 
 class RemediateModelsIn(serializers.Serializer):

@@ -26,6 +26,8 @@ class SourceShare:
     license: str
     documents: int
     tokens: int
+    # synthetic text: the model that wrote it and every source upstream, with the decisive one
+    chain: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,8 @@ def summary_pdf(summary: AiActSummary) -> bytes:
     for kind, members, share in summary.by_type():
         line(f"{LABELS[kind]} ({share:.0%} of tokens)", 10, bold=True)
         for s in members:
-            line(f"- {s.name} ({s.owner}; {s.license}; {s.documents:,} documents)", 9)
+            line(f"- {s.name} ({s.owner}; {s.license}; {s.documents:,} documents)"
+                 + (f"; {s.chain}" if s.chain else ""), 9)
     domains = summary.top_domains()
     if domains:
         line("Top domain names by share of content", 10, bold=True)

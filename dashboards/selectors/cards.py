@@ -103,6 +103,18 @@ def generator_facts(source: DataSource) -> GeneratorFacts | None:
                           upstream=upstream, decisive=decisive[0] if decisive else "")
 
 
+def synthetic_chain(source: DataSource) -> str:
+    """A synthetic source's chain in one sentence ("" for text no model wrote)."""
+    facts = generator_facts(source)
+    if facts is not None:
+        return facts.line()
+    if source.generator_name:
+        return (f"written by {source.generator_name}, an outside model"
+                + (f" (terms of use: {source.generator_terms_url})"
+                   if source.generator_terms_url else ""))
+    return ""
+
+
 def benchmark_facts(version: DatasetVersion) -> tuple[BenchmarkFacts, ...]:
     from benchmarks.services.runs import entry_results
 
@@ -229,7 +241,7 @@ def ai_act_summary(checkpoint: ModelCheckpoint) -> AiActSummary:
     sources = tuple(
         SourceShare(name=s.name, owner=s.owner.public_name, acquisition=s.acquisition, uri=s.uri,
                     license=s.license_expression, documents=by_source[s.pk][0],
-                    tokens=by_source[s.pk][1])
+                    tokens=by_source[s.pk][1], chain=synthetic_chain(s))
         for s in DataSource.objects.filter(pk__in=by_source).select_related("owner")
         .order_by("name"))
     lineage: set[int] = set()

@@ -114,11 +114,11 @@ def source_descendants(source: DataSource) -> Descendants:
         counts_by_source__has_key=str(source.pk)).values_list("pk", flat=True)))
 
 
-def canary_teachers(checkpoint: ModelCheckpoint, source_id: int) -> list[int]:
-    """The checkpoints upstream of `checkpoint` (the generators of the synthetic text it was
-    trained on, and theirs, nearest first) whose own training wove `source_id`'s canary in: a
-    student can carry a canary it never saw, through the text its teacher wrote."""
-    found: list[int] = []
+def upstream_generators(checkpoint: ModelCheckpoint) -> list[ModelCheckpoint]:
+    """The checkpoints upstream of `checkpoint` through text they wrote: the generators of the
+    synthetic sources in the versions it (and its ancestors) trained on, then theirs, nearest
+    first, each once."""
+    found: list[ModelCheckpoint] = []
     seen: set[int] = set()
     queue = deque(version for _, version in _trained_on(checkpoint))
     while queue:
@@ -130,11 +130,34 @@ def canary_teachers(checkpoint: ModelCheckpoint, source_id: int) -> list[int]:
             if generator.pk in seen:
                 continue
             seen.add(generator.pk)
-            if generator.run is not None and str(source_id) in generator.run.marks.get(
-                    "canaries", {}):
-                found.append(generator.pk)
+            found.append(generator)
             queue.extend(v for _, v in _trained_on(generator))
     return found
+
+
+def canary_teachers(checkpoint: ModelCheckpoint, source_id: int) -> list[int]:
+    """The upstream generators (teachers, nearest first) whose own training wove `source_id`'s
+    canary in: a student can carry a canary it never saw, through the text its teacher
+    wrote."""
+    return [g.pk for g in upstream_generators(checkpoint)
+            if g.run is not None and str(source_id) in g.run.marks.get("canaries", {})]
+
+
+def inherited_canary(checkpoint: ModelCheckpoint, removed: set[int]
+                     ) -> tuple[int, list[int]] | None:
+    """(source id, teachers) of a canary that reached `checkpoint` only through a teacher and
+    all of whose carriers in that teacher's training are among the `removed` documents: what
+    a takedown of that source checks the student for. None if there is none."""
+    teachers: dict[int, list[int]] = {}
+    for generator in upstream_generators(checkpoint):
+        marks = generator.run.marks.get("canaries", {}) if generator.run is not None else {}
+        for source, carriers in marks.items():
+            if carriers and set(carriers) <= removed:
+                teachers.setdefault(int(source), []).append(generator.pk)
+    if not teachers:
+        return None
+    source = min(teachers)
+    return source, teachers[source]
 
 
 def descendants_summary(version_ids: set[int]) -> dict[str, list[dict[str, object]]]:
@@ -154,3 +177,21 @@ def descendants_summary(version_ids: set[int]) -> dict[str, list[dict[str, objec
                      for v in versions.order_by("pk")],
         "students": [{"id": c.pk, "name": c.name, "version": c.version_id,
                       "generation": found.checkpoints[c.pk]} for c in students]}
+
+
+def inherited_refusals(usage: str) -> list[int]:
+    """The synthetic sources a refusal reaches through their lineage: a source upstream of them
+    refuses `usage` ("train" or "ai_input") by its signals now. Few sources are synthetic; each
+    one's upstream is walked (a few indexed queries)."""
+    from django.db import connection
+
+    from provenance.services.usage import REFUSING_SOURCES_SQL
+
+    synthetic = list(DataSource.objects.filter(generator__isnull=False).order_by("pk"))
+    if not synthetic:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(REFUSING_SOURCES_SQL.format(usage=usage).replace("%%", "%"))
+        refusing = {row[0] for row in cursor.fetchall()}
+    return [s.pk for s in synthetic if s.pk not in refusing
+            and any(u.source_id in refusing for u in upstream_sources(s))]

@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from kombu.exceptions import OperationalError as BrokerDown
 
 from core.conf import setting
+from provenance.services.lineage import inherited_refusals
 from provenance.services.usage import REFUSING_SOURCES_SQL, SOURCE_PREFS_SQL
 from retrieval.engine.fusion import reciprocal_rank
 from retrieval.models import Datastore
@@ -42,7 +43,8 @@ ALLOWED = f"""
     d.removed_at IS NULL
     AND NOT EXISTS (SELECT 1 FROM provenance_occurrence o
                     WHERE o.document_id = c.document_id
-                      AND o.source_id = ANY(ARRAY({REFUSING_SOURCES_SQL.format(usage="ai_input")})))
+                      AND (o.source_id = ANY(ARRAY({REFUSING_SOURCES_SQL.format(usage="ai_input")}))
+                           OR o.source_id = ANY(%(inherited)s::bigint[])))
 """
 
 # The question's words as one tsquery of alternatives: 'harbour' | 'salt' | ... (the lexemes
@@ -121,7 +123,9 @@ def retrieve(store: Datastore, query: str, vector: np.ndarray | list[float] | No
     fused with the keyword leg weighted by `keyword_weight` (RETRIEVAL_KEYWORD_WEIGHT)."""
     weight = float(setting("RETRIEVAL_KEYWORD_WEIGHT") if keyword_weight is None
                    else keyword_weight)
-    params: dict[str, Any] = {"store": store.pk, "q": query, "k": candidates}
+    # synthetic text whose upstream refuses it as AI input is refused with it
+    params: dict[str, Any] = {"store": store.pk, "q": query, "k": candidates,
+                              "inherited": inherited_refusals("ai_input")}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(KEYWORD_SQL, params)
         keyword = [row[0] for row in cursor.fetchall()]

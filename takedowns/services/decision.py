@@ -14,7 +14,7 @@ from typing import Any
 from django.utils import timezone
 
 from provenance.ledger.proofs import ledger_receipt
-from provenance.models import Document, LedgerEntry, User
+from provenance.models import Document, LedgerEntry, ModelCheckpoint, User
 from provenance.services.documents import document_purge
 from takedowns.models import TakedownEvent, TakedownRequest, UnlearningRun
 
@@ -29,7 +29,7 @@ def probe_verdicts(row: dict[str, Any]) -> dict[str, str] | None:
     return {kind: probe["verdict"] for kind, probe in probes.items()} if probes else None
 
 
-def _model_line(run: UnlearningRun) -> dict[str, Any]:
+def _model_line(run: UnlearningRun, inherited: dict[int, list[str]]) -> dict[str, Any]:
     row = run.certificate or {}
     summary = row.get("summary") or {}
     leak = (row.get("criteria") or {}).get("privleak", {})
@@ -47,6 +47,7 @@ def _model_line(run: UnlearningRun) -> dict[str, Any]:
             "privleak_interval": [leak["low"], leak["high"]] if "low" in leak else None,
             "verbatim_rouge_l": summary.get("verbatim_rouge_l"),
             "canary_p": summary.get("canary_p"),
+            "canary_inherited_from": inherited.get(run.checkpoint_id, []),
             "retain_perplexity_ratio": (row.get("criteria") or {}).get(
                 "retain_perplexity", {}).get("ratio"),
             "compute_seconds": run.seconds}
@@ -67,6 +68,11 @@ def decision_notice(request: TakedownRequest) -> dict[str, Any]:
     remediation = request.scope.get("remediation", {})
     runs = request.unlearning_runs.select_related("checkpoint", "result").order_by("pk")
     verification = request.verification or {}
+    teachers = {c["checkpoint"]: c.get("canary_inherited_from") or []
+                for c in verification.get("checkpoints", [])}
+    names = dict(ModelCheckpoint.objects.filter(
+        pk__in={pk for ids in teachers.values() for pk in ids}).values_list("pk", "name"))
+    inherited = {pk: [names.get(t, str(t)) for t in ids] for pk, ids in teachers.items()}
     return {
         "reference": request.reference,
         "legal_basis": request.get_legal_basis_display(),
@@ -78,12 +84,13 @@ def decision_notice(request: TakedownRequest) -> dict[str, Any]:
                                            if m.method == "curator"})},
         "works": _works(request, matches),
         "removed": {"documents": len(remediation.get("documents", [])),
+                    "synthetic_documents": len(remediation.get("synthetic_documents", [])),
                     "text_purged": bool(remediation.get("purged")),
                     "versions": [{"version": v["version"],
                                   "removed": v["diff"]["removed"]["total"]}
                                  for v in remediation.get("versions", [])],
                     "gradient_indexes_masked": len(remediation.get("gradient_indexes", []))},
-        "models": [_model_line(run) for run in runs],
+        "models": [_model_line(run, inherited) for run in runs],
         "output_filters": [{"checkpoint": f.checkpoint.name, "active": f.active}
                            for f in request.output_filters.select_related("checkpoint")],
         "verification": {"verdict": verification.get("verdict"),
@@ -111,10 +118,17 @@ def notice_text(notice: dict[str, Any]) -> list[str]:
                      + ". Nothing was removed for them; reply with a URL, an identifier or a "
                        "longer sample of each and we will look again.")
     lines.append(f"Removed: {removed['documents']} document(s)"
+                 + (f", and {removed['synthetic_documents']} synthetic document(s) that models "
+                    f"trained on them wrote" if removed.get("synthetic_documents") else "")
                  + ("; their text was erased" if removed["text_purged"] else "") + ".")
     lines += [f"New dataset version without them: {v['version']}" for v in removed["versions"]]
     for model in notice["models"]:
         outcome = model["verdict"] or model["state"]
+        if model.get("canary_inherited_from"):
+            lines.append(f"Model {model['checkpoint']} never saw your work itself: it learned "
+                         f"from text written by model(s) "
+                         f"{', '.join(model['canary_inherited_from'])}, which trained on it; "
+                         f"it was tested for your source's canary too.")
         if outcome == "exact":
             lines.append(f"Model {model['checkpoint']}: {model['method']}, exact: "
                          f"{model['by_construction'] or 'it never saw the work'}.")
@@ -140,6 +154,7 @@ def notice_text(notice: dict[str, Any]) -> list[str]:
             line += f"; verbatim ROUGE-L {model['verbatim_rouge_l']:.3f}"
         if model["canary_p"] is not None:
             line += f"; canary p = {model['canary_p']:.3f}"
+
         if model["by_construction"]:
             line += f" ({model['by_construction']})"
         lines.append(line)
@@ -159,7 +174,8 @@ def purge_pending(request: TakedownRequest, actor: User | None) -> None:
     if not remediation.get("purge_pending"):
         return
     reason = f"takedown {request.reference}: erasure after model remediation"
-    for document in Document.objects.filter(pk__in=remediation.get("documents", []),
+    for document in Document.objects.filter(pk__in=[*remediation.get("documents", []),
+                                                    *remediation.get("synthetic_documents", [])],
                                             text_purged=False, removed_at__isnull=False):
         document_purge(document=document, actor=actor, reason=reason)
     request.scope = {**request.scope, "remediation": {**remediation, "purge_pending": False,

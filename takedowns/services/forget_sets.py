@@ -16,6 +16,7 @@ from provenance.models import (
     VersionExclusion,
     VersionMember,
 )
+from provenance.services.lineage import inherited_canary
 from provenance.services.training import training_export
 
 HOLDOUT_MAX = 1000
@@ -39,6 +40,9 @@ class Sets:
     utility: list[str]        # never trained on, from the other sources (held-out perplexity)
     canary: list[str] | None  # a removed source's canary, then its null sequences
     retain_ids: list[int] = field(default_factory=list)  # the documents `retain` came from
+    # where the canary came from when the model never saw it itself: the teachers whose
+    # synthetic text it learned from
+    canary_inherited_from: list[int] = field(default_factory=list)
 
     def sizes(self) -> dict[str, Any]:
         return {"forget_documents": len(self.forget), "holdout_documents": len(self.holdout),
@@ -71,6 +75,7 @@ class Sets:
             part["retain_ids"] = [self.retain_ids[i] for i in index if i < len(self.retain_ids)]
         for n, part in enumerate(parts):
             part["canary"] = [self.canary[0], *self.canary[1 + n::2]] if self.canary else None
+            part["canary_inherited_from"] = self.canary_inherited_from
         return Sets(**parts[0]), Sets(**parts[1])
 
 
@@ -84,11 +89,14 @@ def trained_export(checkpoint: ModelCheckpoint, **kwargs: Any) -> Any:
 
 
 def verification_sets(checkpoint: ModelCheckpoint, forget_ids: list[int], retain_n: int,
-                      seed: int = 0, exclude_retain: set[int] | None = None) -> Sets:
+                      seed: int = 0, exclude_retain: set[int] | None = None,
+                      removed: set[int] | None = None) -> Sets:
     """The forget, retain, held-out and utility texts and the canary of one checkpoint's
     verification. `exclude_retain`: documents not to sample the retain set from (verification
     leaves out those the unlearning runs trained on, so utility is judged on retained text
-    the unlearning never saw)."""
+    the unlearning never saw). `removed`: every document the request removed (a student's
+    forget set is the synthetic text; the work itself, whose canary its teacher saw, is
+    here)."""
     purged = sorted(Document.objects.filter(pk__in=forget_ids, text_purged=True)
                     .values_list("pk", flat=True))
     if purged:
@@ -120,27 +128,37 @@ def verification_sets(checkpoint: ModelCheckpoint, forget_ids: list[int], retain
                                             text_purged=False)
                     .order_by("sha256").values_list("text", flat=True)[:limit])
 
+    canary, inherited = _canary(checkpoint, set(forget_ids), (removed or set()) | set(forget_ids))
     # Utility is measured on what the model should still know: held-out text of the rest.
     return Sets(forget=forget, forget_trained=trained.texts, retain=[t for t, _ in retain],
                 retain_ids=[d for _, d in retain],
                 holdout=texts(held.filter(source_id__in=sources), HOLDOUT_MAX),
                 utility=texts(held.exclude(source_id__in=sources), UTILITY_MAX),
-                canary=_canary(checkpoint, set(forget_ids)))
+                canary=canary, canary_inherited_from=inherited)
 
 
-def _canary(checkpoint: ModelCheckpoint, forget: set[int]) -> list[str] | None:
+def _canary(checkpoint: ModelCheckpoint, forget: set[int], removed: set[int]
+            ) -> tuple[list[str] | None, list[int]]:
     """The canary of a source all of whose carriers are in the forget set (if some stay, the
-    model is meant to know it still)."""
+    model is meant to know it still), then its null sequences; failing that, a canary the
+    model could only have inherited, from teachers whose carriers of it were all removed
+    (with those teachers)."""
     run = origin_run(checkpoint)
     marks = run.marks.get("canaries", {}) if run else {}
-    for source, carriers in sorted(marks.items()):
-        if carriers and set(carriers) <= forget:
-            canary = SourceCanary.objects.filter(source_id=int(source)).first()
-            if canary is not None:
-                spec = CanarySpec.from_dict(canary.spec)
-                return [canary_sequence(spec, canary.secret),
-                        *null_sequences(spec, canary.secret, CANARY_NULLS, stream="takedown")]
-    return None
+    own = [int(source) for source, carriers in sorted(marks.items())
+           if carriers and set(carriers) <= forget]
+    canary = SourceCanary.objects.filter(source_id__in=own).order_by("source_id").first()
+    teachers: list[int] = []
+    if canary is None:
+        inherited = inherited_canary(checkpoint, removed)
+        if inherited is not None:
+            canary = SourceCanary.objects.filter(source_id=inherited[0]).first()
+            teachers = inherited[1]
+    if canary is None:
+        return None, []
+    spec = CanarySpec.from_dict(canary.spec)
+    return [canary_sequence(spec, canary.secret),
+            *null_sequences(spec, canary.secret, CANARY_NULLS, stream="takedown")], teachers
 
 
 # ---------------------------------------------------------------------------------------------

@@ -104,7 +104,10 @@ def takedown_remediate_models(*, request: TakedownRequest, actor: User, methods:
     config = config or {}
     if not isinstance(config, dict) or set(config) - set(methods):
         raise ValidationError({"config": "an object of method: options, for chosen methods"})
-    documents = set(request.scope.get("remediation", {}).get("documents", []))
+    remediation = request.scope.get("remediation", {})
+    # the work, and the synthetic text written from it when that went too: its students
+    documents = set(remediation.get("documents", [])) | set(
+        remediation.get("synthetic_documents", []))
     affected = {c.pk: c for c in affected_checkpoints(documents)}
     chosen = checkpoints if checkpoints is not None else list(affected.values())
     stray = sorted(c.pk for c in chosen if c.pk not in affected)
@@ -121,6 +124,11 @@ def takedown_remediate_models(*, request: TakedownRequest, actor: User, methods:
                 raise ValidationError({"methods": f"no remediated version of dataset "
                                                   f"{checkpoint.version.dataset_id} to retrain "
                                                   f"checkpoint {checkpoint.pk} on"})
+            if method == Method.RETRAIN and version is not None and not version.document_count:
+                raise ValidationError({"methods": f"{version} holds no documents: everything "
+                                                  f"checkpoint {checkpoint.pk} trained on was "
+                                                  f"removed, so there is nothing to retrain it "
+                                                  f"on; take it out of service instead"})
             forget = sorted(set(checkpoint.version.members.filter(document_id__in=documents)
                                 .values_list("document_id", flat=True)))
             runs.append(UnlearningRun.objects.create(

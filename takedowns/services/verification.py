@@ -149,10 +149,15 @@ def _certify(request: TakedownRequest, th: Thresholds) -> tuple[dict[str, Any], 
         return m
 
     checkpoints, outcomes = [], []
+    # the work and the synthetic text its models wrote: a student's inherited canary is the
+    # work's, which it never saw itself
+    remediation = request.scope.get("remediation", {})
+    removed = set(remediation.get("documents", [])) | set(
+        remediation.get("synthetic_documents", []))
     for group in by_checkpoint.values():
         checkpoint = group[0].checkpoint
         sets = verification_sets(checkpoint, group[0].forget_documents, RETAIN_SAMPLE,
-                                 exclude_retain=unlearning_retain_ids(group))
+                                 exclude_retain=unlearning_retain_ids(group), removed=removed)
         validation, test = sets.split()
         original = {"validation": measured(checkpoint.local_path, validation),
                     "test": measured(checkpoint.local_path, test)}
@@ -222,6 +227,7 @@ def _certify(request: TakedownRequest, th: Thresholds) -> tuple[dict[str, Any], 
             "attribution": attribution_before_after(checkpoint, set(group[0].forget_documents),
                                                     remediated),
             **test.sizes(), "canary_tested": test.canary is not None,
+            "canary_inherited_from": test.canary_inherited_from,
             "splits": {"validation": validation.sizes(), "test": test.sizes(),
                        "rule": "candidates chosen on validation; every figure and verdict "
                                "here is measured on test, once per chosen model"},

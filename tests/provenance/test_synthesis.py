@@ -178,6 +178,17 @@ def test_a_sources_descendants_reach_the_synthetic_text_its_model_wrote_and_the_
     assert {r["id"] for r in shown["synthetic_sources"]} == {job.source_id}
     unrelated = DataSource.objects.exclude(pk__in=[upstream.pk, job.source_id]).first()
     assert unrelated is None or source_descendants(unrelated).checkpoints == {}
+    # The student's AI Act summary names the synthetic source's chain with its decisive link.
+    from dashboards.selectors import ai_act_summary
+
+    [share] = ai_act_summary(student).sources
+    assert share.chain == (f"written by checkpoint {checkpoint.name} (sha256 "
+                           f"{checkpoint.sha256[:16]}…), trained on {checkpoint.version}; "
+                           f"upstream sources: {upstream.name} (CC-BY-NC-4.0, non-commercial); "
+                           f"the most restrictive: {upstream.name}")
+    page = client_as("auditor").get(f"/models/{student.pk}/ai-act/").content.decode()
+    assert f"<small>{share.chain}</small>" in page
+    assert client_as("auditor").get(f"/models/{student.pk}/ai-act.pdf").status_code == 200
 
 
 def test_a_students_canary_test_names_the_teacher_that_carried_the_canary(
@@ -336,3 +347,31 @@ def test_the_most_restrictive_upstream_licence_decides_the_chain(make_source, in
     facts = generator_facts(job.source)
     assert {u[2] for u in facts.upstream} == {"non-commercial", "academic-only"}
     assert facts.decisive == "academic"
+
+
+def test_an_ai_input_refusal_upstream_takes_the_synthetic_text_out_of_retrieval(
+        checkpoint, make_source, ingest_texts, publish_version):
+    from provenance.services import usage
+    from retrieval.services import datastores
+    from retrieval.services.search import retrieve
+
+    # Imported synthetic text that declares the checkpoint as the model that wrote it.
+    imported = make_source(acquisition="synthetic", generator=checkpoint, name="imported")
+    ingest_texts(imported, ["the lantern keeper rowed across the bay at dawn to mend nets",
+                            "a quiet orchard behind the mill where the bees kept winter"])
+    version = publish_version("answers", sources=[imported.pk], intended_use="academic")
+    store = datastores.datastore_build(datastore_id=datastores.datastore_create(
+        version=version, name="synthetic", actor=None, chunk_tokens=48, overlap_tokens=8,
+        enqueue=False).pk)
+    query = "lantern keeper mend nets"
+    assert retrieve(store, query, None, k=3)
+    upstream = DataSource.objects.get(use_class="non-commercial")
+    # Refusing training says nothing of answering from the text; refusing AI input does, and
+    # it reaches the text a model trained on it wrote.
+    usage.opt_out_signal_record(source=upstream, actor=None, kind="robots_txt",
+                                value="User-agent: GPTBot\nDisallow: /\n")
+    assert retrieve(store, query, None, k=3)
+    usage.opt_out_signal_record(source=upstream, actor=None, kind="robots_txt",
+                                value="User-agent: *\nContent-Signal: ai-input=no\n")
+    assert retrieve(store, query, None, k=3) == []
+    assert retrieve(store, "orchard bees winter", None, k=3) == []
