@@ -115,3 +115,23 @@ def test_without_descendants_the_synthetic_text_and_its_student_stay(trained, st
     refused = curator.post(f"{url}remediate-models/", {
         "methods": ["retrain"], "checkpoints": [student["checkpoint"].pk]}, format="json")
     assert refused.status_code == 400 and "checkpoints" in refused.json()
+
+
+def test_a_student_of_nothing_but_the_removed_text_cannot_be_retrained(trained, student,
+                                                                       client_as,
+                                                                       publish_version):
+    only = publish_version("only synthetic", sources=[student["job"].source_id])
+    learner = training_run_execute(run_id=training_run_create(
+        version=only, actor=None, enqueue=False, config={**MODEL, "epochs": 1}).pk).checkpoint
+    request = scoped(trained)
+    url = f"/api/v1/takedowns/{request.pk}/"
+    curator = client_as("curator")
+    curator.post(f"{url}review-scope/", {"confirm": sorted(
+        {m.document_id for m in request.matches.all()})}, format="json")
+    assert curator.post(f"{url}remediate-data/", {"descendants": True},
+                        format="json").status_code == 200
+    refused = curator.post(f"{url}remediate-models/", {
+        "methods": ["retrain"], "checkpoints": [learner.pk]}, format="json")
+    assert refused.status_code == 400
+    assert "holds no documents" in str(refused.json()["methods"])
+    assert not UnlearningRun.objects.filter(request=request).exists()
