@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from benchmarks import serializers as s
 from benchmarks.models import Benchmark, BenchmarkRun
-from benchmarks.services.runs import benchmark_run_create
+from benchmarks.services.runs import benchmark_run_cancel, benchmark_run_create
 from benchmarks.services.setup import benchmark_create, entry_add
 from core.api import ServiceViewSet
 from core.permissions import Capability
@@ -52,3 +52,11 @@ class BenchmarkRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Serv
     read_capability = Capability.READ_ALL
     write_capability = Capability.TRAIN
     queryset = BenchmarkRun.objects.prefetch_related("trials__entry")
+
+    @extend_schema(request=None, responses=s.BenchmarkRunOut)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Stop the run: queued trials never start, trainings in progress stop at their next
+        progress report, nothing is published (409 once it has ended)."""
+        run = benchmark_run_cancel(run=self.get_object(), actor=self.actor)
+        return self.out(self.get_queryset().get(pk=run.pk), cls=s.BenchmarkRunOut)

@@ -43,7 +43,22 @@ def benchmark_detail(request: HttpRequest, benchmark_id: int) -> HttpResponse:
 
 @login_required
 def benchmark_run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    """One run, live; its Cancel button (for those who train) goes through the same service as
+    POST /api/v1/benchmark-runs/{id}/cancel/."""
     context = selectors.benchmark_run_context(request.user, run_id)
     if context is None:
         raise Http404("no such benchmark run")
-    return render(request, "dashboards/benchmark_run.html", context)
+    if request.method != "POST":
+        return render(request, "dashboards/benchmark_run.html", context)
+    from benchmarks.services.runs import benchmark_run_cancel
+    from core.errors import InvalidTransition
+
+    actor = request.user
+    assert isinstance(actor, User)  # login_required
+    require(actor, Capability.TRAIN, "your role cannot cancel benchmark runs")
+    try:
+        benchmark_run_cancel(run=context["run"], actor=actor)
+    except InvalidTransition as exc:
+        context["form_error"] = str(exc)
+        return render(request, "dashboards/benchmark_run.html", context, status=409)
+    return redirect(f"/benchmarks/runs/{run_id}/")

@@ -117,6 +117,8 @@ OPS = [
        {"admin": 400, "curator": 400, "researcher": 400}, body={}),  # allowed; no entries
     Op("list benchmark runs", "get", "/api/v1/benchmark-runs/", MODELS_READ),
     Op("read a benchmark run", "get", "/api/v1/benchmark-runs/{brun}/", MODELS_READ),
+    Op("cancel a benchmark run", "post", "/api/v1/benchmark-runs/{brun}/cancel/",
+       {"admin": 409, "curator": 409, "researcher": 409}, body={}),  # allowed; it has ended
     # dataset cards: a draft is for staff, auditors and researchers; writers edit and publish
     Op("read a version's card", "get", "/api/v1/versions/{pub}/card/", DRAFT_READ, other=404),
     Op("edit a card", "patch", "/api/v1/versions/{pub}/card/", CARD_WRITE,

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from benchmarks.models import Benchmark, BenchmarkRun, Entry, Trial
 from benchmarks.signals import benchmark_finished
+from core.errors import InvalidTransition
 from core.jobs import claim_row, job_run
 from provenance.ledger.append import ledger_append
 from provenance.models import DatasetVersion, Document, ModelCheckpoint, TrainingRun, User
@@ -153,6 +154,35 @@ def trial_scores(checkpoint: ModelCheckpoint, benchmark: Benchmark) -> dict[str,
     return out
 
 
+class TrialCancelled(Exception):
+    """The trial's training was cancelled (its run was): the trial ends cancelled, not failed."""
+
+
+@transaction.atomic
+def benchmark_run_cancel(*, run: BenchmarkRun, actor: User | None) -> BenchmarkRun:
+    """Stop a run: its queued trials never start, a training in progress stops at its next
+    progress report (its TrainingRun is cancelled), and the run ends cancelled with nothing
+    published; the ledger says who stopped it. Only a queued or running run can be cancelled."""
+    from provenance.services.training import training_run_cancel
+
+    run = BenchmarkRun.objects.select_for_update().get(pk=run.pk)
+    if run.state not in (State.QUEUED, State.RUNNING):
+        raise InvalidTransition(f"benchmark run {run.pk}", run.state, "cancel")
+    live = list(run.trials.select_for_update().filter(state__in=[State.QUEUED, State.RUNNING])
+                .select_related("training_run"))
+    for trial in live:
+        if trial.training_run.state in (TrainingRun.State.QUEUED, TrainingRun.State.RUNNING):
+            training_run_cancel(run=trial.training_run, actor=actor)
+    now = timezone.now()
+    Trial.objects.filter(pk__in=[t.pk for t in live]).update(
+        state=State.CANCELLED, stage="cancelled", finished_at=now, updated_at=now)
+    run.state, run.stage, run.finished_at = State.CANCELLED, "cancelled", now
+    run.save(update_fields=["state", "stage", "finished_at", "updated_at"])
+    ledger_append(actor=actor, event="benchmark_run.cancelled", subject=run,
+                  payload={"benchmark": run.benchmark_id, "trials_cancelled": len(live)})
+    return run
+
+
 def trial_run(*, trial_id: int, on_progress: Any = None,
               enqueue_finalize: bool = True) -> Trial | None:
     """Train the trial's run (or resume it), evaluate its checkpoint, record the scores; then,
@@ -160,7 +190,7 @@ def trial_run(*, trial_id: int, on_progress: Any = None,
     the CLI does). Safe to call twice."""
     from provenance.services.training import training_run_execute
 
-    with job_run("benchmark_trial", trial_id, model=Trial,
+    with job_run("benchmark_trial", trial_id, model=Trial, cancelled=(TrialCancelled,),
                  claim=claim_row(Trial, stage="training", related=("run__benchmark",))) as trial:
         if trial is None:
             return None
@@ -173,7 +203,9 @@ def trial_run(*, trial_id: int, on_progress: Any = None,
 
         training_run_execute(run_id=trial.training_run_id, on_progress=progress)
         training = TrainingRun.objects.get(pk=trial.training_run_id)
-        if training.state in (TrainingRun.State.FAILED, TrainingRun.State.CANCELLED):
+        if training.state == TrainingRun.State.CANCELLED:
+            raise TrialCancelled(f"training run {training.pk} was cancelled")
+        if training.state == TrainingRun.State.FAILED:
             raise RuntimeError(f"training run {training.pk} {training.state}: {training.error}")
         if training.state != TrainingRun.State.SUCCEEDED:
             # Another worker holds the training (a recovered delivery): jobs_recover sends this

@@ -82,4 +82,5 @@ def benchmark_run_context(user: Any, run_id: int) -> dict[str, Any] | None:
         return None
     trials = list(run.trials.select_related("entry").order_by("entry_id", "seed"))
     return {"run": run, "trials": trials, "benchmark": run.benchmark,
-            "contamination": list(run.contamination.values()), **board_context(run.results)}
+            "contamination": list(run.contamination.values()), **board_context(run.results),
+            "can_cancel": can(user, Capability.TRAIN) and run.state in ("queued", "running")}
