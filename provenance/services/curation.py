@@ -66,17 +66,13 @@ def _inherited(verdicts: dict[int, tuple[str, str]],
     """A synthetic source is used only if every source upstream of it may be (the text a model
     wrote carries the terms of what it learned from): the first upstream verdict, nearest
     first, is the synthetic source's, naming that source and the chain to it."""
-    from provenance.services.lineage import upstream_sources
+    from provenance.services.lineage import refused_through_lineage
 
     out = dict(verdicts)
-    for source in DataSource.objects.filter(generator__isnull=False).exclude(pk__in=verdicts):
-        for up in upstream_sources(source):
-            if up.source_id in verdicts:
-                reason, detail = verdicts[up.source_id]
-                out[source.pk] = (reason, f"derived from source {names[up.source_id]!r} "
-                                          f"(#{up.source_id}) through "
-                                          f"{' → '.join(up.path)}: {detail}")
-                break
+    for pk, up in refused_through_lineage(verdicts).items():
+        reason, detail = verdicts[up.source_id]
+        out[pk] = (reason, f"derived from source {names[up.source_id]!r} (#{up.source_id}) "
+                           f"through {' → '.join(up.path)}: {detail}")
     return out
 
 

@@ -5,6 +5,7 @@ one of them is synthetic too. What licences, verdicts and takedowns follow."""
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from provenance.models import DatasetVersion, DataSource, ModelCheckpoint
@@ -179,19 +180,29 @@ def descendants_summary(version_ids: set[int]) -> dict[str, list[dict[str, objec
                       "generation": found.checkpoints[c.pk]} for c in students]}
 
 
+def refused_through_lineage(refused: Collection[int]) -> dict[int, Upstream]:
+    """Each synthetic source not refused itself but with a refused source upstream: the first
+    such upstream source (the nearest), with the chain to it. Few sources are synthetic; each
+    one's upstream is walked (a few indexed queries)."""
+    found: dict[int, Upstream] = {}
+    for source in (DataSource.objects.filter(generator__isnull=False).exclude(pk__in=refused)
+                   .order_by("pk")):
+        first = next((u for u in upstream_sources(source) if u.source_id in refused), None)
+        if first is not None:
+            found[source.pk] = first
+    return found
+
+
 def inherited_refusals(usage: str) -> list[int]:
     """The synthetic sources a refusal reaches through their lineage: a source upstream of them
-    refuses `usage` ("train" or "ai_input") by its signals now. Few sources are synthetic; each
-    one's upstream is walked (a few indexed queries)."""
+    refuses `usage` ("train" or "ai_input") by its signals now."""
     from django.db import connection
 
     from provenance.services.usage import REFUSING_SOURCES_SQL
 
-    synthetic = list(DataSource.objects.filter(generator__isnull=False).order_by("pk"))
-    if not synthetic:
+    if not DataSource.objects.filter(generator__isnull=False).exists():
         return []
     with connection.cursor() as cursor:
-        cursor.execute(REFUSING_SOURCES_SQL.format(usage=usage).replace("%%", "%"))
+        cursor.execute(REFUSING_SOURCES_SQL.format(usage=usage), [])
         refusing = {row[0] for row in cursor.fetchall()}
-    return [s.pk for s in synthetic if s.pk not in refusing
-            and any(u.source_id in refusing for u in upstream_sources(s))]
+    return sorted(refused_through_lineage(refusing))
